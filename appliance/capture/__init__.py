@@ -1,0 +1,1 @@
+"""Frame sources: synthetic phantom, file clip, HDMI through the TC358743, CSI camera."""

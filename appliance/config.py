@@ -1,0 +1,269 @@
+"""One typed, frozen configuration, loaded from TOML and validated once at start.
+
+Every section is a frozen dataclass. The loader walks the dataclasses, so adding a setting is
+adding a field: its type, default and (in ``metadata``) its bounds. Unknown or invalid keys fail
+with a :class:`~appliance.errors.ConfigError` that names the key, the bad value and what is
+allowed. With no file at all the defaults run the demo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+class SourceKind(enum.Enum):
+    SYNTHETIC = "synthetic"
+    FILE = "file"
+    HDMI = "hdmi"
+    CAMERA = "camera"
+    AUTO = "auto"
+
+
+class EncoderKind(enum.Enum):
+    SOFTWARE = "software"
+    HARDWARE = "hardware"
+    AUTO = "auto"
+
+
+class PinFactoryKind(enum.Enum):
+    DEFAULT = "default"
+    MOCK = "mock"
+
+
+def _bounds(lo: float | None = None, hi: float | None = None, **extra: Any) -> dict[str, Any]:
+    return {"min": lo, "max": hi, **extra}
+
+
+@dataclass(frozen=True)
+class BoxConfig:
+    #: The room name: the box's mDNS name (``<name>.local``) and the name printed on cards.
+    name: str = field(default="demo", metadata={"pattern": "hostname"})
+    #: Where the box keeps its long-term keys (persistent partition on the real box).
+    state_dir: str = ".state"
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    source: SourceKind = SourceKind.AUTO
+    width: int = field(default=1920, metadata=_bounds(160, 1920, multiple=2))
+    height: int = field(default=1080, metadata=_bounds(120, 1200, multiple=2))
+    fps: int = field(default=30, metadata=_bounds(1, 60))
+    #: For ``source = "file"``: any clip PyAV can open; it loops.
+    file: str = ""
+    #: For ``source = "hdmi"``: the bridge's video node ("" = find it by driver name).
+    device: str = ""
+    #: For ``source = "hdmi"`` on a Pi 5: the bridge's subdevice node ("" = find it).
+    subdevice: str = ""
+    #: For ``source = "hdmi"``: the EDID file loaded into the bridge ("" = the packaged one).
+    edid: str = ""
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    encoder: EncoderKind = EncoderKind.AUTO
+    #: Target bitrate in bit/s (ultrasound speckle compresses badly: 4 Mbit/s at 1080p).
+    bitrate: int = field(default=4_000_000, metadata=_bounds(200_000, 20_000_000))
+    #: Seconds between keyframes when nobody asks for one (a backstop: PLI/FIR force one sooner).
+    keyframe_interval: float = field(default=2.0, metadata=_bounds(0.5, 10.0))
+    #: Encoder threads for the software encoder (0 = let x264 choose).
+    threads: int = field(default=2, metadata=_bounds(0, 16))
+    #: The hardware encoder's memory-to-memory device.
+    device: str = "/dev/video11"
+
+
+@dataclass(frozen=True)
+class IceServer:
+    urls: tuple[str, ...] = ()
+    username: str = ""
+    credential: str = ""
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    #: STUN/TURN servers handed to the peer connection. Empty by default: nothing is contacted.
+    ice_servers: tuple[IceServer, ...] = ()
+    #: Restrict ICE host candidates to these local addresses (empty = every interface).
+    ice_addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = field(default=8080, metadata=_bounds(0, 65535))
+    #: Serve HTTPS with the box's self-signed certificate (required for a phone on the LAN).
+    tls: bool = False
+
+
+@dataclass(frozen=True)
+class PanelConfig:
+    pin_factory: PinFactoryKind = PinFactoryKind.DEFAULT
+    #: BCM pin of the momentary button (to ground; the internal pull-up is used).
+    button_pin: int = field(default=17, metadata=_bounds(2, 27))
+    #: BCM pin of the LED (through its resistor to ground).
+    led_pin: int = field(default=27, metadata=_bounds(2, 27))
+    #: Seconds the button must be held for a long press (end the session).
+    hold_time: float = field(default=3.0, metadata=_bounds(0.5, 10.0))
+    #: Seconds of contact bounce to ignore.
+    bounce_time: float = field(default=0.05, metadata=_bounds(0.0, 0.5))
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = field(default="INFO", metadata={"choices": ("DEBUG", "INFO", "WARNING", "ERROR")})
+
+
+@dataclass(frozen=True)
+class Config:
+    box: BoxConfig = BoxConfig()
+    capture: CaptureConfig = CaptureConfig()
+    encode: EncodeConfig = EncodeConfig()
+    stream: StreamConfig = StreamConfig()
+    web: WebConfig = WebConfig()
+    panel: PanelConfig = PanelConfig()
+    log: LogConfig = LogConfig()
+
+    def replace(self, **sections: Any) -> Config:
+        """Return a copy with some settings changed: ``cfg.replace(web={"port": 0})``."""
+        return load_dict(_merge(to_dict(self), sections))
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+
+def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load the config from a TOML file (``None``: defaults only), then apply ``overrides``."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+    if overrides:
+        data = _merge(data, overrides)
+    return load_dict(data)
+
+
+def load_dict(data: dict[str, Any]) -> Config:
+    """Build and validate a :class:`Config` from plain data (as parsed from TOML)."""
+    return _build(Config, data, "")
+
+
+def to_dict(obj: Any) -> Any:
+    """The config as plain TOML-able data (enums as their values)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    return obj
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(tp: Any) -> str:
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return "one of " + ", ".join(repr(m.value) for m in tp)
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        return f"a list of {_describe(typing.get_args(tp)[0])}"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        tp, str(tp)
+    )
+
+
+def _build(cls: Any, data: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "the top level"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a table, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f"; did you mean {prefix}{close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"unknown config key {prefix}{key!r}{hint} "
+                f"(allowed in {where}: {', '.join(sorted(fields))})"
+            )
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], f"{prefix}{name}", f.metadata)
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, key: str, meta: Any) -> Any:
+    def bad(allowed: str) -> ConfigError:
+        return ConfigError(f"config key {key!r} has invalid value {value!r}: expected {allowed}")
+
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key + ".")
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            raise bad(_describe(tp)) from None
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (item,) = (a for a in typing.get_args(tp) if a is not Ellipsis)
+        if not isinstance(value, list | tuple):
+            raise bad(_describe(tp))
+        return tuple(_convert(item, v, f"{key}[{i}]", {}) for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        raise bad(_describe(tp))  # pragma: no cover - no union-typed settings yet
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("a number")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise bad("a string")
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        raise bad(f"a value from {lo} to {hi}")
+    if meta.get("multiple") and value % meta["multiple"]:
+        raise bad(f"a multiple of {meta['multiple']}")
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise bad("one of " + ", ".join(repr(c) for c in choices))
+    if meta.get("pattern") == "hostname" and not _is_hostname_label(value):
+        raise bad("a host name label: 1-63 lowercase letters, digits or '-', not starting with '-'")
+    return value
+
+
+def _is_hostname_label(value: str) -> bool:
+    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-")
+    return 0 < len(value) <= 63 and set(value) <= allowed and not value.startswith("-")
