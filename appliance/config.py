@@ -118,6 +118,39 @@ class PanelConfig:
 
 
 @dataclass(frozen=True)
+class RelayConfig:
+    #: The relay's base URL (https://...), "" = the demo's built-in relay on loopback.
+    url: str = ""
+    #: This box's token at the relay. A secret: on the real box first boot moves it from the
+    #: boot partition to the persistent partition.
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class PairingConfig:
+    #: The staff's pairing-page password, as given by the technician in appliance.toml.
+    #: A secret: first boot hashes it into ``password_hash`` in the persistent partition and
+    #: removes it from the boot partition. There is no default.
+    password: str = ""
+    #: scrypt hash of the password (written by first boot, never by hand).
+    password_hash: str = ""
+
+
+@dataclass(frozen=True)
+class WifiConfig:
+    country: str = ""
+    ssid: str = ""
+    #: A secret: moved off the boot partition at boot.
+    password: str = ""
+
+
+@dataclass(frozen=True)
+class SshConfig:
+    #: OpenSSH public keys allowed to log in as the technician; empty = SSH stays off.
+    authorized_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = field(default="INFO", metadata={"choices": ("DEBUG", "INFO", "WARNING", "ERROR")})
 
@@ -130,6 +163,10 @@ class Config:
     stream: StreamConfig = StreamConfig()
     web: WebConfig = WebConfig()
     panel: PanelConfig = PanelConfig()
+    relay: RelayConfig = RelayConfig()
+    pairing: PairingConfig = PairingConfig()
+    wifi: WifiConfig = WifiConfig()
+    ssh: SshConfig = SshConfig()
     log: LogConfig = LogConfig()
 
     def replace(self, **sections: Any) -> Config:
