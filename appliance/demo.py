@@ -1,0 +1,89 @@
+"""The demo's terminal: Enter = short press, "l" then Enter = long press, the LED drawn live.
+
+The key presses drive gpiozero's MockFactory pins, so the real Button code (bounce, hold time)
+runs unchanged; the LED is read back from its mock pin.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+import segno
+
+from .panel import Panel, mock_pin
+from .state import State
+
+
+def print_banner(urls: dict[str, str], out: TextIO = sys.stdout) -> None:
+    """Print the URLs on lines of their own, then the viewer URL as a terminal QR code."""
+    for name in ("viewer", "pairing"):
+        if name in urls:
+            print(f"{name}: {urls[name]}", file=out, flush=True)
+    if "password" in urls:
+        print(f"pairing password (this run only): {urls['password']}", file=out, flush=True)
+    if out.isatty():
+        segno.make(urls["viewer"], error="m").terminal(out=out, compact=True)
+    print(
+        'Press Enter for a short press, "l" then Enter for a long press, Ctrl-C to stop.',
+        file=out,
+        flush=True,
+    )
+
+
+def press(panel: Panel, hold: float) -> None:
+    """Press the mock button for ``hold`` seconds (a long press when hold > hold_time)."""
+    pin = mock_pin(panel, "button")
+    pin.drive_low()
+    time.sleep(hold)
+    pin.drive_high()
+
+
+class Terminal:
+    """Reads key presses from stdin and draws the LED, in daemon threads."""
+
+    def __init__(self, panel: Panel, hold_time: float, out: TextIO = sys.stdout) -> None:
+        self._panel = panel
+        self._hold_time = hold_time
+        self._out = out
+        self._state = State.IDLE
+        self._stop = threading.Event()
+
+    def start(self, stdin: TextIO = sys.stdin) -> None:
+        threading.Thread(target=self._read_keys, args=(stdin,), name="keys", daemon=True).start()
+        if self._out.isatty():
+            threading.Thread(target=self._draw_led, name="led", daemon=True).start()
+
+    def state_changed(self, old: Any, new: State) -> None:
+        self._state = new
+        if not self._out.isatty():
+            led = "on" if self._panel.led.value else "off"
+            print(f"[LED {led}, pattern {self._panel.pattern}] {new.value}", file=self._out, flush=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _read_keys(self, stdin: TextIO) -> None:
+        for line in stdin:
+            if self._stop.is_set():
+                return
+            key = line.strip().lower()
+            if key == "l":
+                print(f"(holding the button for {self._hold_time + 0.3:.1f} s)", file=self._out, flush=True)
+                press(self._panel, self._hold_time + 0.3)
+            elif key == "":
+                press(self._panel, 0.1)
+
+    def _draw_led(self) -> None:
+        pin = mock_pin(self._panel, "led")
+        shown = None
+        while not self._stop.wait(0.05):
+            lit = bool(pin.state)
+            frame = (lit, self._state)
+            if frame != shown:
+                shown = frame
+                dot = "\x1b[1;31m●\x1b[0m" if lit else "○"
+                self._out.write(f"\r\x1b[K LED {dot}  {self._state.value.upper():8s}")
+                self._out.flush()

@@ -1,0 +1,96 @@
+"""The front panel: one momentary button and one LED, through gpiozero.
+
+The only module that imports gpiozero. Short press and long press (held for ``hold_time``)
+are reported through ``on_press(long)``, called on a gpiozero thread: the caller hops onto the
+loop. The LED shows a pattern that is a pure function of the state (appliance.state).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from gpiozero import LED, Button, Device
+
+from .config import PanelConfig, PinFactoryKind
+from .errors import DeviceError
+from .state import LED_STEP, State, led_pattern
+
+logger = logging.getLogger(__name__)
+
+
+def make_pin_factory(kind: PinFactoryKind) -> Any:
+    """gpiozero's MockFactory for the demo and tests, else gpiozero's default (lgpio on a Pi 5)."""
+    if kind is PinFactoryKind.MOCK:
+        from gpiozero.pins.mock import MockFactory
+
+        return MockFactory()
+    return None  # gpiozero picks: lgpio, RPi.GPIO, pigpio, native
+
+
+class Panel:
+    """Button and LED on the configured pins."""
+
+    def __init__(
+        self,
+        config: PanelConfig,
+        on_press: Callable[[bool], None],
+        pin_factory: Any = None,
+    ) -> None:
+        self._on_press = on_press
+        self._held = False
+        try:
+            self.button = Button(
+                config.button_pin,
+                pull_up=True,
+                bounce_time=config.bounce_time or None,
+                hold_time=config.hold_time,
+                pin_factory=pin_factory,
+            )
+            self.led = LED(config.led_pin, pin_factory=pin_factory)
+        except Exception as exc:  # gpiozero raises many kinds: pin in use, no factory...
+            raise DeviceError(f"cannot use the panel's GPIO pins: {exc}") from exc
+        self.led.source_delay = LED_STEP
+        self.button.when_held = self._when_held
+        self.button.when_released = self._when_released
+        self.pattern = ""
+
+    def _when_held(self) -> None:
+        self._held = True
+        logger.debug("button held")
+        self._on_press(True)
+
+    def _when_released(self) -> None:
+        if self._held:
+            self._held = False
+            return
+        logger.debug("button pressed")
+        self._on_press(False)
+
+    def show(self, state: State) -> None:
+        """Set the LED to ``state``'s pattern."""
+        pattern = led_pattern(state)
+        if pattern == self.pattern:
+            return
+        self.pattern = pattern
+        self.led.source = None
+        if set(pattern) == {"1"}:
+            self.led.on()
+        elif set(pattern) == {"0"}:
+            self.led.off()
+        else:
+            self.led.source = itertools.cycle(c == "1" for c in pattern)
+
+    def close(self) -> None:
+        """Release the pins. Idempotent."""
+        self.led.source = None
+        for device in (self.button, self.led):
+            device.close()
+
+
+def mock_pin(panel: Panel, which: str) -> Any:
+    """The MockPin behind the button or LED (demo and tests)."""
+    device: Device = panel.button if which == "button" else panel.led
+    return device.pin

@@ -1,0 +1,1 @@
+"""Signalling: how a viewer's offer reaches the box (locally, or through the relay)."""

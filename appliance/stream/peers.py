@@ -1,0 +1,156 @@
+"""One viewer's RTCPeerConnection: H.264 forced, keyframe requests hooked, a status channel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.rtcdatachannel import RTCDataChannel
+
+from ..config import IceServer
+from ..errors import SignallingError
+from .fanout import PacketFanout
+from .track import EncodedVideoTrack
+
+logger = logging.getLogger(__name__)
+
+#: Constrained Baseline first: what every phone decodes in hardware.
+_H264_ORDER = ("42e01f", "42001f")
+MAX_SDP_BYTES = 16_384
+
+
+def h264_codecs() -> list[Any]:
+    """aiortc's H.264 codecs (Constrained Baseline first) and their RTX, nothing else."""
+    caps = RTCRtpSender.getCapabilities("video")
+    h264 = [c for c in caps.codecs if c.mimeType.lower() == "video/h264"]
+    h264.sort(
+        key=lambda c: _H264_ORDER.index(c.parameters.get("profile-level-id", ""))
+        if c.parameters.get("profile-level-id", "") in _H264_ORDER
+        else len(_H264_ORDER)
+    )
+    rtx = [c for c in caps.codecs if c.mimeType.lower() == "video/rtx"]
+    return h264 + rtx
+
+
+def ice_configuration(servers: tuple[IceServer, ...]) -> RTCConfiguration:
+    """The configured ICE servers, never aiortc's public default (an empty list stays empty)."""
+    return RTCConfiguration(
+        iceServers=[
+            RTCIceServer(
+                urls=list(s.urls), username=s.username or None, credential=s.credential or None
+            )
+            for s in servers
+        ]
+    )
+
+
+class ViewerPeer:
+    """The box's side of one viewer's connection."""
+
+    def __init__(
+        self,
+        fanout: PacketFanout,
+        ice_servers: tuple[IceServer, ...],
+        on_keyframe_request: Callable[[], None],
+        on_closed: Callable[[ViewerPeer], None],
+    ) -> None:
+        self.id = secrets.token_urlsafe(12)
+        self._fanout = fanout
+        self._on_keyframe_request = on_keyframe_request
+        self._on_closed = on_closed
+        self._pc = RTCPeerConnection(ice_configuration(ice_servers))
+        self._track: EncodedVideoTrack | None = None
+        self._channel: RTCDataChannel | None = None
+        self._status: dict[str, Any] | None = None
+        self._closed = False
+        self.keyframe_requests = 0
+
+        @self._pc.on("datachannel")
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            self._channel = channel
+
+            @channel.on("open")
+            def on_open() -> None:
+                self._flush_status()
+
+            if channel.readyState == "open":
+                self._flush_status()
+
+        @self._pc.on("connectionstatechange")
+        async def on_state() -> None:
+            state = self._pc.connectionState
+            logger.info("viewer %s connection %s", self.short_id, state)
+            if state in ("failed", "closed"):
+                await self.close()
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:6]
+
+    @property
+    def connection_state(self) -> str:
+        return str(self._pc.connectionState)
+
+    async def answer(self, offer_sdp: str) -> str:
+        """Apply the viewer's offer and return the box's answer (ICE gathered, non-trickle)."""
+        if len(offer_sdp) > MAX_SDP_BYTES or "m=video" not in offer_sdp:
+            raise SignallingError("the offer is not a video offer")
+        self._track = EncodedVideoTrack(self._fanout)
+        # The transceiver and codec preferences go in before the remote description: aiortc
+        # matches the offer's m-line to this transceiver, and ignores preferences set later.
+        transceiver = self._pc.addTransceiver(self._track, direction="sendonly")
+        transceiver.setCodecPreferences(h264_codecs())
+        self._hook_keyframe_requests(transceiver.sender)
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            await self._pc.setLocalDescription(await self._pc.createAnswer())
+        except Exception as exc:
+            await self.close()
+            raise SignallingError("the offer cannot be answered") from exc
+        return str(self._pc.localDescription.sdp)
+
+    def _hook_keyframe_requests(self, sender: RTCRtpSender) -> None:
+        """aiortc handles PLI/FIR only for its own encoder: pass them on to ours."""
+        original = sender._send_keyframe
+
+        def send_keyframe() -> None:
+            original()
+            self.keyframe_requests += 1
+            self._on_keyframe_request()
+
+        sender._send_keyframe = send_keyframe
+
+    def send_status(self, status: dict[str, Any]) -> None:
+        """Tell the viewer page the session state (over the DTLS-protected data channel)."""
+        self._status = status
+        self._flush_status()
+
+    def _flush_status(self) -> None:
+        channel = self._channel
+        if channel is not None and channel.readyState == "open" and self._status is not None:
+            channel.send(json.dumps(self._status))
+
+    async def close(self) -> None:
+        """Close the connection and drop the track. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._track is not None:
+            self._track.stop()
+        await self._pc.close()
+        self._on_closed(self)
+
+
+async def close_all(peers: list[ViewerPeer]) -> None:
+    await asyncio.gather(*(p.close() for p in list(peers)), return_exceptions=True)

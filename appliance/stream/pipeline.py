@@ -1,0 +1,166 @@
+"""The media thread: capture, mask, encode, hand packets to the loop.
+
+One thread does the whole chain, so a frame crosses no queue between capture and encode (the
+lowest latency and the least copying). The loop only ever sees finished packets, through the
+thread-safe ``publish`` callback. The mode says what to send: nothing, the live picture, or a
+slate (one keyframe a second, so the connection stays up and the last live picture is replaced).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import av
+
+from ..capture import slate
+from ..capture.base import Source
+from ..encode.base import VIDEO_TIME_BASE, Encoder
+
+logger = logging.getLogger(__name__)
+
+EncoderFactory = Callable[[int, int, float], Encoder]
+FrameFilter = Callable[[av.VideoFrame], av.VideoFrame]
+
+
+class Mode(enum.Enum):
+    OFF = "off"  # send nothing (no session, or not admitted yet)
+    LIVE = "live"  # the scan
+    PAUSED = "paused"  # the "paused" slate: privacy blackout, connection kept
+
+
+SLATE_PERIOD = 1.0  # seconds between slate keyframes
+
+
+class MediaPipeline:
+    """Runs ``source`` -> ``frame_filter`` (the privacy mask) -> encoder -> ``publish``."""
+
+    def __init__(
+        self,
+        source: Source,
+        make_encoder: EncoderFactory,
+        publish: Callable[[av.Packet], None],
+        frame_filter: FrameFilter | None = None,
+    ) -> None:
+        self._source = source
+        self._make_encoder = make_encoder
+        self._publish = publish
+        self._filter = frame_filter
+        self._encoder: Encoder | None = None
+        self._mode = Mode.OFF
+        self._wanted = threading.Event()  # there is a viewer to send to
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._pts_origin = time.monotonic()
+        self.frames_encoded = 0
+        self.keyframes_encoded = 0
+
+    # -- control, from any thread ---------------------------------------------------------------
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    def set_mode(self, mode: Mode) -> None:
+        with self._wake:
+            if mode is not self._mode:
+                self._mode = mode
+                self.request_keyframe()
+                self._wake.notify_all()
+
+    def set_viewers(self, count: int) -> None:
+        """Encode only while someone watches: no viewer, no CPU spent."""
+        with self._wake:
+            if count > 0:
+                self._wanted.set()
+            else:
+                self._wanted.clear()
+            self._wake.notify_all()
+
+    def request_keyframe(self) -> None:
+        encoder = self._encoder
+        if encoder is not None:
+            encoder.request_keyframe()
+
+    @property
+    def encoder(self) -> Encoder | None:
+        return self._encoder
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="media", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and release source and encoder. Idempotent."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        self._source.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        if self._encoder is not None:
+            self._encoder.close()
+            self._encoder = None
+
+    # -- the thread -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._source.open()
+            last_slate = 0.0
+            while True:
+                with self._wake:
+                    while not self._stopping and (
+                        self._mode is Mode.OFF or not self._wanted.is_set()
+                    ):
+                        self._wake.wait()
+                    if self._stopping:
+                        return
+                    mode = self._mode
+                if mode is Mode.LIVE:
+                    captured = self._source.read(timeout=0.5)
+                    if captured is None:
+                        continue
+                    frame = captured.frame
+                    if captured.slate:
+                        self._ensure_encoder(frame.width, frame.height).request_keyframe()
+                    elif self._filter is not None:
+                        frame = self._filter(frame)
+                    self._encode(frame)
+                else:  # PAUSED: a slate keyframe every SLATE_PERIOD, nothing from the scanner
+                    now = time.monotonic()
+                    if now - last_slate < SLATE_PERIOD:
+                        with self._wake:
+                            self._wake.wait(SLATE_PERIOD - (now - last_slate))
+                        continue
+                    last_slate = now
+                    w, h = self._source.width, self._source.height
+                    self._ensure_encoder(w, h).request_keyframe()
+                    self._encode(slate.render(slate.SlateKind.PAUSED, w, h))
+        except Exception:
+            logger.exception("media pipeline failed")
+            raise
+        finally:
+            self._source.close()
+
+    def _ensure_encoder(self, width: int, height: int) -> Encoder:
+        if self._encoder is None:
+            self._encoder = self._make_encoder(width, height, self._source.fps)
+            self._encoder.request_keyframe()
+        return self._encoder
+
+    def _encode(self, frame: av.VideoFrame) -> None:
+        encoder = self._ensure_encoder(frame.width, frame.height)
+        pts = int((time.monotonic() - self._pts_origin) / VIDEO_TIME_BASE)
+        for packet in encoder.encode(frame, pts):
+            if packet.is_keyframe:
+                self.keyframes_encoded += 1
+            self._publish(packet)
+        self.frames_encoded += 1

@@ -1,0 +1,155 @@
+"""Shared fixtures: a whole box running on loopback, and guards for the network discipline."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from appliance import config as config_mod
+from appliance.box import Box, run_box
+from appliance.stream.ice import confine_host_addresses
+
+#: What every test box runs with: synthetic source, small and quick, everything on loopback.
+TEST_CONFIG: dict[str, Any] = {
+    "capture": {"source": "synthetic", "width": 1280, "height": 720, "fps": 30},
+    "encode": {"bitrate": 2_000_000, "threads": 1},
+    "panel": {"pin_factory": "mock", "hold_time": 0.6, "bounce_time": 0.0},
+    "stream": {"ice_addresses": ["127.0.0.1"], "ice_servers": []},
+    "web": {"host": "127.0.0.1", "port": 0},
+}
+
+
+@pytest.fixture(autouse=True)
+def loopback_ice() -> Iterator[None]:
+    """ICE host candidates only on 127.0.0.1, for every peer the test makes."""
+    confine_host_addresses(("127.0.0.1",))
+    yield
+
+
+class RunningBox:
+    """A box running in its own thread and loop, as `appliance run` runs it."""
+
+    def __init__(self, cfg: config_mod.Config, open_session: bool, source: Any = None) -> None:
+        self.cfg = cfg
+        self.pin_factory = MockFactory()
+        self.box: Box | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._main, args=(open_session, source), name="box", daemon=True
+        )
+
+    def _main(self, open_session: bool, source: Any) -> None:
+        def on_started(box: Box) -> None:
+            self.box = box
+            self.loop = asyncio.get_running_loop()
+            self._started.set()
+
+        try:
+            asyncio.run(
+                run_box(
+                    self.cfg,
+                    open_session=open_session,
+                    pin_factory=self.pin_factory,
+                    source=source,
+                    on_started=on_started,
+                )
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            self._error = exc
+            self._started.set()
+
+    def start(self) -> RunningBox:
+        self._thread.start()
+        assert self._started.wait(20), "the box did not start"
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self.loop is not None and self.box is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.box.core.stop)
+        self._thread.join(timeout=20)
+        assert not self._thread.is_alive(), "the box did not stop"
+        if self._error is not None:
+            raise self._error
+
+    # -- conveniences for tests ---------------------------------------------------------------
+
+    @property
+    def core(self) -> Any:
+        assert self.box is not None
+        return self.box.core
+
+    @property
+    def url(self) -> str:
+        assert self.box is not None
+        return self.box.web.url()
+
+    @property
+    def viewer_url(self) -> str:
+        assert self.box is not None
+        return self.box.urls["viewer"]
+
+    def state(self) -> str:
+        return str(self.call(lambda: self.core.state.value))
+
+    def call(self, fn: Any) -> Any:
+        """Run ``fn()`` on the box's loop and return its result."""
+        assert self.loop is not None
+
+        async def run() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+    def press(self, hold: float = 0.05) -> None:
+        """Press the panel's button (its MockFactory pin) for ``hold`` seconds."""
+        import time
+
+        pin = self.pin_factory.pin(self.cfg.panel.button_pin)
+        pin.drive_low()
+        time.sleep(hold)
+        pin.drive_high()
+
+    def long_press(self) -> None:
+        self.press(self.cfg.panel.hold_time + 0.3)
+
+    def wait_state(self, state: str, timeout: float = 10.0) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.state() == state:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"box state is {self.state()!r}, expected {state!r}")
+
+
+def make_config(**sections: Any) -> config_mod.Config:
+    return config_mod.load_dict(config_mod._merge(TEST_CONFIG, sections))
+
+
+@pytest.fixture
+def box_factory() -> Iterator[Any]:
+    boxes: list[RunningBox] = []
+
+    def make(open_session: bool = True, source: Any = None, **sections: Any) -> RunningBox:
+        rb = RunningBox(make_config(**sections), open_session, source)
+        boxes.append(rb)
+        return rb.start()
+
+    yield make
+    for rb in boxes:
+        rb.stop()
+
+
+@pytest.fixture
+def running_box(box_factory: Any) -> RunningBox:
+    return box_factory()

@@ -1,0 +1,112 @@
+"""End to end with two real aiortc peers on loopback: the box and a viewer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from appliance.capture import timestrip
+from tests.viewer_client import AiortcViewer
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_frames_arrive_decode_and_carry_an_advancing_time_strip(running_box) -> None:
+    viewer = AiortcViewer(running_box.url)
+    try:
+        await viewer.connect()
+        await wait_for(lambda: running_box.state() == "waiting")
+        await wait_for(lambda: "waiting" in viewer.statuses)
+        # nothing is sent before the press
+        assert await viewer.frames(1, timeout=1.0) == []
+
+        await asyncio.to_thread(running_box.press)
+        frames = await viewer.frames(45, timeout=15)
+        assert len(frames) >= 40
+        assert viewer.codec() == "video/H264"
+        assert (frames[0].frame.width, frames[0].frame.height) == (1280, 720)
+        stamps = [f.stamp for f in frames]
+        assert all(s is not None for s in stamps), "every live frame carries a readable strip"
+        assert stamps == sorted(stamps) and stamps[-1] - stamps[0] > 1000
+        # the strip is the capture time: it lags the arrival by well under a second here
+        lag = timestrip.latency_ms(stamps[-1], frames[-1].arrived)
+        assert 0 <= lag < 1000
+        assert "live" in viewer.statuses
+    finally:
+        await viewer.close()
+
+
+async def test_pause_sends_the_slate_and_resume_brings_the_scan_back(running_box) -> None:
+    viewer = AiortcViewer(running_box.url)
+    try:
+        await viewer.connect()
+        await asyncio.to_thread(running_box.press)
+        assert len(await viewer.frames(10)) == 10
+        await asyncio.to_thread(running_box.press)
+        await wait_for(lambda: "paused" in viewer.statuses)
+        await asyncio.sleep(0.3)  # drain what was in flight
+        await viewer.frames(30, timeout=0.5)
+        paused = await viewer.frames(2, timeout=3.0)
+        assert paused, "the paused slate keeps arriving, about once a second"
+        assert all(f.stamp is None for f in paused), "no scan picture while paused"
+        await asyncio.to_thread(running_box.press)
+        resumed = await viewer.frames(20, timeout=5)
+        assert any(f.stamp is not None for f in resumed)
+    finally:
+        await viewer.close()
+
+
+async def test_a_picture_loss_indication_makes_the_encoder_send_a_keyframe(running_box) -> None:
+    viewer = AiortcViewer(running_box.url)
+    try:
+        await viewer.connect()
+        await asyncio.to_thread(running_box.press)
+        await viewer.frames(70, timeout=10)  # past the first keyframe
+        box_peer = running_box.call(lambda: running_box.core.peers[0])
+        before = box_peer.keyframe_requests
+        keyframes_before = running_box.call(lambda: running_box.core.pipeline.keyframes_encoded)
+        # the viewer's receiver asks for a picture, as a browser does after a loss
+        receiver = viewer.pc.getTransceivers()[0].receiver
+        sender_ssrc = next(iter(receiver._RTCRtpReceiver__remote_streams))
+        await receiver._send_rtcp_pli(sender_ssrc)
+        await wait_for(lambda: box_peer.keyframe_requests > before)
+        # the GOP is 2 s: a keyframe within 0.5 s can only be the one the PLI asked for
+        await wait_for(
+            lambda: running_box.call(lambda: running_box.core.pipeline.keyframes_encoded)
+            > keyframes_before,
+            timeout=0.5,
+        )
+    finally:
+        await viewer.close()
+
+
+async def test_long_press_drops_the_viewer_and_refuses_new_ones_until_a_new_session(
+    running_box,
+) -> None:
+    viewer = AiortcViewer(running_box.url)
+    try:
+        await viewer.connect()
+        await asyncio.to_thread(running_box.press)
+        await viewer.frames(5)
+        await asyncio.to_thread(running_box.long_press)
+        await wait_for(lambda: "ended" in viewer.statuses)
+        await wait_for(lambda: viewer.pc.connectionState in ("closed", "failed"), timeout=15)
+        running_box.wait_state("idle")
+    finally:
+        await viewer.close()
+    late = AiortcViewer(running_box.url)
+    try:
+        with pytest.raises(ConnectionRefusedError, match="409"):
+            await late.connect()
+    finally:
+        await late.close()
+    await asyncio.to_thread(running_box.press)  # IDLE: a short press opens a new session
+    running_box.wait_state("ready")
