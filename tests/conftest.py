@@ -109,6 +109,20 @@ class RunningBox:
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
 
+    def run(self, coro: Any) -> Any:
+        """Run a coroutine on the box's loop and return its result."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(20)
+
+    def drop_viewers(self) -> None:
+        """Cut every viewer's connection from the box's side, as a network drop would."""
+
+        async def drop() -> None:
+            for peer in list(self.core.peers):
+                await peer.close()
+
+        self.run(drop())
+
     def press(self, hold: float = 0.05) -> None:
         """Press the panel's button (its MockFactory pin) for ``hold`` seconds."""
         import time

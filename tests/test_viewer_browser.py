@@ -1,0 +1,96 @@
+"""End to end in a real headless Chromium, Debian's, as the co-parent's phone browser."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests import browser
+
+pytestmark = pytest.mark.browser
+
+PROBE = (Path(__file__).parent / "probe.js").read_text()
+
+
+@pytest.fixture
+def chromium():
+    with sync_playwright() as pw:
+        b = browser.launch(pw)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def wait_js(page, expression: str, timeout: float = 15.0):
+    """Poll ``expression`` until truthy (wait_for_function would eval, which the CSP forbids)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{expression} still false after {timeout} s")
+        time.sleep(0.05)
+
+
+def test_viewer_plays_h264_with_an_advancing_time_strip_and_pause_stops_it(
+    running_box, chromium, tmp_path
+) -> None:
+    page = chromium.new_page(viewport={"width": 390, "height": 844})  # a phone, portrait
+    page.add_init_script(PROBE)
+    page.goto(running_box.viewer_url)
+
+    wait_js(page, "window.viewer && window.viewer.state === 'waiting'")
+    assert "sonographer" in page.locator("#message").inner_text()
+    assert page.evaluate("window.probe.stamped") == 0, "nothing plays before the press"
+
+    running_box.press()
+    wait_js(page, "window.probe.stamped >= 30")
+    frames = page.evaluate("window.probe.frames.filter(f => f.stamp !== null)")
+    stamps = [f["stamp"] for f in frames]
+    assert stamps == sorted(stamps) and stamps[-1] > stamps[0]
+    assert frames[-1]["width"] == 1280 and frames[-1]["height"] == 720
+    assert page.evaluate("window.viewer.state") == "live"
+    assert page.locator("#overlay").is_hidden()
+    codec = page.evaluate("window.probeCodec()")
+    assert codec["mimeType"].lower() == "video/h264"
+    assert "profile-level-id=42e01f" in codec["fmtp"].lower()
+    page.screenshot(path=str(tmp_path / "live.png"))
+
+    running_box.press()  # pause
+    wait_js(page, "window.viewer.state === 'paused'")
+    assert page.locator("#message").inner_text() == "Paused"
+    time.sleep(0.5)
+    before = page.evaluate("window.probe.stamped")
+    time.sleep(2.0)
+    assert page.evaluate("window.probe.stamped") == before, "no scan frames while paused"
+
+    running_box.press()  # resume
+    wait_js(page, f"window.probe.stamped > {before + 10}")
+
+
+def test_viewer_reconnects_by_itself_after_a_drop(running_box, chromium) -> None:
+    page = chromium.new_page()
+    page.add_init_script(PROBE)
+    page.goto(running_box.viewer_url)
+    running_box.press()
+    wait_js(page, "window.probe.stamped >= 10")
+
+    # the box loses the viewer's connection (as when the phone's network drops)
+    running_box.drop_viewers()
+    wait_js(page, "window.viewer.state !== 'live'", timeout=15)
+    count = page.evaluate("window.probe.stamped")
+    wait_js(page, f"window.viewer.state === 'live' && window.probe.stamped > {count + 10}", 30)
+
+
+def test_viewer_shows_ended_after_a_long_press(running_box, chromium) -> None:
+    page = chromium.new_page()
+    page.goto(running_box.viewer_url)
+    wait_js(page, "window.viewer && window.viewer.state === 'waiting'")
+    running_box.long_press()
+    wait_js(page, "window.viewer.state === 'ended'")
+    assert "ended" in page.locator("#message").inner_text()
