@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import __version__, config as config_mod, logs
+from . import __version__, logs
+from . import config as config_mod
 from .errors import ApplianceError, ConfigError
 
 logger = logging.getLogger("appliance")
@@ -50,7 +51,8 @@ def load_config(args: argparse.Namespace) -> config_mod.Config:
         overrides = config_mod._merge(overrides, DEMO_OVERRIDES)
         if args.lan:
             overrides = config_mod._merge(
-                overrides, {"web": {"host": "0.0.0.0"}, "stream": {"ice_addresses": []}}  # noqa: S104
+                overrides,
+                {"web": {"host": "0.0.0.0"}, "stream": {"ice_addresses": []}},  # noqa: S104
             )
     if args.port is not None:
         overrides = config_mod._merge(overrides, {"web": {"port": args.port}})

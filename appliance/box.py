@@ -39,9 +39,13 @@ def make_source(config: Config) -> Source:
         from .capture.file import FileSource
 
         if not cap.file:
-            raise ConfigError("config key 'capture.file' must name a clip when capture.source = 'file'")
+            raise ConfigError(
+                "config key 'capture.file' must name a clip when capture.source = 'file'"
+            )
         return FileSource(cap.file, cap.width, cap.height, cap.fps)
-    raise ConfigError(f"config key 'capture.source' = {kind.value!r} is not available on this machine")
+    raise ConfigError(
+        f"config key 'capture.source' = {kind.value!r} is not available on this machine"
+    )
 
 
 def make_encoder_factory(config: Config) -> Callable[[int, int, float], Encoder]:

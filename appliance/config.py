@@ -243,9 +243,9 @@ def _build(cls: Any, data: Any, prefix: str) -> Any:
     for key in data:
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f"; did you mean {prefix}{close[0]!r}?" if close else ""
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
             raise ConfigError(
-                f"unknown config key {prefix}{key!r}{hint} "
+                f"unknown config key '{prefix}{key}'{hint} "
                 f"(allowed in {where}: {', '.join(sorted(fields))})"
             )
     kwargs = {}

@@ -60,7 +60,11 @@ class Terminal:
         self._state = new
         if not self._out.isatty():
             led = "on" if self._panel.led.value else "off"
-            print(f"[LED {led}, pattern {self._panel.pattern}] {new.value}", file=self._out, flush=True)
+            print(
+                f"[LED {led}, pattern {self._panel.pattern}] {new.value}",
+                file=self._out,
+                flush=True,
+            )
 
     def stop(self) -> None:
         self._stop.set()
@@ -71,7 +75,11 @@ class Terminal:
                 return
             key = line.strip().lower()
             if key == "l":
-                print(f"(holding the button for {self._hold_time + 0.3:.1f} s)", file=self._out, flush=True)
+                print(
+                    f"(holding the button for {self._hold_time + 0.3:.1f} s)",
+                    file=self._out,
+                    flush=True,
+                )
                 press(self._panel, self._hold_time + 0.3)
             elif key == "":
                 press(self._panel, 0.1)

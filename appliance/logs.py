@@ -10,7 +10,10 @@ _PATTERNS = [
     (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), "<ip>"),
     (re.compile(r"\b(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{1,4}\b", re.I), "<ip>"),
     # SDP bodies and fingerprints
-    (re.compile(r"a=(?:candidate|fingerprint|ice-ufrag|ice-pwd):\S+(?: [^\r\n]*)?"), "a=<redacted>"),
+    (
+        re.compile(r"a=(?:candidate|fingerprint|ice-ufrag|ice-pwd):\S+(?: [^\r\n]*)?"),
+        "a=<redacted>",
+    ),
     # URL fragments: the session secret lives after '#'
     (re.compile(r"#[A-Za-z0-9_\-.]{16,}"), "#<redacted>"),
     # long random-looking tokens (keys, ids, secrets in base64url or hex)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,10 @@ class Panel:
     ) -> None:
         self._on_press = on_press
         self._held = False
+        # Debounced here as well as by the pin driver: some drivers (and the mock) do not.
+        self._bounce = config.bounce_time
+        self._pressed_at: float | None = None
+        self._released_at = -1.0
         try:
             self.button = Button(
                 config.button_pin,
@@ -53,9 +58,13 @@ class Panel:
         except Exception as exc:  # gpiozero raises many kinds: pin in use, no factory...
             raise DeviceError(f"cannot use the panel's GPIO pins: {exc}") from exc
         self.led.source_delay = LED_STEP
+        self.button.when_pressed = self._when_pressed
         self.button.when_held = self._when_held
         self.button.when_released = self._when_released
         self.pattern = ""
+
+    def _when_pressed(self) -> None:
+        self._pressed_at = time.monotonic()
 
     def _when_held(self) -> None:
         self._held = True
@@ -63,9 +72,17 @@ class Panel:
         self._on_press(True)
 
     def _when_released(self) -> None:
+        now = time.monotonic()
+        pressed_at, self._pressed_at = self._pressed_at, None
         if self._held:
             self._held = False
+            self._released_at = now
             return
+        if pressed_at is None or now - pressed_at < self._bounce:
+            return  # contact bounce, not a press
+        if now - self._released_at < self._bounce:
+            return
+        self._released_at = now
         logger.debug("button pressed")
         self._on_press(False)
 

@@ -25,10 +25,9 @@ TEST_CONFIG: dict[str, Any] = {
 
 
 @pytest.fixture(autouse=True)
-def loopback_ice() -> Iterator[None]:
+def loopback_ice() -> None:
     """ICE host candidates only on 127.0.0.1, for every peer the test makes."""
     confine_host_addresses(("127.0.0.1",))
-    yield
 
 
 class RunningBox:

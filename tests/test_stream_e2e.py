@@ -80,8 +80,10 @@ async def test_a_picture_loss_indication_makes_the_encoder_send_a_keyframe(runni
         await wait_for(lambda: box_peer.keyframe_requests > before)
         # the GOP is 2 s: a keyframe within 0.5 s can only be the one the PLI asked for
         await wait_for(
-            lambda: running_box.call(lambda: running_box.core.pipeline.keyframes_encoded)
-            > keyframes_before,
+            lambda: (
+                running_box.call(lambda: running_box.core.pipeline.keyframes_encoded)
+                > keyframes_before
+            ),
             timeout=0.5,
         )
     finally:

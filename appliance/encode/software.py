@@ -12,6 +12,7 @@ import threading
 from fractions import Fraction
 
 import av
+from av.video.codeccontext import VideoCodecContext
 
 from ..errors import DeviceError
 from .base import VIDEO_TIME_BASE
@@ -38,7 +39,7 @@ class SoftwareEncoder:
         self._lock = threading.Lock()
         self._keyframe_requested = False
         self._reopen = False
-        self._codec: av.CodecContext | None = None
+        self._codec: VideoCodecContext | None = None
         self._size = (width, height)
         self._open(width, height)
 

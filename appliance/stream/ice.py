@@ -26,9 +26,7 @@ def confine_host_addresses(addresses: tuple[str, ...]) -> None:
 
     def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
         return [
-            str(a)
-            for a in parsed
-            if (a.version == 4 and use_ipv4) or (a.version == 6 and use_ipv6)
+            str(a) for a in parsed if (a.version == 4 and use_ipv4) or (a.version == 6 and use_ipv6)
         ]
 
     aioice.ice.get_host_addresses = get_host_addresses

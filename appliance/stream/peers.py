@@ -35,9 +35,11 @@ def h264_codecs() -> list[Any]:
     caps = RTCRtpSender.getCapabilities("video")
     h264 = [c for c in caps.codecs if c.mimeType.lower() == "video/h264"]
     h264.sort(
-        key=lambda c: _H264_ORDER.index(c.parameters.get("profile-level-id", ""))
-        if c.parameters.get("profile-level-id", "") in _H264_ORDER
-        else len(_H264_ORDER)
+        key=lambda c: (
+            _H264_ORDER.index(c.parameters.get("profile-level-id", ""))
+            if c.parameters.get("profile-level-id", "") in _H264_ORDER
+            else len(_H264_ORDER)
+        )
     )
     rtx = [c for c in caps.codecs if c.mimeType.lower() == "video/rtx"]
     return h264 + rtx
@@ -129,7 +131,7 @@ class ViewerPeer:
             self.keyframe_requests += 1
             self._on_keyframe_request()
 
-        sender._send_keyframe = send_keyframe
+        sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
 
     def send_status(self, status: dict[str, Any]) -> None:
         """Tell the viewer page the session state (over the DTLS-protected data channel)."""

@@ -21,7 +21,7 @@ class EncodedVideoTrack(MediaStreamTrack):
         super().__init__()
         self._sub: Subscription | None = fanout.subscribe()
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:
         sub = self._sub
         if sub is None or self.readyState != "live":
             raise MediaStreamError

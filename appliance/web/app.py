@@ -20,7 +20,9 @@ VIEWER_CSP = (
 )
 
 
-def create_app(handler: OfferHandler, status: Any = None, test_config: dict[str, Any] | None = None) -> Flask:
+def create_app(
+    handler: OfferHandler, status: Any = None, test_config: dict[str, Any] | None = None
+) -> Flask:
     """Build the app. ``handler`` answers offers; ``status()`` returns the public state."""
     app = Flask(__name__, static_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=64 * 1024)

@@ -1,0 +1,100 @@
+"""The panel with gpiozero's MockFactory: short press, long press, bounce, LED patterns."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from appliance.config import PanelConfig
+from appliance.panel import Panel
+from appliance.state import State
+
+
+@pytest.fixture
+def factory():
+    f = MockFactory()
+    try:
+        yield f
+    finally:
+        f.reset()
+
+
+@pytest.fixture
+def panel(factory):
+    presses: list[bool] = []
+    event = threading.Event()
+
+    def on_press(long: bool) -> None:
+        presses.append(long)
+        event.set()
+
+    p = Panel(PanelConfig(hold_time=0.3, bounce_time=0.02), on_press, pin_factory=factory)
+    p.presses, p.event = presses, event
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def press(factory, hold: float) -> None:
+    pin = factory.pin(17)
+    pin.drive_low()
+    time.sleep(hold)
+    pin.drive_high()
+
+
+def test_short_press(panel, factory) -> None:
+    press(factory, 0.05)
+    assert panel.event.wait(1)
+    assert panel.presses == [False]
+
+
+def test_long_press_is_reported_once_and_its_release_is_not_a_short_press(panel, factory) -> None:
+    press(factory, 0.6)
+    time.sleep(0.1)
+    assert panel.presses == [True]
+
+
+def test_contact_bounce_is_one_press(panel, factory) -> None:
+    pin = factory.pin(17)
+    for _ in range(4):  # a bouncing contact: edges within the bounce time
+        pin.drive_low()
+        time.sleep(0.002)
+        pin.drive_high()
+        time.sleep(0.002)
+    pin.drive_low()
+    time.sleep(0.08)
+    pin.drive_high()
+    time.sleep(0.1)
+    assert panel.presses == [False]
+
+
+def test_led_patterns_follow_the_state(panel, factory) -> None:
+    led = factory.pin(27)
+    panel.show(State.LIVE)
+    time.sleep(0.05)
+    assert led.state
+    panel.show(State.IDLE)
+    time.sleep(0.05)
+    assert not led.state
+    panel.show(State.WAITING)  # fast blink: 100 ms on, 100 ms off
+    seen = set()
+    deadline = time.monotonic() + 0.6
+    while time.monotonic() < deadline:
+        seen.add(bool(led.state))
+        time.sleep(0.01)
+    assert seen == {True, False}
+
+
+def test_the_led_blinks_at_the_documented_rate(panel, factory) -> None:
+    led = factory.pin(27)
+    led.clear_states()
+    panel.show(State.READY)  # 1 s on, 1 s off
+    time.sleep(2.3)
+    # MockPin records each change with the time since the previous one
+    changes = led.states[1:]  # the first entry is the state before the pattern started
+    assert [c.state for c in changes] == [True, False, True]
+    assert all(0.9 < c.timestamp < 1.2 for c in changes[1:])

@@ -1,0 +1,98 @@
+"""The software encoder: Constrained Baseline, SPS/PPS on every IDR, IDR on request, no B-frames."""
+
+from __future__ import annotations
+
+import time
+
+import av
+import pytest
+from av.video.frame import PictureType
+
+from appliance.capture.synthetic import SyntheticSource
+from appliance.encode.base import NAL_IDR, NAL_PPS, NAL_SPS, iter_nal_units, nal_types
+from appliance.encode.software import SoftwareEncoder
+
+W, H, FPS = 1280, 720, 30
+
+
+@pytest.fixture(scope="module")
+def stream() -> list[tuple[int, av.Packet]]:
+    """60 frames, with a keyframe requested before frame 17."""
+    source = SyntheticSource(W, H, FPS)
+    encoder = SoftwareEncoder(W, H, FPS, bitrate=1_500_000, keyframe_interval=10)
+    out = []
+    for i in range(60):
+        if i == 17:
+            encoder.request_keyframe()
+        for packet in encoder.encode(source.render(time.time()), i * 3000):
+            out.append((i, packet))
+    return out
+
+
+def test_one_packet_per_frame_in_order_no_b_frames(stream) -> None:
+    assert [i for i, _ in stream] == list(range(60)), "zerolatency: one frame in, one out"
+    pts = [p.pts for _, p in stream]
+    assert pts == sorted(pts)
+    decoder = av.CodecContext.create("h264", "r")
+    for _, packet in stream:
+        for frame in decoder.decode(packet):
+            assert frame.pict_type in (PictureType.I, PictureType.P)
+
+
+def test_idr_on_request_with_sps_and_pps_first(stream) -> None:
+    keyframes = [i for i, p in stream if p.is_keyframe]
+    assert keyframes == [0, 17], "first frame, then exactly where one was requested (GOP is 10 s)"
+    for i, packet in stream:
+        types = nal_types(bytes(packet))
+        if i in keyframes:
+            assert types[:2] == [NAL_SPS, NAL_PPS] and NAL_IDR in types
+        else:
+            assert NAL_SPS not in types and NAL_IDR not in types
+
+
+def test_sps_says_constrained_baseline(stream) -> None:
+    sps = next(u for u in iter_nal_units(bytes(stream[0][1])) if u[0] & 0x1F == NAL_SPS)
+    profile_idc, constraints = sps[1], sps[2]
+    assert profile_idc == 66, "Baseline"
+    assert constraints & 0x40, "constraint_set1_flag: Constrained Baseline"
+
+
+def test_periodic_keyframes_as_a_backstop() -> None:
+    source = SyntheticSource(W, H, FPS)
+    encoder = SoftwareEncoder(W, H, FPS, bitrate=1_000_000, keyframe_interval=0.5)
+    keys = [
+        i
+        for i in range(40)
+        for p in encoder.encode(source.render(time.time()), i * 3000)
+        if p.is_keyframe
+    ]
+    assert keys == [0, 15, 30]
+
+
+def test_a_new_size_restarts_with_sps_and_idr() -> None:
+    encoder = SoftwareEncoder(W, H, FPS)
+    encoder.encode(SyntheticSource(W, H).render(time.time()), 0)
+    encoder.encode(SyntheticSource(W, H).render(time.time()), 3000)
+    packets = encoder.encode(SyntheticSource(1024, 768).render(time.time()), 6000)
+    assert packets[0].is_keyframe and nal_types(bytes(packets[0]))[:2] == [NAL_SPS, NAL_PPS]
+    frame = av.CodecContext.create("h264", "r").decode(packets[0])[0]
+    assert (frame.width, frame.height) == (1024, 768)
+
+
+def test_bitrate_change_takes_effect_at_the_next_keyframe() -> None:
+    source = SyntheticSource(W, H, FPS)
+    encoder = SoftwareEncoder(W, H, FPS, bitrate=4_000_000, keyframe_interval=10)
+
+    def mean_size(n: int, start: int) -> float:
+        sizes = [
+            p.size
+            for i in range(n)
+            for p in encoder.encode(source.render(time.time()), (start + i) * 3000)
+        ]
+        return sum(sizes[1:]) / (len(sizes) - 1)
+
+    high = mean_size(30, 0)
+    encoder.bitrate = 500_000
+    assert encoder.bitrate == 500_000
+    low = mean_size(30, 30)
+    assert low < high / 3
