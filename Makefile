@@ -37,7 +37,7 @@ setup: $(STAMP) system-deps
 demo: setup
 	$(BIN)/appliance run --demo
 
-test: setup
+test: setup lint
 	bash tests/run.sh
 
 lint: $(STAMP)
