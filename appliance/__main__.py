@@ -48,14 +48,14 @@ def _parser() -> argparse.ArgumentParser:
 def load_config(args: argparse.Namespace) -> config_mod.Config:
     overrides: dict[str, Any] = {}
     if args.demo:
-        overrides = config_mod._merge(overrides, DEMO_OVERRIDES)
+        overrides = config_mod.merge(overrides, DEMO_OVERRIDES)
         if args.lan:
-            overrides = config_mod._merge(
+            overrides = config_mod.merge(
                 overrides,
                 {"web": {"host": "0.0.0.0"}, "stream": {"ice_addresses": []}},  # noqa: S104
             )
     if args.port is not None:
-        overrides = config_mod._merge(overrides, {"web": {"port": args.port}})
+        overrides = config_mod.merge(overrides, {"web": {"port": args.port}})
     return config_mod.load(args.config, overrides)
 
 

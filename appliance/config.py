@@ -16,9 +16,11 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from .errors import ConfigError
+
+T = TypeVar("T")
 
 
 class SourceKind(enum.Enum):
@@ -198,6 +200,16 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
 def load_dict(data: dict[str, Any]) -> Config:
     """Build and validate a :class:`Config` from plain data (as parsed from TOML)."""
     return _build(Config, data, "")
+
+
+def build(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Validate ``data`` against any frozen config dataclass ``cls`` (e.g. the relay's own)."""
+    return cast(T, _build(cls, data, prefix))
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge two plain config dicts (``extra`` wins)."""
+    return _merge(base, extra)
 
 
 def to_dict(obj: Any) -> Any:

@@ -146,7 +146,7 @@ class RunningBox:
 
 
 def make_config(**sections: Any) -> config_mod.Config:
-    return config_mod.load_dict(config_mod._merge(TEST_CONFIG, sections))
+    return config_mod.load_dict(config_mod.merge(TEST_CONFIG, sections))
 
 
 @pytest.fixture
