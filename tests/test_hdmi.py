@@ -1,0 +1,268 @@
+"""HdmiSource against the fake TC358743: every signal transition, slates, sizes, rates, frames."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import av
+import pytest
+
+from appliance.capture import edid, timestrip
+from appliance.capture.base import CapturedFrame, SignalState
+from appliance.capture.fake_v4l2 import FakeTC358743
+from appliance.capture.hdmi import HdmiSource
+from appliance.encode.base import NAL_IDR, NAL_PPS, NAL_SPS, nal_types
+
+EDID = edid.build()
+QUICK = {"frame_timeout": 0.3, "retry_interval": 0.2, "slate_interval": 0.25}
+
+
+class Rig:
+    def __init__(self, board: str = "pi4", mode: str | None = "1080p30", **kw: object) -> None:
+        self.dev = FakeTC358743(board, mode)
+        self.states: list[SignalState] = []
+        self.src = HdmiSource(self.dev, EDID, 1920, 1080, 30, on_signal=self.states.append, **kw)  # type: ignore[arg-type]
+        self.src.open()
+
+    def read_until(
+        self, pred: Callable[[CapturedFrame], bool], timeout: float = 3.0
+    ) -> tuple[CapturedFrame, float]:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            f = self.src.read(0.5)
+            if f is not None and pred(f):
+                return f, time.monotonic() - t0
+        raise AssertionError(
+            f"nothing matched in {timeout} s; signal {self.src.signal}, states {self.states}"
+        )
+
+    def live(self, timeout: float = 3.0) -> CapturedFrame:
+        return self.read_until(lambda f: not f.slate, timeout)[0]
+
+    def slate(self, timeout: float = 3.0) -> tuple[CapturedFrame, float]:
+        return self.read_until(lambda f: f.slate, timeout)
+
+
+@pytest.fixture
+def rigs() -> Iterator[Callable[..., Rig]]:
+    made: list[Rig] = []
+
+    def make(*args: object, **kw: object) -> Rig:
+        rig = Rig(*args, **kw)  # type: ignore[arg-type]
+        made.append(rig)
+        return rig
+
+    yield make
+    for rig in made:
+        rig.src.close()
+
+
+def luma(frame: av.VideoFrame) -> object:
+    return frame.to_ndarray()[: frame.height]
+
+
+@pytest.mark.parametrize("board", ["pi4", "pi5"])
+def test_sequence_and_frames_carry_a_readable_time_strip(
+    rigs: Callable[..., Rig], board: str
+) -> None:
+    rig = rigs(board, "1080p30")
+    f = rig.live()
+    assert f.frame.format.name == "yuv420p" and (f.frame.width, f.frame.height) == (1920, 1080)
+    stamp = timestrip.read(luma(f.frame))  # type: ignore[arg-type]
+    assert stamp is not None and abs(stamp - timestrip.stamp_ms(f.captured_at)) <= 5
+    assert rig.src.signal is SignalState.PRESENT and rig.states == [
+        SignalState.CHANGING,
+        SignalState.PRESENT,
+    ]
+    assert rig.dev.edid == EDID
+    prefix = "subdev:" if board == "pi5" else ""
+    assert rig.dev.calls[:7] == [
+        "open",
+        f"{prefix}S_EDID",
+        f"{prefix}SUBSCRIBE_EVENT",
+        f"{prefix}QUERY_DV_TIMINGS",
+        f"{prefix}S_DV_TIMINGS",
+        "S_FMT",
+        "STREAMON",
+    ]
+    # the picture below the strip is the fake's (its bright border), not a slate
+    assert luma(f.frame)[1079, 960] > 200  # type: ignore[index]
+
+
+def test_no_cable_then_plugged_in(rigs: Callable[..., Rig]) -> None:
+    rig = rigs("pi4", None, **QUICK)
+    assert rig.src.signal is SignalState.NO_CABLE
+    s, _ = rig.slate()
+    assert (s.frame.width, s.frame.height) == (1920, 1080) and s.frame.format.name == "yuv420p"
+    assert timestrip.read(luma(s.frame)) is None  # type: ignore[arg-type]  # slates never carry the strip
+    rig.dev.plug("720p60")
+    f, took = rig.read_until(lambda f: not f.slate)
+    assert (f.frame.width, f.frame.height) == (
+        1280,
+        720,
+    ) and took < 0.5  # the event cuts the retry short
+    assert rig.states == [SignalState.NO_CABLE, SignalState.CHANGING, SignalState.PRESENT]
+
+
+def test_signal_lost_slate_at_once_then_back_live_with_default_timing(
+    rigs: Callable[..., Rig],
+) -> None:
+    rig = rigs("pi4", "1080p30")  # production timings: 1 s frame timeout, 1 s retry, 1 slate/s
+    rig.live()
+    rig.dev.lose_signal()
+    s, took = rig.slate()
+    assert took < 0.3 and rig.src.signal is SignalState.NO_SIGNAL
+    # one slate a second while the signal stays away
+    t0 = time.monotonic()
+    rig.slate()
+    rig.slate()
+    assert 1.6 < time.monotonic() - t0 < 2.6
+    rig.dev.plug("1080p30")
+    rig.live(timeout=1.5)
+    assert rig.states == [
+        SignalState.CHANGING,
+        SignalState.PRESENT,
+        SignalState.CHANGING,
+        SignalState.NO_SIGNAL,
+        SignalState.CHANGING,
+        SignalState.PRESENT,
+    ]
+
+
+def test_timeout_without_event_gives_a_slate_within_a_second_of_the_timeout(
+    rigs: Callable[..., Rig],
+) -> None:
+    rig = rigs("pi4", "1080p30")  # frame_timeout 1 s
+    rig.live()
+    rig.dev.stall()
+    t0 = time.monotonic()
+    rig.slate(timeout=3)
+    took = time.monotonic() - t0
+    assert 0.9 < took < 2.0, took  # the 1 s timeout, then the slate at once
+    assert rig.src.signal is SignalState.NO_SIGNAL
+    rig.dev.stall(False)
+    rig.live(timeout=3)
+    assert rig.src.signal is SignalState.PRESENT
+
+
+def test_no_lock(rigs: Callable[..., Rig]) -> None:
+    rig = rigs("pi4", "1080p30", **QUICK)
+    rig.live()
+    rig.dev.lose_lock()
+    rig.slate()
+    assert rig.src.signal is SignalState.NO_LOCK
+    rig.dev.change_mode("1080p30")  # locks again
+    rig.live()
+
+
+@pytest.mark.parametrize("board", ["pi4", "pi5"])
+def test_resolution_changes_reach_the_encoder_as_new_sps_and_idr(
+    rigs: Callable[..., Rig], board: str
+) -> None:
+    from appliance.encode.software import SoftwareEncoder
+
+    rig = rigs(board, "1080p30", **QUICK)
+    enc = SoftwareEncoder(1920, 1080, 30, 1_000_000, 2.0, 1)
+    sizes = []
+    try:
+        pts = 0
+        for mode, size in (
+            ("1080p30", (1920, 1080)),
+            ("1280x1024p60", (1280, 1024)),
+            ("1080p30", (1920, 1080)),
+        ):
+            if mode != "1080p30" or sizes:
+                rig.dev.change_mode(mode)
+            f = rig.read_until(
+                lambda f, size=size: not f.slate and (f.frame.width, f.frame.height) == size
+            )[0]  # type: ignore[misc]
+            pts += 3000
+            packets = enc.encode(f.frame, pts)
+            while not packets:
+                pts += 3000
+                packets = enc.encode(rig.live().frame, pts)
+            types = nal_types(bytes(packets[0]))
+            assert NAL_SPS in types and NAL_PPS in types and NAL_IDR in types, (mode, types)
+            sizes.append(size)
+            decoder = av.CodecContext.create("h264", "r")
+            decoded = [fr for p in packets for fr in decoder.decode(p)]
+            decoded += list(decoder.decode(None))
+            assert decoded and (decoded[0].width, decoded[0].height) == size
+        assert rig.src.timings_applied == 3
+    finally:
+        enc.close()
+
+
+@pytest.mark.parametrize(("mode", "fps"), [("1080p60", 30.0), ("1080p50", 25.0), ("1080p30", 30.0)])
+def test_fast_inputs_keep_every_other_frame_for_the_hardware_encoder(
+    rigs: Callable[..., Rig], mode: str, fps: float
+) -> None:
+    rig = rigs("pi4", mode, max_fps=30)
+    rig.live()
+    n0, got, t0 = rig.dev.frames_delivered, 0, time.monotonic()
+    while got < 12:
+        if (f := rig.src.read(0.5)) is not None and not f.slate:
+            got += 1
+    delivered = rig.dev.frames_delivered - n0
+    assert rig.src.fps == fps
+    expected = 2 if fps < 30 or mode == "1080p60" else 1
+    assert delivered in range(expected * got - 1, expected * got + 2), (delivered, got)
+    assert abs(got / (time.monotonic() - t0) - fps) < fps * 0.35
+
+
+@pytest.mark.parametrize("mode", ["1280x1024p60", "1024x768p60"])
+def test_odd_sizes_stream_natively(rigs: Callable[..., Rig], mode: str) -> None:
+    rig = rigs("pi5", mode)
+    f = rig.live()
+    t = edid.MODES[mode]
+    assert (f.frame.width, f.frame.height) == (t.width, t.height) == (rig.src.width, rig.src.height)
+    assert timestrip.read(luma(f.frame)) is not None  # type: ignore[arg-type]
+
+
+def test_device_missing_then_back(rigs: Callable[..., Rig]) -> None:
+    dev_missing = FakeTC358743("pi4", "1080p30")
+    dev_missing.remove()
+    src = HdmiSource(dev_missing, EDID, 1280, 720, 30, **QUICK)  # type: ignore[arg-type]
+    try:
+        src.open()  # no exception: the slate tells the viewer, the doctor tells the technician
+        assert src.signal is SignalState.NO_DEVICE
+        f = src.read(1.0)
+        while f is None:
+            f = src.read(1.0)
+        assert f.slate and (f.frame.width, f.frame.height) == (1280, 720)
+        dev_missing.remove(present=True)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 3:
+            f = src.read(0.5)
+            if f is not None and not f.slate:
+                break
+        assert f is not None and not f.slate and src.signal is SignalState.PRESENT
+        # gone while streaming
+        dev_missing.remove()
+        t0 = time.monotonic()
+        while src.signal is not SignalState.NO_DEVICE and time.monotonic() - t0 < 3:
+            src.read(0.2)
+        assert src.signal is SignalState.NO_DEVICE
+    finally:
+        src.close()
+
+
+def test_close_from_another_thread_ends_a_blocked_read(rigs: Callable[..., Rig]) -> None:
+    rig = rigs("pi4", None, slate_interval=30.0)
+    done = threading.Event()
+
+    def reader() -> None:
+        rig.src.read(10.0)
+        done.set()
+
+    t = threading.Thread(target=reader)
+    t.start()
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    rig.src.close()
+    assert done.wait(1.0) and time.monotonic() - t0 < 0.5
+    t.join()
+    rig.src.close()  # idempotent
+    assert not rig.dev.streaming
