@@ -266,3 +266,35 @@ def test_close_from_another_thread_ends_a_blocked_read(rigs: Callable[..., Rig])
     t.join()
     rig.src.close()  # idempotent
     assert not rig.dev.streaming
+
+
+def test_make_source_and_edid_from_config(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from appliance import config as config_mod
+    from appliance.board import Board, Resolved
+    from appliance.capture.select import load_edid, make_source
+    from appliance.config import EncoderKind, SourceKind
+    from appliance.errors import ConfigError
+
+    root = Path(str(tmp_path))
+    cfg = config_mod.load_dict({})
+    resolved = Resolved(Board.PI4, SourceKind.HDMI, EncoderKind.HARDWARE, 30.0)
+    src = make_source(cfg, resolved, root)
+    assert isinstance(src, HdmiSource)
+    src.open()  # no bridge under the fake root: no exception, NO_DEVICE and a slate
+    try:
+        assert src.signal is SignalState.NO_DEVICE
+    finally:
+        src.close()
+    assert load_edid(cfg, Board.PI4) == edid.build(edid.PI4_MODES, "UYVY")
+    assert load_edid(cfg, Board.PI5) == edid.build(edid.PI5_MODES, "RGB888")
+    good = root / "edid.bin"
+    good.write_bytes(edid.build(edid.PI5_MODES, "RGB888"))
+    assert load_edid(cfg.replace(capture={"edid": str(good)}), Board.PI4) == good.read_bytes()
+    bad = root / "bad.bin"
+    bad.write_bytes(bytes(256))
+    with pytest.raises(ConfigError, match="capture.edid"):
+        load_edid(cfg.replace(capture={"edid": str(bad)}), Board.PI4)
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_edid(cfg.replace(capture={"edid": str(root / "missing.bin")}), Board.PI4)

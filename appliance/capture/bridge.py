@@ -117,7 +117,9 @@ class V4L2Bridge:
         media: str | None = None,
         media_ctl: str = "media-ctl",
         run: Runner = _run,
+        discover: Callable[[], BridgeNodes | None] | None = None,
     ) -> None:
+        self._discover = discover
         self._video_path = video
         self._subdev_path = subdev
         self._media = media
@@ -144,6 +146,15 @@ class V4L2Bridge:
 
     def open(self) -> DeviceInfo:
         self.close()
+        if self._discover is not None:  # the nodes may appear late (driver loading, replug)
+            nodes = self._discover()
+            if nodes is None:
+                raise FileNotFoundError(2, "no TC358743 video node found")
+            self._video_path, self._subdev_path, self._media = (
+                nodes.video,
+                nodes.subdev,
+                nodes.media,
+            )
         self._video = v4l2.VideoNode(self._video_path)
         try:
             info = self._video.querycap()
