@@ -23,7 +23,7 @@ def load_edid(config: Config, board: Board) -> bytes:
     except OSError as exc:
         raise ConfigError(f"config key 'capture.edid' = {path!r} cannot be read: {exc}") from None
     if (
-        not data
+        not data.startswith(b"\x00\xff\xff\xff\xff\xff\xff\x00")
         or len(data) % 128
         or not all(edid_mod.checksum_ok(data[i : i + 128]) for i in range(0, len(data), 128))
     ):
