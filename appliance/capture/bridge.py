@@ -65,6 +65,9 @@ class Bridge(Protocol):
 
     def set_edid(self, data: bytes) -> None: ...
 
+    def get_edid(self) -> bytes:
+        """The EDID the bridge presents now (empty when none is loaded)."""
+
     def cable_present(self) -> bool | None:
         """+5 V from the source seen (``V4L2_CID_DV_RX_POWER_PRESENT``), None if unknown."""
 
@@ -177,6 +180,9 @@ class V4L2Bridge:
 
     def set_edid(self, data: bytes) -> None:
         self._control.set_edid(data)
+
+    def get_edid(self) -> bytes:
+        return self._control.get_edid()
 
     def cable_present(self) -> bool | None:
         try:

@@ -54,6 +54,15 @@ def checksum_ok(block: bytes) -> bool:
     return len(block) == 128 and sum(block) % 256 == 0
 
 
+HEADER = b"\x00\xff\xff\xff\xff\xff\xff\x00"
+
+
+def valid(data: bytes) -> bool:
+    """The EDID header, whole 128-byte blocks, every checksum right."""
+    blocks = [data[i : i + 128] for i in range(0, len(data), 128)]
+    return data.startswith(HEADER) and all(checksum_ok(b) for b in blocks)
+
+
 def _finish(block: bytearray) -> bytes:
     assert len(block) == 127, len(block)
     block.append((-sum(block)) % 256)

@@ -148,6 +148,11 @@ class FakeTC358743:
                 raise OSError(errno.EINVAL, "bad EDID size")
             self._edid = bytes(data)
 
+    def get_edid(self) -> bytes:
+        with self._cond:
+            self._check("subdev:G_EDID" if self.board == "pi5" else "G_EDID")
+            return self._edid
+
     def cable_present(self) -> bool | None:
         with self._cond:
             return self._cable and bool(self._edid)

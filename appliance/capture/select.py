@@ -22,11 +22,7 @@ def load_edid(config: Config, board: Board) -> bytes:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"config key 'capture.edid' = {path!r} cannot be read: {exc}") from None
-    if (
-        not data.startswith(b"\x00\xff\xff\xff\xff\xff\xff\x00")
-        or len(data) % 128
-        or not all(edid_mod.checksum_ok(data[i : i + 128]) for i in range(0, len(data), 128))
-    ):
+    if not edid_mod.valid(data):
         raise ConfigError(
             f"config key 'capture.edid' = {path!r} is not an EDID (128-byte blocks with valid "
             "checksums): make one with hw/edid/make_edid.py"
