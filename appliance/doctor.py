@@ -35,6 +35,8 @@ TLS_CERT_NAME = "tls.crt"  # in box.state_dir
 CMA_WANTED_KB = 128 * 1024
 MEM_FAIL_KB, MEM_WARN_KB = 100 * 1024, 300 * 1024
 TEMP_WARN, TEMP_FAIL = 70.0, 80.0
+#: The GPIO consumer names gpiozero's pin libraries give (lgpio: "lg").
+OUR_GPIO_CONSUMERS = ("lg", "gpiozero", "appliance")
 
 
 class Status(enum.Enum):
@@ -250,23 +252,28 @@ def check_gpio(env: DoctorEnv) -> list[CheckResult]:
     if panel.button_pin == panel.led_pin:
         fix = "give panel.button_pin and panel.led_pin different BCM numbers"
         return [CheckResult("gpio", FAIL, "button and LED on the same pin", fix)]
-    rc, out = env.run(["gpioinfo", "gpiochip0"])
+    rc, out = env.run(["gpioinfo"])  # every chip: the header is gpiochip0 or gpiochip4 (Pi 5)
     if rc == 127:
         status = WARN if env.on_pi else OK
         detail = "gpioinfo not installed" + ("" if env.on_pi else " (not needed off the Pi)")
         return [CheckResult("gpio", status, detail, "apt install gpiod")]
-    busy = []
+    ours: list[str] = []
+    theirs: list[str] = []
     for role, pin in pins.items():
-        m = re.search(rf"line\s+{pin}:.*", out)
+        m = re.search(rf'"GPIO{pin}".*', out)  # by line name, whichever chip holds it
         if m is None:
             continue
         text = m.group(0)
         consumer = re.search(r'consumer="([^"]*)"|"[^"]*"\s+"([^"]+)"', text)
         if consumer and "unused" not in text:
-            busy.append(f"BCM{pin} ({role}) used by {consumer.group(1) or consumer.group(2)}")
-    if busy:
-        fix = "stop the other user (or the running appliance) or choose other panel pins"
-        return [CheckResult("gpio", WARN, "; ".join(busy), fix)]
+            who = consumer.group(1) or consumer.group(2)
+            (ours if who in OUR_GPIO_CONSUMERS else theirs).append(f"BCM{pin} ({role}): {who}")
+    if theirs:
+        fix = "remove the overlay or stop the program holding the pin, or choose other panel pins"
+        return [CheckResult("gpio", FAIL, "in use by others: " + "; ".join(theirs), fix)]
+    if ours:
+        fix = "expected while the appliance runs; otherwise stop what holds the pins"
+        return [CheckResult("gpio", WARN, "held by gpiozero: " + "; ".join(ours), fix)]
     return [CheckResult("gpio", OK, f"BCM{panel.button_pin} button, BCM{panel.led_pin} LED free")]
 
 

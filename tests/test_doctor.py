@@ -247,6 +247,10 @@ FAILURES: dict[str, tuple[str, Callable[[Box], None]]] = {
         ),
     ),
     "pins clash": ("gpio", lambda b: b.reconfigure(panel={"led_pin": 17})),
+    "pin taken by an overlay": (
+        "gpio",
+        lambda b: script(b.root, "gpioinfo", 'echo \'line 27:\t"GPIO27"\toutput consumer="led0"\''),
+    ),
     "clock": ("clock", lambda b: script(b.root, "timedatectl", "echo no")),
     "relay token": ("relay", lambda b: b.reconfigure(relay={"token": "wrong"})),
     "relay no token": ("relay", lambda b: b.reconfigure(relay={"token": ""})),
@@ -299,12 +303,12 @@ WARNINGS: dict[str, tuple[str, Callable[[Box], None]]] = {
     "no signal": ("signal", lambda b: b.bridge.lose_signal()),
     "no relay": ("relay", lambda b: b.reconfigure(relay={"url": "", "token": ""})),
     "no turn": ("turn", lambda b: b.reconfigure(stream={"ice_servers": []})),
-    "pins busy": (
+    "pins held by the running appliance": (
         "gpio",
         lambda b: script(
             b.root,
             "gpioinfo",
-            'echo \'\tline  17:     "GPIO17"   "other-app"   input  active-low [used]\'',
+            'echo \'\tline  17:     "GPIO17"   "lg"   input  active-low [used]\'',
         ),
     ),
     "past throttling": (
