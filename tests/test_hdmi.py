@@ -298,3 +298,74 @@ def test_make_source_and_edid_from_config(tmp_path: object) -> None:
         load_edid(cfg.replace(capture={"edid": str(bad)}), Board.PI4)
     with pytest.raises(ConfigError, match="cannot be read"):
         load_edid(cfg.replace(capture={"edid": str(root / "missing.bin")}), Board.PI4)
+
+
+@pytest.mark.parametrize("encoder", ["software", "hardware"])
+def test_pipeline_keeps_one_stream_through_loss_and_size_changes(encoder: str) -> None:
+    """HDMI source -> media pipeline -> encoder -> one decoder, as a viewer that never reloads."""
+    from appliance.encode.fake_m2m import FakeM2M
+    from appliance.encode.hardware import HardwareEncoder
+    from appliance.encode.software import SoftwareEncoder
+    from appliance.stream.pipeline import MediaPipeline, Mode
+
+    def make_encoder(w: int, h: int, fps: float) -> object:
+        if encoder == "hardware":
+            return HardwareEncoder(w, h, fps, 1_000_000, 2.0, device=FakeM2M())
+        return SoftwareEncoder(w, h, fps, 1_000_000, 2.0, 1)
+
+    dev = FakeTC358743("pi4", "1080p30")
+    src = HdmiSource(dev, EDID, max_fps=30 if encoder == "hardware" else None)
+    decoder = av.CodecContext.create("h264", "r")
+    seen: list[tuple[float, int, int, bool, bool]] = []  # time, w, h, keyframe, has time strip
+    lock = threading.Lock()
+
+    def publish(packet: av.Packet) -> None:
+        types = nal_types(bytes(packet))
+        if packet.is_keyframe:
+            assert types[:2] == [NAL_SPS, NAL_PPS] and NAL_IDR in types, types
+        for frame in decoder.decode(av.Packet(bytes(packet))):
+            strip = timestrip.read(frame.to_ndarray()[: frame.height]) is not None
+            with lock:
+                seen.append(
+                    (time.monotonic(), frame.width, frame.height, packet.is_keyframe, strip)
+                )
+
+    def wait_for(
+        pred: Callable[[tuple[float, int, int, bool, bool]], bool],
+        since: float,
+        timeout: float = 3.0,
+    ) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with lock:
+                hits = [s[0] for s in seen if s[0] >= since and pred(s)]
+            if hits:
+                return hits[0] - since
+            time.sleep(0.02)
+        raise AssertionError(f"not seen within {timeout} s: {seen[-3:]}")
+
+    pipeline = MediaPipeline(src, make_encoder, publish)  # type: ignore[arg-type]
+    pipeline.set_mode(Mode.LIVE)
+    pipeline.set_viewers(1)
+    pipeline.start()
+    try:
+        t = time.monotonic()
+        wait_for(lambda s: (s[1], s[2]) == (1920, 1080) and s[4], t)
+        t = time.monotonic()
+        dev.lose_signal()
+        took = wait_for(lambda s: s[3] and not s[4], t)  # a slate keyframe, no time strip
+        assert took < 1.0
+        t2 = time.monotonic()
+        time.sleep(2.2)
+        with lock:
+            slates = [s for s in seen if s[0] >= t2 and not s[4]]
+        assert 2 <= len(slates) <= 3 and all(s[3] for s in slates)  # one keyframe a second
+        t = time.monotonic()
+        dev.plug("1280x1024p60")
+        assert wait_for(lambda s: (s[1], s[2]) == (1280, 1024) and s[3] and s[4], t) < 2.0
+        t = time.monotonic()
+        dev.change_mode("1080p30")
+        assert wait_for(lambda s: (s[1], s[2]) == (1920, 1080) and s[3] and s[4], t) < 2.0
+    finally:
+        pipeline.stop()
+    assert not dev.streaming
