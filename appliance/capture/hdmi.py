@@ -82,7 +82,8 @@ class HdmiSource:
         self._slate_interval = slate_interval
         self._buffers = buffers
         self._on_signal = on_signal
-        self._signal = SignalState.NO_DEVICE
+        # CHANGING until the first attempt says what is there (and ``on_signal`` hears it)
+        self._signal = SignalState.CHANGING
         self._io = threading.Lock()
         self._closing = threading.Event()
         self._opened = False

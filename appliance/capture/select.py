@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ..board import Board, Resolved, under
 from ..config import Config, SourceKind
 from ..errors import ConfigError
 from . import edid as edid_mod
-from .base import Source
+from .base import SignalState, Source
 
 
 def load_edid(config: Config, board: Board) -> bytes:
@@ -30,7 +31,13 @@ def load_edid(config: Config, board: Board) -> bytes:
     return data
 
 
-def make_source(config: Config, resolved: Resolved, root: Path = Path("/")) -> Source:
+def make_source(
+    config: Config,
+    resolved: Resolved,
+    root: Path = Path("/"),
+    on_signal: Callable[[SignalState], None] | None = None,
+) -> Source:
+    """The source ``resolved.source`` names; ``on_signal`` hears HDMI signal changes."""
     cap = config.capture
     kind = resolved.source
     if kind is SourceKind.HDMI:
@@ -49,6 +56,7 @@ def make_source(config: Config, resolved: Resolved, root: Path = Path("/")) -> S
             cap.height,
             cap.fps,
             max_fps=resolved.max_fps,
+            on_signal=on_signal,
         )
     if kind is SourceKind.CAMERA:
         from .camera import CameraSource
