@@ -276,6 +276,7 @@ class HdmiSource:
                     self._set_signal(SignalState.PRESENT)
                     age = min(max(0.0, time.monotonic() - raw.timestamp), 1.0)
                     return CapturedFrame(frame=frame, captured_at=time.time() - age)
+                self._closing.wait(0.005)  # readable without a buffer (POLLERR): do not spin
         except OSError as exc:  # EIO, EPIPE, ENOLINK from DQBUF: the receiver lost the input
             logger.info("HDMI capture error: %s", v4l2.errno_name(exc))
             self._stop()
