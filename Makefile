@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed
 # Debian packages the tests drive for real: the phone's browser and a TURN server.
 APT_PKGS := chromium coturn shellcheck
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# Python trees that lint checks (bench/ joins once it exists).
+LINT_DIRS := appliance tests $(wildcard bench)
 
 .PHONY: all setup system-deps demo test lint bench clean
 
@@ -41,8 +43,8 @@ test: setup lint
 	bash tests/run.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check appliance tests bench
-	$(BIN)/ruff format --check appliance tests bench
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(BIN)/mypy
 
 bench: setup
