@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="the web server's port (overrides the config)")
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("config", type=Path)
+    sub.add_parser(
+        "doctor",
+        help="check the box: bridge, EDID, signal, encoder, pins, clock, relay, ...",
+        add_help=False,
+    )
     return parser
 
 
@@ -84,6 +89,12 @@ async def _run(args: argparse.Namespace, cfg: config_mod.Config) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Subcommands with parsers of their own get the rest of the command line as it is.
+    if argv[:1] == ["doctor"]:
+        from .doctor import main as doctor_main
+
+        return doctor_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "check-config":

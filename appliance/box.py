@@ -12,11 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .board import resolve
 from .capture.base import Source
-from .config import Config, EncoderKind, SourceKind
+from .capture.select import make_source
+from .config import Config
 from .core import Core, OpenSession, Press
-from .encode.base import Encoder
-from .errors import ConfigError
+from .encode.select import make_encoder_factory
 from .panel import Panel, make_pin_factory
 from .state import State
 from .stream.ice import confine_host_addresses
@@ -26,39 +27,6 @@ from .web.facade import LoopFacade
 from .web.server import WebServer
 
 logger = logging.getLogger(__name__)
-
-
-def make_source(config: Config) -> Source:
-    cap = config.capture
-    kind = cap.source
-    if kind in (SourceKind.SYNTHETIC, SourceKind.AUTO):
-        from .capture.synthetic import SyntheticSource
-
-        return SyntheticSource(cap.width, cap.height, cap.fps)
-    if kind is SourceKind.FILE:
-        from .capture.file import FileSource
-
-        if not cap.file:
-            raise ConfigError(
-                "config key 'capture.file' must name a clip when capture.source = 'file'"
-            )
-        return FileSource(cap.file, cap.width, cap.height, cap.fps)
-    raise ConfigError(
-        f"config key 'capture.source' = {kind.value!r} is not available on this machine"
-    )
-
-
-def make_encoder_factory(config: Config) -> Callable[[int, int, float], Encoder]:
-    enc = config.encode
-    if enc.encoder is EncoderKind.HARDWARE:
-        raise ConfigError("config key 'encode.encoder' = 'hardware' needs the Pi's encoder device")
-
-    def make(width: int, height: int, fps: float) -> Encoder:
-        from .encode.software import SoftwareEncoder
-
-        return SoftwareEncoder(width, height, fps, enc.bitrate, enc.keyframe_interval, enc.threads)
-
-    return make
 
 
 class LocalOffers:
@@ -96,7 +64,14 @@ async def run_box(
 ) -> None:
     """Build the box from ``config`` and run it until its core stops."""
     confine_host_addresses(config.stream.ice_addresses)
-    source = source or make_source(config)
+    resolved = resolve(config)
+    logger.info(
+        "board %s: source %s, encoder %s",
+        resolved.board.value,
+        resolved.source.value,
+        resolved.encoder.value,
+    )
+    source = source or make_source(config, resolved)
     make_encoder = make_encoder_factory(config)
     core = Core(config, lambda publish: MediaPipeline(source, make_encoder, publish))
     if pin_factory is None:

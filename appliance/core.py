@@ -108,8 +108,15 @@ class Core:
         return {"type": "status", "state": viewer_status(self._state).value}
 
     def status(self) -> dict[str, Any]:
-        """A snapshot for the pages: state and viewer count (no ids, no addresses)."""
-        return {"state": self._state.value, "viewers": len(self.peers)}
+        """A snapshot for the pages: state, HDMI signal, viewer count (no ids, no addresses).
+
+        The signal state is read from the source when asked: it is separate from the session
+        state and never changes it (losing the signal while PAUSED stays PAUSED)."""
+        return {
+            "state": self._state.value,
+            "signal": self.pipeline.source.signal.value,
+            "viewers": len(self.peers),
+        }
 
     # -- events -----------------------------------------------------------------------------------
 

@@ -57,3 +57,17 @@ def launch(playwright: Any, **kwargs: Any) -> Any:
         args=CHROMIUM_ARGS + list(kwargs.pop("args", [])),
         **kwargs,
     )
+
+
+def wait_js(page: Any, expression: str, timeout: float = 15.0) -> Any:
+    """Poll ``expression`` until truthy (wait_for_function would eval, which the CSP forbids)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{expression} still false after {timeout} s")
+        time.sleep(0.05)

@@ -166,3 +166,18 @@ def box_factory() -> Iterator[Any]:
 @pytest.fixture
 def running_box(box_factory: Any) -> RunningBox:
     return box_factory()
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    """Debian's headless Chromium with the project's flags (tests/browser.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests import browser
+
+    with sync_playwright() as pw:
+        b = browser.launch(pw)
+        try:
+            yield b
+        finally:
+            b.close()

@@ -6,35 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
-from tests import browser
+from tests.browser import wait_js
 
 pytestmark = pytest.mark.browser
 
 PROBE = (Path(__file__).parent / "probe.js").read_text()
-
-
-@pytest.fixture
-def chromium():
-    with sync_playwright() as pw:
-        b = browser.launch(pw)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def wait_js(page, expression: str, timeout: float = 15.0):
-    """Poll ``expression`` until truthy (wait_for_function would eval, which the CSP forbids)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = page.evaluate(expression)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{expression} still false after {timeout} s")
-        time.sleep(0.05)
 
 
 def test_viewer_plays_h264_with_an_advancing_time_strip_and_pause_stops_it(

@@ -87,6 +87,10 @@ class MediaPipeline:
             encoder.request_keyframe()
 
     @property
+    def source(self) -> Source:
+        return self._source
+
+    @property
     def encoder(self) -> Encoder | None:
         return self._encoder
 
