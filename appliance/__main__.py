@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import sys
 from pathlib import Path
@@ -22,6 +23,11 @@ DEMO_OVERRIDES: dict[str, Any] = {
     "panel": {"pin_factory": "mock"},
     "stream": {"ice_addresses": ["127.0.0.1"], "ice_servers": []},
     "web": {"host": "127.0.0.1"},
+    # The phantom's stand-in patient banner, blanked before encoding (below the time strip).
+    "mask": {
+        "scanner": "synthetic phantom",
+        "rects": [{"x": 0.69, "y": 0.05, "w": 0.28, "h": 0.08}],
+    },
 }
 
 
@@ -50,23 +56,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_config(args: argparse.Namespace) -> config_mod.Config:
+def load_config(args: argparse.Namespace, password: str = "") -> config_mod.Config:
     overrides: dict[str, Any] = {}
     if args.demo:
+        from .passwords import hash_password
+
         overrides = config_mod.merge(overrides, DEMO_OVERRIDES)
+        # The demo's pairing password: random, printed in its terminal only, hashed in memory.
+        overrides["pairing"] = {"password": "", "password_hash": hash_password(password)}
         if args.lan:
             overrides = config_mod.merge(
                 overrides,
-                {"web": {"host": "0.0.0.0"}, "stream": {"ice_addresses": []}},  # noqa: S104
+                {
+                    "web": {"host": "0.0.0.0", "tls": True},  # noqa: S104 - asked for with --lan
+                    "stream": {"ice_addresses": []},
+                },
             )
     if args.port is not None:
         overrides = config_mod.merge(overrides, {"web": {"port": args.port}})
     return config_mod.load(args.config, overrides)
 
 
-async def _run(args: argparse.Namespace, cfg: config_mod.Config) -> None:
+async def _run(args: argparse.Namespace, cfg: config_mod.Config, password: str = "") -> None:
     from .box import Box, run_box
-    from .demo import Terminal, print_banner
+    from .demo import Terminal, lan_address, print_banner, print_session
 
     loop = asyncio.get_running_loop()
     terminal: Terminal | None = None
@@ -78,11 +91,23 @@ async def _run(args: argparse.Namespace, cfg: config_mod.Config) -> None:
         if args.demo:
             terminal = Terminal(box.panel, cfg.panel.hold_time)
             box.core.add_listener(terminal.state_changed)
-            print_banner(box.urls)
+            print_banner(box.urls, password)
             terminal.start()
 
+    def on_session(box: Box, session: Any) -> None:
+        if args.demo:
+            print_session(box.urls)
+
+    lan = (lan_address(),) if args.demo and args.lan else ()
     try:
-        await run_box(cfg, open_session=args.demo, on_started=on_started)
+        await run_box(
+            cfg,
+            open_session=args.demo,
+            on_started=on_started,
+            on_session=on_session,
+            clock_ok=(lambda: True) if args.demo else None,  # the demo is exempt
+            lan_hosts=lan,
+        )
     finally:
         if terminal is not None:
             terminal.stop()
@@ -101,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             config_mod.load(args.config)
             print(f"{args.config}: valid")
             return 0
-        cfg = load_config(args)
+        password = secrets.token_urlsafe(9) if getattr(args, "demo", False) else ""
+        cfg = load_config(args, password)
     except ConfigError as exc:
         print(f"appliance: {exc}", file=sys.stderr)
         return 2
@@ -109,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         try:
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(_run(args, cfg))
+                asyncio.run(_run(args, cfg, password))
         except ApplianceError as exc:
             logger.error("%s", exc)
             return 1

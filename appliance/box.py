@@ -8,50 +8,67 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .board import resolve
 from .capture.base import Source
+from .capture.mask import Mask
 from .capture.select import make_source
 from .config import Config
-from .core import Core, OpenSession, Press
+from .core import Command, Core, Press
+from .crypto import BoxIdentity, load_or_create_tls
 from .encode.select import make_encoder_factory
+from .eventlog import EventLog
 from .panel import Panel, make_pin_factory
+from .passwords import hash_password
+from .relay.server import RelayServer, relay_config_for_box
+from .session.session import Session
+from .signalling.client import RelayClient
+from .signalling.host import SessionHost
 from .state import State
 from .stream.ice import confine_host_addresses
 from .stream.pipeline import MediaPipeline
 from .web.app import create_app
+from .web.backend import CoreBackend, MaskStore
 from .web.facade import LoopFacade
 from .web.server import WebServer
 
 logger = logging.getLogger(__name__)
 
 
-class LocalOffers:
-    """Local signalling's handler: the WSGI threads reach the core through the loop facade."""
-
-    def __init__(self, facade: LoopFacade, core: Core) -> None:
-        self._facade = facade
-        self._core = core
-
-    def offer(self, body: str) -> tuple[str, str]:
-        return self._facade.call(self._core.viewer_offer(body))
-
-    def hangup(self, resource_id: str) -> bool:
-        return self._facade.call(self._core.viewer_hangup(resource_id))
-
-
 @dataclass
 class Box:
-    """Everything running: core, panel, web server. Made by :func:`run_box`."""
+    """Everything running: core, panel, web server, relay. Made by :func:`run_box`."""
 
     config: Config
     core: Core
     panel: Panel
     web: WebServer
+    events: EventLog
+    relay: RelayServer | None = None
+    #: "pairing": the staff's page; "viewer": the open session's link (the QR code's content).
     urls: dict[str, str] = field(default_factory=dict)
+    tls_certificate: Path | None = None
+
+
+def state_dir(config: Config) -> Path:
+    path = Path(config.box.state_dir)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def password_hash(config: Config) -> str:
+    """The pairing password's hash: first boot writes it; a plain password given in a config
+    (development) is hashed in memory here. Empty: the page refuses every login."""
+    if config.pairing.password_hash:
+        return config.pairing.password_hash
+    if config.pairing.password:
+        return hash_password(config.pairing.password)
+    return ""
 
 
 async def run_box(
@@ -61,8 +78,16 @@ async def run_box(
     pin_factory: Any = None,
     source: Source | None = None,
     on_started: Callable[[Box], None] | None = None,
+    on_session: Callable[[Box, Session], None] | None = None,
+    clock_ok: Callable[[], bool] | None = None,
+    lan_hosts: tuple[str, ...] = (),
 ) -> None:
-    """Build the box from ``config`` and run it until its core stops."""
+    """Build the box from ``config`` and run it until its core stops.
+
+    With ``relay.url`` empty the box runs the relay itself (the demo, or a clinic without one),
+    on the web server's host, and its own client reaches it through the same HTTP protocol.
+    ``clock_ok`` says whether sessions may open (default: the system clock is synchronised).
+    """
     confine_host_addresses(config.stream.ice_addresses)
     resolved = resolve(config)
     logger.info(
@@ -71,9 +96,65 @@ async def run_box(
         resolved.source.value,
         resolved.encoder.value,
     )
+    if config.pairing.pre_admit:
+        logger.warning("pairing.pre_admit is on: viewers are admitted without the staff")
+    keys = state_dir(config)
+    identity = BoxIdentity.load_or_create(keys)
+    events = EventLog(keys / "events.jsonl")
+    if clock_ok is None:
+        from .clock import is_synchronised
+
+        clock_ok = is_synchronised
+
     source = source or make_source(config, resolved)
     make_encoder = make_encoder_factory(config)
-    core = Core(config, lambda publish: MediaPipeline(source, make_encoder, publish))
+    pipelines: list[MediaPipeline] = []
+
+    def make_pipeline(publish: Any) -> MediaPipeline:
+        pipeline = MediaPipeline(source, make_encoder, publish)
+        pipelines.append(pipeline)
+        return pipeline
+
+    def apply_mask(rects: list[tuple[float, float, float, float]]) -> None:
+        for pipeline in pipelines:
+            pipeline.set_frame_filter(Mask(rects).apply if rects else None)
+
+    tls = None
+    if config.web.tls:
+        names = (f"{config.box.name}.local", "localhost", "127.0.0.1", *lan_hosts)
+        tls = load_or_create_tls(keys, names)
+
+    relay: RelayServer | None = None
+    if config.relay.url:
+        relay_url, token, ca = config.relay.url.rstrip("/"), config.relay.token, None
+    else:
+        token = secrets.token_urlsafe(32)
+        relay = RelayServer(
+            relay_config_for_box(
+                host=config.web.host,
+                token=token,
+                certfile=str(tls.cert) if tls else "",
+                keyfile=str(tls.key) if tls else "",
+            )
+        )
+        relay.start()
+        relay_url, ca = relay.url, (str(tls.cert) if tls else None)
+    viewer_origin = relay_url
+    if relay is not None and lan_hosts:
+        viewer_origin = relay.url.replace(config.web.host, lan_hosts[0], 1)
+    client = RelayClient(relay_url, token, ca_file=ca)
+
+    core = Core(
+        config,
+        make_pipeline,
+        box_key_hash=identity.key_hash,
+        events=events,
+        clock_ok=clock_ok,
+        viewer_origin=viewer_origin,
+    )
+    core.host = SessionHost(core, client, identity, events)
+    masks = MaskStore(keys / "mask.json", config.mask.rects, apply_mask)
+
     if pin_factory is None:
         pin_factory = make_pin_factory(config.panel.pin_factory)
     panel = Panel(
@@ -86,20 +167,42 @@ async def run_box(
 
     loop = asyncio.get_running_loop()
     facade = LoopFacade(loop)
-    app = create_app(LocalOffers(facade, core), status=lambda: facade.run(core.status))
-    web = WebServer(app, config.web.host, config.web.port)
+    backend = CoreBackend(facade, core, events.entries, masks)
+    app = create_app(
+        backend,
+        password_hash=password_hash(config),
+        secure_cookies=tls is not None,
+        room_name=config.box.name,
+    )
+    web = WebServer(
+        app,
+        config.web.host,
+        config.web.port,
+        certfile=str(tls.cert) if tls else None,
+        keyfile=str(tls.key) if tls else None,
+    )
     web.start()
-    box = Box(config, core, panel, web)
-    box.urls["viewer"] = web.url() + "/v/"
+    box = Box(config, core, panel, web, events, relay, tls_certificate=tls.cert if tls else None)
+    box.urls["pairing"] = web.url(lan_hosts[0] if lan_hosts else None) + "/pairing/"
+
+    def session_opened(session: Session) -> None:
+        box.urls["viewer"] = core.link(session)
+        if on_session is not None:
+            on_session(box, session)
+
+    core.add_session_listener(session_opened)
 
     def started() -> None:
         if open_session:
-            core.post(OpenSession())
+            core.post(Command("open", {"consent": True}))
         if on_started is not None:
             on_started(box)
 
     try:
         await core.run(started)
     finally:
+        await client.aclose()
         await asyncio.to_thread(web.stop)
+        if relay is not None:
+            await asyncio.to_thread(relay.stop)
         panel.close()

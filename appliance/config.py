@@ -136,6 +136,13 @@ class PairingConfig:
     password: str = ""
     #: scrypt hash of the password (written by first boot, never by hand).
     password_hash: str = ""
+    #: How long a session's link stays valid, in minutes (opened ahead, e.g. at check-in).
+    valid_minutes: int = field(default=90, metadata=_bounds(5, 24 * 60))
+    #: Seconds the seat is kept after the viewer hangs up on purpose, before the session ends.
+    hangup_grace: float = field(default=60.0, metadata=_bounds(0.0, 3600.0))
+    #: Admit the viewer without the staff (no verification of the code). Off by default; the
+    #: box warns at start when it is on.
+    pre_admit: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,6 +157,26 @@ class WifiConfig:
 class SshConfig:
     #: OpenSSH public keys allowed to log in as the technician; empty = SSH stays off.
     authorized_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MaskRect:
+    """A rectangle blanked before encoding, in fractions of the picture (0 to 1), so it holds at
+    any resolution the scanner switches to."""
+
+    x: float = field(default=0.0, metadata=_bounds(0.0, 1.0))
+    y: float = field(default=0.0, metadata=_bounds(0.0, 1.0))
+    w: float = field(default=0.0, metadata=_bounds(0.0, 1.0))
+    h: float = field(default=0.0, metadata=_bounds(0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """The privacy mask: where this scanner model prints the patient's name, id, birth date."""
+
+    #: The scanner model the mask was drawn for (a label for the technician).
+    scanner: str = ""
+    rects: tuple[MaskRect, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,6 +196,7 @@ class Config:
     pairing: PairingConfig = PairingConfig()
     wifi: WifiConfig = WifiConfig()
     ssh: SshConfig = SshConfig()
+    mask: MaskConfig = MaskConfig()
     log: LogConfig = LogConfig()
 
     def replace(self, **sections: Any) -> Config:
@@ -183,18 +211,22 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
     """Load the config from a TOML file (``None``: defaults only), then apply ``overrides``."""
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"config file {p} does not exist") from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+        data = read_toml(Path(path))
     if overrides:
         data = _merge(data, overrides)
     return load_dict(data)
+
+
+def read_toml(p: Path) -> dict[str, Any]:
+    """A TOML file as plain data; a missing or malformed file is a :class:`ConfigError`."""
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
 
 
 def load_dict(data: dict[str, Any]) -> Config:

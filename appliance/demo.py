@@ -6,6 +6,7 @@ runs unchanged; the LED is read back from its mock pin.
 
 from __future__ import annotations
 
+import socket
 import sys
 import threading
 import time
@@ -17,20 +18,38 @@ from .panel import Panel, mock_pin
 from .state import State
 
 
-def print_banner(urls: dict[str, str], out: TextIO = sys.stdout) -> None:
-    """Print the URLs on lines of their own, then the viewer URL as a terminal QR code."""
-    for name in ("viewer", "pairing"):
-        if name in urls:
-            print(f"{name}: {urls[name]}", file=out, flush=True)
-    if "password" in urls:
-        print(f"pairing password (this run only): {urls['password']}", file=out, flush=True)
-    if out.isatty():
-        segno.make(urls["viewer"], error="m").terminal(out=out, compact=True)
+def print_banner(urls: dict[str, str], password: str, out: TextIO = sys.stdout) -> None:
+    """What the demo prints once: the pairing page, its password, the keys."""
+    if "pairing" in urls:
+        print(f"pairing: {urls['pairing']}", file=out, flush=True)
+    if password:
+        print(f"pairing password (this run only): {password}", file=out, flush=True)
     print(
         'Press Enter for a short press, "l" then Enter for a long press, Ctrl-C to stop.',
         file=out,
         flush=True,
     )
+
+
+def print_session(urls: dict[str, str], out: TextIO = sys.stdout) -> None:
+    """For every session the demo opens: the viewer's link and the pairing page on lines of
+    their own, then the link as a terminal QR code."""
+    print(f"viewer: {urls['viewer']}", file=out, flush=True)
+    if "pairing" in urls:
+        print(f"pairing: {urls['pairing']}", file=out, flush=True)
+    if out.isatty():
+        segno.make(urls["viewer"], error="m").terminal(out=out, compact=True)
+
+
+def lan_address() -> str:
+    """This machine's address on its LAN (for --lan): the source address the kernel would use
+    towards a documentation-only address. A UDP connect sends no packet."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed, nothing is sent
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
 
 
 def press(panel: Panel, hold: float) -> None:

@@ -9,8 +9,6 @@ the relay token is used, never shown.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import enum
 import errno
 import hashlib
@@ -27,6 +25,7 @@ from . import config as config_mod
 from .board import Board, under
 from .capture import edid as edid_mod
 from .capture.bridge import Bridge, BridgeNodes, V4L2Bridge, driver_bound, find_bridge
+from .clock import TIME_ERROR, adjtimex_state
 from .config import Config, EncoderKind, SourceKind
 from .errors import ConfigError
 
@@ -285,20 +284,13 @@ def check_clock(env: DoctorEnv) -> list[CheckResult]:
     if rc == 0 and out.strip() in ("yes", "no"):
         synced = out.strip() == "yes"
     else:
-        state = _adjtimex_state() if env.root == Path("/") else None
+        state = adjtimex_state() if env.root == Path("/") else None
         if state is None:
             return [CheckResult("clock", WARN, "cannot tell whether NTP synchronised", fix)]
-        synced = state != 5  # TIME_ERROR: the kernel clock is not synchronised
+        synced = state != TIME_ERROR
     if synced:
         return [CheckResult("clock", OK, "synchronised (NTP)")]
     return [CheckResult("clock", FAIL, "not synchronised: TLS and session expiry need it", fix)]
-
-
-def _adjtimex_state() -> int | None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    buf = ctypes.create_string_buffer(512)  # struct timex, modes = 0: read only
-    state = int(libc.adjtimex(buf))
-    return None if state < 0 else state
 
 
 def check_relay(env: DoctorEnv) -> list[CheckResult]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +36,7 @@ class RunningBox:
 
     def __init__(self, cfg: config_mod.Config, open_session: bool, source: Any = None) -> None:
         self.cfg = cfg
+        self.tmp = Path(cfg.box.state_dir).parent
         self.pin_factory = MockFactory()
         self.box: Box | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -58,6 +60,7 @@ class RunningBox:
                     pin_factory=self.pin_factory,
                     source=source,
                     on_started=on_started,
+                    clock_ok=lambda: True,
                 )
             )
         except BaseException as exc:  # noqa: BLE001 - reported to the test
@@ -93,8 +96,26 @@ class RunningBox:
 
     @property
     def viewer_url(self) -> str:
+        """The open session's link, as its QR code holds it (waits for the session to open)."""
+        import time
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            url = self.call(lambda: self.box.urls.get("viewer") if self.core.session else None)
+            if url:
+                return str(url)
+            time.sleep(0.02)
+        raise AssertionError("no session is open")
+
+    @property
+    def pairing_url(self) -> str:
         assert self.box is not None
-        return self.box.urls["viewer"]
+        return self.box.urls["pairing"]
+
+    def box_events(self) -> list[dict[str, Any]]:
+        """The box's event log (no personal data in it)."""
+        assert self.box is not None
+        return list(self.box.events.entries())
 
     def state(self) -> str:
         return str(self.call(lambda: self.core.state.value))
@@ -150,10 +171,12 @@ def make_config(**sections: Any) -> config_mod.Config:
 
 
 @pytest.fixture
-def box_factory() -> Iterator[Any]:
+def box_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     boxes: list[RunningBox] = []
 
     def make(open_session: bool = True, source: Any = None, **sections: Any) -> RunningBox:
+        state = tmp_path_factory.mktemp("box") / "state"
+        sections["box"] = {"state_dir": str(state), **sections.get("box", {})}
         rb = RunningBox(make_config(**sections), open_session, source)
         boxes.append(rb)
         return rb.start()

@@ -1,4 +1,5 @@
-"""End to end with two real aiortc peers on loopback: the box and a viewer."""
+"""End to end with two real aiortc peers on loopback: the box and a viewer, through the relay and
+the sealed handshake (docs/protocol.md), as a phone would."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 import pytest
 
 from appliance.capture import timestrip
-from tests.viewer_client import AiortcViewer
+from tests.viewer_client import AiortcViewer, Refused
 
 
 async def wait_for(predicate, timeout: float = 10.0) -> None:
@@ -20,13 +21,17 @@ async def wait_for(predicate, timeout: float = 10.0) -> None:
 
 
 async def test_frames_arrive_decode_and_carry_an_advancing_time_strip(running_box) -> None:
-    viewer = AiortcViewer(running_box.url)
+    viewer = AiortcViewer(running_box.viewer_url)
     try:
         await viewer.connect()
         await wait_for(lambda: running_box.state() == "waiting")
         await wait_for(lambda: "waiting" in viewer.statuses)
-        # nothing is sent before the press
-        assert await viewer.frames(1, timeout=1.0) == []
+        # both sides show the same verification code before admission
+        session = running_box.call(lambda: running_box.core.session_status())
+        assert viewer.code is not None and len(viewer.code) == 6 and viewer.code.isdigit()
+        assert session["viewer"]["code"] == viewer.code and session["viewer"]["name"] == "Sam"
+        # nothing is sent before the press admits the viewer
+        assert await viewer.frames(1, timeout=1.5) == []
 
         await asyncio.to_thread(running_box.press)
         frames = await viewer.frames(45, timeout=15)
@@ -45,7 +50,7 @@ async def test_frames_arrive_decode_and_carry_an_advancing_time_strip(running_bo
 
 
 async def test_pause_sends_the_slate_and_resume_brings_the_scan_back(running_box) -> None:
-    viewer = AiortcViewer(running_box.url)
+    viewer = AiortcViewer(running_box.viewer_url)
     try:
         await viewer.connect()
         await asyncio.to_thread(running_box.press)
@@ -65,7 +70,7 @@ async def test_pause_sends_the_slate_and_resume_brings_the_scan_back(running_box
 
 
 async def test_a_picture_loss_indication_makes_the_encoder_send_a_keyframe(running_box) -> None:
-    viewer = AiortcViewer(running_box.url)
+    viewer = AiortcViewer(running_box.viewer_url)
     try:
         await viewer.connect()
         await asyncio.to_thread(running_box.press)
@@ -93,7 +98,8 @@ async def test_a_picture_loss_indication_makes_the_encoder_send_a_keyframe(runni
 async def test_long_press_drops_the_viewer_and_refuses_new_ones_until_a_new_session(
     running_box,
 ) -> None:
-    viewer = AiortcViewer(running_box.url)
+    link = running_box.viewer_url
+    viewer = AiortcViewer(link)
     try:
         await viewer.connect()
         await asyncio.to_thread(running_box.press)
@@ -104,11 +110,14 @@ async def test_long_press_drops_the_viewer_and_refuses_new_ones_until_a_new_sess
         running_box.wait_state("idle")
     finally:
         await viewer.close()
-    late = AiortcViewer(running_box.url)
+    # the old link is dead for good: the room is gone and the same phone cannot come back
+    late = AiortcViewer(link, seat_key=viewer.seat_key)
     try:
-        with pytest.raises(ConnectionRefusedError, match="409"):
+        with pytest.raises(Refused) as refused:
             await late.connect()
+        assert refused.value.status in (404, 410)
     finally:
         await late.close()
     await asyncio.to_thread(running_box.press)  # IDLE: a short press opens a new session
     running_box.wait_state("ready")
+    assert running_box.viewer_url != link

@@ -1,4 +1,9 @@
-"""A viewer made of a real aiortc peer: offers like the phone page, decodes what arrives."""
+"""A viewer made of a real aiortc peer and the Python side of the seal: it scans the link, knocks
+at the relay, checks the box's signed reply, offers like the phone page and decodes what arrives.
+
+It speaks docs/protocol.md over the relay's HTTP API exactly as the phone's viewer.js does; the
+adversarial tests reach into its steps to tamper with them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +21,8 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from appliance.capture import timestrip
+from appliance.config import IceServer
+from appliance.session import seal
 from appliance.stream.peers import ice_configuration
 
 
@@ -25,20 +33,125 @@ class Received:
     arrived: float
 
 
+class Refused(ConnectionRefusedError):
+    """The relay or the box said no: ``reason`` is the relay's error code."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class Relay:
+    """The viewer's side of the relay transport (docs/protocol.md, "Relay transport")."""
+
+    origin: str
+    room: str
+    token: str = ""
+    after: int = 0
+
+    def _request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(self.origin + path, data, headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=40) as response:  # noqa: S310
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                return exc.code, json.loads(raw)
+            except ValueError:
+                return exc.code, {"error": raw.decode(errors="replace")}
+
+    async def knock(self, wire: dict[str, Any]) -> None:
+        status, body = await asyncio.to_thread(
+            self._request, "POST", f"/api/rooms/{self.room}/knock", {"blob": json.dumps(wire)}
+        )
+        if status != 202:
+            raise Refused(status, (body or {}).get("error", ""))
+        self.token = body["client"]
+
+    async def send(self, wire: dict[str, Any]) -> None:
+        status, body = await asyncio.to_thread(
+            self._request, "POST", f"/api/rooms/{self.room}/messages", {"blob": json.dumps(wire)}
+        )
+        if status != 204:
+            raise Refused(status, (body or {}).get("error", ""))
+
+    async def receive(self, timeout: float = 20.0) -> dict[str, Any]:
+        """The next message from the box (long-polling)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            wait = max(1, min(10, int(deadline - time.monotonic())))
+            status, body = await asyncio.to_thread(
+                self._request,
+                "GET",
+                f"/api/rooms/{self.room}/messages?after={self.after}&wait={wait}",
+            )
+            if status != 200:
+                raise Refused(status, (body or {}).get("error", ""))
+            for message in body["messages"]:
+                self.after = max(self.after, message["n"])
+                return json.loads(message["blob"])
+        raise TimeoutError("no message from the box")
+
+
+def parse_link(link: str) -> tuple[str, str, str]:
+    """(origin, room, fragment) from a viewer link as the QR code holds it."""
+    parts = urllib.parse.urlsplit(link)
+    room = parts.path.rstrip("/").rsplit("/", 1)[-1]
+    return f"{parts.scheme}://{parts.netloc}", room, parts.fragment
+
+
 @dataclass
 class AiortcViewer:
-    base_url: str
-    pc: RTCPeerConnection = field(default_factory=lambda: RTCPeerConnection(ice_configuration(())))
+    link: str
+    name: str | None = "Sam"
+    seat_key: Any = None
+    force_relay: bool = False
+    pc: RTCPeerConnection | None = None
     statuses: list[str] = field(default_factory=list)
     track: Any = None
-    resource: str | None = None
+    code: str | None = None
+    handshake: Any = None
+    relay: Relay | None = None
+    reply: Any = None
+
+    def __post_init__(self) -> None:
+        self.origin, self.room, fragment = parse_link(self.link)
+        self.secret, self.box_key_hash = seal.parse_fragment(fragment)
+
+    async def knock(self) -> None:
+        """Steps (a) and (b): knock, then check and open the box's signed reply."""
+        self.handshake = seal.ViewerHandshake(
+            self.room, self.secret, self.box_key_hash, seat_key=self.seat_key, name=self.name
+        )
+        self.seat_key = self.handshake.seat_key
+        self.relay = Relay(self.origin, self.room)
+        await self.relay.knock(self.handshake.knock())
+        self.reply = self.handshake.open_reply(await self.relay.receive())
 
     async def connect(self) -> None:
+        """The whole handshake, then wait for the video track."""
+        await self.knock()
+        servers = tuple(
+            IceServer(tuple(s["urls"]), s.get("username", ""), s.get("credential", ""))
+            for s in self.reply.ice_servers
+        )
+        config = ice_configuration(servers)
+        self.pc = RTCPeerConnection(config)
         channel = self.pc.createDataChannel("status")
 
         @channel.on("message")
         def on_message(message: str) -> None:
-            self.statuses.append(json.loads(message)["state"])
+            status = json.loads(message)
+            self.statuses.append(status["state"])
+            self.code = status.get("code", self.code)
 
         got_track = asyncio.get_running_loop().create_future()
 
@@ -49,13 +162,12 @@ class AiortcViewer:
 
         self.pc.addTransceiver("video", direction="recvonly")
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        status, headers, body = await asyncio.to_thread(
-            post, self.base_url + "/whep", self.pc.localDescription.sdp
-        )
-        if status != 201:
-            raise ConnectionRefusedError(f"offer refused: {status} {body!r}")
-        self.resource = headers.get("Location")
-        await self.pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
+        offer = self.pc.localDescription.sdp
+        assert self.relay is not None
+        await self.relay.send(self.handshake.offer(offer))
+        answer = self.handshake.open_answer(await self.relay.receive())
+        self.code = self.handshake.code(seal.dtls_fingerprint(offer))
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         self.track = await asyncio.wait_for(got_track, 10)
 
     async def frames(self, count: int, timeout: float = 10.0) -> list[Received]:
@@ -74,19 +186,16 @@ class AiortcViewer:
         return out
 
     def codec(self) -> str:
+        assert self.pc is not None
         transceiver = self.pc.getTransceivers()[0]
         return str(transceiver._codecs[0].mimeType)
 
+    async def hang_up(self) -> None:
+        """Say bye through the sealed channel, then close."""
+        if self.relay is not None and self.handshake is not None:
+            await self.relay.send(self.handshake.seal({"type": "bye"}))
+        await self.close()
+
     async def close(self) -> None:
-        await self.pc.close()
-
-
-def post(url: str, sdp: str) -> tuple[int, dict[str, str], str]:
-    request = urllib.request.Request(
-        url, data=sdp.encode(), method="POST", headers={"Content-Type": "application/sdp"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return response.status, dict(response.headers), response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read().decode()
+        if self.pc is not None:
+            await self.pc.close()

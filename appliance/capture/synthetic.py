@@ -20,7 +20,7 @@ from . import timestrip
 from .base import CapturedFrame, SignalState
 
 #: Where the stand-in for the patient's name is drawn (x, y, width, height), scaled to the frame.
-BANNER_FRACTION = (0.70, 0.04, 0.26, 0.05)
+BANNER_FRACTION = (0.70, 0.06, 0.26, 0.05)
 BANNER_LUMA = 230
 
 _DRIFT = 48  # pixels of slow tissue drift, each way

@@ -101,6 +101,16 @@ class ViewerPeer:
         return self.id[:6]
 
     @property
+    def dtls_fingerprint(self) -> bytes:
+        """The SHA-256 fingerprint of this connection's DTLS certificate, as raw bytes (what the
+        box commits to in its reply, before the offer; docs/protocol.md)."""
+        certificate = self._pc._RTCPeerConnection__certificates[0]  # type: ignore[attr-defined]
+        for fingerprint in certificate.getFingerprints():
+            if fingerprint.algorithm == "sha-256":
+                return bytes.fromhex(fingerprint.value.replace(":", ""))
+        raise SignallingError("the DTLS certificate has no sha-256 fingerprint")
+
+    @property
     def connection_state(self) -> str:
         return str(self._pc.connectionState)
 

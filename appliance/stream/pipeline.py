@@ -56,6 +56,9 @@ class MediaPipeline:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._pts_origin = time.monotonic()
+        self._preview_wanted = False
+        #: The last picture from the scanner, before the mask (for the staff's mask editor).
+        self.last_frame: av.VideoFrame | None = None
         self.frames_encoded = 0
         self.keyframes_encoded = 0
 
@@ -80,6 +83,19 @@ class MediaPipeline:
             else:
                 self._wanted.clear()
             self._wake.notify_all()
+
+    def set_frame_filter(self, frame_filter: FrameFilter | None) -> None:
+        """Replace the privacy mask; the next frame is masked by the new one."""
+        self._filter = frame_filter
+
+    def preview(self, timeout: float = 2.0) -> av.VideoFrame | None:
+        """A fresh unmasked frame from the scanner (read by the media thread even when nothing
+        is being sent), or the last one if none comes in time. Never encoded, never stored."""
+        with self._wake:
+            self._preview_wanted = True
+            self._wake.notify_all()
+            self._wake.wait_for(lambda: not self._preview_wanted, timeout)
+        return self.last_frame
 
     def request_keyframe(self) -> None:
         encoder = self._encoder
@@ -121,24 +137,38 @@ class MediaPipeline:
             last_slate = 0.0
             while True:
                 with self._wake:
-                    while not self._stopping and (
-                        self._mode is Mode.OFF or not self._wanted.is_set()
+                    while (
+                        not self._stopping
+                        and not self._preview_wanted
+                        and (self._mode is Mode.OFF or not self._wanted.is_set())
                     ):
                         self._wake.wait()
                     if self._stopping:
                         return
                     mode = self._mode
+                    sending = mode is not Mode.OFF and self._wanted.is_set()
+                if not sending:  # only the staff's preview asked for a frame
+                    self._read_preview()
+                    continue
                 if mode is Mode.LIVE:
                     captured = self._source.read(timeout=0.5)
                     if captured is None:
                         continue
                     frame = captured.frame
+                    if not captured.slate:
+                        self.last_frame = frame
+                    if self._preview_wanted:
+                        with self._wake:
+                            self._preview_wanted = False
+                            self._wake.notify_all()
                     if captured.slate:
                         self._ensure_encoder(frame.width, frame.height).request_keyframe()
                     elif self._filter is not None:
                         frame = self._filter(frame)
                     self._encode(frame)
                 else:  # PAUSED: a slate keyframe every SLATE_PERIOD, nothing from the scanner
+                    if self._preview_wanted:
+                        self._read_preview()
                     now = time.monotonic()
                     if now - last_slate < SLATE_PERIOD:
                         with self._wake:
@@ -153,6 +183,14 @@ class MediaPipeline:
             raise
         finally:
             self._source.close()
+
+    def _read_preview(self) -> None:
+        captured = self._source.read(timeout=0.5)
+        with self._wake:
+            if captured is not None:
+                self.last_frame = None if captured.slate else captured.frame
+            self._preview_wanted = False
+            self._wake.notify_all()
 
     def _ensure_encoder(self, width: int, height: int) -> Encoder:
         if self._encoder is None:

@@ -1,4 +1,4 @@
-"""The box's Flask application: the viewer page and local signalling."""
+"""The box's Flask application: the staff's pairing page; the viewer page's files and CSP."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, redirect, send_from_directory
+from flask import Flask, Response, jsonify, redirect, request, send_from_directory
 
-from ..signalling.local import OfferHandler, create_blueprint
+from .pairing import PAIRING_CSP, PairingBackend, configure, create_pairing_blueprint
 
 VIEWER_DIR = Path(str(resources.files("appliance.web") / "static" / "viewer"))
+PAIRING_DIR = Path(str(resources.files("appliance.web") / "static" / "pairing"))
 
 #: The viewer page loads nothing from anywhere else, and nothing may frame it.
 VIEWER_CSP = (
@@ -20,39 +21,50 @@ VIEWER_CSP = (
 )
 
 
+def security_headers(response: Response, csp: str) -> Response:
+    """The headers every page of the box and the relay sends."""
+    response.headers.setdefault("Content-Security-Policy", csp)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if request.is_secure:
+        response.headers["Strict-Transport-Security"] = "max-age=31536000"
+    return response
+
+
 def create_app(
-    handler: OfferHandler, status: Any = None, test_config: dict[str, Any] | None = None
+    backend: PairingBackend,
+    *,
+    password_hash: str = "",
+    secure_cookies: bool = True,
+    room_name: str = "",
 ) -> Flask:
-    """Build the app. ``handler`` answers offers; ``status()`` returns the public state."""
-    app = Flask(__name__, static_folder=None)
+    """The box's app: the staff's pairing page and a public status with no personal data.
+
+    The viewer page is not served here but by the relay (built into the box when it has no
+    external one): there is no path to the video but the sealed protocol."""
+    app = Flask(__name__, static_folder=None, template_folder="templates")
     app.config.update(MAX_CONTENT_LENGTH=64 * 1024)
-    if test_config:
-        app.config.update(test_config)
-    app.register_blueprint(create_blueprint(handler))
+    configure(app, secure_cookies)
+    app.register_blueprint(create_pairing_blueprint(backend, password_hash, room_name))
 
     @app.get("/")
     def index() -> Any:
-        return redirect("/v/")
+        return redirect("/pairing/")
 
-    @app.get("/v/")
-    def viewer() -> Response:
-        return send_from_directory(VIEWER_DIR, "index.html")
-
-    @app.get("/v/<path:name>")
-    def viewer_file(name: str) -> Response:
-        return send_from_directory(VIEWER_DIR, name)
+    @app.get("/static/pairing/<path:filename>", endpoint="static_pairing")
+    def static_pairing(filename: str) -> Response:
+        return send_from_directory(PAIRING_DIR, filename)
 
     @app.get("/api/status")
     def api_status() -> Response:
-        return jsonify(status() if status is not None else {})
+        status = backend.status()
+        return jsonify({"state": status["state"], "signal": status["signal"]})
 
     @app.after_request
-    def security_headers(response: Response) -> Response:
-        response.headers["Content-Security-Policy"] = VIEWER_CSP
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-        return response
+    def headers(response: Response) -> Response:
+        return security_headers(response, PAIRING_CSP)
 
     return app

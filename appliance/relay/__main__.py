@@ -1,0 +1,49 @@
+"""`appliance relay serve --config relay.toml` and `appliance relay hash-token`."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import signal
+import sys
+import threading
+
+from .. import logs
+from ..errors import ConfigError
+from . import config as relay_config
+from .server import RelayServer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="appliance relay", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the relay")
+    serve.add_argument("--config", required=True, help="relay.toml (docs/relay.md)")
+    serve.add_argument("--log-level", default="INFO")
+    sub.add_parser("hash-token", help="read a box token on stdin, print its hash for `boxes`")
+    args = parser.parse_args(argv)
+    if args.command == "hash-token":
+        token = getpass.getpass("box token: ") if sys.stdin.isatty() else sys.stdin.readline()
+        token = token.strip()
+        if len(token) < 24:
+            print("a box token has at least 24 characters", file=sys.stderr)
+            return 2
+        print(relay_config.hash_token(token))
+        return 0
+    try:
+        cfg = relay_config.load(args.config)
+    except ConfigError as exc:
+        print(f"appliance relay: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(args.log_level)
+    server = RelayServer(cfg).start()
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The relay's own config (TOML): where it listens, which boxes it knows, its TURN server."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import config as config_mod
+
+
+@dataclass(frozen=True)
+class TurnConfig:
+    #: coturn's ``static-auth-secret``: lives on the relay host only, never on a box.
+    secret: str = ""
+    #: What viewers and boxes are told, e.g. ["turn:turn.example.org:3478?transport=udp"].
+    urls: tuple[str, ...] = ()
+    #: Longest life of minted credentials, in seconds (also capped by the room's expiry).
+    ttl: int = field(default=3600, metadata={"min": 60, "max": 24 * 3600})
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    host: str = "127.0.0.1"
+    port: int = field(default=8443, metadata={"min": 0, "max": 65535})
+    #: PEM files to serve HTTPS directly; empty when a reverse proxy terminates TLS.
+    certfile: str = ""
+    keyfile: str = ""
+    #: SHA-256 (hex) of each box's token: `appliance relay hash-token` makes one.
+    boxes: tuple[str, ...] = ()
+    turn: TurnConfig = TurnConfig()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RelayConfig:
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = config_mod.read_toml(Path(path))
+    if overrides:
+        data = config_mod.merge(data, overrides)
+    relay = config_mod.build(RelayConfig, data)
+    for i, value in enumerate(relay.boxes):
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+            raise config_mod.ConfigError(
+                f"config key 'boxes[{i}]' must be a token's SHA-256 in hex: "
+                "make it with `appliance relay hash-token`"
+            )
+    return relay

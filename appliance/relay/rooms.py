@@ -1,0 +1,272 @@
+"""The relay's memory: rooms, knocking clients, queues of opaque blobs, seats. Nothing on disk.
+
+One lock and one condition guard it all; long polls wait on the condition and every change wakes
+them. A room is forgotten when its box closes it or when it expires; its id is remembered only as
+a hash, to refuse reusing it and to tell a late viewer "ended" rather than "no such room".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+MAX_BLOB = 32 * 1024
+MAX_QUEUE = 16  # messages waiting per direction per client
+MAX_PENDING_KNOCKS = 4  # knocks the box has not answered yet, per room
+MAX_ROOMS_PER_BOX = 4
+MAX_WAIT = 25.0  # seconds a long poll may wait
+FAILED_KNOCKS = 10  # failed knocks per room within FAILED_WINDOW before knocks are refused
+FAILED_WINDOW = 300.0
+MAX_EXPIRY = 24 * 3600  # a room cannot be opened for longer than this
+CLIENT_IDLE = 120.0  # a client that has not polled for this long is forgotten (not the seat)
+
+
+class RelayError(Exception):
+    """A refusal: HTTP ``status`` and the short ``code`` the protocol names."""
+
+    def __init__(self, status: int, code: str) -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+
+
+def room_hash(room: str) -> str:
+    return hashlib.sha256(room.encode()).hexdigest()
+
+
+@dataclass
+class Client:
+    token: str
+    handle: str
+    inbox: deque[tuple[int, str]] = field(default_factory=deque)
+    refused: str = ""
+    answered: bool = False
+    seen: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Room:
+    box: str  # the hash of the owning box's token
+    expires: float  # wall clock
+    to_box: deque[tuple[int, str, str, str]] = field(default_factory=deque)
+    clients: dict[str, Client] = field(default_factory=dict)  # by handle
+    seat: str = ""  # the handle the box seated
+    next_n: int = 1
+    failed: deque[float] = field(default_factory=deque)
+
+
+class Rooms:
+    """Every open room, thread-safe."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._rooms: dict[str, Room] = {}
+        self._used: dict[str, float] = {}  # room hash -> when it may be forgotten
+
+    # -- helpers (call with the lock held) -------------------------------------------------------
+
+    def _room(self, room: str) -> Room:
+        found = self._rooms.get(room)
+        if found is None or found.expires <= time.time():
+            raise (
+                RelayError(410, "ended")
+                if room_hash(room) in self._used
+                else RelayError(404, "no-room")
+            )
+        return found
+
+    def _owned(self, box: str, room: str) -> Room:
+        found = self._room(room)
+        if not secrets.compare_digest(found.box, box):
+            raise RelayError(404, "no-room")
+        return found
+
+    def _client(self, room: Room, token: str) -> Client:
+        for client in room.clients.values():
+            if secrets.compare_digest(client.token, token):
+                client.seen = time.monotonic()
+                return client
+        raise RelayError(403, "refused")
+
+    @staticmethod
+    def _blob(blob: object) -> str:
+        if not isinstance(blob, str) or not blob or len(blob.encode()) > MAX_BLOB:
+            raise (
+                RelayError(413, "too-large")
+                if isinstance(blob, str) and blob
+                else RelayError(400, "bad-request")
+            )
+        return blob
+
+    def _wait(self, ready: object, wait: float) -> None:
+        self._cond.wait_for(ready, timeout=max(0.0, min(wait, MAX_WAIT)))  # type: ignore[arg-type]
+
+    # -- the box ---------------------------------------------------------------------------------
+
+    def open(self, box: str, room: str, expires: float) -> None:
+        with self._cond:
+            self._reap()
+            key = room_hash(room)
+            if room in self._rooms or key in self._used:
+                raise RelayError(409, "exists")
+            if sum(r.box == box for r in self._rooms.values()) >= MAX_ROOMS_PER_BOX:
+                raise RelayError(429, "too-many-rooms")
+            expires = min(float(expires), time.time() + MAX_EXPIRY)
+            if expires <= time.time():
+                raise RelayError(400, "expired")
+            self._rooms[room] = Room(box=box, expires=expires)
+            self._used[key] = expires + MAX_EXPIRY
+            self._cond.notify_all()
+
+    def close(self, box: str, room: str) -> None:
+        with self._cond:
+            self._owned(box, room)
+            del self._rooms[room]
+            self._cond.notify_all()
+
+    def box_messages(
+        self, box: str, room: str, after: int, wait: float
+    ) -> list[tuple[int, str, str, str]]:
+        with self._cond:
+            found = self._owned(box, room)
+
+            def ready() -> bool:
+                return room not in self._rooms or any(m[0] > after for m in found.to_box)
+
+            self._wait(ready, wait)
+            self._owned(box, room)
+            while found.to_box and found.to_box[0][0] <= after:
+                found.to_box.popleft()  # acknowledged by ``after``
+            return list(found.to_box)
+
+    def box_send(self, box: str, room: str, handle: str, blob: object, seat: bool) -> None:
+        with self._cond:
+            found = self._owned(box, room)
+            client = found.clients.get(handle)
+            if client is None:
+                raise RelayError(404, "no-client")
+            if len(client.inbox) >= MAX_QUEUE:
+                raise RelayError(429, "queue-full")
+            if seat:
+                found.seat = handle
+                for other in found.clients.values():
+                    if other.handle != handle and not other.refused:
+                        other.refused = "taken"
+            client.answered = True
+            client.inbox.append((found.next_n, self._blob(blob)))
+            found.next_n += 1
+            self._cond.notify_all()
+
+    def box_refuse(self, box: str, room: str, handle: str, reason: str) -> None:
+        with self._cond:
+            found = self._owned(box, room)
+            client = found.clients.get(handle)
+            if client is None:
+                raise RelayError(404, "no-client")
+            client.refused = reason if reason in ("taken", "refused") else "refused"
+            if found.seat == handle:
+                found.seat = ""
+            if reason == "bad":
+                found.failed.append(time.monotonic())
+            self._cond.notify_all()
+
+    # -- viewers ---------------------------------------------------------------------------------
+
+    def knock(self, room: str, blob: object) -> str:
+        with self._cond:
+            found = self._room(room)
+            now = time.monotonic()
+            while found.failed and now - found.failed[0] > FAILED_WINDOW:
+                found.failed.popleft()
+            if len(found.failed) >= FAILED_KNOCKS:
+                raise RelayError(429, "slow-down")
+            self._forget_idle(found, now)
+            pending = [c for c in found.clients.values() if not c.answered and not c.refused]
+            if len(pending) >= MAX_PENDING_KNOCKS:
+                raise RelayError(429, "slow-down")
+            if len(found.to_box) >= MAX_QUEUE * 4:
+                raise RelayError(429, "slow-down")
+            client = Client(token=secrets.token_urlsafe(24), handle=secrets.token_urlsafe(12))
+            found.clients[client.handle] = client
+            found.to_box.append((found.next_n, client.handle, "knock", self._blob(blob)))
+            found.next_n += 1
+            self._trim(found)
+            self._cond.notify_all()
+            return client.token
+
+    def viewer_messages(
+        self, room: str, token: str, after: int, wait: float
+    ) -> tuple[list[tuple[int, str]], bool]:
+        with self._cond:
+            found = self._room(room)
+            client = self._client(found, token)
+
+            def ready() -> bool:
+                return (
+                    room not in self._rooms
+                    or bool(client.refused)
+                    or any(n > after for n, _ in client.inbox)
+                )
+
+            self._wait(ready, wait)
+            self._room(room)
+            messages = [(n, b) for n, b in client.inbox if n > after]
+            while client.inbox and client.inbox[0][0] <= after:
+                client.inbox.popleft()  # acknowledged by ``after``
+            if client.refused and not messages:
+                raise RelayError(403, client.refused)
+            return messages, found.seat == client.handle
+
+    def viewer_send(self, room: str, token: str, blob: object) -> None:
+        with self._cond:
+            found = self._room(room)
+            client = self._client(found, token)
+            if client.refused or found.seat != client.handle:
+                raise RelayError(403, "no-seat")
+            mine = sum(1 for m in found.to_box if m[1] == client.handle)
+            if mine >= MAX_QUEUE:
+                raise RelayError(429, "queue-full")
+            found.to_box.append((found.next_n, client.handle, "message", self._blob(blob)))
+            found.next_n += 1
+            self._trim(found)
+            self._cond.notify_all()
+
+    # -- housekeeping ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _trim(room: Room) -> None:
+        while len(room.to_box) > MAX_QUEUE * 8:
+            room.to_box.popleft()
+
+    @staticmethod
+    def _forget_idle(room: Room, now: float) -> None:
+        for handle, client in list(room.clients.items()):
+            if handle != room.seat and now - client.seen > CLIENT_IDLE:
+                del room.clients[handle]
+
+    def _reap(self) -> None:
+        now = time.time()
+        for room_id, room in list(self._rooms.items()):
+            if room.expires <= now:
+                del self._rooms[room_id]
+        for key, until in list(self._used.items()):
+            if until <= now:
+                del self._used[key]
+
+    def reap(self) -> None:
+        """Forget expired rooms (the server calls this every few seconds)."""
+        with self._cond:
+            self._reap()
+            self._cond.notify_all()
+
+    def expiry(self, box: str, room: str) -> float:
+        with self._cond:
+            return self._owned(box, room).expires
+
+    def count(self) -> int:
+        with self._cond:
+            return len(self._rooms)

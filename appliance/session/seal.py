@@ -1,0 +1,483 @@
+"""The signalling envelope of docs/protocol.md, in Python (the box, and the tests' viewer).
+
+The viewer page implements the same in WebCrypto (``web/static/viewer/seal.js``); both check the
+shared vectors in ``tests/vectors/seal-v1.json``. Every refusal raises :class:`SealError` with a
+short message that holds nothing secret.
+
+Box side: :func:`open_knock`, then :class:`BoxHandshake` (``reply``, ``open``, ``answer``,
+``seal``, ``code``). Viewer side: :class:`ViewerHandshake` (``knock``, ``open_reply``, ``offer``,
+``open_answer``, ``seal``, ``open``, ``code``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+LABEL = "appliance-seal-v1"
+VERSION = 1
+MAX_NAME = 40
+B2V, V2B = "b2v", "v2b"
+
+
+class SealError(ValueError):
+    """A message was refused: tampered, replayed, reordered, forged or malformed."""
+
+
+class Signer(Protocol):
+    """The box's long-term identity (appliance.crypto.BoxIdentity)."""
+
+    @property
+    def public_point(self) -> bytes: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+# -- encodings ------------------------------------------------------------------------------------
+
+
+def b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64u(text: Any) -> bytes:
+    if not isinstance(text, str) or not re.fullmatch(r"[A-Za-z0-9_-]*", text):
+        raise SealError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        raise SealError("not base64url") from None
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8")
+
+
+def _len8(data: bytes) -> bytes:
+    if len(data) > 255:
+        raise SealError("field too long")
+    return bytes([len(data)])
+
+
+def _u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _hkdf(ikm: bytes, salt: bytes, info: bytes, length: int = 32) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+
+
+def _sha256(*parts: bytes) -> bytes:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part)
+    return h.digest()
+
+
+def point(key: ec.EllipticCurvePublicKey) -> bytes:
+    """A P-256 public key as its 65-byte uncompressed point."""
+    from cryptography.hazmat.primitives import serialization
+
+    return key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+
+
+def load_point(data: bytes) -> ec.EllipticCurvePublicKey:
+    if len(data) != 65 or data[0] != 4:
+        raise SealError("not an uncompressed P-256 point")
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), data)
+    except ValueError:
+        raise SealError("not a point on P-256") from None
+
+
+def raw_signature(der: bytes) -> bytes:
+    r, s = decode_dss_signature(der)
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def der_signature(raw: bytes) -> bytes:
+    if len(raw) != 64:
+        raise SealError("not a raw P-256 signature")
+    return encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+
+
+# -- links and fingerprints ---------------------------------------------------------------------
+
+
+def new_room_id() -> str:
+    return b64u(secrets.token_bytes(16))
+
+
+def new_secret() -> bytes:
+    return secrets.token_bytes(32)
+
+
+def link(origin: str, room: str, secret: bytes, box_key_hash: bytes) -> str:
+    """The QR code's content: the key material is in the fragment, which never leaves the phone."""
+    return f"{origin.rstrip('/')}/v/{room}#{b64u(secret)}.{b64u(box_key_hash)}"
+
+
+def parse_fragment(fragment: str) -> tuple[bytes, bytes]:
+    """(secret, box key hash) from a link's fragment."""
+    parts = fragment.lstrip("#").split(".")
+    if len(parts) != 2:
+        raise SealError("not a session link")
+    secret, key_hash = unb64u(parts[0]), unb64u(parts[1])
+    if len(secret) != 32 or len(key_hash) != 32:
+        raise SealError("not a session link")
+    return secret, key_hash
+
+
+_FINGERPRINT = re.compile(r"^a=fingerprint:sha-256 ([0-9A-Fa-f:]{95})\s*$", re.MULTILINE)
+
+
+def dtls_fingerprint(sdp: str) -> bytes:
+    """The SHA-256 DTLS fingerprint in ``sdp`` as raw bytes (other algorithms are ignored).
+    Several different sha-256 fingerprints are refused: the code must cover exactly one."""
+    found = {bytes.fromhex(m.replace(":", "")) for m in _FINGERPRINT.findall(sdp)}
+    if len(found) != 1:
+        raise SealError("the description must carry exactly one sha-256 fingerprint")
+    return found.pop()
+
+
+# -- the knock (a) --------------------------------------------------------------------------------
+
+
+def knock_key(secret: bytes, salt: bytes, room: str, box_key_hash: bytes) -> bytes:
+    room_b = _utf8(room)
+    info = _utf8(LABEL + " knock") + _len8(room_b) + room_b + box_key_hash
+    return _hkdf(secret, salt, info)
+
+
+def _knock_aad(room: str) -> bytes:
+    return _utf8(LABEL + " knock") + _utf8(room)
+
+
+@dataclass(frozen=True)
+class Knock:
+    salt: bytes
+    seat_pub: bytes
+    name: str | None
+
+
+def seal_knock(
+    room: str, secret: bytes, box_key_hash: bytes, salt: bytes, seat_pub: bytes, name: str | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "knock", "seat": b64u(seat_pub)}
+    if name:
+        body["name"] = name[:MAX_NAME]
+    key = knock_key(secret, salt, room, box_key_hash)
+    ct = AESGCM(key).encrypt(bytes(12), _json(body), _knock_aad(room))
+    return {"v": VERSION, "salt": b64u(salt), "ct": b64u(ct)}
+
+
+def open_knock(room: str, secret: bytes, box_key_hash: bytes, wire: Any) -> Knock:
+    """Open a knock (the box's side); the caller refuses a salt it has seen (Session.judge)."""
+    if not isinstance(wire, dict) or set(wire) != {"v", "salt", "ct"} or wire["v"] != VERSION:
+        raise SealError("not a knock")
+    salt = unb64u(wire["salt"])
+    if len(salt) != 32:
+        raise SealError("bad salt")
+    key = knock_key(secret, salt, room, box_key_hash)
+    try:
+        plain = AESGCM(key).decrypt(bytes(12), unb64u(wire["ct"]), _knock_aad(room))
+    except InvalidTag:
+        raise SealError("the knock does not open") from None
+    body = _parse(plain)
+    if set(body) - {"type", "seat", "name"} or body.get("type") != "knock":
+        raise SealError("not a knock")
+    seat = unb64u(body.get("seat"))
+    load_point(seat)
+    name = body.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
+        raise SealError("bad name")
+    clean = name.strip() if isinstance(name, str) else ""
+    return Knock(salt, seat, clean or None)
+
+
+def _parse(plain: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(plain)
+    except ValueError:
+        raise SealError("not JSON") from None
+    if not isinstance(body, dict):
+        raise SealError("not an object")
+    return body
+
+
+# -- the keys after the knock ---------------------------------------------------------------------
+
+
+def transcript(
+    room: str, box_key_hash: bytes, salt: bytes, seat_pub: bytes, eph_pub: bytes
+) -> bytes:
+    room_b = _utf8(room)
+    return _sha256(
+        _utf8(LABEL + " transcript"), _len8(room_b), room_b, box_key_hash, salt, seat_pub, eph_pub
+    )
+
+
+def direction_keys(secret: bytes, z: bytes, th: bytes) -> dict[str, bytes]:
+    return {
+        B2V: _hkdf(secret, z, _utf8(LABEL + " b2v") + th),
+        V2B: _hkdf(secret, z, _utf8(LABEL + " v2b") + th),
+    }
+
+
+def commitment(fp_box: bytes, nonce: bytes) -> bytes:
+    return _sha256(_utf8(LABEL + " commit"), fp_box, nonce)
+
+
+def verification_code(secret: bytes, z: bytes, th: bytes, fp_box: bytes, fp_viewer: bytes) -> str:
+    raw = _hkdf(secret, z, _utf8(LABEL + " code") + th + fp_box + fp_viewer, 4)
+    return f"{int.from_bytes(raw, 'big') % 1_000_000:06d}"
+
+
+def _reply_signed_data(th: bytes, ct: bytes) -> bytes:
+    return _utf8(LABEL + " reply") + th + _sha256(ct)
+
+
+class Channel:
+    """Both directions of a handshake's sealed channel, with their counters."""
+
+    def __init__(self, room: str, keys: dict[str, bytes], mine: str) -> None:
+        self._room = _utf8(room)
+        self._keys = keys
+        self._mine = mine
+        self._theirs = V2B if mine == B2V else B2V
+        self._next_out = 0
+        self._last_in = -1
+
+    def _aad(self, direction: str, seq: int) -> bytes:
+        return _utf8(LABEL) + _len8(self._room) + self._room + _utf8(direction) + _u64(seq)
+
+    def seal_bytes(self, body: dict[str, Any]) -> tuple[int, bytes]:
+        seq = self._next_out
+        self._next_out += 1
+        nonce = bytes(4) + _u64(seq)
+        return seq, AESGCM(self._keys[self._mine]).encrypt(
+            nonce, _json(body), self._aad(self._mine, seq)
+        )
+
+    def seal(self, body: dict[str, Any]) -> dict[str, Any]:
+        seq, ct = self.seal_bytes(body)
+        return {"v": VERSION, "seq": seq, "ct": b64u(ct)}
+
+    def open(self, wire: Any) -> dict[str, Any]:
+        if not isinstance(wire, dict) or set(wire) != {"v", "seq", "ct"} or wire["v"] != VERSION:
+            raise SealError("not a sealed message")
+        seq = wire["seq"]
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63:
+            raise SealError("bad sequence number")
+        if seq <= self._last_in:
+            raise SealError("a replayed or reordered message")
+        try:
+            plain = AESGCM(self._keys[self._theirs]).decrypt(
+                bytes(4) + _u64(seq), unb64u(wire["ct"]), self._aad(self._theirs, seq)
+            )
+        except InvalidTag:
+            raise SealError("the message does not open") from None
+        self._last_in = seq
+        return _parse(plain)
+
+    def forget(self) -> None:
+        self._keys = {}
+
+
+# -- the box's side -------------------------------------------------------------------------------
+
+
+class BoxHandshake:
+    """Steps (b) and (d) for one accepted knock, and the sealed channel after them."""
+
+    def __init__(
+        self, room: str, secret: bytes, identity: Signer, knock: Knock, fp_box: bytes
+    ) -> None:
+        self._room = room
+        self._secret = secret
+        self._identity = identity
+        self._box_key_hash = hashlib.sha256(identity.public_point).digest()
+        self._fp_box = fp_box
+        eph = ec.generate_private_key(ec.SECP256R1())
+        self._eph_pub = point(eph.public_key())
+        self._z = eph.exchange(ec.ECDH(), load_point(knock.seat_pub))
+        self._th = transcript(room, self._box_key_hash, knock.salt, knock.seat_pub, self._eph_pub)
+        self.channel = Channel(room, direction_keys(secret, self._z, self._th), B2V)
+        self._nonce = secrets.token_bytes(32)
+
+    def reply(self, ice_servers: list[dict[str, Any]], expires: int) -> dict[str, Any]:
+        body = {
+            "type": "reply",
+            "commit": b64u(commitment(self._fp_box, self._nonce)),
+            "expires": int(expires),
+            "ice_servers": ice_servers,
+        }
+        seq, ct = self.channel.seal_bytes(body)
+        assert seq == 0
+        sig = raw_signature_from(self._identity, _reply_signed_data(self._th, ct))
+        return {
+            "v": VERSION,
+            "box": b64u(self._identity.public_point),
+            "eph": b64u(self._eph_pub),
+            "sig": b64u(sig),
+            "ct": b64u(ct),
+        }
+
+    def open(self, wire: Any) -> dict[str, Any]:
+        return self.channel.open(wire)
+
+    def seal(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.channel.seal(body)
+
+    def answer(self, sdp: str) -> dict[str, Any]:
+        if dtls_fingerprint(sdp) != self._fp_box:
+            raise SealError("the answer's fingerprint is not the committed one")
+        return self.channel.seal({"type": "answer", "sdp": sdp, "commit_nonce": b64u(self._nonce)})
+
+    def code(self, fp_viewer: bytes) -> str:
+        return verification_code(self._secret, self._z, self._th, self._fp_box, fp_viewer)
+
+    def forget(self) -> None:
+        self.channel.forget()
+        self._secret = self._z = b""
+
+
+def raw_signature_from(identity: Signer, data: bytes) -> bytes:
+    sig = identity.sign(data)
+    return sig if len(sig) == 64 else raw_signature(sig)
+
+
+# -- the viewer's side (the tests' Python viewer; the phone runs seal.js) -------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    ice_servers: list[dict[str, Any]]
+    expires: int
+
+
+class ViewerHandshake:
+    """Steps (a) and (c), checking (b) and (d), as the viewer page does."""
+
+    def __init__(
+        self,
+        room: str,
+        secret: bytes,
+        box_key_hash: bytes,
+        seat_key: ec.EllipticCurvePrivateKey | None = None,
+        name: str | None = None,
+        salt: bytes | None = None,
+    ) -> None:
+        self.room = room
+        self._secret = secret
+        self._box_key_hash = box_key_hash
+        self.seat_key = seat_key or ec.generate_private_key(ec.SECP256R1())
+        self.seat_pub = point(self.seat_key.public_key())
+        self.name = name
+        self.salt = salt or secrets.token_bytes(32)
+        self.channel: Channel | None = None
+        self.last_knock: dict[str, Any] | None = None
+        self._commit = b""
+        self._z = self._th = b""
+        self._fp_box = b""
+
+    def knock(self) -> dict[str, Any]:
+        self.last_knock = seal_knock(
+            self.room, self._secret, self._box_key_hash, self.salt, self.seat_pub, self.name
+        )
+        return self.last_knock
+
+    def open_reply(self, wire: Any) -> Reply:
+        if not isinstance(wire, dict) or set(wire) != {"v", "box", "eph", "sig", "ct"}:
+            raise SealError("not a reply")
+        box_pub = unb64u(wire["box"])
+        if not hmac.compare_digest(hashlib.sha256(box_pub).digest(), self._box_key_hash):
+            raise SealError("the reply is not from the box this link names")
+        eph_pub = unb64u(wire["eph"])
+        ct = unb64u(wire["ct"])
+        th = transcript(self.room, self._box_key_hash, self.salt, self.seat_pub, eph_pub)
+        try:
+            load_point(box_pub).verify(
+                der_signature(unb64u(wire["sig"])),
+                _reply_signed_data(th, ct),
+                ec.ECDSA(hashes.SHA256()),
+            )
+        except InvalidSignature:
+            raise SealError("the reply's signature does not verify") from None
+        z = self.seat_key.exchange(ec.ECDH(), load_point(eph_pub))
+        channel = Channel(self.room, direction_keys(self._secret, z, th), V2B)
+        body = channel.open({"v": VERSION, "seq": 0, "ct": wire["ct"]})
+        if body.get("type") != "reply":
+            raise SealError("not a reply")
+        commit = unb64u(body.get("commit"))
+        servers = body.get("ice_servers")
+        expires = body.get("expires")
+        if len(commit) != 32 or not isinstance(servers, list) or not isinstance(expires, int):
+            raise SealError("not a reply")
+        self.channel, self._z, self._th, self._commit = channel, z, th, commit
+        return Reply(servers, expires)
+
+    def _channel(self) -> Channel:
+        if self.channel is None:
+            raise SealError("no reply yet")
+        return self.channel
+
+    def offer(self, sdp: str) -> dict[str, Any]:
+        return self._channel().seal({"type": "offer", "sdp": sdp})
+
+    def open_answer(self, wire: Any) -> str:
+        body = self._channel().open(wire)
+        sdp = body.get("sdp")
+        if body.get("type") != "answer" or not isinstance(sdp, str):
+            raise SealError("not an answer")
+        fp_box = dtls_fingerprint(sdp)
+        nonce = unb64u(body.get("commit_nonce"))
+        if not hmac.compare_digest(commitment(fp_box, nonce), self._commit):
+            raise SealError("the answer's fingerprint is not the one the box committed to")
+        self._fp_box = fp_box
+        return sdp
+
+    def code(self, fp_viewer: bytes) -> str:
+        if not self._fp_box:
+            raise SealError("no answer yet")
+        return verification_code(self._secret, self._z, self._th, self._fp_box, fp_viewer)
+
+    def seal(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._channel().seal(body)
+
+    def open(self, wire: Any) -> dict[str, Any]:
+        return self._channel().open(wire)
+
+    def derived_keys(self) -> dict[str, str]:
+        """Every key derived from the secret, in the encodings a leak would show (the tests
+        search logs for them)."""
+        keys = {"knock": knock_key(self._secret, self.salt, self.room, self._box_key_hash)}
+        if self.channel is not None:
+            keys.update(direction_keys(self._secret, self._z, self._th))
+        out: dict[str, str] = {}
+        for name, key in keys.items():
+            out[f"{name} (base64url)"] = b64u(key)
+            out[f"{name} (hex)"] = key.hex()
+        return out

@@ -1,0 +1,113 @@
+"""One exam's session: its room, its secret, its validity window and its one seat. Pure logic.
+
+A session is opened by the staff (page or button), lives until its end (long press, page, expiry,
+or the viewer's hang-up after a grace period), and is then forgotten: :meth:`Session.forget`
+drops the secret, the seat and the viewer's name, and the room id is never used again.
+
+The seat (docs/protocol.md, "The seat") is the viewer's ECDH public key. The first knock the box
+accepts takes it; the same key knocking again is the same phone coming back; any other key is
+refused while the seat is held. Refusing a viewer frees the seat and bans that key.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass, field
+
+#: Salts remembered per session to refuse a replayed knock (a session sees few knocks).
+MAX_SALTS = 4096
+
+
+class Verdict(enum.Enum):
+    """What to do with a knock whose seal verified."""
+
+    NEW = "new"  # nobody holds the seat: this viewer takes it
+    RETURNING = "returning"  # the seat's holder is back (a drop, a reload)
+    TAKEN = "taken"  # someone else holds the seat
+    BANNED = "refused"  # the staff refused this viewer
+    REPLAY = "replay"  # this salt was seen before: a replayed knock
+
+
+@dataclass
+class Viewer:
+    """Whoever holds the seat. ``name`` is what they typed (optional), shown to the staff only."""
+
+    seat: bytes
+    name: str | None = None
+    code: str | None = None
+    admitted: bool = False
+    connected: bool = False
+    #: The relay's handle for this viewer's current connection attempt.
+    client: str = ""
+
+
+@dataclass
+class Session:
+    """A session's secrets and seat, held in memory only."""
+
+    room: str
+    secret: bytes
+    box_key_hash: bytes
+    #: End of the validity window, seconds since the epoch (wall clock: it is printed on the card).
+    expires: int
+    opened_at: float = field(default_factory=time.monotonic)
+    viewer: Viewer | None = None
+    _salts: set[bytes] = field(default_factory=set, repr=False)
+    _banned: set[bytes] = field(default_factory=set, repr=False)
+
+    @classmethod
+    def new(cls, box_key_hash: bytes, valid_minutes: int, now: float | None = None) -> Session:
+        now = time.time() if now is None else now
+        return cls(
+            room=secrets.token_urlsafe(16),
+            secret=secrets.token_bytes(32),
+            box_key_hash=box_key_hash,
+            expires=int(now + valid_minutes * 60),
+        )
+
+    @property
+    def short_id(self) -> str:
+        """For logs: a short hash of the room id, never the id itself."""
+        return hashlib.sha256(self.room.encode()).hexdigest()[:8]
+
+    def expired(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) >= self.expires
+
+    def judge(self, salt: bytes, seat: bytes) -> Verdict:
+        """Decide on a knock whose seal verified, and remember its salt."""
+        if salt in self._salts:
+            return Verdict.REPLAY
+        if len(self._salts) < MAX_SALTS:
+            self._salts.add(salt)
+        if seat in self._banned:
+            return Verdict.BANNED
+        if self.viewer is None:
+            return Verdict.NEW
+        return Verdict.RETURNING if self.viewer.seat == seat else Verdict.TAKEN
+
+    def seat(self, seat: bytes, name: str | None, client: str) -> Viewer:
+        """Give the seat to ``seat`` (or refresh its holder's connection handle)."""
+        if self.viewer is None or self.viewer.seat != seat:
+            self.viewer = Viewer(seat=seat, name=name)
+        else:
+            self.viewer.name = name or self.viewer.name
+        self.viewer.client = client
+        self.viewer.code = None
+        return self.viewer
+
+    def refuse(self) -> None:
+        """The staff refused the viewer: free the seat, ban that key for this session."""
+        if self.viewer is not None:
+            self._banned.add(self.viewer.seat)
+            self.viewer = None
+
+    def forget(self) -> None:
+        """Drop every secret, key and name. (Python cannot scrub memory: the references go, and
+        the objects are freed; nothing of them was ever written to disk or to a log.)"""
+        self.secret = b""
+        self.viewer = None
+        self._salts.clear()
+        self._banned.clear()

@@ -1,0 +1,206 @@
+"""The box's side of the session protocol (docs/protocol.md): knocks in, sealed answers out.
+
+For the open session, :class:`SessionHost` polls the relay (outbound only, through
+:class:`~appliance.signalling.client.RelayClient`), opens each knock, judges it against the
+session's seat, and for an accepted one mints TURN credentials, makes the viewer's peer
+connection, sends the signed reply, then answers the sealed offer. The core hears what changes
+state (a knock accepted, an answer sent with its verification code, a hang-up); everything the
+relay could tamper with is refused here and recorded as ``tamper`` in the event log, without
+content. Nothing of a viewer's message is ever logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..config import IceServer
+from ..core import Knocked, ViewerAnswered, ViewerBye
+from ..errors import SignallingError
+from ..session import seal
+from ..session.session import Session, Verdict, Viewer
+from .client import RelayClient
+
+if TYPE_CHECKING:
+    from ..core import Core, EventRecorder
+    from ..crypto import BoxIdentity
+    from ..stream.peers import ViewerPeer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Attempt:
+    """One accepted knock: its handshake and the peer connection made for it."""
+
+    client: str
+    handshake: seal.BoxHandshake
+    peer: ViewerPeer
+
+
+class SessionHost:
+    """Answers the open session's knocks; one instance for the box's life."""
+
+    def __init__(
+        self,
+        core: Core,
+        client: RelayClient,
+        identity: BoxIdentity,
+        events: EventRecorder,
+    ) -> None:
+        self._core = core
+        self._client = client
+        self._identity = identity
+        self._record = events.record
+        self._session: Session | None = None
+        self._attempt: _Attempt | None = None
+        self._poller: asyncio.Task[None] | None = None
+
+    # -- SessionHost protocol (called by the core) ------------------------------------------------
+
+    async def open(self, session: Session) -> None:
+        await self._client.open_room(session.room, session.expires)
+        self._session = session
+        self._poller = asyncio.ensure_future(self._client.receive(session.room, self._on_message))
+
+    async def refuse(self, session: Session, viewer: Viewer) -> None:
+        await self._send_end(session, "refused")
+        with contextlib.suppress(Exception):
+            await self._client.refuse(session.room, viewer.client, "refused")
+        await self._drop_attempt()
+
+    async def close(self, session: Session, reason: str) -> None:
+        await self._send_end(session, "expired" if reason == "expired" else "ended")
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._poller
+            self._poller = None
+        try:
+            await self._client.close_room(session.room)
+        finally:
+            self._session = None
+            self._attempt = None  # the core closes the peer itself
+
+    # -- from the relay ---------------------------------------------------------------------------
+
+    async def _on_message(self, client: str, kind: str, blob: str) -> None:
+        session = self._session
+        if session is None:
+            return
+        try:
+            wire = json.loads(blob)
+            if not isinstance(wire, dict):
+                raise seal.SealError("not an object")
+        except ValueError:
+            wire = None
+        if kind == "knock":
+            await self._knock(session, client, wire)
+        else:
+            await self._message(session, client, wire)
+
+    async def _knock(self, session: Session, client: str, wire: dict[str, Any] | None) -> None:
+        try:
+            if wire is None:
+                raise seal.SealError("not JSON")
+            knock = seal.open_knock(session.room, session.secret, session.box_key_hash, wire)
+        except seal.SealError:
+            await self._tamper(session, client, "knock")
+            return
+        verdict = session.judge(knock.salt, knock.seat_pub)
+        if verdict is Verdict.REPLAY:
+            await self._tamper(session, client, "replayed knock")
+            return
+        if verdict in (Verdict.TAKEN, Verdict.BANNED):
+            self._record("refused", reason=verdict.value)
+            with contextlib.suppress(Exception):
+                await self._client.refuse(session.room, client, verdict.value)
+            return
+        session.seat(knock.seat_pub, knock.name, client)
+        ice = await self._turn(session)
+        peer = self._core.new_peer(ice)
+        handshake = seal.BoxHandshake(
+            session.room, session.secret, self._identity, knock, peer.dtls_fingerprint
+        )
+        reply = handshake.reply([_ice_json(s) for s in ice], session.expires)
+        await self._drop_attempt()
+        self._attempt = _Attempt(client, handshake, peer)
+        await self._client.send(session.room, client, json.dumps(reply), seat=True)
+        self._core.post(Knocked(verdict is Verdict.RETURNING))
+
+    async def _message(self, session: Session, client: str, wire: dict[str, Any] | None) -> None:
+        attempt = self._attempt
+        if attempt is None or attempt.client != client:
+            return  # a stale connection's message: the relay only forwards the seat's
+        try:
+            if wire is None:
+                raise seal.SealError("not JSON")
+            body = attempt.handshake.open(wire)
+        except seal.SealError:
+            await self._tamper(session, client, "message")
+            await self._drop_attempt()
+            return
+        kind = body.get("type")
+        if kind == "offer" and isinstance(body.get("sdp"), str):
+            await self._answer(session, attempt, body["sdp"])
+        elif kind == "bye":
+            self._core.post(ViewerBye())
+
+    async def _answer(self, session: Session, attempt: _Attempt, offer: str) -> None:
+        try:
+            viewer_fp = seal.dtls_fingerprint(offer)
+            answer = await attempt.peer.answer(offer)
+        except (seal.SealError, SignallingError):
+            await self._tamper(session, attempt.client, "offer")
+            await self._drop_attempt()
+            return
+        wire = attempt.handshake.answer(answer)
+        code = attempt.handshake.code(viewer_fp)
+        await self._client.send(session.room, attempt.client, json.dumps(wire))
+        self._core.post(ViewerAnswered(attempt.peer, code))
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    async def _turn(self, session: Session) -> tuple[IceServer, ...]:
+        ttl = max(60, session.expires - int(time.time()))
+        try:
+            servers = await self._client.mint_turn(session.room, ttl)
+        except Exception as exc:  # noqa: BLE001 - TURN is a fallback: go on without it
+            logger.warning("no TURN credentials from the relay: %s", type(exc).__name__)
+            return ()
+        return tuple(
+            IceServer(
+                urls=tuple(s.get("urls") or ()),
+                username=str(s.get("username", "")),
+                credential=str(s.get("credential", "")),
+            )
+            for s in servers
+        )
+
+    async def _tamper(self, session: Session, client: str, what: str) -> None:
+        logger.warning("session %s: refused a tampered or invalid %s", session.short_id, what)
+        self._record("tamper", what=what)
+        with contextlib.suppress(Exception):
+            await self._client.refuse(session.room, client, "bad")
+
+    async def _send_end(self, session: Session, reason: str) -> None:
+        attempt = self._attempt
+        if attempt is None:
+            return
+        with contextlib.suppress(Exception):
+            wire = attempt.handshake.seal({"type": "end", "reason": reason})
+            await self._client.send(session.room, attempt.client, json.dumps(wire))
+
+    async def _drop_attempt(self) -> None:
+        attempt, self._attempt = self._attempt, None
+        if attempt is not None and attempt.peer not in self._core.peers:
+            await attempt.peer.close()
+
+
+def _ice_json(server: IceServer) -> dict[str, Any]:
+    return {"urls": list(server.urls), "username": server.username, "credential": server.credential}

@@ -1,0 +1,120 @@
+"""Privacy in practice: a whole session with the box as its own process (the demo, as a user runs
+it) writes nothing to disk but its event log, and no log line holds the secret, a key derived
+from it, the room id, the viewer's name or an IP address."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.viewer_client import AiortcViewer
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root``: (size, mtime in ns)."""
+    out = {}
+    for path in root.rglob("*"):
+        if path.is_file():
+            st = path.stat()
+            out[str(path.relative_to(root))] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+class DemoProcess:
+    """`appliance run --demo` in a fresh working directory with its own TMPDIR and HOME."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.tmpdir = workdir / "tmp"
+        self.tmpdir.mkdir()
+        env = {
+            **os.environ,
+            "TMPDIR": str(self.tmpdir),
+            "HOME": str(workdir),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "run", "--demo", "--port", "0"],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+
+    def wait_line(self, prefix: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            if line.startswith(prefix):
+                return line[len(prefix) :].strip()
+        raise AssertionError(f"no {prefix!r} line; got {self.lines!r}")
+
+    def key(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> str:
+        """Stop it like Ctrl-C and return everything it logged."""
+        self.proc.send_signal(2)
+        try:
+            _, err = self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return err
+
+
+async def test_a_session_writes_nothing_but_the_event_log_and_logs_no_secret(tmp_path) -> None:
+    demo = DemoProcess(tmp_path)
+    try:
+        link = demo.wait_line("viewer: ")
+        demo.wait_line("pairing: ")
+        await asyncio.sleep(0.5)
+        before = snapshot(tmp_path)
+        viewer = AiortcViewer(link, name="Camille Dupont")
+        try:
+            await viewer.connect()
+            demo.key("")  # admit
+            frames = await viewer.frames(30, timeout=15)
+            assert len(frames) >= 20
+            await viewer.hang_up()
+        finally:
+            await viewer.close()
+        demo.key("l")  # end the session
+        await asyncio.sleep(2.0)
+        after = snapshot(tmp_path)
+    finally:
+        logs = demo.stop()
+
+    changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
+    assert changed <= {".state/events.jsonl"}, f"a session wrote {sorted(changed)}"
+    assert not any(tmp_path.joinpath("tmp").iterdir()), "nothing in TMPDIR"
+    events = (tmp_path / ".state" / "events.jsonl").read_text()
+
+    secret_b64 = link.split("#", 1)[1].split(".", 1)[0]
+    room = viewer.room
+    forbidden = {
+        "the session secret": secret_b64,
+        "the room id": room,
+        "the viewer's name": "Camille",
+        "the verification code": viewer.code or "no code",
+        **{f"derived key {name}": value for name, value in viewer.handshake.derived_keys().items()},
+    }
+    for what, value in forbidden.items():
+        assert value not in logs, f"{what} is in the box's log"
+        assert value not in events, f"{what} is in the event log"
+    assert "state ready -> waiting" in logs, "the log was captured"
+    assert not re.search(r"\b127\.0\.0\.1\b", logs), "an IP address is in the box's log"
