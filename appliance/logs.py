@@ -16,8 +16,16 @@ _PATTERNS = [
     ),
     # URL fragments: the session secret lives after '#'
     (re.compile(r"#[A-Za-z0-9_\-.]{16,}"), "#<redacted>"),
-    # long random-looking tokens (keys, ids, secrets in base64url or hex)
-    (re.compile(r"\b[A-Za-z0-9_\-]{32,}\b"), "<redacted>"),
+    # long random-looking tokens (keys, ids, secrets in base64url or hex; room ids are 22)
+    # (a run of 20+ such characters with a digit, or with both upper and lower case)
+    (
+        re.compile(
+            r"(?<![A-Za-z0-9_\-])"
+            r"(?=[A-Za-z0-9_\-]*(?:\d|[A-Z][A-Za-z0-9_\-]*[a-z]|[a-z][A-Za-z0-9_\-]*[A-Z]))"
+            r"[A-Za-z0-9_\-]{20,}"
+        ),
+        "<redacted>",
+    ),
 ]
 
 
@@ -50,5 +58,6 @@ def setup(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # aiortc/aioice log SDP and candidates at debug: keep them quieter than ours
-    for noisy in ("aiortc", "aioice", "cheroot"):
+    # httpx logs every request's URL, which holds the room id: only its warnings
+    for noisy in ("aiortc", "aioice", "cheroot", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

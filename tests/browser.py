@@ -71,3 +71,14 @@ def wait_js(page: Any, expression: str, timeout: float = 15.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"{expression} still false after {timeout} s")
         time.sleep(0.05)
+
+
+def join(page: Any, link: str, name: str = "Sam") -> str:
+    """Open a session link as the co-parent does, give a name, knock; returns the code shown."""
+    page.goto(link)
+    wait_js(page, "window.viewer && window.viewer.state === 'join'")
+    assert "#" not in page.url, "the key left the address bar"
+    page.fill("#name", name)
+    page.click("#join-button")
+    wait_js(page, "window.viewer.state === 'admission' && window.viewer.code")
+    return str(page.evaluate("window.viewer.code"))

@@ -14,7 +14,7 @@ import pytest
 from appliance.capture import edid
 from appliance.capture.fake_v4l2 import FakeTC358743
 from appliance.capture.hdmi import HdmiSource
-from tests.browser import wait_js
+from tests.browser import join, wait_js
 
 pytestmark = pytest.mark.browser
 
@@ -32,8 +32,7 @@ def test_hdmi_signal_lost_and_back_while_a_browser_watches(box_factory, chromium
     box = box_factory(source=source)
     page = chromium.new_page()
     page.add_init_script(PROBE)
-    page.goto(box.viewer_url)
-    wait_js(page, "window.viewer && window.viewer.state === 'waiting'")
+    join(page, box.viewer_url)
 
     box.press()
     wait_js(page, "window.probe.stamped >= 20")

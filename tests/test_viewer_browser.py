@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import wait_js
+from tests.browser import join, wait_js
 
 pytestmark = pytest.mark.browser
 
@@ -19,11 +19,12 @@ def test_viewer_plays_h264_with_an_advancing_time_strip_and_pause_stops_it(
 ) -> None:
     page = chromium.new_page(viewport={"width": 390, "height": 844})  # a phone, portrait
     page.add_init_script(PROBE)
-    page.goto(running_box.viewer_url)
-
-    wait_js(page, "window.viewer && window.viewer.state === 'waiting'")
-    assert "sonographer" in page.locator("#message").inner_text()
-    assert page.evaluate("window.probe.stamped") == 0, "nothing plays before the press"
+    code = join(page, running_box.viewer_url)
+    session = running_box.call(lambda: running_box.core.session_status())
+    assert session["viewer"]["code"] == code, "the staff and the viewer see the same code"
+    assert page.locator("#code").inner_text().replace(" ", "") == code
+    time.sleep(1.0)
+    assert page.evaluate("window.probe.stamped") == 0, "nothing plays before admission"
 
     running_box.press()
     wait_js(page, "window.probe.stamped >= 30")
@@ -53,7 +54,7 @@ def test_viewer_plays_h264_with_an_advancing_time_strip_and_pause_stops_it(
 def test_viewer_reconnects_by_itself_after_a_drop(running_box, chromium) -> None:
     page = chromium.new_page()
     page.add_init_script(PROBE)
-    page.goto(running_box.viewer_url)
+    join(page, running_box.viewer_url)
     running_box.press()
     wait_js(page, "window.probe.stamped >= 10")
 
@@ -65,9 +66,15 @@ def test_viewer_reconnects_by_itself_after_a_drop(running_box, chromium) -> None
 
 
 def test_viewer_shows_ended_after_a_long_press(running_box, chromium) -> None:
-    page = chromium.new_page()
-    page.goto(running_box.viewer_url)
-    wait_js(page, "window.viewer && window.viewer.state === 'waiting'")
+    page = chromium.new_context().new_page()
+    link = running_box.viewer_url
+    join(page, link)
     running_box.long_press()
     wait_js(page, "window.viewer.state === 'ended'")
     assert "ended" in page.locator("#message").inner_text()
+    # the seat is wiped and the link is dead: reopening it shows the end, not a new knock
+    again = page.context.new_page()  # same phone, same storage
+    again.goto(link)
+    wait_js(again, "window.viewer && window.viewer.state === 'join'")  # no seat kept
+    again.click("#join-button")
+    wait_js(again, "window.viewer.state === 'ended'")

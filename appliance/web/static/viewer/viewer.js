@@ -1,43 +1,65 @@
-// The viewer: connects to the box, plays the stream, shows the session state, reconnects.
-// No third-party code, no build step. Runs in iOS Safari and Android Chrome.
+// The viewer: reads the key from the link, knocks at the relay with the sealed handshake of
+// docs/protocol.md, shows the verification code, plays the stream once admitted, reconnects by
+// itself. No third-party code, no build step. Runs in iOS Safari and Android Chrome.
+
+import * as Seal from "./seal.js";
 
 const TEXT = {
   en: {
     connecting: ["Connecting…", ""],
+    join: ["Watch the scan live", "You will be connected to the exam room. The staff will let you in."],
+    admission: ["Waiting to be let in", "If the staff ask, read them this code:"],
     waiting: ["Waiting for the sonographer", "The picture appears as soon as the exam starts."],
     live: ["", ""],
     paused: ["Paused", "The sonographer paused the picture. It will be back shortly."],
     ended: ["The session has ended", "Thank you. You can close this page."],
-    nosession: ["No session is open", "Waiting for the exam room to open one…"],
+    expired: ["This link has expired", "Ask the exam room for a new one if the exam goes on."],
+    refused: ["The exam room did not let you in", "You can close this page."],
+    taken: ["Someone is already watching", "Only one phone can watch this exam."],
+    badlink: ["This link cannot be verified", "It may have been altered. Open it again from the card."],
+    nokey: ["This link is incomplete", "Open it again from the card or the message you received."],
     lost: ["Connection lost", "Reconnecting…"],
     unsupported: ["This browser cannot play the stream", "Please open the link in Safari or Chrome."],
     badge: "● Live, not recorded",
     fullscreen: "Full screen",
+    name: "Your first name (optional, shown to the staff)",
+    join_button: "Join",
+    memoryOnly: "This browser cannot keep your seat: reloading the page will lose it.",
     notice: "This picture is streamed live from the exam room, encrypted from end to end. Nothing is recorded. Please do not record or share it.",
   },
   fr: {
     connecting: ["Connexion…", ""],
+    join: ["Suivre l'échographie en direct", "Vous allez être mis en relation avec la salle d'examen. Le personnel vous fera entrer."],
+    admission: ["En attente d'admission", "Si le personnel vous le demande, lisez-lui ce code :"],
     waiting: ["En attente de l'échographiste", "L'image apparaîtra dès le début de l'examen."],
     live: ["", ""],
     paused: ["En pause", "L'échographiste a mis l'image en pause. Elle va revenir."],
     ended: ["La séance est terminée", "Merci. Vous pouvez fermer cette page."],
-    nosession: ["Aucune séance ouverte", "En attente de la salle d'examen…"],
+    expired: ["Ce lien a expiré", "Demandez-en un nouveau à la salle d'examen si l'examen continue."],
+    refused: ["La salle d'examen ne vous a pas admis", "Vous pouvez fermer cette page."],
+    taken: ["Quelqu'un regarde déjà", "Un seul téléphone peut suivre cet examen."],
+    badlink: ["Ce lien ne peut pas être vérifié", "Il a peut-être été modifié. Ouvrez-le à nouveau depuis la carte."],
+    nokey: ["Ce lien est incomplet", "Ouvrez-le à nouveau depuis la carte ou le message reçu."],
     lost: ["Connexion perdue", "Reconnexion…"],
     unsupported: ["Ce navigateur ne peut pas lire la vidéo", "Ouvrez le lien dans Safari ou Chrome."],
     badge: "● En direct, non enregistré",
     fullscreen: "Plein écran",
+    name: "Votre prénom (facultatif, visible du personnel)",
+    join_button: "Rejoindre",
+    memoryOnly: "Ce navigateur ne peut pas garder votre place : recharger la page la fera perdre.",
     notice: "Cette image est transmise en direct depuis la salle d'examen, chiffrée de bout en bout. Rien n'est enregistré. Merci de ne pas l'enregistrer ni la partager.",
   },
 };
 const lang = (navigator.language || "en").toLowerCase().startsWith("fr") ? "fr" : "en";
 const T = TEXT[lang];
+const FINAL = new Set(["ended", "expired", "refused", "taken", "badlink", "nokey", "unsupported"]);
 
 const $ = (id) => document.getElementById(id);
 const video = $("video");
 const overlay = $("overlay");
 
-// State the tests and benchmarks read; nothing in it is secret.
-const viewer = { state: "connecting", pc: null, attempts: 0 };
+// State the tests and benchmarks read; nothing in it is secret (the code is shown on screen).
+const viewer = { state: "connecting", pc: null, attempts: 0, code: null };
 window.viewer = viewer;
 
 function show(state) {
@@ -46,6 +68,10 @@ function show(state) {
   const [message, detail] = T[state] || T.connecting;
   $("message").textContent = message;
   $("detail").textContent = detail;
+  const withCode = (state === "admission" || state === "waiting") && viewer.code;
+  $("code").hidden = !withCode;
+  if (withCode) $("code").textContent = viewer.code.slice(0, 3) + " " + viewer.code.slice(3);
+  $("join").hidden = state !== "join";
   overlay.hidden = state === "live";
   $("badge").classList.toggle("live", state === "live");
   if (state === "live") keepAwake();
@@ -53,7 +79,11 @@ function show(state) {
 
 function translate() {
   document.documentElement.lang = lang;
-  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = T[el.dataset.i18n];
+  $("name").previousElementSibling.textContent = T.name;
+  $("join-button").textContent = T.join_button;
+  for (const el of document.querySelectorAll("[data-i18n]")) {
+    if (typeof T[el.dataset.i18n] === "string") el.textContent = T[el.dataset.i18n];
+  }
 }
 
 // -- the screen stays on while watching ---------------------------------------------------------
@@ -77,7 +107,99 @@ $("fullscreen").addEventListener("click", () => {
   else if (video.webkitEnterFullscreen) video.webkitEnterFullscreen();
 });
 
-// -- the connection -----------------------------------------------------------------------------
+// -- the seat: the key pair (and the link's key) kept for the room, wiped at the end -------------
+// IndexedDB holds a non-extractable CryptoKey; where it cannot (iOS private browsing), memory.
+const DB = "appliance-viewer", STORE = "seats";
+let memoryOnly = false;
+const memorySeats = new Map();
+
+function openDb() {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(DB, 1);
+    request.onupgradeneeded = () => request.result.createObjectStore(STORE);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+async function dbDo(mode, fn) {
+  const db = await openDb();
+  try {
+    return await new Promise((resolve, reject) => {
+      const tx = db.transaction(STORE, mode);
+      const request = fn(tx.objectStore(STORE));
+      tx.oncomplete = () => resolve(request.result);
+      tx.onerror = tx.onabort = () => reject(tx.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
+async function loadSeat(room) {
+  if (memorySeats.has(room)) return memorySeats.get(room);
+  try { return (await dbDo("readonly", (s) => s.get(room))) || null; } catch (_) { return null; }
+}
+
+async function saveSeat(room, seat) {
+  memorySeats.set(room, seat);
+  try {
+    await dbDo("readwrite", (s) => s.put(seat, room));
+  } catch (_) {
+    memoryOnly = true;
+    $("memory-only").hidden = false;
+  }
+}
+
+async function wipeSeat(room) {
+  memorySeats.delete(room);
+  try { await dbDo("readwrite", (s) => s.delete(room)); } catch (_) { /* nothing stored */ }
+}
+
+// -- the relay (docs/protocol.md, "Relay transport") --------------------------------------------
+class Refused extends Error {
+  constructor(status, code) { super(code); this.status = status; this.code = code; }
+}
+
+function relay(room) {
+  let token = "", after = 0;
+  const call = async (method, path, body) => {
+    const headers = { "Content-Type": "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
+    const response = await fetch(path, {
+      method, headers, body: body ? JSON.stringify(body) : undefined,
+      cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer",
+    });
+    const data = response.status === 204 ? null : await response.json().catch(() => ({}));
+    if (!response.ok) throw new Refused(response.status, (data && data.error) || "");
+    return data;
+  };
+  const base = "/api/rooms/" + encodeURIComponent(room);
+  return {
+    async knock(wire) { token = (await call("POST", base + "/knock", { blob: JSON.stringify(wire) })).client; },
+    async send(wire) { await call("POST", base + "/messages", { blob: JSON.stringify(wire) }); },
+    // The next message from the box (long-poll until one comes or ``until`` passes).
+    async receive(until = Infinity) {
+      while (Date.now() < until) {
+        const data = await call("GET", `${base}/messages?after=${after}&wait=20`);
+        for (const m of data.messages) {
+          after = Math.max(after, m.n);
+          return JSON.parse(m.blob);
+        }
+      }
+      throw new Refused(0, "timeout");
+    },
+    bye(wire) {
+      fetch(base + "/messages", {
+        method: "POST", keepalive: true, credentials: "omit",
+        headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
+        body: JSON.stringify({ blob: JSON.stringify(wire) }),
+      }).catch(() => {});
+    },
+  };
+}
+
+// -- one connection attempt ---------------------------------------------------------------------
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function waitForIceGathering(pc, timeoutMs) {
@@ -99,87 +221,140 @@ function preferH264(transceiver) {
     return /profile-level-id=42e0/i.test(c.sdpFmtpLine || "") ? 0 : 1;
   };
   const wanted = codecs.filter((c) => rank(c) < 9).sort((a, b) => rank(a) - rank(b));
-  if (wanted.some((c) => c.mimeType.toLowerCase() === "video/h264")) {
-    transceiver.setCodecPreferences(wanted);
-  }
+  if (wanted.some((c) => c.mimeType.toLowerCase() === "video/h264")) transceiver.setCodecPreferences(wanted);
 }
 
-// One connection attempt: resolves when it ends, with the reason.
-async function connectOnce(signalling) {
-  const pc = new RTCPeerConnection({ iceServers: [] });
-  viewer.pc = pc;
-  const ended = new Promise((resolve) => {
+const REASONS = { taken: "taken", refused: "refused", ended: "ended", "no-room": "ended", bad: "badlink" };
+
+// Resolves with why the attempt ended: "lost" (try again) or a final state.
+async function connectOnce(room, seat, name) {
+  const hs = new Seal.ViewerHandshake(room, seat.secret, seat.boxKeyHash, seat.keys, name);
+  const link = relay(room);
+  let pc = null;
+  let over = false;
+  let settle;
+  const ended = new Promise((resolve) => { settle = resolve; });
+  const finish = (reason) => { over = true; settle(reason); };
+  try {
+    await link.knock(await hs.knock());
+    const reply = await hs.openReply(await link.receive(Date.now() + 30000));
+    pc = new RTCPeerConnection({ iceServers: reply.iceServers });
+    viewer.pc = pc;
     pc.addEventListener("connectionstatechange", () => {
-      if (pc.connectionState === "failed" || pc.connectionState === "closed") resolve("lost");
+      if (pc.connectionState === "failed" || pc.connectionState === "closed") finish("lost");
       if (pc.connectionState === "disconnected") {
-        setTimeout(() => { if (pc.connectionState === "disconnected") resolve("lost"); }, 3000);
+        setTimeout(() => { if (pc.connectionState === "disconnected") finish("lost"); }, 3000);
       }
     });
     const channel = pc.createDataChannel("status");
     channel.addEventListener("message", (event) => {
       let msg;
       try { msg = JSON.parse(event.data); } catch (_) { return; }
-      if (msg.type !== "status" || !(msg.state in TEXT.en)) return;
-      show(msg.state);
-      if (msg.state === "ended") resolve("ended");
+      if (msg.type !== "status") return;
+      if (msg.code) viewer.code = msg.code;
+      const state = msg.state === "waiting" ? "admission" : msg.state;
+      if (!["admission", "live", "paused", "ended"].includes(state)) return;
+      show(state);
+      if (state === "ended") finish("ended");
     });
-    channel.addEventListener("close", () => resolve(viewer.state === "ended" ? "ended" : "lost"));
-  });
-  preferH264(pc.addTransceiver("video", { direction: "recvonly" }));
-  pc.addEventListener("track", (event) => {
-    video.srcObject = event.streams[0] || new MediaStream([event.track]);
-    video.play().catch(() => {});
-  });
-  await pc.setLocalDescription(await pc.createOffer());
-  await waitForIceGathering(pc, 3000);
-  let answer;
-  try {
-    answer = await signalling.offer(pc.localDescription.sdp);
+    channel.addEventListener("close", () => finish(viewer.state === "ended" ? "ended" : "lost"));
+    preferH264(pc.addTransceiver("video", { direction: "recvonly" }));
+    pc.addEventListener("track", (event) => {
+      video.srcObject = event.streams[0] || new MediaStream([event.track]);
+      video.play().catch(() => {});
+    });
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIceGathering(pc, 3000);
+    const offer = pc.localDescription.sdp;
+    await link.send(await hs.offer(offer));
+    const answer = await hs.openAnswer(await link.receive(Date.now() + 30000));
+    viewer.code = await hs.code(Seal.dtlsFingerprint(offer));
+    if (viewer.state !== "live" && viewer.state !== "paused") show("admission");
+    await pc.setRemoteDescription({ type: "answer", sdp: answer });
+    viewer.attempts = 0;
+    hangUp = async () => link.bye(await hs.seal({ type: "bye" }));
+    notices(hs, link, finish, () => over);
+    return await ended;
   } catch (err) {
-    pc.close();
-    return err.reason || "lost";
+    if (err instanceof Seal.SealError) return "badlink";
+    if (err instanceof Refused && err.status) return REASONS[err.code] || "lost";
+    return "lost";
+  } finally {
+    finish("lost");
+    hangUp = null;
+    if (pc) pc.close();
   }
-  await pc.setRemoteDescription({ type: "answer", sdp: answer });
-  viewer.attempts = 0;
-  const reason = await ended;
-  signalling.hangup();
-  pc.close();
-  return reason;
 }
 
-// WHEP-style local signalling: POST the offer, the answer comes back.
-function localSignalling() {
-  let resource = null;
-  return {
-    async offer(sdp) {
-      const response = await fetch("/whep", {
-        method: "POST", headers: { "Content-Type": "application/sdp" }, body: sdp,
-        cache: "no-store", credentials: "omit",
-      });
-      if (response.status === 409) throw Object.assign(new Error("no session"), { reason: "nosession" });
-      if (response.status !== 201) throw Object.assign(new Error("refused"), { reason: "lost" });
-      resource = response.headers.get("Location");
-      return response.text();
-    },
-    hangup() {
-      if (resource) fetch(resource, { method: "DELETE", credentials: "omit" }).catch(() => {});
-      resource = null;
-    },
-  };
+// Sealed notices from the box through the relay once connected: the session ended, or the staff
+// refused us; the relay's own answers (room gone, seat taken) end the attempt too.
+async function notices(hs, link, finish, isOver) {
+  while (!isOver()) {
+    let body;
+    try {
+      body = await hs.open(await link.receive());
+    } catch (err) {
+      if (err instanceof Refused && err.status) { finish(REASONS[err.code] || "lost"); return; }
+      if (err instanceof Seal.SealError) { finish("lost"); return; }
+      await sleep(2000);
+      continue;
+    }
+    if (body.type === "end") {
+      finish({ expired: "expired", refused: "refused" }[body.reason] || "ended");
+      return;
+    }
+  }
+}
+
+let hangUp = null;
+window.addEventListener("pagehide", () => { if (hangUp) hangUp(); });
+
+function askName() {
+  show("join");
+  return new Promise((resolve) => {
+    $("join").addEventListener("submit", (event) => {
+      event.preventDefault();
+      resolve($("name").value.trim() || null);
+    }, { once: true });
+  });
 }
 
 async function main() {
   translate();
-  if (!window.RTCPeerConnection) { show("unsupported"); return; }
+  if (!window.RTCPeerConnection || !globalThis.crypto?.subtle || !window.indexedDB) { show("unsupported"); return; }
+  const room = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
+  let seat = await loadSeat(room);
+  let name = null;
+  if (location.hash.length > 1) {
+    let key;
+    try { key = Seal.parseFragment(location.hash); } catch (_) { show("nokey"); return; }
+    history.replaceState(null, "", location.pathname);  // the key leaves the address bar at once
+    if (!seat || !sameKey(seat, key)) {
+      name = await askName();
+      seat = { secret: key.secret, boxKeyHash: key.boxKeyHash, keys: await Seal.newSeat() };
+      await saveSeat(room, seat);
+    }
+  } else if (!seat) {
+    show("nokey");
+    return;
+  }
   show("connecting");
-  const signalling = localSignalling();
   for (;;) {
-    const reason = await connectOnce(signalling);
-    if (reason === "ended") { show("ended"); video.srcObject = null; return; }
-    show(reason === "nosession" ? "nosession" : "lost");
+    const reason = await connectOnce(room, seat, name);
+    if (FINAL.has(reason)) {
+      if (["ended", "expired", "refused"].includes(reason)) await wipeSeat(room);
+      video.srcObject = null;
+      show(reason);
+      return;
+    }
+    show("lost");
     viewer.attempts += 1;
     await sleep(Math.min(10000, 500 * 2 ** Math.min(viewer.attempts, 5)));
   }
+}
+
+function sameKey(seat, key) {
+  return Seal.b64u(seat.secret) === Seal.b64u(key.secret) && Seal.b64u(seat.boxKeyHash) === Seal.b64u(key.boxKeyHash);
 }
 
 main();
