@@ -257,6 +257,12 @@ class Rooms:
             if until <= now:
                 del self._used[key]
 
+    def close_all(self) -> None:
+        """Forget every room and wake every long poll (the relay is stopping)."""
+        with self._cond:
+            self._rooms.clear()
+            self._cond.notify_all()
+
     def reap(self) -> None:
         """Forget expired rooms (the server calls this every few seconds)."""
         with self._cond:

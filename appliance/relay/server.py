@@ -57,7 +57,7 @@ class RelayServer:
     def stop(self) -> None:
         """Stop serving and forget every room. Idempotent."""
         self._stop.set()
-        self.rooms.reap()
+        self.rooms.close_all()  # long polls return now, so the server threads can end
         self._web.stop()
         if self._reaper is not None:
             self._reaper.join(timeout=2)

@@ -1,0 +1,281 @@
+"""The relay on loopback, over real HTTP: every endpoint, the seat, the bounds and limits, and
+what it must never do (keep files, log tokens or rooms, serve other bytes than the packaged
+viewer)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from appliance.relay import rooms as rooms_mod
+from appliance.relay.config import RelayConfig, TurnConfig, hash_token, load
+from appliance.relay.server import RelayServer
+from appliance.web.app import VIEWER_CSP, VIEWER_DIR
+
+TOKEN = "box-token-" + "x" * 30
+ROOM = "Abcdefghijklmnopqrstuv"  # 22 characters, like a real room id
+ROOM2 = "Zyxwvutsrqponmlkjihgfe"
+
+
+def call(base: str, method: str, path: str, body=None, token: str = "", timeout: float = 40):
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(base + path, data, headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            raw = r.read()
+            return (
+                r.status,
+                (
+                    json.loads(raw)
+                    if raw and r.headers.get_content_type() == "application/json"
+                    else raw
+                ),
+                r.headers,
+            )
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw), exc.headers
+        except ValueError:
+            return exc.code, raw, exc.headers
+
+
+@pytest.fixture
+def relay():
+    server = RelayServer(
+        RelayConfig(
+            port=0,
+            boxes=(hash_token(TOKEN),),
+            turn=TurnConfig(secret="turn-secret", urls=("turn:127.0.0.1:3478",), ttl=600),
+        )
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def open_room(base: str, room: str = ROOM, expires: float | None = None):
+    return call(
+        base, "PUT", f"/api/box/rooms/{room}", {"expires": expires or time.time() + 600}, TOKEN
+    )
+
+
+def knock(base: str, room: str = ROOM, blob: str = '{"k":1}'):
+    return call(base, "POST", f"/api/rooms/{room}/knock", {"blob": blob})
+
+
+def test_the_box_must_show_its_token(relay) -> None:
+    base = relay.url
+    assert call(base, "GET", "/api/box/ping", token=TOKEN)[:2] == (200, {"ok": True})
+    assert call(base, "GET", "/api/box/ping", token="wrong")[0] == 401
+    assert call(base, "GET", "/api/box/ping")[0] == 401
+    assert open_room(base)[0] == 201
+    assert (
+        call(base, "PUT", f"/api/box/rooms/{ROOM2}", {"expires": time.time() + 60}, "nope")[0]
+        == 401
+    )
+
+
+def test_a_whole_exchange_and_the_seat_granted_only_by_the_box(relay) -> None:
+    base = relay.url
+    assert open_room(base)[0] == 201
+    assert open_room(base)[:2] == (409, {"error": "exists"}), "a room id is never reused"
+    status, answer, _ = knock(base, blob="knock-1")
+    assert status == 202
+    viewer = answer["client"]
+    # before the box seats it, the viewer cannot send
+    assert call(base, "POST", f"/api/rooms/{ROOM}/messages", {"blob": "x"}, viewer)[:2] == (
+        403,
+        {"error": "no-seat"},
+    )
+    status, got, _ = call(
+        base, "GET", f"/api/box/rooms/{ROOM}/messages?after=0&wait=1", token=TOKEN
+    )
+    (message,) = got["messages"]
+    assert message["kind"] == "knock" and message["blob"] == "knock-1"
+    assert viewer not in json.dumps(got), "the box sees a handle, never the viewer's token"
+    handle = message["client"]
+    assert (
+        call(
+            base,
+            "POST",
+            f"/api/box/rooms/{ROOM}/messages",
+            {"client": handle, "blob": "reply", "seat": True},
+            TOKEN,
+        )[0]
+        == 204
+    )
+    status, got, _ = call(base, "GET", f"/api/rooms/{ROOM}/messages?after=0&wait=1", token=viewer)
+    assert got["seat"] is True and [m["blob"] for m in got["messages"]] == ["reply"]
+    assert call(base, "POST", f"/api/rooms/{ROOM}/messages", {"blob": "offer"}, viewer)[0] == 204
+    status, got, _ = call(
+        base, "GET", f"/api/box/rooms/{ROOM}/messages?after={message['n']}&wait=1", token=TOKEN
+    )
+    assert [(m["kind"], m["blob"]) for m in got["messages"]] == [("message", "offer")]
+
+    # a second phone knocks: the box refuses it as taken
+    _, second, _ = knock(base, blob="knock-2")
+    _, got, _ = call(base, "GET", f"/api/box/rooms/{ROOM}/messages?after=0&wait=1", token=TOKEN)
+    other = next(m["client"] for m in got["messages"] if m["blob"] == "knock-2")
+    assert (
+        call(
+            base,
+            "POST",
+            f"/api/box/rooms/{ROOM}/refuse",
+            {"client": other, "reason": "taken"},
+            TOKEN,
+        )[0]
+        == 204
+    )
+    assert call(base, "GET", f"/api/rooms/{ROOM}/messages?after=0&wait=1", token=second["client"])[
+        :2
+    ] == (403, {"error": "taken"})
+    assert (
+        call(base, "POST", f"/api/rooms/{ROOM}/messages", {"blob": "x"}, second["client"])[0] == 403
+    )
+
+    # the box closes the room: everyone hears "ended", the id is dead
+    assert call(base, "DELETE", f"/api/box/rooms/{ROOM}", token=TOKEN)[0] == 204
+    assert call(base, "GET", f"/api/rooms/{ROOM}/messages?after=0&wait=1", token=viewer)[:2] == (
+        410,
+        {"error": "ended"},
+    )
+    assert knock(base)[:2] == (410, {"error": "ended"})
+    assert knock(base, room=ROOM2)[:2] == (404, {"error": "no-room"})
+
+
+def test_a_long_poll_wakes_on_a_message_and_times_out_empty(relay) -> None:
+    base = relay.url
+    open_room(base)
+    started = time.monotonic()
+    assert call(base, "GET", f"/api/box/rooms/{ROOM}/messages?after=0&wait=1", token=TOKEN)[1] == {
+        "messages": []
+    }
+    assert time.monotonic() - started >= 0.9
+    threading.Timer(0.3, knock, args=(base,)).start()
+    started = time.monotonic()
+    _, got, _ = call(base, "GET", f"/api/box/rooms/{ROOM}/messages?after=0&wait=20", token=TOKEN)
+    assert len(got["messages"]) == 1 and time.monotonic() - started < 10
+
+
+def test_oversized_and_empty_blobs_are_refused(relay) -> None:
+    base = relay.url
+    open_room(base)
+    assert knock(base, blob="x" * (rooms_mod.MAX_BLOB + 1))[:2] == (413, {"error": "too-large"})
+    assert knock(base, blob="")[:2] == (400, {"error": "bad-request"})
+    assert call(base, "POST", f"/api/rooms/{ROOM}/knock", ["not", "an", "object"])[0] == 400
+
+
+def test_pending_knocks_and_failed_knocks_are_bounded_per_room() -> None:
+    rooms = rooms_mod.Rooms()
+    box = hash_token(TOKEN)
+    rooms.open(box, ROOM, time.time() + 60)
+    for _ in range(rooms_mod.MAX_PENDING_KNOCKS):
+        rooms.knock(ROOM, "k")
+    with pytest.raises(rooms_mod.RelayError) as refused:
+        rooms.knock(ROOM, "k")
+    assert (refused.value.status, refused.value.code) == (429, "slow-down")
+
+    rooms.open(box, ROOM2, time.time() + 60)
+    for _ in range(rooms_mod.FAILED_KNOCKS):
+        rooms.knock(ROOM2, "bad knock")
+        handle = rooms.box_messages(box, ROOM2, 0, 0)[-1][1]
+        rooms.box_refuse(box, ROOM2, handle, "bad")
+    with pytest.raises(rooms_mod.RelayError) as refused:
+        rooms.knock(ROOM2, "one more")
+    assert refused.value.code == "slow-down", "failed knocks close the room to knocks for a while"
+
+
+def test_unauthenticated_requests_are_rate_limited_and_the_box_is_not(relay) -> None:
+    base = relay.url
+    open_room(base)
+    statuses = [call(base, "GET", f"/v/{ROOM}")[0] for _ in range(60)]
+    assert statuses[0] == 200 and 429 in statuses
+    assert all(call(base, "GET", "/api/box/ping", token=TOKEN)[0] == 200 for _ in range(60))
+
+
+def test_rooms_are_forgotten_at_expiry(relay) -> None:
+    base = relay.url
+    assert open_room(base, expires=time.time() + 1)[0] == 201
+    assert knock(base)[0] == 202
+    time.sleep(1.2)
+    relay.rooms.reap()
+    assert relay.rooms.count() == 0
+    assert knock(base)[0] == 410
+
+
+def test_turn_credentials_follow_coturns_rest_scheme_and_the_rooms_expiry(relay) -> None:
+    import base64
+    import hmac
+
+    base = relay.url
+    expires = time.time() + 120
+    open_room(base, expires=expires)
+    status, got, _ = call(base, "POST", "/api/box/turn", {"room": ROOM, "ttl": 3600}, TOKEN)
+    (server,) = got["ice_servers"]
+    expiry, tag = server["username"].split(":")
+    assert int(expiry) <= expires + 1, "credentials die with the room"
+    assert tag == hashlib.sha256(ROOM.encode()).hexdigest()[:8]
+    assert (
+        server["credential"]
+        == base64.b64encode(
+            hmac.new(b"turn-secret", server["username"].encode(), hashlib.sha1).digest()
+        ).decode()
+    )
+    assert call(base, "POST", "/api/box/turn", {"room": ROOM}, "wrong")[0] == 401
+
+
+def test_the_viewer_files_are_the_packaged_ones_with_a_strict_csp(relay) -> None:
+    base = relay.url
+    for path, name in (
+        (f"/v/{ROOM}", "index.html"),
+        ("/v/viewer.js", "viewer.js"),
+        ("/v/seal.js", "seal.js"),
+        ("/v/viewer.css", "viewer.css"),
+    ):
+        status, body, headers = call(base, "GET", path)
+        assert status == 200
+        assert body == (VIEWER_DIR / name).read_bytes(), f"{path} differs from the package"
+        assert headers["Content-Security-Policy"] == VIEWER_CSP
+        assert headers["Referrer-Policy"] == "no-referrer"
+    assert call(base, "GET", "/v/..%2fapp.py")[0] == 404
+
+
+def test_no_file_is_written_and_nothing_identifying_is_logged(
+    relay, tmp_path, caplog, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.DEBUG)
+    base = relay.url
+    open_room(base)
+    _, answer, _ = knock(base, blob="secret-blob-content")
+    call(base, "GET", f"/api/box/rooms/{ROOM}/messages?after=0", token=TOKEN)
+    call(base, "DELETE", f"/api/box/rooms/{ROOM}", token=TOKEN)
+    assert not any(tmp_path.iterdir())
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in (TOKEN, ROOM, answer["client"], "secret-blob-content", "127.0.0.1"):
+        assert secret not in logged
+    assert hashlib.sha256(ROOM.encode()).hexdigest()[:8] in logged, "the log was captured"
+
+
+def test_a_relay_config_names_a_bad_token_hash(tmp_path) -> None:
+    from appliance.errors import ConfigError
+
+    path = tmp_path / "relay.toml"
+    path.write_text('boxes = ["not-a-hash"]\n')
+    with pytest.raises(ConfigError, match=r"boxes\[0\].*hash-token"):
+        load(path)
+    path.write_text(f'port = 0\nboxes = ["{hash_token(TOKEN)}"]\n[turn]\nttl = 5\n')
+    with pytest.raises(ConfigError, match="turn.ttl"):
+        load(path)

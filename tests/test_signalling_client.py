@@ -1,0 +1,97 @@
+"""The box's relay client against a real relay: round trip, and a relay restart in the middle of
+a session (the client opens the room again and messages flow)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+
+from appliance.relay.config import RelayConfig, hash_token
+from appliance.relay.server import RelayServer
+from appliance.signalling.client import RelayClient, RelayRefused
+
+TOKEN = "box-token-" + "y" * 30
+ROOM = "Abcdefghijklmnopqrstu1"
+
+
+def relay(port: int = 0) -> RelayServer:
+    return RelayServer(RelayConfig(port=port, boxes=(hash_token(TOKEN),))).start()
+
+
+def knock(base: str, blob: str) -> str:
+    request = urllib.request.Request(
+        f"{base}/api/rooms/{ROOM}/knock",
+        json.dumps({"blob": blob}).encode(),
+        {"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["client"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def restart_on(port: int) -> RelayServer:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return RelayServer(RelayConfig(port=port, boxes=(hash_token(TOKEN),))).start()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def test_knocks_reach_the_box_and_survive_a_relay_restart() -> None:
+    port = free_port()  # a fixed port (not 0), so the restarted relay may bind it again
+    server = relay(port)
+    client = RelayClient(server.url, TOKEN)
+    got: asyncio.Queue = asyncio.Queue()
+
+    async def on_message(handle: str, kind: str, blob: str) -> None:
+        await got.put((kind, blob))
+
+    try:
+        assert await client.ping()
+        await client.open_room(ROOM, int(time.time()) + 600)
+        poller = asyncio.ensure_future(client.receive(ROOM, on_message))
+        await asyncio.to_thread(knock, server.url, "first")
+        assert await asyncio.wait_for(got.get(), 10) == ("knock", "first")
+
+        server.stop()  # the relay goes away (a restart, a network cut)
+        await asyncio.sleep(1.0)
+        server = await restart_on(port)
+        # the restarted relay forgot the room; the client opens it again by itself
+        deadline = time.monotonic() + 20
+        while server.rooms.count() == 0:
+            assert time.monotonic() < deadline, "the client did not open the room again"
+            await asyncio.sleep(0.1)
+        await asyncio.to_thread(knock, server.url, "second")
+        assert await asyncio.wait_for(got.get(), 10) == ("knock", "second")
+        poller.cancel()
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+async def test_a_wrong_token_is_refused_clearly() -> None:
+    server = relay()
+    client = RelayClient(server.url, "not-the-token-" + "z" * 20)
+    try:
+        try:
+            await client.ping()
+        except RelayRefused as exc:
+            assert exc.status == 401
+        else:
+            raise AssertionError("a wrong token was accepted")
+    finally:
+        await client.aclose()
+        server.stop()
