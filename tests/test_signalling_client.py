@@ -8,6 +8,8 @@ import json
 import time
 import urllib.request
 
+import pytest
+
 from appliance.relay.config import RelayConfig, hash_token
 from appliance.relay.server import RelayServer
 from appliance.signalling.client import RelayClient, RelayRefused
@@ -86,12 +88,9 @@ async def test_a_wrong_token_is_refused_clearly() -> None:
     server = relay()
     client = RelayClient(server.url, "not-the-token-" + "z" * 20)
     try:
-        try:
+        with pytest.raises(RelayRefused) as refused:
             await client.ping()
-        except RelayRefused as exc:
-            assert exc.status == 401
-        else:
-            raise AssertionError("a wrong token was accepted")
+        assert refused.value.status == 401
     finally:
         await client.aclose()
         server.stop()
