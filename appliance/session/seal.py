@@ -313,19 +313,28 @@ class BoxHandshake:
     """Steps (b) and (d) for one accepted knock, and the sealed channel after them."""
 
     def __init__(
-        self, room: str, secret: bytes, identity: Signer, knock: Knock, fp_box: bytes
+        self,
+        room: str,
+        secret: bytes,
+        identity: Signer,
+        knock: Knock,
+        fp_box: bytes,
+        *,
+        eph_key: ec.EllipticCurvePrivateKey | None = None,
+        commit_nonce: bytes | None = None,
     ) -> None:
+        """``eph_key`` and ``commit_nonce`` are fresh randoms; only the test vectors fix them."""
         self._room = room
         self._secret = secret
         self._identity = identity
         self._box_key_hash = hashlib.sha256(identity.public_point).digest()
         self._fp_box = fp_box
-        eph = ec.generate_private_key(ec.SECP256R1())
+        eph = eph_key or ec.generate_private_key(ec.SECP256R1())
         self._eph_pub = point(eph.public_key())
         self._z = eph.exchange(ec.ECDH(), load_point(knock.seat_pub))
         self._th = transcript(room, self._box_key_hash, knock.salt, knock.seat_pub, self._eph_pub)
         self.channel = Channel(room, direction_keys(secret, self._z, self._th), B2V)
-        self._nonce = secrets.token_bytes(32)
+        self._nonce = commit_nonce or secrets.token_bytes(32)
 
     def reply(self, ice_servers: list[dict[str, Any]], expires: int) -> dict[str, Any]:
         body = {
