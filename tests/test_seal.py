@@ -14,12 +14,12 @@ from appliance.session import seal
 from appliance.session.seal import SealError
 
 V = json.loads((Path(__file__).parent / "vectors" / "seal-v1.json").read_text())
-I = V["inputs"]
+IN = V["inputs"]
 u = seal.unb64u
 
 
 def private(name: str) -> ec.EllipticCurvePrivateKey:
-    key = serialization.load_der_private_key(u(I[name]), None)
+    key = serialization.load_der_private_key(u(IN[name]), None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     return key
 
@@ -31,26 +31,26 @@ def flip(wire: dict, field: str = "ct") -> dict:
 
 
 def test_python_reproduces_the_vectors() -> None:
-    room, secret, salt = I["room"], u(I["secret"]), u(I["salt"])
-    box_hash = u(I["box_key_hash"])
+    room, secret, salt = IN["room"], u(IN["secret"]), u(IN["salt"])
+    box_hash = u(IN["box_key_hash"])
     d = V["derived"]
     assert seal.b64u(seal.knock_key(secret, salt, room, box_hash)) == d["k_knock"]
-    th = seal.transcript(room, box_hash, salt, u(I["seat_public"]), u(I["eph_public"]))
+    th = seal.transcript(room, box_hash, salt, u(IN["seat_public"]), u(IN["eph_public"]))
     assert seal.b64u(th) == d["transcript"]
     keys = seal.direction_keys(secret, u(d["z"]), th)
     assert (seal.b64u(keys["b2v"]), seal.b64u(keys["v2b"])) == (d["k_b2v"], d["k_v2b"])
     viewer = seal.ViewerHandshake(
-        room, secret, box_hash, seat_key=private("seat_private_pkcs8"), name=I["name"], salt=salt
+        room, secret, box_hash, seat_key=private("seat_private_pkcs8"), name=IN["name"], salt=salt
     )
     assert viewer.knock() == V["messages"]["knock"]
     reply = viewer.open_reply(V["messages"]["reply"])  # the fixed signature verifies
-    assert reply.expires == I["expires"] and reply.ice_servers == I["ice_servers"]
-    assert viewer.offer(I["offer_sdp"]) == V["messages"]["offer"]
-    assert viewer.open_answer(V["messages"]["answer"]) == I["answer_sdp"]
-    assert viewer.code(u(I["fp_viewer"])) == d["code"]
+    assert reply.expires == IN["expires"] and reply.ice_servers == IN["ice_servers"]
+    assert viewer.offer(IN["offer_sdp"]) == V["messages"]["offer"]
+    assert viewer.open_answer(V["messages"]["answer"]) == IN["answer_sdp"]
+    assert viewer.code(u(IN["fp_viewer"])) == d["code"]
     # and the box's side gives the same bytes (but the randomised signature)
     knock = seal.open_knock(room, secret, box_hash, V["messages"]["knock"])
-    assert knock.name == "Sam" and knock.seat_pub == u(I["seat_public"])
+    assert knock.name == "Sam" and knock.seat_pub == u(IN["seat_public"])
 
 
 def handshake(tmp_path: Path):
