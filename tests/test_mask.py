@@ -44,3 +44,29 @@ def test_rectangles_grow_to_even_edges_and_stay_inside_the_picture() -> None:
 def test_an_empty_mask_passes_the_frame_through() -> None:
     frame, _ = frame_and_banner(800, 360)
     assert Mask([]).apply(frame) is frame
+
+
+async def test_a_masked_banner_never_reaches_the_viewer(box_factory) -> None:
+    from tests.viewer_client import AiortcViewer
+
+    rects = cli.DEMO_OVERRIDES["mask"]["rects"]
+    for masked in (False, True):
+        box = box_factory(**({"mask": {"rects": rects}} if masked else {}))
+        viewer = AiortcViewer(box.viewer_url)
+        try:
+            await viewer.connect()
+            import asyncio
+
+            await asyncio.to_thread(box.press)
+            frames = await viewer.frames(15, timeout=15)
+        finally:
+            await viewer.close()
+        source = SyntheticSource(1280, 720, 30)
+        x, y, w, h = source.banner_rect
+        brightest = max(
+            int(f.frame.to_ndarray(format="gray")[y : y + h, x : x + w].max()) for f in frames
+        )
+        if masked:
+            assert brightest < 40, "the banner's text reached the viewer"
+        else:
+            assert brightest > 150, "control: without the mask the banner is visible"

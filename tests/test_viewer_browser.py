@@ -78,3 +78,32 @@ def test_viewer_shows_ended_after_a_long_press(running_box, chromium) -> None:
     wait_js(again, "window.viewer && window.viewer.state === 'join'")  # no seat kept
     again.click("#join-button")
     wait_js(again, "window.viewer.state === 'ended'")
+
+
+def test_one_seat_a_second_phone_is_refused_the_first_comes_back_after_a_reload(
+    running_box, chromium
+) -> None:
+    link = running_box.viewer_url
+    first_phone = chromium.new_context()
+    first = first_phone.new_page()
+    first.add_init_script(PROBE)
+    join(first, link, name="First")
+    running_box.press()  # admit
+    wait_js(first, "window.probe.stamped >= 10")
+
+    second = chromium.new_context().new_page()  # another phone with the same link
+    second.goto(link)
+    wait_js(second, "window.viewer && window.viewer.state === 'join'")
+    second.click("#join-button")
+    wait_js(second, "window.viewer.state === 'taken'")
+    assert "already watching" in second.locator("#message").inner_text()
+
+    first.reload()  # the seat (in IndexedDB) survives; the link's key left the address bar
+    assert "#" not in first.url
+    wait_js(first, "window.viewer.state === 'live' && window.probe.stamped >= 10", timeout=30)
+    assert running_box.state() == "live", "the same phone came straight back, no re-admission"
+
+    running_box.long_press()
+    wait_js(first, "window.viewer.state === 'ended'")
+    first.reload()  # the seat was wiped at the end: this phone has no key left
+    wait_js(first, "window.viewer.state === 'nokey'")
