@@ -48,7 +48,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: setup
-	$(BIN)/python -m bench.run
+	bash bench/run.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/results
