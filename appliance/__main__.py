@@ -46,8 +46,18 @@ def _parser() -> argparse.ArgumentParser:
         "--lan", action="store_true", help="with --demo: offer the viewer page on the LAN"
     )
     run.add_argument("--port", type=int, help="the web server's port (overrides the config)")
+    run.add_argument(
+        "--boot-config",
+        type=Path,
+        help="on the box: appliance.toml on the boot partition (secrets come from --state-dir)",
+    )
+    run.add_argument(
+        "--state-dir", type=Path, help="on the box: the persistent partition's appliance folder"
+    )
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("config", type=Path)
+    sub.add_parser("relay", help="run the self-hosted relay (docs/relay.md)", add_help=False)
+    sub.add_parser("firstboot", help="on the box: apply appliance.toml at boot", add_help=False)
     sub.add_parser(
         "doctor",
         help="check the box: bridge, EDID, signal, encoder, pins, clock, relay, ...",
@@ -57,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def load_config(args: argparse.Namespace, password: str = "") -> config_mod.Config:
+    if getattr(args, "boot_config", None) is not None:
+        from .firstboot import STATE_DIR, load_box_config
+
+        cfg, args.fault = load_box_config(args.boot_config, args.state_dir or STATE_DIR)
+        return cfg
     overrides: dict[str, Any] = {}
     if args.demo:
         from .passwords import hash_password
@@ -107,6 +122,7 @@ async def _run(args: argparse.Namespace, cfg: config_mod.Config, password: str =
             on_session=on_session,
             clock_ok=(lambda: True) if args.demo else None,  # the demo is exempt
             lan_hosts=lan,
+            fault=getattr(args, "fault", ""),
         )
     finally:
         if terminal is not None:
@@ -120,6 +136,14 @@ def main(argv: list[str] | None = None) -> int:
         from .doctor import main as doctor_main
 
         return doctor_main(argv[1:])
+    if argv[:1] == ["firstboot"]:
+        from .firstboot import main as firstboot_main
+
+        return firstboot_main(argv[1:])
+    if argv[:1] == ["relay"]:
+        from .relay.__main__ import main as relay_main
+
+        return relay_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "check-config":

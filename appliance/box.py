@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import systemd
 from .board import resolve
 from .capture.base import Source
 from .capture.mask import Mask
@@ -81,12 +82,15 @@ async def run_box(
     on_session: Callable[[Box, Session], None] | None = None,
     clock_ok: Callable[[], bool] | None = None,
     lan_hosts: tuple[str, ...] = (),
+    fault: str = "",
 ) -> None:
     """Build the box from ``config`` and run it until its core stops.
 
     With ``relay.url`` empty the box runs the relay itself (the demo, or a clinic without one),
     on the web server's host, and its own client reaches it through the same HTTP protocol.
     ``clock_ok`` says whether sessions may open (default: the system clock is synchronised).
+    ``fault`` (a bad appliance.toml, from first boot) puts the box in ERROR: the LED shows the
+    fault pattern and the pairing page the message; nothing streams until it is fixed.
     """
     confine_host_addresses(config.stream.ice_addresses)
     resolved = resolve(config)
@@ -192,15 +196,25 @@ async def run_box(
 
     core.add_session_listener(session_opened)
 
+    watchdog: asyncio.Task[None] | None = None
+
     def started() -> None:
-        if open_session:
+        nonlocal watchdog
+        if fault:
+            core.fault(fault)
+        elif open_session:
             core.post(Command("open", {"consent": True}))
+        watchdog = asyncio.ensure_future(systemd.watchdog())
+        systemd.notify("READY=1")
         if on_started is not None:
             on_started(box)
 
     try:
         await core.run(started)
     finally:
+        systemd.notify("STOPPING=1")
+        if watchdog is not None:
+            watchdog.cancel()
         await client.aclose()
         await asyncio.to_thread(web.stop)
         if relay is not None:

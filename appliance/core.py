@@ -236,6 +236,12 @@ class Core:
 
         return seal.link(self.viewer_origin, session.room, session.secret, session.box_key_hash)
 
+    def fault(self, message: str) -> None:
+        """A fault the staff cannot fix from the page (a bad config): ERROR until restarted."""
+        self.error = message
+        logger.error("fault: %s", message)
+        self._set_state(State.ERROR)
+
     # -- events -----------------------------------------------------------------------------------
 
     def post(self, event: Event) -> None:

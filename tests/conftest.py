@@ -42,6 +42,7 @@ class RunningBox:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
+        self._fault = ""
         self._thread = threading.Thread(
             target=self._main, args=(open_session, source), name="box", daemon=True
         )
@@ -61,6 +62,7 @@ class RunningBox:
                     source=source,
                     on_started=on_started,
                     clock_ok=lambda: True,
+                    fault=self._fault,
                 )
             )
         except BaseException as exc:  # noqa: BLE001 - reported to the test

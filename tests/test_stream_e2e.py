@@ -121,3 +121,31 @@ async def test_long_press_drops_the_viewer_and_refuses_new_ones_until_a_new_sess
     await asyncio.to_thread(running_box.press)  # IDLE: a short press opens a new session
     running_box.wait_state("ready")
     assert running_box.viewer_url != link
+
+
+async def test_over_https_with_the_boxs_own_certificate(box_factory) -> None:
+    """What `--lan` turns on: the pairing page and the built-in relay (so the viewer page) over
+    TLS with the certificate the box made, which a client can pin (its fingerprint is on the
+    box's label and in `appliance doctor`)."""
+    import ssl
+    import urllib.request
+
+    box = box_factory(web={"tls": True})
+    cert = str(box.box.tls_certificate)
+    assert box.pairing_url.startswith("https://") and box.viewer_url.startswith("https://")
+
+    def fetch(context: ssl.SSLContext) -> tuple[int, str]:
+        with urllib.request.urlopen(box.pairing_url, context=context, timeout=10) as page:
+            return page.status, page.headers["Set-Cookie"]
+
+    status, cookie = await asyncio.to_thread(fetch, ssl.create_default_context(cafile=cert))
+    assert status == 200 and "Secure" in cookie
+    with pytest.raises(urllib.error.URLError):  # an unpinned client does not trust it
+        await asyncio.to_thread(fetch, ssl.create_default_context())
+    viewer = AiortcViewer(box.viewer_url, cafile=cert)
+    try:
+        await viewer.connect()
+        await asyncio.to_thread(box.press)
+        assert len(await viewer.frames(10)) == 10
+    finally:
+        await viewer.close()

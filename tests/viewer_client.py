@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -50,6 +51,7 @@ class Relay:
     room: str
     token: str = ""
     after: int = 0
+    cafile: str | None = None
 
     def _request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
@@ -57,8 +59,9 @@ class Relay:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         request = urllib.request.Request(self.origin + path, data, headers, method=method)
+        context = ssl.create_default_context(cafile=self.cafile) if self.cafile else None
         try:
-            with urllib.request.urlopen(request, timeout=40) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=40, context=context) as response:  # noqa: S310
                 raw = response.read()
                 return response.status, json.loads(raw) if raw else None
         except urllib.error.HTTPError as exc:
@@ -113,7 +116,7 @@ class AiortcViewer:
     link: str
     name: str | None = "Sam"
     seat_key: Any = None
-    force_relay: bool = False
+    cafile: str | None = None
     pc: RTCPeerConnection | None = None
     statuses: list[str] = field(default_factory=list)
     track: Any = None
@@ -132,7 +135,7 @@ class AiortcViewer:
             self.room, self.secret, self.box_key_hash, seat_key=self.seat_key, name=self.name
         )
         self.seat_key = self.handshake.seat_key
-        self.relay = Relay(self.origin, self.room)
+        self.relay = Relay(self.origin, self.room, cafile=self.cafile)
         await self.relay.knock(self.handshake.knock())
         self.reply = self.handshake.open_reply(await self.relay.receive())
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -41,7 +42,7 @@ class RelayClient:
         self._http = httpx.AsyncClient(
             base_url=self._base,
             headers={"Authorization": f"Bearer {token}"},
-            verify=ca_file if ca_file else True,
+            verify=ssl.create_default_context(cafile=ca_file) if ca_file else True,
             timeout=httpx.Timeout(10.0, read=POLL_WAIT + 10.0),
             trust_env=False,  # never a proxy from the environment
         )

@@ -1,0 +1,257 @@
+"""First boot (and every boot): take the technician's `appliance.toml` from the boot partition.
+
+- validate it; a bad file leaves a fault note the appliance shows (LED fault pattern, pairing
+  page) instead of streaming with a wrong setting;
+- move the secrets it holds (the pairing password, hashed; the relay token; the Wi-Fi password) to
+  the persistent partition (``<state>/secrets.toml``, 0600) and remove them from the boot file,
+  leaving every other setting (and the technician's comments) editable there;
+- write the Wi-Fi connection for NetworkManager into the persistent partition;
+- make the per-device keys once: the signing identity and the TLS certificate (appliance.crypto),
+  and the SSH host keys only when an SSH key is given (SSH stays off otherwise);
+- set the host name (the room name: the pairing page answers at ``<name>.local``).
+
+``python -m appliance.firstboot --boot /boot/firmware/appliance.toml --state /var/lib/appliance``
+(the image's appliance-firstboot.service). Never prints or logs a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import config as config_mod
+from .errors import ConfigError
+from .passwords import hash_password
+
+logger = logging.getLogger(__name__)
+
+BOOT_FILE = Path("/boot/firmware/appliance.toml")
+STATE_DIR = Path("/var/lib/appliance")
+SECRETS_NAME = "secrets.toml"
+FAULT_NAME = "fault"
+#: (section, key) given in the boot file that must not stay there.
+SECRET_KEYS = (("pairing", "password"), ("relay", "token"), ("wifi", "password"))
+
+
+@dataclass
+class Result:
+    ok: bool
+    fault: str = ""
+    moved: list[str] = field(default_factory=list)
+    hostname: str = ""
+
+
+def _toml_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in escaped)
+    return f'"{escaped}"'
+
+
+def read_secrets(state: Path) -> dict[str, dict[str, str]]:
+    path = state / SECRETS_NAME
+    if not path.exists():
+        return {}
+    data = config_mod.read_toml(path)
+    return {s: {k: str(v) for k, v in d.items()} for s, d in data.items() if isinstance(d, dict)}
+
+
+def write_secrets(state: Path, secrets: dict[str, dict[str, str]]) -> None:
+    lines = ["# Secrets moved off the boot partition by appliance-firstboot. Do not edit.", ""]
+    for section, values in sorted(secrets.items()):
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {_toml_string(value)}" for key, value in sorted(values.items())]
+        lines.append("")
+    path = state / SECRETS_NAME
+    tmp = path.with_name(path.name + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines))
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.replace(path)
+
+
+def strip_secrets(text: str, when: str) -> str:
+    """The boot file without its secret lines (``[pairing] password = ...`` or
+    ``pairing.password = ...``), each replaced by a comment; everything else kept as written."""
+    out, section = [], ""
+    for line in text.splitlines():
+        header = re.match(r"^\s*\[([A-Za-z0-9_.-]+)\]\s*(#.*)?$", line)
+        if header:
+            section = header.group(1)
+        key = re.match(r"^\s*([A-Za-z0-9_.-]+)\s*=", line)
+        if key:
+            dotted = key.group(1) if not section else f"{section}.{key.group(1)}"
+            if tuple(dotted.split(".")) in SECRET_KEYS:
+                out.append(f"# {key.group(1)}: moved to the box's persistent storage ({when})")
+                continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _redacted(message: str, data: dict[str, Any]) -> str:
+    for section, key in SECRET_KEYS:
+        value = data.get(section, {}).get(key) if isinstance(data.get(section), dict) else None
+        if value not in (None, ""):
+            message = message.replace(repr(value), "<secret>").replace(str(value), "<secret>")
+    return message
+
+
+def apply(boot_file: Path, state: Path, set_hostname: bool = True) -> Result:
+    """Do the first-boot work; never raises for a bad file (the fault note says what is wrong)."""
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fault = state / FAULT_NAME
+    if not boot_file.exists():
+        return _fault(fault, f"{boot_file.name} is missing from the boot partition: copy one there")
+    try:
+        data = config_mod.read_toml(boot_file)
+    except ConfigError as exc:
+        return _fault(fault, str(exc))
+    secrets = read_secrets(state)
+    moved = []
+    for section, key in SECRET_KEYS:
+        value = data.get(section, {}).get(key) if isinstance(data.get(section), dict) else None
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            return _fault(fault, f"config key '{section}.{key}' must be a string in quotes")
+        if (section, key) == ("pairing", "password"):
+            secrets.setdefault("pairing", {})["password_hash"] = hash_password(value)
+        else:
+            secrets.setdefault(section, {})[key] = value
+        moved.append(f"{section}.{key}")
+    try:
+        cfg = effective(data, secrets, state)
+    except ConfigError as exc:
+        return _fault(fault, _redacted(str(exc), data))
+    if moved:
+        write_secrets(state, secrets)
+        when = time.strftime("%Y-%m-%d")
+        boot_file.write_text(strip_secrets(boot_file.read_text(encoding="utf-8"), when))
+        logger.info("moved %d secret(s) off the boot partition", len(moved))
+    _wifi(cfg, state)
+    _keys(cfg, state)
+    if set_hostname:
+        _hostname(cfg.box.name)
+    fault.unlink(missing_ok=True)
+    return Result(True, moved=moved, hostname=cfg.box.name)
+
+
+def effective(data: dict[str, Any], secrets: dict[str, dict[str, str]], state: Path) -> Any:
+    """The config the appliance runs with: the boot file, without its secrets, plus the stored
+    secrets, with the state directory forced to the persistent partition."""
+    clean = {s: dict(v) if isinstance(v, dict) else v for s, v in data.items()}
+    for section, key in SECRET_KEYS:
+        if isinstance(clean.get(section), dict):
+            clean[section].pop(key, None)
+    merged = config_mod.merge(clean, {k: dict(v) for k, v in secrets.items()})
+    merged = config_mod.merge(merged, {"box": {"state_dir": str(state)}})
+    return config_mod.load_dict(merged)
+
+
+def load_box_config(boot_file: Path, state: Path) -> tuple[Any, str]:
+    """(config, fault) for `appliance run` on the box: a fault leaves the defaults running (so the
+    LED and the page can say what is wrong) with the stored secrets, never a half-read file."""
+    note = state / FAULT_NAME
+    fault = note.read_text(encoding="utf-8").strip() if note.exists() else ""
+    secrets = read_secrets(state) if state.exists() else {}
+    if not fault:
+        try:
+            return effective(config_mod.read_toml(boot_file), secrets, state), ""
+        except ConfigError as exc:
+            fault = str(exc)
+    try:
+        return effective({}, secrets, state), fault
+    except ConfigError:
+        return effective({}, {}, state), fault
+
+
+def _fault(note: Path, message: str) -> Result:
+    note.write_text(message + "\n", encoding="utf-8")
+    logger.error("appliance.toml: %s", message)
+    return Result(False, fault=message)
+
+
+def _wifi(cfg: Any, state: Path) -> None:
+    wifi = cfg.wifi
+    path = state / "network" / "appliance-wifi.nmconnection"
+    if not wifi.ssid:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    lines = [
+        "[connection]",
+        "id=appliance-wifi",
+        "type=wifi",
+        "autoconnect=true",
+        "",
+        "[wifi]",
+        f"ssid={wifi.ssid}",
+        "mode=infrastructure",
+        "",
+    ]
+    if wifi.password:
+        lines += ["[wifi-security]", "key-mgmt=wpa-psk", f"psk={wifi.password}", ""]
+    lines += ["[ipv4]", "method=auto", "", "[ipv6]", "method=auto", ""]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(lines))
+
+
+def _keys(cfg: Any, state: Path) -> None:
+    from .crypto import BoxIdentity, load_or_create_tls
+
+    BoxIdentity.load_or_create(state)
+    load_or_create_tls(state, [f"{cfg.box.name}.local", cfg.box.name])
+    ssh = state / "ssh"
+    if cfg.ssh.authorized_keys:
+        ssh.mkdir(mode=0o700, exist_ok=True)
+        (ssh / "authorized_keys").write_text("\n".join(cfg.ssh.authorized_keys) + "\n")
+        os.chmod(ssh / "authorized_keys", 0o600)
+        keygen = "ssh-keygen"
+        for kind in ("ed25519", "ecdsa"):
+            key = ssh / f"ssh_host_{kind}_key"
+            if not key.exists():
+                try:
+                    subprocess.run(
+                        [keygen, "-q", "-t", kind, "-N", "", "-f", str(key)],
+                        check=True,
+                        stdout=subprocess.DEVNULL,
+                    )
+                except (OSError, subprocess.CalledProcessError):
+                    logger.warning("could not make the SSH host key (%s)", kind)
+        (ssh / "enabled").touch()
+    else:
+        (ssh / "enabled").unlink(missing_ok=True)
+
+
+def _hostname(name: str) -> None:
+    try:
+        socket.sethostname(name)
+    except (OSError, AttributeError):
+        logger.warning("could not set the host name (not root?)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="appliance firstboot", description=__doc__)
+    parser.add_argument("--boot", type=Path, default=BOOT_FILE)
+    parser.add_argument("--state", type=Path, default=STATE_DIR)
+    parser.add_argument("--no-hostname", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    result = apply(args.boot, args.state, set_hostname=not args.no_hostname)
+    # A fault is reported by the appliance itself (LED, page): the boot goes on.
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

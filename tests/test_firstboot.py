@@ -1,0 +1,129 @@
+"""First boot on sample boot partitions: a good file, a bad key, a missing file; secrets moved
+to the persistent place and gone from the boot partition, everything else left editable."""
+
+from __future__ import annotations
+
+import stat
+
+from appliance import firstboot
+from appliance.passwords import verify_password
+
+GOOD = """# appliance.toml for the exam room
+[box]
+name = "echo-2"   # the room
+
+[relay]
+url = "https://relay.clinic.example"
+token = "box-token-0123456789abcdefghij"
+
+[pairing]
+password = "s3cret pass phrase"
+
+[wifi]
+country = "FR"
+ssid = "Clinic"
+password = "wifi-pass-123"
+"""
+
+
+def boot(tmp_path, text: str | None):
+    path = tmp_path / "bootfs" / "appliance.toml"
+    path.parent.mkdir()
+    if text is not None:
+        path.write_text(text)
+    return path, tmp_path / "state"
+
+
+def test_a_good_file_moves_its_secrets_and_keeps_the_rest(tmp_path) -> None:
+    path, state = boot(tmp_path, GOOD)
+    result = firstboot.apply(path, state, set_hostname=False)
+    assert result.ok and result.hostname == "echo-2"
+    assert sorted(result.moved) == ["pairing.password", "relay.token", "wifi.password"]
+
+    left = path.read_text()
+    for secret in ("s3cret pass phrase", "box-token-0123456789abcdefghij", "wifi-pass-123"):
+        assert secret not in left, "a secret stayed on the boot partition"
+    assert 'url = "https://relay.clinic.example"' in left and "# the room" in left
+    assert "moved to the box's persistent storage" in left
+
+    secrets = state / "secrets.toml"
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    stored = firstboot.read_secrets(state)
+    assert "s3cret pass phrase" not in secrets.read_text(), "the password is stored hashed"
+    assert verify_password("s3cret pass phrase", stored["pairing"]["password_hash"])
+    assert stored["relay"]["token"] == "box-token-0123456789abcdefghij"
+
+    cfg, fault = firstboot.load_box_config(path, state)
+    assert fault == "" and cfg.relay.token == "box-token-0123456789abcdefghij"
+    assert cfg.pairing.password == "" and cfg.pairing.password_hash.startswith("scrypt$")
+    assert cfg.box.state_dir == str(state)
+    wifi = (state / "network" / "appliance-wifi.nmconnection").read_text()
+    assert "ssid=Clinic" in wifi and "psk=wifi-pass-123" in wifi
+    assert (state / "identity.key").exists() and (state / "tls.crt").exists()
+    assert not (state / "ssh" / "enabled").exists(), "no SSH key given: SSH stays off"
+
+    # the next boot finds nothing to move and keeps the secrets
+    again = firstboot.apply(path, state, set_hostname=False)
+    assert again.ok and again.moved == []
+    assert firstboot.read_secrets(state) == stored
+
+
+def test_a_bad_key_is_a_fault_that_names_it_and_leaks_no_secret(tmp_path) -> None:
+    path, state = boot(tmp_path, GOOD.replace("[wifi]", "[wifi]\npasword = 'typo'"))
+    result = firstboot.apply(path, state, set_hostname=False)
+    assert not result.ok and "wifi.pasword" in result.fault and "password" in result.fault
+    assert "s3cret" not in result.fault
+    cfg, fault = firstboot.load_box_config(path, state)
+    assert fault == result.fault, "the appliance shows the fault"
+    assert cfg.box.state_dir == str(state)
+    assert "s3cret pass phrase" in path.read_text(), "nothing moved from a file that is wrong"
+
+
+def test_a_missing_file_is_a_fault(tmp_path) -> None:
+    path, state = boot(tmp_path, None)
+    result = firstboot.apply(path, state, set_hostname=False)
+    assert not result.ok and "missing" in result.fault
+    assert firstboot.load_box_config(path, state)[1] == result.fault
+
+
+def test_a_fixed_file_clears_the_fault(tmp_path) -> None:
+    path, state = boot(tmp_path, "[box]\nname = 'Bad Name!'\n")
+    assert not firstboot.apply(path, state, set_hostname=False).ok
+    path.write_text("[box]\nname = 'room-3'\n")
+    assert firstboot.apply(path, state, set_hostname=False).ok
+    assert firstboot.load_box_config(path, state)[1] == ""
+
+
+def test_an_ssh_key_turns_ssh_on(tmp_path) -> None:
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLE tech"
+    path, state = boot(tmp_path, f'[ssh]\nauthorized_keys = ["{key}"]\n')
+    assert firstboot.apply(path, state, set_hostname=False).ok
+    assert (state / "ssh" / "enabled").exists()
+    assert key in (state / "ssh" / "authorized_keys").read_text()
+
+
+def test_the_box_runs_in_error_with_a_bad_file_and_says_why(tmp_path) -> None:
+    """The appliance started on a faulty appliance.toml: ERROR state, the fault LED pattern, the
+    message on the pairing page's status, no session opens with the button."""
+    from appliance.state import LED_PATTERNS, State
+
+    path, state = boot(tmp_path, "[box]\nnmae = 'typo'\n")
+    result = firstboot.apply(path, state, set_hostname=False)
+    cfg, fault = firstboot.load_box_config(path, state)
+    assert fault == result.fault and "box.nmae" in fault
+    from tests.conftest import RunningBox, make_config
+
+    rb = RunningBox(make_config(box={"state_dir": str(state)}), False)
+    rb._fault = fault  # passed to run_box like `appliance run --boot-config` does
+    rb.start()
+    try:
+        rb.wait_state("error")
+        assert rb.call(lambda: rb.core.status()["error"]) == fault
+        assert rb.box.panel.pattern == LED_PATTERNS[State.ERROR]
+        rb.press()
+        import time
+
+        time.sleep(0.3)
+        assert rb.state() == "error" and rb.call(lambda: rb.core.session) is None
+    finally:
+        rb.stop()
