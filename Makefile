@@ -9,7 +9,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Python trees that lint checks (bench/ joins once it exists).
 LINT_DIRS := appliance tests $(wildcard bench)
 
-.PHONY: all setup system-deps demo test lint bench clean
+.PHONY: all setup system-deps image-deps demo test lint bench image-smoke clean
 
 all: test
 
@@ -34,6 +34,22 @@ system-deps:
 	  fi; \
 	fi
 
+# What `make image-smoke` needs on top: debootstrap, qemu, FAT tools.
+IMAGE_PKGS := debootstrap qemu-system-x86 mtools dosfstools e2fsprogs
+image-deps:
+	@missing=""; \
+	for p in debootstrap qemu-system-x86_64 mcopy mkfs.vfat mkfs.ext4; do \
+	  command -v $$p >/dev/null 2>&1 || PATH="$$PATH:/usr/sbin:/sbin" command -v $$p >/dev/null 2>&1 || missing=1; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing $(IMAGE_PKGS) with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(IMAGE_PKGS) >/dev/null; \
+	  else \
+	    echo "missing: $(IMAGE_PKGS) (install them with apt-get as root)"; exit 1; \
+	  fi; \
+	fi
+
 setup: $(STAMP) system-deps
 
 demo: setup
@@ -46,6 +62,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(BIN)/mypy
+
+# Builds a Debian rootfs with the app layer and boots it under qemu (no network): image-build/README.md
+image-smoke: setup image-deps
+	timeout 1500 bash image-build/smoke/run.sh
 
 bench: setup
 	bash bench/run.sh $(BENCH_ARGS)
