@@ -71,6 +71,8 @@ def load_config(args: argparse.Namespace, password: str = "") -> config_mod.Conf
         from .firstboot import STATE_DIR, load_box_config
 
         cfg, args.fault = load_box_config(args.boot_config, args.state_dir or STATE_DIR)
+        if args.demo:  # the box's own config with the demo's hardware stand-ins (image-smoke)
+            return cfg.replace(**DEMO_OVERRIDES)
         return cfg
     overrides: dict[str, Any] = {}
     if args.demo:

@@ -103,7 +103,13 @@ class RunningBox:
 
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            url = self.call(lambda: self.box.urls.get("viewer") if self.core.session else None)
+            url = self.call(
+                lambda: (
+                    self.core.link(self.core.session)
+                    if self.core.session and self.core.state.value not in ("idle", "ended")
+                    else None
+                )
+            )
             if url:
                 return str(url)
             time.sleep(0.02)

@@ -127,3 +127,21 @@ def test_the_box_runs_in_error_with_a_bad_file_and_says_why(tmp_path) -> None:
         assert rb.state() == "error" and rb.call(lambda: rb.core.session) is None
     finally:
         rb.stop()
+
+
+def test_the_service_command_line_loads_the_boot_file_and_the_stored_secrets(tmp_path) -> None:
+    from appliance import __main__ as cli
+
+    path, state = boot(tmp_path, GOOD)
+    assert firstboot.apply(path, state, set_hostname=False).ok
+    args = cli._parser().parse_args(["run", "--boot-config", str(path), "--state-dir", str(state)])
+    cfg = cli.load_config(args)
+    assert cfg.box.name == "echo-2" and cfg.relay.token.startswith("box-token")
+    assert cfg.pairing.password_hash and args.fault == ""
+    # with --demo (the image's smoke test): the same file, the demo's hardware stand-ins
+    args = cli._parser().parse_args(
+        ["run", "--demo", "--boot-config", str(path), "--state-dir", str(state)]
+    )
+    cfg = cli.load_config(args)
+    assert cfg.box.name == "echo-2" and cfg.panel.pin_factory.value == "mock"
+    assert cfg.capture.source.value == "synthetic" and cfg.web.host == "127.0.0.1"

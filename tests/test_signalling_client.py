@@ -41,11 +41,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def restart_on(port: int) -> RelayServer:
+async def restart_on(port: int, token: str = TOKEN) -> RelayServer:
     deadline = time.monotonic() + 10
     while True:
         try:
-            return RelayServer(RelayConfig(port=port, boxes=(hash_token(TOKEN),))).start()
+            return RelayServer(RelayConfig(port=port, boxes=(hash_token(token),))).start()
         except OSError:
             if time.monotonic() > deadline:
                 raise

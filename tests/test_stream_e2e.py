@@ -149,3 +149,48 @@ async def test_over_https_with_the_boxs_own_certificate(box_factory) -> None:
         assert len(await viewer.frames(10)) == 10
     finally:
         await viewer.close()
+
+
+async def test_media_keeps_flowing_through_a_relay_restart_and_new_sessions_work_after(
+    box_factory,
+) -> None:
+    """The relay is only the rendezvous: once connected, the picture does not depend on it; when
+    it comes back (having forgotten everything), the box opens its room again and a new session
+    works."""
+    from appliance.relay.config import RelayConfig, hash_token
+    from appliance.relay.server import RelayServer
+    from tests.test_signalling_client import free_port, restart_on
+
+    token = "box-token-" + "r" * 30
+    port = free_port()
+    relay = RelayServer(RelayConfig(port=port, boxes=(hash_token(token),))).start()
+    try:
+        box = box_factory(relay={"url": relay.url, "token": token})
+        viewer = AiortcViewer(box.viewer_url)
+        try:
+            await viewer.connect()
+            await asyncio.to_thread(box.press)
+            assert len(await viewer.frames(10)) == 10
+            await asyncio.to_thread(relay.stop)  # the relay goes down mid-exam
+            during = await viewer.frames(45, timeout=10)
+            assert len(during) >= 40, "the picture kept flowing without the relay"
+            relay = await restart_on(port, token)
+            # the box notices the forgotten room and opens it again
+            deadline = time.monotonic() + 20
+            while relay.rooms.count() == 0:
+                assert time.monotonic() < deadline, "the box did not reopen its room"
+                await asyncio.sleep(0.1)
+        finally:
+            await viewer.close()
+        await asyncio.to_thread(box.long_press)
+        box.wait_state("idle")
+        await asyncio.to_thread(box.press)  # a new session, through the restarted relay
+        fresh = AiortcViewer(box.viewer_url)
+        try:
+            await fresh.connect()
+            await asyncio.to_thread(box.press)
+            assert len(await fresh.frames(10)) == 10
+        finally:
+            await fresh.close()
+    finally:
+        relay.stop()

@@ -99,3 +99,29 @@ def test_a_wrong_password_gets_nowhere(box_factory, chromium) -> None:
     assert page.locator("#error").is_visible()
     page.goto(box.pairing_url.rstrip("/") + "/card")
     assert page.locator("#password").is_visible(), "back to the login"
+
+
+def test_staff_draw_a_privacy_mask_over_the_live_preview(box_factory, chromium) -> None:
+    box = box_factory(open_session=False, pairing={"password": PASSWORD})
+    staff = staff_login(chromium, box)
+    wait_js(staff, "document.getElementById('preview').naturalWidth > 0", timeout=20)
+    area = staff.locator("#preview-wrap").bounding_box()
+    staff.mouse.move(area["x"] + area["width"] * 0.6, area["y"] + area["height"] * 0.05)
+    staff.mouse.down()
+    staff.mouse.move(area["x"] + area["width"] * 0.95, area["y"] + area["height"] * 0.2, steps=5)
+    staff.mouse.up()
+    assert staff.locator(".rect").count() == 1
+    staff.click("#mask-save")
+    wait_js(staff, "!document.getElementById('mask-saved').hidden")
+    saved = staff.evaluate("fetch('api/mask').then(r => r.json())")["rects"]
+    (x, y, w, h) = saved[0]
+    assert (
+        abs(x - 0.6) < 0.02
+        and abs(y - 0.05) < 0.02
+        and abs(w - 0.35) < 0.02
+        and abs(h - 0.15) < 0.02
+    )
+    assert (box.tmp / "state" / "mask.json").exists(), "kept for the next start"
+    # the export of the event log is a JSON download
+    export = staff.evaluate("fetch('events.json').then(r => r.headers.get('content-disposition'))")
+    assert "attachment" in export

@@ -81,7 +81,7 @@ rm -f "$work/data.img" && truncate -s 64M "$work/data.img" && mkfs.ext4 -q -F -L
 # 6. boot it: software emulation, no network device
 echo "image-smoke: booting (software emulation, no network)"
 
-timeout "$boot_timeout" qemu-system-x86_64 -machine q35,accel=tcg -m 2048 -smp 2 \
+timeout "$boot_timeout" qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 2048 -smp 2 \
   -nographic -no-reboot -nic none \
   -kernel "$kernel" -initrd "$initrd" \
   -append "root=/dev/vda ro console=ttyS0 panic=-1 systemd.show_status=error" \
@@ -91,7 +91,7 @@ timeout "$boot_timeout" qemu-system-x86_64 -machine q35,accel=tcg -m 2048 -smp 2
   > "$work/serial.log" 2>&1 || true
 
 # 7. what the guest said, and what the boot partition holds now
-result=$(grep -a "^SMOKE " "$work/serial.log" | tail -1 || true)
+result=$(grep -a "^SMOKE " "$work/serial.log" | tail -1 | tr -d '\r' || true)
 echo "image-smoke: ${result:-no report from the guest}"
 mcopy -o -i "$work/boot.img" ::/appliance.toml "$work/appliance.after.toml"
 failed=0
