@@ -34,6 +34,7 @@ from pathlib import Path
 import psutil
 
 from appliance.capture.synthetic import SyntheticSource
+from tests.browser import wait_js
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = (ROOT / "tests" / "probe.js").read_text()
@@ -116,17 +117,6 @@ class Box:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-
-
-def wait_js(page, expression: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = page.evaluate(expression)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(expression)
-        time.sleep(0.01)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -85,7 +85,9 @@ class SessionHost:
             await self._client.close_room(session.room)
         finally:
             self._session = None
-            self._attempt = None  # the core closes the peer itself
+            if self._attempt is not None:
+                self._attempt.handshake.forget()  # the core closes the peer itself
+            self._attempt = None
 
     # -- from the relay ---------------------------------------------------------------------------
 
@@ -198,7 +200,10 @@ class SessionHost:
 
     async def _drop_attempt(self) -> None:
         attempt, self._attempt = self._attempt, None
-        if attempt is not None and attempt.peer not in self._core.peers:
+        if attempt is None:
+            return
+        attempt.handshake.forget()
+        if attempt.peer not in self._core.peers:
             await attempt.peer.close()
 
 

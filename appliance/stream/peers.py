@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
@@ -163,6 +162,3 @@ class ViewerPeer:
         await self._pc.close()
         self._on_closed(self)
 
-
-async def close_all(peers: list[ViewerPeer]) -> None:
-    await asyncio.gather(*(p.close() for p in list(peers)), return_exceptions=True)
