@@ -161,4 +161,3 @@ class ViewerPeer:
             self._track.stop()
         await self._pc.close()
         self._on_closed(self)
-
