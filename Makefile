@@ -35,10 +35,10 @@ system-deps:
 	fi
 
 # What `make image-smoke` needs on top: debootstrap, qemu, FAT tools.
-IMAGE_PKGS := debootstrap qemu-system-x86 mtools dosfstools e2fsprogs
+IMAGE_PKGS := debootstrap qemu-system-x86 mtools dosfstools e2fsprogs fdisk
 image-deps:
 	@missing=""; \
-	for p in debootstrap qemu-system-x86_64 mcopy mkfs.vfat mkfs.ext4; do \
+	for p in debootstrap qemu-system-x86_64 mcopy mkfs.vfat mkfs.ext4 sfdisk; do \
 	  command -v $$p >/dev/null 2>&1 || PATH="$$PATH:/usr/sbin:/sbin" command -v $$p >/dev/null 2>&1 || missing=1; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -22,6 +22,7 @@ UNITS = IMAGE / "layer" / "files" / "etc" / "systemd" / "system"
 SCRIPTS = [
     IMAGE / "layer" / "install.sh",
     IMAGE / "layer" / "files" / "usr" / "lib" / "appliance" / "load-edid",
+    IMAGE / "layer" / "files" / "usr" / "lib" / "appliance" / "make-appdata",
     IMAGE / "smoke" / "run.sh",
     IMAGE / "smoke" / "guest-check.sh",
     *sorted((IMAGE / "pi-gen").rglob("*.sh")),
@@ -54,6 +55,7 @@ def fake_root(tmp_path: Path) -> Path:
     for program in (
         "opt/appliance/bin/appliance",
         "usr/lib/appliance/load-edid",
+        "usr/lib/appliance/make-appdata",
         "bin/chown",
         "usr/sbin/sshd",
     ):
@@ -81,7 +83,12 @@ def test_the_units_verify_against_a_root_filesystem(tmp_path) -> None:
     if not Path("/usr/lib/systemd/system/sysinit.target").exists():
         pytest.skip("this machine has no systemd units to verify against")
     root = fake_root(tmp_path)
-    units = ("appliance.service", "appliance-firstboot.service", "appliance-edid.service")
+    units = (
+        "appliance.service",
+        "appliance-firstboot.service",
+        "appliance-edid.service",
+        "appliance-appdata.service",
+    )
     result = verify(root, *units)
     assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
     # control: a misspelt setting is reported, so a clean run means something

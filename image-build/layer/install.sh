@@ -60,6 +60,9 @@ if [ -f "$rootfs/boot/firmware/config.txt" ]; then
   fi
 fi
 if [ -f "$rootfs/boot/firmware/cmdline.txt" ]; then
+  # Raspberry Pi OS grows the root over the whole card at first boot; the appliance keeps the
+  # free space for its appdata partition (appliance-appdata.service) instead.
+  sed -i 's| init=/usr/lib/raspberrypi-sys-mods/firstboot||' "$rootfs/boot/firmware/cmdline.txt"
   read -r -a words < "$project/image-build/boot/cmdline.txt"
   for word in "${words[@]}"; do
     grep -qw -- "$word" "$rootfs/boot/firmware/cmdline.txt" || sed -i "1s|\$| $word|" "$rootfs/boot/firmware/cmdline.txt"
@@ -80,7 +83,7 @@ add() {
   mkdir -p "$rootfs$2"
   grep -q "[[:space:]]$2[[:space:]]" "$fstab" || printf '%s\t%s\t%s\t%s\t0\t%s\n' "$1" "$2" "$3" "$4" "$5" >> "$fstab"
 }
-add LABEL=appdata /var/lib/appliance ext4 defaults,noatime,nofail,x-systemd.device-timeout=10s 2
+add LABEL=appdata /var/lib/appliance ext4 defaults,noatime,nofail,x-systemd.device-timeout=90s 2
 add tmpfs /tmp tmpfs mode=1777,nosuid,nodev 0
 add tmpfs /var/tmp tmpfs mode=1777,nosuid,nodev 0
 add tmpfs /var/log tmpfs mode=0755,nosuid,nodev 0
@@ -91,8 +94,8 @@ add tmpfs /var/lib/dhcp tmpfs mode=0755 0
 : > "$rootfs/etc/machine-id"
 
 # -- units ----------------------------------------------------------------------------------------
-systemctl --root="$rootfs" enable appliance-firstboot.service appliance-edid.service \
-  appliance.service nftables.service >/dev/null 2>&1
+systemctl --root="$rootfs" enable appliance-appdata.service appliance-firstboot.service \
+  appliance-edid.service appliance.service nftables.service >/dev/null 2>&1
 systemctl --root="$rootfs" mask apt-daily.timer apt-daily-upgrade.timer man-db.timer \
   e2scrub_all.timer fstrim.timer >/dev/null 2>&1 || true
 echo "appliance layer installed"
