@@ -131,3 +131,21 @@ async def test_a_second_phone_with_the_same_link_is_refused_while_the_session_li
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_dropped_reply_costs_only_a_new_knock(running_box) -> None:
+    """The relay drops the box's reply: the viewer gets nothing, knocks again with the same seat,
+    and the box takes it as the same phone coming back."""
+    link = running_box.viewer_url
+    first = AiortcViewer(link)
+    first.handshake = seal.ViewerHandshake(first.room, first.secret, first.box_key_hash)
+    first.relay = viewer_relay(first)
+    await first.relay.knock(first.handshake.knock())  # the reply to this is never delivered
+    again = AiortcViewer(link, seat_key=first.handshake.seat_key)
+    try:
+        await again.connect()
+        await asyncio.to_thread(running_box.press)
+        assert len(await again.frames(10)) == 10
+        assert [e.get("returning") for e in events(running_box, "knock")] == [False, True]
+    finally:
+        await again.close()

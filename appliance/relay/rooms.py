@@ -152,10 +152,13 @@ class Rooms:
             if len(client.inbox) >= MAX_QUEUE:
                 raise RelayError(429, "queue-full")
             if seat:
+                # the box's decision: this client holds the seat now; a previous holder (the same
+                # phone's stale connection) is told the seat is taken
+                previous = found.clients.get(found.seat)
+                if previous is not None and previous.handle != handle:
+                    previous.refused = "taken"
                 found.seat = handle
-                for other in found.clients.values():
-                    if other.handle != handle and not other.refused:
-                        other.refused = "taken"
+                client.refused = ""
             client.answered = True
             client.inbox.append((found.next_n, self._blob(blob)))
             found.next_n += 1
