@@ -22,6 +22,7 @@ from .capture.select import make_source
 from .config import Config
 from .core import Command, Core, Press
 from .crypto import BoxIdentity, load_or_create_tls
+from .discovery import Announcer
 from .encode.select import make_encoder_factory
 from .eventlog import EventLog
 from .panel import Panel, make_pin_factory
@@ -196,6 +197,11 @@ async def run_box(
 
     core.add_session_listener(session_opened)
 
+    announcer = Announcer(config.box.name, web.port, config.web.host)
+    try:
+        await announcer.start()
+    except Exception as exc:  # noqa: BLE001 - the page still works by address
+        logger.warning("could not announce the pairing page: %s", type(exc).__name__)
     watchdog: asyncio.Task[None] | None = None
 
     def started() -> None:
@@ -215,6 +221,7 @@ async def run_box(
         systemd.notify("STOPPING=1")
         if watchdog is not None:
             watchdog.cancel()
+        await announcer.stop()
         await client.aclose()
         await asyncio.to_thread(web.stop)
         if relay is not None:

@@ -77,8 +77,10 @@ class EncodeConfig:
     bitrate: int = field(default=4_000_000, metadata=_bounds(200_000, 20_000_000))
     #: Seconds between keyframes when nobody asks for one (a backstop: PLI/FIR force one sooner).
     keyframe_interval: float = field(default=2.0, metadata=_bounds(0.5, 10.0))
-    #: Encoder threads for the software encoder (0 = let x264 choose).
-    threads: int = field(default=2, metadata=_bounds(0, 16))
+    #: Threads for the software encoder; 0 = the board's choice: 4 on a Pi 5 (1080p30 needs
+    #: them), 1 elsewhere (x264's sliced threads cost more CPU than they save in latency on a PC:
+    #: docs/performance.md).
+    threads: int = field(default=0, metadata=_bounds(0, 16))
     #: The hardware encoder's memory-to-memory device.
     device: str = "/dev/video11"
 

@@ -96,3 +96,23 @@ def test_bitrate_change_takes_effect_at_the_next_keyframe() -> None:
     assert encoder.bitrate == 500_000
     low = mean_size(30, 30)
     assert low < high / 3
+
+
+def test_thread_count_follows_the_board_unless_set() -> None:
+    from appliance import config
+    from appliance.board import Board, Resolved
+    from appliance.config import EncoderKind, SourceKind
+    from appliance.encode.select import make_encoder
+
+    def threads(board: Board, setting: int) -> int:
+        cfg = config.load_dict({"encode": {"threads": setting}})
+        resolved = Resolved(board, SourceKind.SYNTHETIC, EncoderKind.SOFTWARE, None)
+        encoder = make_encoder(cfg, 640, 360, 30, resolved)
+        try:
+            return encoder._threads
+        finally:
+            encoder.close()
+
+    assert threads(Board.PI5, 0) == 4, "a Pi 5 needs threads for 1080p30"
+    assert threads(Board.OTHER, 0) == 1, "on a PC one thread costs less CPU for the same latency"
+    assert threads(Board.OTHER, 3) == 3

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from ..board import Resolved, resolve, under
+from ..board import Board, Resolved, resolve, under
 from ..config import Config, EncoderKind
 from ..errors import DeviceError
 from .base import Encoder
@@ -56,7 +56,8 @@ def make_encoder(
             logger.warning("%dx%d is too wide for the hardware encoder: software", width, height)
     from .software import SoftwareEncoder
 
-    return SoftwareEncoder(width, height, fps, enc.bitrate, enc.keyframe_interval, enc.threads)
+    threads = enc.threads or (4 if resolved.board is Board.PI5 else 1)
+    return SoftwareEncoder(width, height, fps, enc.bitrate, enc.keyframe_interval, threads)
 
 
 def make_encoder_factory(config: Config, root: Path = Path("/")) -> EncoderFactory:
