@@ -304,7 +304,8 @@ class Core:
         if name == "open":
             if not args.get("consent"):
                 raise InvalidStateError("confirm that the patient agreed first")
-            return await self._open(int(args.get("valid_minutes") or 0) or None)
+            minutes = int(args.get("valid_minutes") or 0)
+            return await self._open(max(5, min(24 * 60, minutes)) if minutes else None)
         if name == "admit":
             if state is not State.WAITING:
                 raise InvalidStateError("nobody is waiting to be admitted")
@@ -332,6 +333,8 @@ class Core:
     # -- the session ------------------------------------------------------------------------------
 
     async def _open(self, valid_minutes: int | None) -> Session:
+        if self._state is State.ERROR:
+            raise InvalidStateError(f"the box has a fault: {self.error}")
         if self._state is not State.IDLE:
             raise InvalidStateError("a session is already open: end it first")
         if not self._clock_ok():
