@@ -27,7 +27,8 @@ from .encode.select import make_encoder_factory
 from .eventlog import EventLog
 from .panel import Panel, make_pin_factory
 from .passwords import hash_password
-from .relay.server import RelayServer, relay_config_for_box
+from .relay.server import THREADS as RELAY_THREADS
+from .relay.server import PathDispatch, Relay, relay_config_for_box
 from .session.session import Session
 from .signalling.client import RelayClient
 from .signalling.host import SessionHost
@@ -51,7 +52,7 @@ class Box:
     panel: Panel
     web: WebServer
     events: EventLog
-    relay: RelayServer | None = None
+    relay: Relay | None = None
     #: "pairing": the staff's page; "viewer": the open session's link (the QR code's content).
     urls: dict[str, str] = field(default_factory=dict)
     tls_certificate: Path | None = None
@@ -129,24 +130,27 @@ async def run_box(
         names = (f"{config.box.name}.local", "localhost", "127.0.0.1", *lan_hosts)
         tls = load_or_create_tls(keys, names)
 
-    relay: RelayServer | None = None
+    # The web server binds first, so the box knows its own URL (the built-in relay's origin).
+    dispatch = PathDispatch()
+    web = WebServer(
+        dispatch,
+        config.web.host,
+        config.web.port,
+        certfile=str(tls.cert) if tls else None,
+        keyfile=str(tls.key) if tls else None,
+        threads=RELAY_THREADS,
+    )
+    web.start()
+    relay: Relay | None = None
     if config.relay.url:
         relay_url, token, ca = config.relay.url.rstrip("/"), config.relay.token, None
+        viewer_origin = relay_url
     else:
         token = secrets.token_urlsafe(32)
-        relay = RelayServer(
-            relay_config_for_box(
-                host=config.web.host,
-                token=token,
-                certfile=str(tls.cert) if tls else "",
-                keyfile=str(tls.key) if tls else "",
-            )
-        )
-        relay.start()
-        relay_url, ca = relay.url, (str(tls.cert) if tls else None)
-    viewer_origin = relay_url
-    if relay is not None and lan_hosts:
-        viewer_origin = relay.url.replace(config.web.host, lan_hosts[0], 1)
+        relay = Relay(relay_config_for_box(token)).start()
+        dispatch.relay = relay.app
+        relay_url, ca = web.url(), (str(tls.cert) if tls else None)
+        viewer_origin = web.url(lan_hosts[0] if lan_hosts else None)
     client = RelayClient(relay_url, token, ca_file=ca)
 
     core = Core(
@@ -173,20 +177,12 @@ async def run_box(
     loop = asyncio.get_running_loop()
     facade = LoopFacade(loop)
     backend = CoreBackend(facade, core, events.entries, masks)
-    app = create_app(
+    dispatch.box = create_app(
         backend,
         password_hash=password_hash(config),
         secure_cookies=tls is not None,
         room_name=config.box.name,
     )
-    web = WebServer(
-        app,
-        config.web.host,
-        config.web.port,
-        certfile=str(tls.cert) if tls else None,
-        keyfile=str(tls.key) if tls else None,
-    )
-    web.start()
     box = Box(config, core, panel, web, events, relay, tls_certificate=tls.cert if tls else None)
     box.urls["pairing"] = web.url(lan_hosts[0] if lan_hosts else None) + "/pairing/"
 
@@ -223,7 +219,7 @@ async def run_box(
             watchdog.cancel()
         await announcer.stop()
         await client.aclose()
-        await asyncio.to_thread(web.stop)
         if relay is not None:
-            await asyncio.to_thread(relay.stop)
+            await asyncio.to_thread(relay.stop)  # wakes the long polls, so the server can stop
+        await asyncio.to_thread(web.stop)
         panel.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from ..web.server import WebServer
 from .app import create_relay_app
@@ -18,11 +19,42 @@ THREADS = 48
 REAP_EVERY = 5.0
 
 
-class RelayServer:
+class Relay:
+    """The relay's rooms and HTTP app, and the reaper that forgets expired rooms. Served by its
+    own :class:`RelayServer`, or mounted into the box's web server (a box without an external
+    relay: one port, one certificate, the same protocol)."""
+
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
         self.rooms = Rooms()
         self.app = create_relay_app(config, self.rooms)
+        self._stop = threading.Event()
+        self._reaper: threading.Thread | None = None
+
+    def start(self) -> Relay:
+        self._stop.clear()
+        self._reaper = threading.Thread(target=self._reap, name="relay-reaper", daemon=True)
+        self._reaper.start()
+        return self
+
+    def _reap(self) -> None:
+        while not self._stop.wait(REAP_EVERY):
+            self.rooms.reap()
+
+    def stop(self) -> None:
+        """Forget every room and wake every long poll. Idempotent."""
+        self._stop.set()
+        self.rooms.close_all()
+        if self._reaper is not None:
+            self._reaper.join(timeout=2)
+            self._reaper = None
+
+
+class RelayServer(Relay):
+    """The relay on its own cheroot server: `appliance relay serve`, and the tests."""
+
+    def __init__(self, config: RelayConfig) -> None:
+        super().__init__(config)
         self._web = WebServer(
             self.app,
             config.host,
@@ -31,8 +63,6 @@ class RelayServer:
             keyfile=config.keyfile or None,
             threads=THREADS,
         )
-        self._stop = threading.Event()
-        self._reaper: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -44,30 +74,37 @@ class RelayServer:
 
     def start(self) -> RelayServer:
         self._web.start()
-        self._stop.clear()
-        self._reaper = threading.Thread(target=self._reap, name="relay-reaper", daemon=True)
-        self._reaper.start()
+        super().start()
         logger.info("relay listening on port %d", self._web.port)
         return self
 
-    def _reap(self) -> None:
-        while not self._stop.wait(REAP_EVERY):
-            self.rooms.reap()
-
     def stop(self) -> None:
         """Stop serving and forget every room. Idempotent."""
-        self._stop.set()
-        self.rooms.close_all()  # long polls return now, so the server threads can end
+        super().stop()  # long polls return now, so the server threads can end
         self._web.stop()
-        if self._reaper is not None:
-            self._reaper.join(timeout=2)
-            self._reaper = None
 
 
-def relay_config_for_box(
-    host: str, token: str, certfile: str = "", keyfile: str = "", port: int = 0
-) -> RelayConfig:
+#: Paths the relay answers when it is mounted into the box's web server.
+RELAY_PATHS = ("/v/", "/api/rooms/", "/api/box/")
+
+
+class PathDispatch:
+    """A WSGI app that sends the relay's paths to the relay and the rest to the box's app; the
+    apps are set once built (the server binds first, so the box knows its own URL)."""
+
+    def __init__(self) -> None:
+        self.box: Any = None
+        self.relay: Any = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        app = self.relay if path.startswith(RELAY_PATHS) else self.box
+        if app is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"starting\n"]
+        return app(environ, start_response)
+
+
+def relay_config_for_box(token: str) -> RelayConfig:
     """The built-in relay of a box without an external one: it knows only this box's token."""
-    return RelayConfig(
-        host=host, port=port, certfile=certfile, keyfile=keyfile, boxes=(hash_token(token),)
-    )
+    return RelayConfig(boxes=(hash_token(token),))
