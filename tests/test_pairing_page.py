@@ -1,78 +1,123 @@
-"""The pairing page's rules, through Flask's test client: no access without login, no default
-password, CSRF, the login rate limit, cookie flags, consent, i18n. The backend here is a small
-in-memory stand-in for the core (the whole box is driven through the page in
-tests/test_user_story.py)."""
+"""The pairing page's rules, through Flask's test client: no access without a login, no default
+password, CSRF on every POST, the login rate limit, cookie flags and the login's end, consent,
+the staff's commands, the QR code and the card, the mask, the event log and its exports, French
+and English, the CSP. Chromium drives the page itself in tests/test_pairing_browser.py, and the
+whole box through it in tests/test_user_story.py."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import logging
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
+from flask import Flask
 
 from appliance.errors import InvalidStateError
-from appliance.passwords import hash_password, verify_password
+from appliance.eventlog import EventLog
+from appliance.passwords import hash_password
+from appliance.web import pairing
 from appliance.web.app import create_app
+from appliance.web.pairing import configure, create_pairing_blueprint
 
 PASSWORD = "correct horse battery"
+HASH = hash_password(PASSWORD)
+LINK = "https://relay.test/v/room#secret.hash"
+STATIC = Path(pairing.__file__).parent / "static" / "pairing"
 
 
 class Backend:
+    """An in-memory stand-in for the core's PairingBackend (appliance.web.backend.CoreBackend
+    on a running box is covered end to end by tests/test_user_story.py). It keeps the states
+    and refusals the page must show, and records every call."""
+
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.state = "idle"
-        self.rects: list = []
+        self.signal = "ok"
+        self.clock_ok = True
+        self.viewer: dict[str, Any] | None = None
+        self.rects: list[tuple[float, float, float, float]] = []
+        self.jpeg: bytes | None = None
+        self.log = EventLog(None)
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
+        session = None
+        if self.state != "idle":
+            session = {
+                "room_name": "salle-2",
+                "url": LINK,
+                "expires": 2_000_000_000,
+                "viewer": self.viewer,
+            }
         return {
             "state": self.state,
-            "signal": "present",
-            "clock_ok": True,
+            "signal": self.signal,
+            "clock_ok": self.clock_ok,
             "error": None,
-            "session": None
-            if self.state == "idle"
-            else {
-                "room_name": "demo",
-                "url": "https://r/v/x#k",
-                "expires": 2_000_000_000,
-                "viewer": None,
-            },
+            "session": session,
         }
 
-    def open_session(self, *, consent: bool, valid_minutes: int) -> dict:
-        if not consent:
-            raise InvalidStateError("confirm that the patient agreed first")
-        self.calls.append(f"open:{valid_minutes}")
+    def open_session(self, *, consent: bool, valid_minutes: int) -> dict[str, Any]:
+        if self.state != "idle":
+            raise InvalidStateError("a session is already open: end it first")
+        if not self.clock_ok:
+            raise InvalidStateError("the clock is not synchronised yet (no NTP)")
+        self.calls.append(f"open:{consent}:{valid_minutes}")
         self.state = "ready"
+        self.log.record("opened", valid_minutes=valid_minutes)
         return self.status()["session"]
 
+    def _need(self, state: str, message: str) -> None:
+        if self.state != state:
+            raise InvalidStateError(message)
+
     def admit(self) -> None:
-        if self.state != "waiting":
-            raise InvalidStateError("nobody is waiting to be admitted")
+        self._need("waiting", "nobody is waiting to be admitted")
         self.calls.append("admit")
+        self.state = "live"
 
     def refuse(self) -> None:
+        self._need("waiting", "nobody is waiting to be refused")
         self.calls.append("refuse")
+        self.state, self.viewer = "ready", None
 
     def pause(self) -> None:
+        self._need("live", "the picture is not live")
         self.calls.append("pause")
+        self.state = "paused"
 
     def resume(self) -> None:
+        self._need("paused", "the picture is not paused")
         self.calls.append("resume")
+        self.state = "live"
 
     def end(self) -> None:
+        if self.state == "idle":
+            raise InvalidStateError("no session is open")
         self.calls.append("end")
+        self.state, self.viewer = "idle", None
 
-    def preview_jpeg(self):
-        return None
+    def preview_jpeg(self) -> bytes | None:
+        return self.jpeg
 
-    def mask(self) -> list:
-        return self.rects
+    def mask(self) -> list[tuple[float, float, float, float]]:
+        return list(self.rects)
 
-    def set_mask(self, rects) -> None:
-        self.rects = [list(r) for r in rects]
+    def set_mask(self, rects: list[tuple[float, float, float, float]]) -> None:
+        self.calls.append(f"mask:{len(rects)}")
+        self.rects = list(rects)
 
-    def events(self) -> list:
-        return [{"at": 1, "kind": "opened"}]
+    def events(self) -> list[dict[str, Any]]:
+        return self.log.entries()
+
+    def knock(self, name: str | None = "Alex", code: str = "123456") -> None:
+        self.state = "waiting"
+        self.viewer = {"name": name, "code": code, "admitted": False, "connected": True}
 
 
 @pytest.fixture
@@ -80,137 +125,443 @@ def backend() -> Backend:
     return Backend()
 
 
-def make_client(backend, password_hash: str | None = None, secure: bool = False):
-    app = create_app(
-        backend,
-        password_hash=hash_password(PASSWORD) if password_hash is None else password_hash,
-        secure_cookies=secure,
-        room_name="demo",
-    )
-    return app.test_client()
+def make_app(backend: Backend, password_hash: str = HASH, **kwargs: Any) -> Flask:
+    """The blueprint alone on a bare app, Secure cookies on (Werkzeug's test client sends them
+    over its plain HTTP)."""
+    app = Flask("pairing-test")
+    configure(app, secure_cookies=True)
+    app.register_blueprint(create_pairing_blueprint(backend, password_hash, "salle-2", **kwargs))
+    return app
 
 
-def csrf(client) -> str:
+def make_client(backend: Backend, password_hash: str = HASH, **kwargs: Any) -> Any:
+    return make_app(backend, password_hash, **kwargs).test_client()
+
+
+def csrf(client: Any) -> str:
     page = client.get("/pairing/").get_data(as_text=True)
     return re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
 
 
-def login(client, password: str = PASSWORD):
-    return client.post("/pairing/login", data={"password": password, "csrf": csrf(client)})
-
-
-def test_nothing_is_reachable_without_logging_in(backend) -> None:
-    client = make_client(backend)
-    assert client.get("/pairing/api/status").status_code == 401
-    assert (
-        client.post("/pairing/api/end", headers={"X-CSRF-Token": csrf(client)}).status_code == 401
+def login(client: Any, password: str = PASSWORD, address: str = "127.0.0.1") -> Any:
+    return client.post(
+        "/pairing/login",
+        data={"password": password, "csrf": csrf(client)},
+        environ_base={"REMOTE_ADDR": address},
     )
-    assert client.get("/pairing/qr.svg").status_code == 302
-    assert client.get("/pairing/events.json").status_code == 302
+
+
+def logged_in(backend: Backend, **kwargs: Any) -> tuple[Any, dict[str, str]]:
+    client = make_client(backend, **kwargs)
+    assert login(client).status_code == 303
+    return client, {"X-CSRF-Token": csrf(client)}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The page's monotonic clock, moved by hand (no sleeping)."""
+    fake = Clock()
+    monkeypatch.setattr(pairing, "_now", fake)
+    return fake
+
+
+# -- access ----------------------------------------------------------------------------------------
+
+
+def test_nothing_is_reachable_without_logging_in(backend: Backend) -> None:
+    client = make_client(backend)
+    token = csrf(client)
+    for path in ("api/status", "api/mask", "api/events"):
+        assert client.get(f"/pairing/{path}").status_code == 401, path
+    for path in ("qr.svg", "card", "preview.jpg", "events.json", "events.csv"):
+        response = client.get(f"/pairing/{path}")
+        assert response.status_code == 302 and response.location.endswith("/pairing/"), path
+    for command in ("open", "admit", "refuse", "pause", "resume", "end", "mask"):
+        response = client.post(
+            f"/pairing/api/{command}", json={"consent": True}, headers={"X-CSRF-Token": token}
+        )
+        assert response.status_code == 401, command
     assert backend.calls == []
+    # the login page and its stylesheet are open
+    assert client.get("/pairing/").status_code == 200
+    assert client.get("/pairing/static/pairing.css").status_code == 200
 
 
-def test_no_default_password_means_nobody_logs_in(backend) -> None:
+def test_no_default_password_means_nobody_logs_in(backend: Backend) -> None:
     client = make_client(backend, password_hash="")
     page = client.get("/pairing/").get_data(as_text=True)
-    assert "pairing.password" in page and 'type="password"' not in page
-    for guess in ("", "admin", "password", "appliance"):
+    assert "pairing.password" in page and "appliance.toml" in page
+    assert 'type="password"' not in page, "no login form without a password"
+    for guess in ("", "admin", "password", "appliance", "salle-2"):
         assert login(client, guess).status_code == 403
     assert client.get("/pairing/api/status").status_code == 401
+    french = client.get("/pairing/", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert "pairing.password" in french and "Aucun mot de passe" in french
 
 
-def test_login_sets_a_strict_cookie_and_logout_ends_it(backend) -> None:
-    client = make_client(backend, secure=True)
-    response = login(client)
-    assert response.status_code == 302
-    cookie = response.headers["Set-Cookie"]
-    for flag in ("HttpOnly", "Secure", "SameSite=Strict", "Path=/pairing"):
-        assert flag in cookie
+def test_login_sets_a_strict_short_cookie_and_a_new_csrf_token(backend: Backend) -> None:
     client = make_client(backend)
-    login(client)
+    before = csrf(client)
+    response = login(client)
+    assert response.status_code == 303 and response.location.endswith("/pairing/")
+    cookie = response.headers["Set-Cookie"]
+    for flag in ("HttpOnly", "Secure", "SameSite=Strict", "Path=/pairing", "Expires="):
+        assert flag in cookie, flag
+    assert PASSWORD not in cookie
+    assert csrf(client) != before, "a login gets a fresh CSRF token"
     assert client.get("/pairing/api/status").json["state"] == "idle"
-    client.post("/pairing/logout", data={"csrf": csrf(client)})
+
+
+def test_logout_ends_the_login_even_for_a_copy_of_the_cookie(backend: Backend) -> None:
+    client, headers = logged_in(backend)
+    copied = client.get_cookie("pairing", path="/pairing").value
+    response = client.post("/pairing/logout", data={"csrf": headers["X-CSRF-Token"]})
+    assert response.status_code == 303
     assert client.get("/pairing/api/status").status_code == 401
+    thief = make_app_client_with_cookie(client, copied)
+    assert thief.get("/pairing/api/status").status_code == 401, "the old cookie is dead"
 
 
-def test_every_post_needs_the_csrf_token(backend) -> None:
+def make_app_client_with_cookie(client: Any, value: str) -> Any:
+    other = client.application.test_client()
+    other.set_cookie("pairing", value, path="/pairing")
+    return other
+
+
+def test_a_login_ends_when_idle_and_polls_do_not_keep_it(backend: Backend, clock: Clock) -> None:
+    client, _ = logged_in(backend, idle_minutes=30)
+    clock.now += 20 * 60
+    assert client.get("/pairing/api/status").status_code == 200  # a poll: not activity
+    clock.now += 11 * 60
+    assert client.get("/pairing/api/status").status_code == 401
+    page = client.get("/pairing/").get_data(as_text=True)
+    assert "logged out" in page and 'type="password"' in page
+
+    client, _ = logged_in(backend, idle_minutes=30)
+    for _ in range(3):
+        clock.now += 20 * 60
+        assert client.get("/pairing/").status_code == 200  # the staff use the page
+    assert client.get("/pairing/api/status").status_code == 200
+    clock.now += pairing.LOGIN_HOURS * 3600
+    assert client.get("/pairing/").get_data(as_text=True).count('type="password"') == 1
+
+
+def test_every_post_needs_the_csrf_token_of_this_login(backend: Backend) -> None:
     client = make_client(backend)
     assert client.post("/pairing/login", data={"password": PASSWORD}).status_code == 403
-    login(client)
-    assert client.post("/pairing/api/open", json={"consent": True}).status_code == 403
     assert (
-        client.post(
-            "/pairing/api/open", json={"consent": True}, headers={"X-CSRF-Token": "forged"}
-        ).status_code
+        client.post("/pairing/login", data={"password": PASSWORD, "csrf": "forged"}).status_code
         == 403
     )
+    client, headers = logged_in(backend)
+    other, other_headers = logged_in(backend)
+    for bad in ({}, {"X-CSRF-Token": "forged"}, other_headers):
+        for command, body in (("open", {"consent": True}), ("mask", {"rects": []})):
+            response = client.post(f"/pairing/api/{command}", json=body, headers=bad)
+            assert response.status_code == 403, (command, bad)
+    assert client.post("/pairing/logout", data={}).status_code == 403
+    cross = {**headers, "Origin": "https://evil.test"}
+    assert (
+        client.post("/pairing/api/open", json={"consent": True}, headers=cross).status_code == 403
+    )
+    site = {**headers, "Sec-Fetch-Site": "cross-site"}
+    assert client.post("/pairing/api/open", json={"consent": True}, headers=site).status_code == 403
     assert backend.calls == []
-    assert (
-        client.post(
+    assert client.get("/pairing/api/status").status_code == 200, "still logged in"
+    same = {**headers, "Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
+    response = client.post("/pairing/api/open", json={"consent": True}, headers=same)
+    assert response.status_code == 200 and backend.calls == ["open:True:90"]
+
+
+def test_failed_logins_are_limited_per_address_and_overall(backend: Backend, clock: Clock) -> None:
+    client = make_client(backend)
+    statuses = [login(client, f"guess {i}", "10.0.0.1").status_code for i in range(6)]
+    assert statuses == [403] * 5 + [429]
+    response = login(client, PASSWORD, "10.0.0.1")  # even the right password waits now
+    assert response.status_code == 429
+    assert 0 < int(response.headers["Retry-After"]) <= pairing.FAIL_WINDOW
+    assert login(client, PASSWORD, "10.0.0.2").status_code == 303, "others can still log in"
+
+    for n in range(3, 6):  # 5 + 15 = 20 failures in all, from four addresses
+        for i in range(5):
+            assert login(client, f"guess {i}", f"10.0.0.{n}").status_code == 403
+    response = login(client, PASSWORD, "10.0.0.9")
+    assert response.status_code == 429, "the overall limit holds against many addresses"
+    clock.now += pairing.FAIL_WINDOW + 1
+    assert login(client, PASSWORD, "10.0.0.1").status_code == 303, "the window passed"
+
+
+def test_a_successful_login_forgets_that_address_s_failures(backend: Backend) -> None:
+    client = make_client(backend)
+    for i in range(4):
+        login(client, f"typo {i}")
+    assert login(client).status_code == 303
+    for i in range(4):
+        assert login(client, f"typo {i}").status_code == 403
+
+
+def test_logins_are_logged_and_recorded_without_password_or_address(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = EventLog(None)
+    client = make_client(backend, record=log.record)
+    caplog.set_level(logging.DEBUG)
+    login(client, "hunter2-but-longer", "192.0.2.77")
+    login(client, PASSWORD, "192.0.2.77")
+    token = csrf(client)
+    client.post(
+        "/pairing/api/mask", json={"rects": [[0.1, 0.1, 0.2, 0.2]]}, headers={"X-CSRF-Token": token}
+    )
+    client.post("/pairing/logout", data={"csrf": token})
+    for secret in ("hunter2-but-longer", PASSWORD, "192.0.2.77"):
+        assert secret not in caplog.text
+        assert secret not in json.dumps(log.entries())
+    assert [(e["kind"], {k for k in e if k not in ("at", "kind")}) for e in log.entries()] == [
+        ("login-failed", set()),
+        ("login", set()),
+        ("mask-saved", {"count"}),
+        ("logout", set()),
+    ]
+
+
+# -- status and commands ---------------------------------------------------------------------------
+
+
+def test_the_status_is_json_and_never_cached(backend: Backend) -> None:
+    client, _ = logged_in(backend)
+    backend.state = "ready"
+    response = client.get("/pairing/api/status")
+    assert response.json == backend.status()
+    assert response.headers["Cache-Control"] == "no-store"
+    backend.knock("Alex", "654321")
+    viewer = client.get("/pairing/api/status").json["session"]["viewer"]
+    assert viewer == {"name": "Alex", "code": "654321", "admitted": False, "connected": True}
+
+
+def test_opening_needs_the_patient_s_consent(backend: Backend) -> None:
+    client, headers = logged_in(backend)
+    for body in ({}, {"consent": False}, {"consent": "yes"}, {"consent": 1}, [True]):
+        response = client.post("/pairing/api/open", json=body, headers=headers)
+        assert response.status_code == 400 and "agreement" in response.json["error"]
+    for minutes in (4, 1441, "90", True, 90.5, None):
+        response = client.post(
             "/pairing/api/open",
-            json={"consent": True, "valid_minutes": 30},
-            headers={"X-CSRF-Token": csrf(client)},
-        ).status_code
-        == 200
-    )
-    assert backend.calls == ["open:30"]
+            json={"consent": True, "valid_minutes": minutes},
+            headers=headers,
+        )
+        assert response.status_code == 400 and "minutes" in response.json["error"], minutes
+    assert backend.calls == [], "nothing reached the box"
+    response = client.post("/pairing/api/open", json={"consent": True}, headers=headers)
+    assert response.status_code == 200 and response.json["url"] == LINK
+    assert backend.calls == ["open:True:90"], "the default validity is 90 minutes"
 
 
-def test_failed_logins_are_limited(backend) -> None:
-    client = make_client(backend)
-    statuses = [login(client, f"guess {i}").status_code for i in range(6)]
-    assert statuses[:5] == [403] * 5 and statuses[5] == 429
-    response = login(client)  # even the right password waits now
-    assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
+def test_refusals_from_the_box_are_shown(backend: Backend) -> None:
+    client, headers = logged_in(backend, default_minutes=45)
+    backend.clock_ok = False
+    response = client.post("/pairing/api/open", json={"consent": True}, headers=headers)
+    assert response.status_code == 409 and "clock" in response.json["error"]
+    backend.clock_ok = True
+    client.post("/pairing/api/open", json={"consent": True}, headers=headers)
+    response = client.post("/pairing/api/open", json={"consent": True}, headers=headers)
+    assert response.status_code == 409 and "already open" in response.json["error"]
+    response = client.post("/pairing/api/admit", headers=headers)
+    assert response.status_code == 409
+    assert response.json["error"] == "nobody is waiting to be admitted"
+    assert client.post("/pairing/api/launch", headers=headers).status_code == 404
+    assert backend.calls == ["open:True:45"]
 
 
-def test_opening_needs_consent_and_refusals_are_explained(backend) -> None:
-    client = make_client(backend)
-    login(client)
-    token = csrf(client)
-    response = client.post(
-        "/pairing/api/open", json={"consent": False}, headers={"X-CSRF-Token": token}
-    )
-    assert response.status_code == 409 and "agreed" in response.json["error"]
-    response = client.post("/pairing/api/admit", headers={"X-CSRF-Token": token})
-    assert (
-        response.status_code == 409 and response.json["error"] == "nobody is waiting to be admitted"
-    )
-    assert client.post("/pairing/api/launch", headers={"X-CSRF-Token": token}).status_code == 404
+def test_the_staff_s_commands_reach_the_box(backend: Backend) -> None:
+    client, headers = logged_in(backend)
+    client.post("/pairing/api/open", json={"consent": True, "valid_minutes": 30}, headers=headers)
+    backend.knock()
+    for command in ("refuse",):
+        assert client.post(f"/pairing/api/{command}", headers=headers).json == {"ok": True}
+    backend.knock()
+    for command in ("admit", "pause", "resume", "end"):
+        assert client.post(f"/pairing/api/{command}", headers=headers).status_code == 200
+    assert backend.calls == ["open:True:30", "refuse", "admit", "pause", "resume", "end"]
+    assert client.get("/pairing/api/status").json["state"] == "idle"
 
 
-def test_the_mask_is_saved_as_fractions_and_bad_ones_refused(backend) -> None:
-    client = make_client(backend)
-    login(client)
-    token = csrf(client)
+# -- QR code and card ------------------------------------------------------------------------------
+
+
+def test_the_qr_code_is_made_here_and_only_while_a_session_is_open(backend: Backend) -> None:
+    client, headers = logged_in(backend)
+    assert client.get("/pairing/qr.svg").status_code == 404
+    client.post("/pairing/api/open", json={"consent": True}, headers=headers)
+    response = client.get("/pairing/qr.svg")
+    assert response.status_code == 200 and response.mimetype == "image/svg+xml"
+    assert response.headers["Cache-Control"] == "no-store", "it holds the session's key"
+    svg = response.get_data(as_text=True)
+    assert "<svg" in svg and "http" not in svg.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_the_card_is_a6_in_both_languages_with_no_patient_data(backend: Backend) -> None:
+    client, headers = logged_in(backend)
+    assert client.get("/pairing/card").status_code == 302, "no card without a session"
+    client.post("/pairing/api/open", json={"consent": True}, headers=headers)
+    backend.knock("Alex Martin", "123456")
+    page = client.get("/pairing/card").get_data(as_text=True)
+    assert "salle-2" in page
+    assert "Suivez l'échographie en direct" in page or "Suivez l&#39;échographie" in page
+    assert "Watch the scan live" in page
+    assert "one person" in page and "seule personne" in page
+    assert "messenger" in page and "messagerie" in page
+    assert page.count('class="until"') == 3 and 'data-expires="2000000000"' in page
+    assert re.search(r'class="until" datetime="[^"]+">\d\d:\d\d<', page)
+    assert "Alex" not in page and "123456" not in page and LINK not in page
+    assert "card.css" in page and "card.js" in page
+    css = (STATIC / "card.css").read_text()
+    assert re.search(r"@page\s*\{[^}]*size:\s*A6", css)
+
+
+# -- the mask, the preview, the event log ----------------------------------------------------------
+
+
+def test_the_mask_is_saved_as_fractions_and_bad_ones_refused(backend: Backend) -> None:
+    client, headers = logged_in(backend)
     ok = client.post(
-        "/pairing/api/mask", json={"rects": [[0.1, 0.2, 0.3, 0.1]]}, headers={"X-CSRF-Token": token}
+        "/pairing/api/mask",
+        json={"rects": [[0.1, 0.2, 0.3, 0.1], [0.9, 0.9, 0.5, 0.5]]},
+        headers=headers,
     )
-    assert ok.status_code == 200 and backend.rects == [[0.1, 0.2, 0.3, 0.1]]
-    bad = client.post("/pairing/api/mask", json={"rects": [["x"]]}, headers={"X-CSRF-Token": token})
-    assert bad.status_code == 400
+    assert ok.status_code == 200
+    assert backend.rects == [
+        (0.1, 0.2, 0.3, 0.1),
+        (0.9, 0.9, pytest.approx(0.1), pytest.approx(0.1)),
+    ]
+    assert client.get("/pairing/api/mask").json["rects"][0] == [0.1, 0.2, 0.3, 0.1]
+    bad_bodies = [
+        {"rects": [["x", 0, 0, 0]]},
+        {"rects": [[0.1, 0.2, 0.3]]},
+        {"rects": [[-0.1, 0.2, 0.3, 0.1]]},
+        {"rects": [[0.1, 1.2, 0.3, 0.1]]},
+        {"rects": [[0.1, 0.2, 0.0, 0.1]]},
+        {"rects": [{"x": 0.1}]},
+        {"rects": "all"},
+        {"rects": [[0.1, 0.1, 0.1, 0.1]] * (pairing.MAX_RECTS + 1)},
+        {},
+    ]
+    for body in bad_bodies:
+        assert client.post("/pairing/api/mask", json=body, headers=headers).status_code == 400
+    nan = client.post(
+        "/pairing/api/mask",
+        data='{"rects": [[NaN, 0, 0.1, 0.1]]}',
+        content_type="application/json",
+        headers=headers,
+    )
+    assert nan.status_code == 400
+    assert backend.calls == ["mask:2"], "only the good mask reached the box"
+    assert client.post("/pairing/api/mask", json={"rects": []}, headers=headers).json == {
+        "rects": []
+    }
 
 
-def test_french_for_a_french_browser_and_a_strict_csp(backend) -> None:
-    client = make_client(backend)
-    page = client.get("/pairing/", headers={"Accept-Language": "fr-FR,fr;q=0.9"})
-    assert "Mot de passe" in page.get_data(as_text=True)
-    assert "Pairing password" in client.get(
-        "/pairing/", headers={"Accept-Language": "en"}
-    ).get_data(as_text=True)
-    csp = page.headers["Content-Security-Policy"]
-    assert (
-        "script-src 'self'" in csp
-        and "unsafe-inline" not in csp
-        and "frame-ancestors 'none'" in csp
+def test_the_preview_is_the_backend_s_jpeg_or_nothing(backend: Backend) -> None:
+    client, _ = logged_in(backend)
+    assert client.get("/pairing/preview.jpg").status_code == 204
+    backend.jpeg = b"\xff\xd8 a jpeg \xff\xd9"
+    response = client.get("/pairing/preview.jpg")
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    assert response.data == backend.jpeg and response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_event_log_is_shown_and_exported(backend: Backend) -> None:
+    client, headers = logged_in(backend)
+    client.post("/pairing/api/open", json={"consent": True}, headers=headers)
+    backend.log.record("knock", returning=False)
+    backend.log.record("ended", reason="expired", duration_s=5400)
+    shown = client.get("/pairing/api/events").json
+    assert [e["kind"] for e in shown] == ["opened", "knock", "ended"]
+
+    exported = client.get("/pairing/events.json")
+    assert exported.headers["Content-Disposition"].startswith("attachment; filename=events-")
+    assert exported.json == shown
+
+    as_csv = client.get("/pairing/events.csv")
+    assert as_csv.mimetype == "text/csv" and "attachment" in as_csv.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(as_csv.get_data(as_text=True))))
+    assert [r["kind"] for r in rows] == ["opened", "knock", "ended"]
+    assert rows[2]["reason"] == "expired" and rows[2]["duration_s"] == "5400"
+    assert rows[0]["valid_minutes"] == "90" and re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rows[0]["time"]
     )
 
 
-def test_passwords_are_stored_as_salted_scrypt() -> None:
-    stored = hash_password(PASSWORD)
-    assert stored.startswith("scrypt$") and PASSWORD not in stored
-    assert stored != hash_password(PASSWORD), "salted"
-    assert verify_password(PASSWORD, stored) and not verify_password("nope", stored)
-    assert not verify_password(PASSWORD, "garbage") and not verify_password("", stored)
-    with pytest.raises(ValueError):
-        hash_password("")
+def test_csv_cells_cannot_become_spreadsheet_formulas() -> None:
+    text = pairing.events_to_csv([{"at": 0, "kind": "ended", "reason": "=cmd"}])
+    assert "'=cmd" in text
+
+
+# -- languages, CSP, mounting ----------------------------------------------------------------------
+
+
+def test_french_or_english_by_the_browser_s_language(backend: Backend) -> None:
+    client, headers = logged_in(backend)
+    fr = client.get("/pairing/", headers={"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"})
+    page = fr.get_data(as_text=True)
+    assert '<html lang="fr">' in page and "Nouvelle séance" in page
+    assert "La patiente accepte de partager l" in page
+    en = client.get("/pairing/", headers={"Accept-Language": "en-GB"}).get_data(as_text=True)
+    assert '<html lang="en">' in en and "New session" in en
+    assert "The patient agreed to share the live picture with one person" in en
+    de = client.get("/pairing/", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert '<html lang="en">' in de
+    refused = client.post(
+        "/pairing/api/open",
+        json={"consent": False},
+        headers={**headers, "Accept-Language": "fr"},
+    )
+    assert "accord de la patiente" in refused.json["error"]
+    assert set(pairing.TEXT["fr"]) == set(pairing.TEXT["en"]), "every text in both languages"
+
+
+def test_a_strict_csp_and_nothing_inline_or_from_elsewhere(backend: Backend) -> None:
+    client, headers = logged_in(backend)
+    client.post("/pairing/api/open", json={"consent": True}, headers=headers)
+    for path in ("/pairing/", "/pairing/card"):
+        response = client.get(path)
+        csp = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "style-src 'self'" in csp
+        assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+        page = response.get_data(as_text=True)
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page), "no inline script"
+        assert " style=" not in page and "<style" not in page, "no inline style"
+        assert not re.search(r'(src|href)="(https?:)?//', page), "nothing from elsewhere"
+    for name in ("pairing.js", "card.js", "pairing.css", "card.css"):
+        text = (STATIC / name).read_text()
+        assert "http://" not in text and "https://" not in text, name
+
+
+def test_mounted_in_the_box_s_app(backend: Backend) -> None:
+    app = create_app(backend, password_hash=HASH, secure_cookies=True, room_name="salle-2")
+    client = app.test_client()
+    page = client.get("/pairing/").get_data(as_text=True)
+    for asset in re.findall(r'(?:href|src)="(/[^"]+)"', page):
+        assert client.get(asset).status_code == 200, asset
+    assert login(client).status_code == 303
+    assert client.get("/pairing/api/status").json["state"] == "idle"
+    assert app.secret_key and len(app.secret_key) >= 32
+    other = create_app(backend, password_hash=HASH, secure_cookies=True, room_name="salle-2")
+    assert other.secret_key != app.secret_key, "a key made at each start, never stored"
+
+
+def test_cookies_are_secure_over_https_even_with_the_loopback_flag(backend: Backend) -> None:
+    app = Flask("pairing-test")
+    configure(app, secure_cookies=False)  # plain HTTP on loopback only (demo, tests)
+    app.register_blueprint(create_pairing_blueprint(backend, HASH, "salle-2"))
+    plain = app.test_client().get("/pairing/")
+    assert "Secure" not in plain.headers["Set-Cookie"]
+    over_tls = app.test_client().get("/pairing/", base_url="https://localhost")
+    assert "Secure" in over_tls.headers["Set-Cookie"]
