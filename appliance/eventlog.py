@@ -1,91 +1,196 @@
-"""The box's event log: what happened, when, for the clinic's accountability and breach
-detection, and nothing personal. Kept in the state directory, bounded in size.
+"""The box's event log: what happened and when, for the clinic's accountability and breach
+detection, and nothing personal.
 
-Only whitelisted field names are stored, with numbers, booleans or short fixed words as values:
-no names, ids, addresses or free text can slip in.
+An entry is a kind (``opened``, ``knock``, ``admitted``, ``tamper``, ...), the time in whole Unix
+seconds, and a few fields from a whitelist: durations, counts, flags and reasons. A field whose
+name is not on the list is refused, and so is a value that could carry something personal: text
+is a short lowercase word from the code (letters, spaces and hyphens: no digits, so no ids, codes
+or addresses, and no punctuation, so no e-mail addresses or URLs), numbers are bounded. Names,
+room ids, keys and addresses therefore cannot reach the log, by mistake or otherwise.
+
+Since it holds no personal data the log lives on disk, in the box's persistent state directory
+(``events.jsonl``, one JSON object per line), so it survives restarts. It is bounded: when a new
+entry would take the file over ``max_bytes``, the oldest entries are dropped until it is about
+half full. Without a path (tests, tools) the same rules apply in memory.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
+#: What can happen. Sessions: opened, knock, admitted, refused, tamper (a message that failed
+#: its seal or replayed), viewer-left, ended (with a reason), expired. The staff page: login,
+#: login-failed, logout, mask-saved. The box: started.
 KINDS = frozenset(
-    {"opened", "knock", "admitted", "refused", "tamper", "ended", "viewer-left", "started"}
+    {
+        "started",
+        "opened",
+        "knock",
+        "admitted",
+        "refused",
+        "tamper",
+        "viewer-left",
+        "ended",
+        "expired",
+        "login",
+        "login-failed",
+        "logout",
+        "mask-saved",
+    }
 )
+#: The only field names an entry may carry: durations (``*_s``, ``valid_minutes``), counts,
+#: flags and reasons.
 FIELDS = frozenset(
-    {"reason", "what", "returning", "on_purpose", "valid_minutes", "after_s", "duration_s"}
+    {
+        "reason",
+        "what",
+        "returning",
+        "on_purpose",
+        "valid_minutes",
+        "after_s",
+        "duration_s",
+        "count",
+    }
 )
-#: Values of the string fields: fixed words the code uses, never anything a user typed.
-WORD_MAX = 24
+#: A text value: a short fixed word or two from the code.
+_WORD = re.compile(r"[a-z][a-z -]{0,23}")
+#: Numbers are durations and counts, never ids or phone numbers.
+NUMBER_MAX = 10_000_000
 MAX_BYTES = 256 * 1024
+_MIN_BYTES = 1024
 
 
 class EventLog:
+    """A bounded log of events with no personal data (see the module's docstring).
+
+    :param path: the file (in the persistent state directory), or ``None`` to keep it in memory.
+    :param max_bytes: the size the log never exceeds; the oldest entries go first.
+    """
+
     def __init__(self, path: Path | None, max_bytes: int = MAX_BYTES) -> None:
+        if max_bytes < _MIN_BYTES:
+            raise ValueError(f"an event log needs at least {_MIN_BYTES} bytes")
         self._path = path
         self._max = max_bytes
         self._lock = threading.Lock()
-        self._memory: list[dict[str, Any]] = []
+        self._memory: deque[str] = deque()
+        self._memory_bytes = 0
+        self._warned = False
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
 
     def record(self, kind: str, **fields: Any) -> None:
-        if kind not in KINDS:
-            raise ValueError(f"unknown event kind {kind!r}")
-        entry: dict[str, Any] = {"at": int(time.time()), "kind": kind}
-        for name, value in fields.items():
-            if name not in FIELDS:
-                raise ValueError(f"event field {name!r} is not allowed in the event log")
-            if isinstance(value, str) and (len(value) > WORD_MAX or not _word(value)):
-                raise ValueError(f"event field {name!r} must be a short fixed word")
-            if not isinstance(value, str | int | float | bool):
-                raise ValueError(f"event field {name!r} must be a number, boolean or word")
-            entry[name] = value
+        """Add an entry now; :class:`ValueError` for a kind, field or value that is not allowed
+        (nothing is written then)."""
+        entry = make_entry(kind, time.time(), fields)
         line = json.dumps(entry, separators=(",", ":")) + "\n"
         with self._lock:
             if self._path is None:
-                self._memory.append(entry)
-                del self._memory[: max(0, len(self._memory) - 2000)]
-                return
-            try:
-                self._append(line)
-            except OSError as exc:
-                logger.warning("the event log cannot be written: %s", type(exc).__name__)
-
-    def _append(self, line: str) -> None:
-        assert self._path is not None
-        size = self._path.stat().st_size if self._path.exists() else 0
-        if size + len(line) > self._max:
-            # keep the newer half: the log is bounded, the oldest entries go first
-            lines = self._path.read_text().splitlines(keepends=True)
-            keep = lines[len(lines) // 2 :]
-            tmp = self._path.with_suffix(".tmp")
-            tmp.write_text("".join(keep))
-            tmp.replace(self._path)
-        with self._path.open("a", encoding="utf-8") as out:
-            out.write(line)
+                self._remember(line)
+            else:
+                try:
+                    self._append(self._path, line)
+                except OSError as exc:
+                    # the box goes on without its log; warn once, then quietly
+                    level = logging.DEBUG if self._warned else logging.WARNING
+                    self._warned = True
+                    logger.log(level, "the event log cannot be written: %s", type(exc).__name__)
 
     def entries(self) -> list[dict[str, Any]]:
+        """Every entry kept, oldest first (a line torn by a power cut is skipped)."""
         with self._lock:
             if self._path is None:
-                return list(self._memory)
-            try:
-                text = self._path.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                return []
+                lines = list(self._memory)
+            else:
+                try:
+                    lines = self._path.read_text(encoding="utf-8").splitlines()
+                except FileNotFoundError:
+                    return []
+                except OSError as exc:
+                    logger.warning("the event log cannot be read: %s", type(exc).__name__)
+                    return []
         out = []
-        for line in text.splitlines():
+        for line in lines:
             try:
-                out.append(json.loads(line))
+                entry = json.loads(line)
             except ValueError:
                 continue
+            if isinstance(entry, dict) and "kind" in entry and "at" in entry:
+                out.append(entry)
         return out
 
+    # -- storage ----------------------------------------------------------------------------------
 
-def _word(value: str) -> bool:
-    return all(c.isalnum() or c in "-_ " for c in value)
+    def _remember(self, line: str) -> None:
+        size = len(line.encode())
+        if self._memory_bytes + size > self._max:
+            while self._memory and self._memory_bytes + size > self._max // 2:
+                self._memory_bytes -= len(self._memory.popleft().encode())
+        self._memory.append(line.rstrip("\n"))
+        self._memory_bytes += size
+
+    def _append(self, path: Path, line: str) -> None:
+        data = line.encode()
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if size + len(data) > self._max:
+            self._shrink(path, len(data))
+        with path.open("ab") as out:
+            out.write(data)
+
+    def _shrink(self, path: Path, room: int) -> None:
+        """Drop the oldest whole lines until the file and ``room`` fit in half the bound."""
+        lines = path.read_bytes().splitlines(keepends=True)
+        kept: list[bytes] = []
+        total = room
+        for raw in reversed(lines):
+            if total + len(raw) > self._max // 2:
+                break
+            kept.append(raw)
+            total += len(raw)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(b"".join(reversed(kept)))
+        tmp.replace(path)
+
+
+def make_entry(kind: str, at: float, fields: dict[str, Any]) -> dict[str, Any]:
+    """A checked entry: ``{"at": <unix s>, "kind": kind, **fields}``; ValueError otherwise."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown event kind {kind!r}")
+    entry: dict[str, Any] = {"at": int(at), "kind": kind}
+    for name, value in fields.items():
+        if name not in FIELDS:
+            raise ValueError(f"the event log does not take a field named {name!r}")
+        entry[name] = _check_value(name, value)
+    return entry
+
+
+def _check_value(name: str, value: Any) -> bool | int | float | str:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or abs(value) > NUMBER_MAX:
+            raise ValueError(f"event field {name!r}: a duration or count within {NUMBER_MAX}")
+        return value if isinstance(value, int) else round(value, 3)
+    if isinstance(value, str):
+        if not _WORD.fullmatch(value):
+            raise ValueError(
+                f"event field {name!r}: a short lowercase word from the code (no digits, "
+                "no punctuation)"
+            )
+        return value
+    raise ValueError(f"event field {name!r} must be a number, a flag or a word")
