@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -149,7 +150,12 @@ class EventLog:
             size = 0
         if size + len(data) > self._max:
             self._shrink(path, len(data))
-        with path.open("ab") as out:
+        with path.open("ab+") as out:  # appends always go to the end, wherever we read
+            end = out.seek(0, os.SEEK_END)
+            if end:
+                out.seek(end - 1)
+                if out.read(1) != b"\n":
+                    data = b"\n" + data  # a line torn by a power cut stays alone, skipped
             out.write(data)
 
     def _shrink(self, path: Path, room: int) -> None:
