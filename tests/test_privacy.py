@@ -120,3 +120,36 @@ async def test_a_session_writes_nothing_but_the_event_log_and_logs_no_secret(tmp
         assert value not in events, f"{what} is in the event log"
     assert "state ready -> waiting" in logs, "the log was captured"
     assert not re.search(r"\b127\.0\.0\.1\b", logs), "an IP address is in the box's log"
+
+
+def test_a_failed_tls_handshake_is_logged_without_the_clients_address(
+    tmp_path, caplog, capfd
+) -> None:
+    """cheroot reports handshake failures itself; they must go through the scrubbed log."""
+    import logging
+    import socket
+
+    from appliance import logs
+    from appliance.crypto import load_or_create_tls
+    from appliance.web.server import WebServer
+
+    tls = load_or_create_tls(tmp_path, ["localhost", "127.0.0.1"])
+    server = WebServer(lambda env, start: [], "127.0.0.1", 0, str(tls.cert), str(tls.key))
+    server.start()
+    caplog.set_level(logging.DEBUG)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+            raw.sendall(b"GET / HTTP/1.0\r\n\r\n")  # plain HTTP to a TLS port
+            try:
+                raw.recv(100)
+            except OSError:
+                pass  # the server drops it
+        time.sleep(0.5)
+    finally:
+        server.stop()
+    out, err = capfd.readouterr()
+    assert "127.0.0.1" not in out + err, "cheroot wrote the address to the console"
+    scrubbed = [
+        logs.scrub(r.getMessage()) for r in caplog.records if r.name.startswith("appliance")
+    ]
+    assert all("127.0.0.1" not in line for line in scrubbed)

@@ -12,6 +12,10 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 logger = logging.getLogger(__name__)
 
 
+def _error_log(msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
+    logger.log(min(level, logging.WARNING), "web server: %s", msg, exc_info=traceback)
+
+
 class WebServer:
     """Serves ``app`` on ``host:port`` (port 0 picks a free one) until :meth:`stop`."""
 
@@ -26,6 +30,9 @@ class WebServer:
     ) -> None:
         self._server = wsgi.Server((host, port), app, numthreads=threads, server_name="appliance")
         self._server.shutdown_timeout = 1
+        # cheroot prints its errors (a failed TLS handshake, with the client's address) straight
+        # to stderr; send them through our logging, whose filter removes addresses
+        self._server.error_log = _error_log  # type: ignore[method-assign]
         self.tls = certfile is not None
         if certfile is not None:
             self._server.ssl_adapter = BuiltinSSLAdapter(certfile, keyfile)
