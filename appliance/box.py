@@ -182,6 +182,8 @@ async def run_box(
         password_hash=password_hash(config),
         secure_cookies=tls is not None,
         room_name=config.box.name,
+        default_minutes=config.pairing.valid_minutes,
+        record=events.record,
     )
     box = Box(config, core, panel, web, events, relay, tls_certificate=tls.cert if tls else None)
     box.urls["pairing"] = web.url(lan_hosts[0] if lan_hosts else None) + "/pairing/"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ def create_app(
     password_hash: str = "",
     secure_cookies: bool = True,
     room_name: str = "",
+    default_minutes: int = 90,
+    record: Callable[..., None] | None = None,
 ) -> Flask:
     """The box's app: the staff's pairing page and a public status with no personal data.
 
@@ -48,7 +51,11 @@ def create_app(
     app = Flask(__name__, static_folder=None, template_folder="templates")
     app.config.update(MAX_CONTENT_LENGTH=64 * 1024)
     configure(app, secure_cookies)
-    app.register_blueprint(create_pairing_blueprint(backend, password_hash, room_name))
+    app.register_blueprint(
+        create_pairing_blueprint(
+            backend, password_hash, room_name, default_minutes=default_minutes, record=record
+        )
+    )
 
     @app.get("/")
     def index() -> Any:
