@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import secrets
 import time
 from dataclasses import dataclass, field
 
-#: Salts remembered per session to refuse a replayed knock (a session sees few knocks).
+from .seal import SeenSalts, new_room_id, new_secret
+
+#: Salts remembered per session to refuse a replayed knock (a session sees few knocks); past
+#: that, every knock is refused (SeenSalts fails closed).
 MAX_SALTS = 4096
 
 
@@ -36,7 +38,7 @@ class Viewer:
     """Whoever holds the seat. ``name`` is what they typed (optional), shown to the staff only."""
 
     seat: bytes
-    name: str | None = None
+    name: str | None = field(default=None, repr=False)
     code: str | None = None
     admitted: bool = False
     connected: bool = False
@@ -48,22 +50,22 @@ class Viewer:
 class Session:
     """A session's secrets and seat, held in memory only."""
 
-    room: str
-    secret: bytes
+    room: str = field(repr=False)
+    secret: bytes = field(repr=False)
     box_key_hash: bytes
     #: End of the validity window, seconds since the epoch (wall clock: it is printed on the card).
     expires: int
     opened_at: float = field(default_factory=time.monotonic)
     viewer: Viewer | None = None
-    _salts: set[bytes] = field(default_factory=set, repr=False)
+    _salts: SeenSalts = field(default_factory=lambda: SeenSalts(MAX_SALTS), repr=False)
     _banned: set[bytes] = field(default_factory=set, repr=False)
 
     @classmethod
     def new(cls, box_key_hash: bytes, valid_minutes: int, now: float | None = None) -> Session:
         now = time.time() if now is None else now
         return cls(
-            room=secrets.token_urlsafe(16),
-            secret=secrets.token_bytes(32),
+            room=new_room_id(),
+            secret=new_secret(),
             box_key_hash=box_key_hash,
             expires=int(now + valid_minutes * 60),
         )
@@ -78,10 +80,8 @@ class Session:
 
     def judge(self, salt: bytes, seat: bytes) -> Verdict:
         """Decide on a knock whose seal verified, and remember its salt."""
-        if salt in self._salts:
+        if not self._salts.add(salt):
             return Verdict.REPLAY
-        if len(self._salts) < MAX_SALTS:
-            self._salts.add(salt)
         if seat in self._banned:
             return Verdict.BANNED
         if self.viewer is None:
