@@ -48,9 +48,52 @@ def test_python_reproduces_the_vectors() -> None:
     assert viewer.offer(IN["offer_sdp"]) == V["messages"]["offer"]
     assert viewer.open_answer(V["messages"]["answer"]) == IN["answer_sdp"]
     assert viewer.code(u(IN["fp_viewer"])) == d["code"]
-    # and the box's side gives the same bytes (but the randomised signature)
+    assert viewer.seal({"type": "bye"}) == V["messages"]["bye"]
+    assert viewer.open(V["messages"]["end"]) == {"type": "end", "reason": "ended"}
+    second = seal.ViewerHandshake(
+        room, secret, box_hash, private("seat_private_pkcs8"), IN["name_2"], u(IN["salt_2"])
+    )
+    assert second.knock() == V["messages"]["knock_2"]
+
+
+def test_the_box_side_reproduces_the_vectors_but_its_signature() -> None:
+    room, secret, box_hash = IN["room"], u(IN["secret"]), u(IN["box_key_hash"])
+    identity = BoxIdentity(private("box_private_pkcs8"))
+    assert seal.b64u(identity.public_point) == IN["box_public"]
     knock = seal.open_knock(room, secret, box_hash, V["messages"]["knock"])
-    assert knock.name == "Sam" and knock.seat_pub == u(IN["seat_public"])
+    assert knock == seal.Knock(u(IN["salt"]), u(IN["seat_public"]), "Sam")
+    assert seal.open_knock(room, secret, box_hash, V["messages"]["knock_2"]).name == IN["name_2"]
+    box = seal.BoxHandshake(
+        room,
+        secret,
+        identity,
+        knock,
+        u(IN["fp_box"]),
+        eph_key=private("eph_private_pkcs8"),
+        commit_nonce=u(IN["commit_nonce"]),
+    )
+    reply = box.reply(IN["ice_servers"], IN["expires"])
+    expected = V["messages"]["reply"]
+    assert {k: reply[k] for k in ("v", "box", "eph", "ct")} == {
+        k: expected[k] for k in ("v", "box", "eph", "ct")
+    }
+    assert reply["sig"] != expected["sig"], "ECDSA is randomised"
+    for wire in (reply, expected):  # both signatures verify
+        viewer = seal.ViewerHandshake(
+            room, secret, box_hash, private("seat_private_pkcs8"), "Sam", u(IN["salt"])
+        )
+        viewer.open_reply(wire)
+    assert box.open(V["messages"]["offer"]) == {"type": "offer", "sdp": IN["offer_sdp"]}
+    assert box.answer(IN["answer_sdp"]) == V["messages"]["answer"]
+    assert box.code(u(IN["fp_viewer"])) == V["derived"]["code"]
+    assert box.open(V["messages"]["bye"]) == {"type": "bye"}
+    assert box.seal({"type": "end", "reason": "ended"}) == V["messages"]["end"]
+    assert (
+        seal.b64u(seal.commitment(u(IN["fp_box"]), u(IN["commit_nonce"])))
+        == (V["derived"]["commit"])
+    )
+    fp = seal.dtls_fingerprint
+    assert (fp(IN["offer_sdp"]), fp(IN["answer_sdp"])) == (u(IN["fp_viewer"]), u(IN["fp_box"]))
 
 
 def handshake(tmp_path: Path):
@@ -147,3 +190,159 @@ def test_links_and_fingerprints_parse_strictly() -> None:
         seal.dtls_fingerprint(two)
     with pytest.raises(SealError):
         seal.dtls_fingerprint("v=0\r\n")
+
+
+def sealed_knock(room: str, secret: bytes, key_hash: bytes, body: object, salt: bytes) -> dict:
+    """A knock with any body at all, sealed with the right key (to test the shape checks)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    key = seal.knock_key(secret, salt, room, key_hash)
+    aad = (seal.LABEL + " knock" + room).encode()
+    ct = AESGCM(key).encrypt(bytes(12), json.dumps(body).encode(), aad)
+    return {"v": 1, "salt": seal.b64u(salt), "ct": seal.b64u(ct)}
+
+
+def test_the_box_refuses_a_well_sealed_knock_of_the_wrong_shape(tmp_path) -> None:
+    identity, room, secret, viewer, _ = handshake(tmp_path)
+    seat = seal.b64u(viewer.seat_pub)
+    off_curve = seal.b64u(b"\x04" + bytes(64))
+    compressed = seal.b64u(viewer.seat_pub[:33])
+    bodies = [
+        {"type": "knock"},
+        {"type": "hello", "seat": seat},
+        {"type": "knock", "seat": off_curve},
+        {"type": "knock", "seat": compressed},
+        {"type": "knock", "seat": seat, "extra": 1},
+        {"type": "knock", "seat": seat, "name": 7},
+        {"type": "knock", "seat": seat, "name": "x" * 41},
+        {"type": "knock", "seat": seat, "name": "Sam\n<b>"},
+        {"type": "knock", "seat": seat, "name": "\ud800"},
+        ["knock", seat],
+    ]
+    for n, body in enumerate(bodies):
+        with pytest.raises(SealError):
+            seal.open_knock(
+                room,
+                secret,
+                identity.key_hash,
+                sealed_knock(room, secret, identity.key_hash, body, bytes([n]) * 32),
+            )
+    for wire in (
+        {**viewer.knock(), "v": True},
+        {**viewer.knock(), "v": 1.0},
+        {**viewer.knock(), "salt": seal.b64u(bytes(16))},
+        {**viewer.knock(), "ct": "not base64!"},
+        {**viewer.knock(), "ct": "A"},
+    ):
+        with pytest.raises(SealError):
+            seal.open_knock(room, secret, identity.key_hash, wire)
+    ok = {"type": "knock", "seat": seat, "name": "  Léa 👶 "}
+    knock = seal.open_knock(
+        room,
+        secret,
+        identity.key_hash,
+        sealed_knock(room, secret, identity.key_hash, ok, bytes(32)),
+    )
+    assert knock.name == "Léa 👶" and "Léa" not in repr(knock), "names stay out of reprs"
+
+
+def test_the_viewer_sends_a_clean_name() -> None:
+    assert seal.sanitize_name("  Sam\u0000\n  ") == "Sam"
+    assert seal.sanitize_name("é" * 50) == "é" * 40
+    assert seal.sanitize_name(" \t ") is None and seal.sanitize_name(None) is None
+    assert seal.clean_name(seal.sanitize_name("x\ud83d" + "y" * 60)) == "x" + "y" * 39
+
+
+def test_a_replayed_knock_is_refused_by_its_salt_and_the_memory_fails_closed() -> None:
+    seen = seal.SeenSalts(capacity=3)
+    assert seen.add(b"a") and not seen.add(b"a"), "a replay"
+    assert seen.add(b"b") and seen.add(b"c")
+    assert not seen.add(b"d"), "full: refuse rather than forget"
+    assert len(seen) == 3
+    seen.clear()
+    assert seen.add(b"a")
+
+
+def test_a_reply_for_another_knock_or_box_is_refused(tmp_path) -> None:
+    identity, room, secret, viewer, box = handshake(tmp_path)
+    reply = box.reply([], 2_000_000_000)
+    with pytest.raises(RuntimeError):
+        box.reply([], 2_000_000_000)  # one reply per handshake
+    # the same phone knocking again (new salt): the old reply's transcript does not match
+    again = seal.ViewerHandshake(room, secret, identity.key_hash, seat_key=viewer.seat_key)
+    again.knock()
+    with pytest.raises(SealError, match="signature"):
+        again.open_reply(reply)
+    # a link naming another box refuses this one's reply
+    other = seal.ViewerHandshake(
+        room, secret, bytes(32), seat_key=viewer.seat_key, salt=viewer.salt
+    )
+    with pytest.raises(SealError, match="not from the box"):
+        other.open_reply(reply)
+    # a reply whose eph is not a point
+    with pytest.raises(SealError):
+        viewer.open_reply({**reply, "eph": seal.b64u(b"\x04" + bytes(64))})
+    for bad in ({**reply, "v": True}, {**reply, "extra": 1}, [], None):
+        with pytest.raises(SealError):
+            viewer.open_reply(bad)
+    viewer.open_reply(reply)
+    with pytest.raises(SealError, match="second"):
+        viewer.open_reply(reply)
+
+
+def test_sealed_messages_do_not_cross_rooms_or_directions(tmp_path) -> None:
+    _, room, secret, viewer, box = handshake(tmp_path)
+    viewer.open_reply(box.reply([], 2_000_000_000))
+    offer = viewer.offer(sdp(bytes(32)))
+    # the same keys in another room: the room is in the associated data
+    elsewhere = seal.Channel(seal.new_room_id(), box.channel._keys, seal.B2V)
+    with pytest.raises(SealError):
+        elsewhere.open(offer)
+    mine = viewer.seal({"type": "bye"})
+    with pytest.raises(SealError):
+        viewer.open(mine)  # reflected back to its sender
+    for bad in (
+        {**offer, "seq": True},
+        {**offer, "seq": -1},
+        {**offer, "seq": 2**53},
+        {**offer, "v": 2},
+    ):
+        with pytest.raises(SealError):
+            box.open(bad)
+    assert box.open(offer)["type"] == "offer"
+
+
+def test_the_viewer_learns_of_an_end_sent_instead_of_the_answer(tmp_path) -> None:
+    _, _, _, viewer, box = handshake(tmp_path)
+    viewer.open_reply(box.reply([], 2_000_000_000))
+    box.open(viewer.offer(sdp(bytes(32))))
+    with pytest.raises(seal.Ended) as ended:
+        viewer.open_answer(box.seal({"type": "end", "reason": "refused"}))
+    assert ended.value.reason == "refused"
+    for body in ({"type": "end", "reason": "because"}, {"type": "end"}, {"type": "other"}):
+        with pytest.raises(SealError):
+            viewer.open_answer(box.seal(body))
+
+
+def test_forgotten_handshakes_can_neither_seal_nor_open(tmp_path) -> None:
+    _, _, _, viewer, box = handshake(tmp_path)
+    viewer.open_reply(box.reply([], 2_000_000_000))
+    offer = viewer.offer(sdp(bytes(32)))
+    box.forget()
+    viewer.forget()
+    for call in (lambda: box.open(offer), lambda: box.seal({}), lambda: viewer.seal({})):
+        with pytest.raises(SealError, match="closed"):
+            call()
+
+
+def test_fingerprints_in_either_case_once_or_repeated() -> None:
+    fp = bytes(range(32))
+    line = "a=fingerprint:sha-256 " + ":".join(f"{b:02x}" for b in fp)
+    assert seal.dtls_fingerprint("v=0\r\n" + line + "\r\n") == fp
+    upper = "a=fingerprint:SHA-256 " + ":".join(f"{b:02X}" for b in fp)
+    assert seal.dtls_fingerprint(f"v=0\r\n{upper}\r\nm=video\r\n{line}\r\n") == fp
+    sha1 = "a=fingerprint:sha-1 " + ":".join(["AA"] * 20)
+    assert seal.dtls_fingerprint(f"{sha1}\r\n{line}\r\n") == fp, "other algorithms ignored"
+    for bad in (line[:-3], line + ":00", line.replace(":", "", 1) + "0", line.replace("a=", "b=")):
+        with pytest.raises(SealError):
+            seal.dtls_fingerprint(bad + "\r\n")
