@@ -107,10 +107,13 @@ $("fullscreen").addEventListener("click", () => {
   else if (video.webkitEnterFullscreen) video.webkitEnterFullscreen();
 });
 
-// -- the seat: the key pair (and the link's key) kept for the room, wiped at the end -------------
-// IndexedDB holds a non-extractable CryptoKey; where it cannot (iOS private browsing), memory.
+// -- the seat: the key pair and the link's key, kept for the room, wiped at the end -------------
+// One IndexedDB record per room: {keys (non-extractable CryptoKey pair), secret, boxKeyHash,
+// saved, expires}. Where IndexedDB cannot hold a CryptoKey (iOS private browsing), memory only.
+// Records of sessions that are over (or, before the box told us the expiry, a day old) are
+// deleted whenever a viewer page opens, so a tab closed early leaves nothing behind for long.
 const DB = "appliance-viewer", STORE = "seats";
-let memoryOnly = false;
+const DAY = 24 * 3600 * 1000;
 const memorySeats = new Map();
 
 function openDb() {
@@ -128,12 +131,32 @@ async function dbDo(mode, fn) {
     return await new Promise((resolve, reject) => {
       const tx = db.transaction(STORE, mode);
       const request = fn(tx.objectStore(STORE));
-      tx.oncomplete = () => resolve(request.result);
+      tx.oncomplete = () => resolve(request && request.result);
       tx.onerror = tx.onabort = () => reject(tx.error);
     });
   } finally {
     db.close();
   }
+}
+
+const stale = (seat) => Date.now() > (seat.expires ? seat.expires * 1000 + 60000 : (seat.saved || 0) + DAY);
+
+// Deletes the stale records; returns the rooms they were for.
+async function purgeStale() {
+  const purged = [];
+  try {
+    await dbDo("readwrite", (store) => {
+      const cursor = store.openCursor();
+      cursor.onsuccess = () => {
+        const at = cursor.result;
+        if (!at) return;
+        if (stale(at.value)) { purged.push(at.key); at.delete(); }
+        at.continue();
+      };
+      return null;
+    });
+  } catch (_) { /* no IndexedDB here: nothing stored */ }
+  return purged;
 }
 
 async function loadSeat(room) {
@@ -146,8 +169,7 @@ async function saveSeat(room, seat) {
   try {
     await dbDo("readwrite", (s) => s.put(seat, room));
   } catch (_) {
-    memoryOnly = true;
-    $("memory-only").hidden = false;
+    $("memory-only").hidden = false;  // iOS private browsing: a reload loses the seat
   }
 }
 
@@ -184,7 +206,7 @@ function relay(room) {
         const data = await call("GET", `${base}/messages?after=${after}&wait=20`);
         for (const m of data.messages) {
           after = Math.max(after, m.n);
-          return JSON.parse(m.blob);
+          try { return JSON.parse(m.blob); } catch (_) { throw new Seal.SealError("not JSON"); }
         }
       }
       throw new Refused(0, "timeout");
@@ -224,7 +246,13 @@ function preferH264(transceiver) {
   if (wanted.some((c) => c.mimeType.toLowerCase() === "video/h264")) transceiver.setCodecPreferences(wanted);
 }
 
-const REASONS = { taken: "taken", refused: "refused", ended: "ended", "no-room": "ended", bad: "badlink" };
+// The relay's refusals (unauthenticated: they can only stop us, which the relay can anyway).
+// "no-room" may be a relay that restarted and forgot the room until the box opens it again: it
+// is final only when it lasts (GONE_AFTER attempts in a row).
+const REASONS = { taken: "taken", refused: "refused", ended: "ended", bad: "badlink", "no-room": "gone" };
+const GONE_AFTER = 6;
+const ENDS = { ended: "ended", expired: "expired", refused: "refused" };
+const TIMEOUT = 30000;
 
 // Resolves with why the attempt ended: "lost" (try again) or a final state.
 async function connectOnce(room, seat, name) {
@@ -237,7 +265,11 @@ async function connectOnce(room, seat, name) {
   const finish = (reason) => { over = true; settle(reason); };
   try {
     await link.knock(await hs.knock());
-    const reply = await hs.openReply(await link.receive(Date.now() + 30000));
+    const reply = await hs.openReply(await link.receive(Date.now() + TIMEOUT));
+    if (seat.expires !== reply.expires) {
+      seat.expires = reply.expires;
+      await saveSeat(room, seat);
+    }
     pc = new RTCPeerConnection({ iceServers: reply.iceServers });
     viewer.pc = pc;
     pc.addEventListener("connectionstatechange", () => {
@@ -246,12 +278,13 @@ async function connectOnce(room, seat, name) {
         setTimeout(() => { if (pc.connectionState === "disconnected") finish("lost"); }, 3000);
       }
     });
+    // Session state from the box, over DTLS. The code shown stays the one computed here: the
+    // point of reading it back is that both sides computed it on their own.
     const channel = pc.createDataChannel("status");
     channel.addEventListener("message", (event) => {
       let msg;
       try { msg = JSON.parse(event.data); } catch (_) { return; }
-      if (msg.type !== "status") return;
-      if (msg.code) viewer.code = msg.code;
+      if (!msg || msg.type !== "status") return;
       const state = msg.state === "waiting" ? "admission" : msg.state;
       if (!["admission", "live", "paused", "ended"].includes(state)) return;
       show(state);
@@ -267,7 +300,7 @@ async function connectOnce(room, seat, name) {
     await waitForIceGathering(pc, 3000);
     const offer = pc.localDescription.sdp;
     await link.send(await hs.offer(offer));
-    const answer = await hs.openAnswer(await link.receive(Date.now() + 30000));
+    const answer = await hs.openAnswer(await link.receive(Date.now() + TIMEOUT));
     viewer.code = await hs.code(Seal.dtlsFingerprint(offer));
     if (viewer.state !== "live" && viewer.state !== "paused") show("admission");
     await pc.setRemoteDescription({ type: "answer", sdp: answer });
@@ -276,31 +309,35 @@ async function connectOnce(room, seat, name) {
     notices(hs, link, finish, () => over);
     return await ended;
   } catch (err) {
+    if (err instanceof Seal.Ended) return ENDS[err.reason] || "ended";
     if (err instanceof Seal.SealError) return "badlink";
     if (err instanceof Refused && err.status) return REASONS[err.code] || "lost";
     return "lost";
   } finally {
     finish("lost");
     hangUp = null;
+    hs.forget();
     if (pc) pc.close();
   }
 }
 
 // Sealed notices from the box through the relay once connected: the session ended, or the staff
-// refused us; the relay's own answers (room gone, seat taken) end the attempt too.
+// refused us; the relay's own answers (room gone, seat taken) end the attempt too. A message that
+// does not open abandons the attempt: the next one knocks again with a fresh salt.
 async function notices(hs, link, finish, isOver) {
   while (!isOver()) {
     let body;
     try {
       body = await hs.open(await link.receive());
     } catch (err) {
+      if (isOver()) return;
       if (err instanceof Refused && err.status) { finish(REASONS[err.code] || "lost"); return; }
       if (err instanceof Seal.SealError) { finish("lost"); return; }
       await sleep(2000);
       continue;
     }
     if (body.type === "end") {
-      finish({ expired: "expired", refused: "refused" }[body.reason] || "ended");
+      finish(ENDS[body.reason] || "ended");
       return;
     }
   }
@@ -321,8 +358,9 @@ function askName() {
 
 async function main() {
   translate();
-  if (!window.RTCPeerConnection || !globalThis.crypto?.subtle || !window.indexedDB) { show("unsupported"); return; }
+  if (!window.RTCPeerConnection || !globalThis.crypto?.subtle) { show("unsupported"); return; }
   const room = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
+  const expired = (await purgeStale()).includes(room);
   let seat = await loadSeat(room);
   let name = null;
   if (location.hash.length > 1) {
@@ -331,25 +369,32 @@ async function main() {
     history.replaceState(null, "", location.pathname);  // the key leaves the address bar at once
     if (!seat || !sameKey(seat, key)) {
       name = await askName();
-      seat = { secret: key.secret, boxKeyHash: key.boxKeyHash, keys: await Seal.newSeat() };
+      seat = { secret: key.secret, boxKeyHash: key.boxKeyHash, keys: await Seal.newSeat(), saved: Date.now(), expires: 0 };
       await saveSeat(room, seat);
     }
   } else if (!seat) {
-    show("nokey");
+    show(expired ? "expired" : "nokey");
     return;
   }
   show("connecting");
+  let gone = 0;
   for (;;) {
-    const reason = await connectOnce(room, seat, name);
+    let reason = await connectOnce(room, seat, name);
+    gone = reason === "gone" ? gone + 1 : 0;
+    if (reason === "gone") reason = gone >= GONE_AFTER ? "ended" : "lost";
+    if (reason === "lost" && seat.expires && Date.now() > seat.expires * 1000 + 60000) reason = "expired";
     if (FINAL.has(reason)) {
       if (["ended", "expired", "refused"].includes(reason)) await wipeSeat(room);
       video.srcObject = null;
+      viewer.pc = null;
       show(reason);
       return;
     }
     show("lost");
     viewer.attempts += 1;
-    await sleep(Math.min(10000, 500 * 2 ** Math.min(viewer.attempts, 5)));
+    // 1, 2, 4, 8, then 10-15 s, with jitter so that phones do not come back all at once
+    const backoff = Math.min(10000, 500 * 2 ** Math.min(viewer.attempts, 5));
+    await sleep(backoff * (1 + Math.random() / 2));
   }
 }
 
