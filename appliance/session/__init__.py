@@ -1,0 +1,2 @@
+"""One exam's session (``session.py``) and the sealed signalling envelope of docs/protocol.md
+(``seal.py``)."""
