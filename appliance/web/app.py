@@ -7,12 +7,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, redirect, request, send_from_directory
+from flask import Flask, Response, jsonify, redirect, request
 
 from .pairing import PAIRING_CSP, PairingBackend, configure, create_pairing_blueprint
 
 VIEWER_DIR = Path(str(resources.files("appliance.web") / "static" / "viewer"))
-PAIRING_DIR = Path(str(resources.files("appliance.web") / "static" / "pairing"))
 
 #: The viewer page loads nothing from anywhere else, and nothing may frame it.
 VIEWER_CSP = (
@@ -60,10 +59,6 @@ def create_app(
     @app.get("/")
     def index() -> Any:
         return redirect("/pairing/")
-
-    @app.get("/static/pairing/<path:filename>", endpoint="static_pairing")
-    def static_pairing(filename: str) -> Response:
-        return send_from_directory(PAIRING_DIR, filename)
 
     @app.get("/api/status")
     def api_status() -> Response:
