@@ -25,10 +25,13 @@ from .crypto import BoxIdentity, load_or_create_tls
 from .discovery import Announcer
 from .encode.select import make_encoder_factory
 from .eventlog import EventLog
+from .httpd.dispatch import PathDispatch
+from .httpd.server import WebServer
 from .panel import Panel, make_pin_factory
 from .passwords import hash_password
+from .relay import paths as relay_paths
 from .relay.server import THREADS as RELAY_THREADS
-from .relay.server import PathDispatch, Relay, relay_config_for_box
+from .relay.server import Relay, relay_config_for_box
 from .session.session import Session
 from .signalling.client import RelayClient
 from .signalling.host import SessionHost
@@ -38,7 +41,6 @@ from .stream.pipeline import MediaPipeline
 from .web.app import create_app
 from .web.backend import CoreBackend, MaskStore
 from .web.facade import LoopFacade
-from .web.server import WebServer
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +133,7 @@ async def run_box(
         tls = load_or_create_tls(keys, names)
 
     # The web server binds first, so the box knows its own URL (the built-in relay's origin).
-    dispatch = PathDispatch()
+    dispatch = PathDispatch(relay_paths.PREFIXES)
     web = WebServer(
         dispatch,
         config.web.host,
@@ -148,7 +150,7 @@ async def run_box(
     else:
         token = secrets.token_urlsafe(32)
         relay = Relay(relay_config_for_box(token)).start()
-        dispatch.relay = relay.app
+        dispatch.inner = relay.app
         relay_url, ca = web.url(), (str(tls.cert) if tls else None)
         viewer_origin = web.url(lan_hosts[0] if lan_hosts else None)
     client = RelayClient(relay_url, token, ca_file=ca)
@@ -177,7 +179,7 @@ async def run_box(
     loop = asyncio.get_running_loop()
     facade = LoopFacade(loop)
     backend = CoreBackend(facade, core, events.entries, masks)
-    dispatch.box = create_app(
+    dispatch.outer = create_app(
         backend,
         password_hash=password_hash(config),
         secure_cookies=tls is not None,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from .errors import ConfigError
+from .session.validity import MAX_MINUTES, MIN_MINUTES
 
 T = TypeVar("T")
 
@@ -139,7 +140,7 @@ class PairingConfig:
     #: scrypt hash of the password (written by first boot, never by hand).
     password_hash: str = ""
     #: How long a session's link stays valid, in minutes (opened ahead, e.g. at check-in).
-    valid_minutes: int = field(default=90, metadata=_bounds(5, 24 * 60))
+    valid_minutes: int = field(default=90, metadata=_bounds(MIN_MINUTES, MAX_MINUTES))
     #: Seconds the seat is kept after the viewer hangs up on purpose, before the session ends.
     hangup_grace: float = field(default=60.0, metadata=_bounds(0.0, 3600.0))
     #: Admit the viewer without the staff (no verification of the code). Off by default; the

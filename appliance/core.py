@@ -21,10 +21,12 @@ import av
 from .config import Config
 from .errors import InvalidStateError
 from .session.session import Session, Viewer
+from .session.validity import clamp_minutes
 from .state import ALLOWED, State, viewer_status
 from .stream.fanout import PacketFanout
 from .stream.peers import ViewerPeer
 from .stream.pipeline import MediaPipeline, Mode
+from .types import EventRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +47,6 @@ class SessionHost(Protocol):
 
     async def close(self, session: Session, reason: str) -> None:
         """Tell the viewer the session is over, close the room, stop answering."""
-
-
-class EventRecorder(Protocol):
-    def record(self, kind: str, **fields: Any) -> None: ...
 
 
 # -- events ---------------------------------------------------------------------------------------
@@ -305,7 +303,7 @@ class Core:
             if not args.get("consent"):
                 raise InvalidStateError("confirm that the patient agreed first")
             minutes = int(args.get("valid_minutes") or 0)
-            return await self._open(max(5, min(24 * 60, minutes)) if minutes else None)
+            return await self._open(clamp_minutes(minutes) if minutes else None)
         if name == "admit":
             if state is not State.WAITING:
                 raise InvalidStateError("nobody is waiting to be admitted")

@@ -20,8 +20,8 @@ from PIL import Image
 
 from appliance.capture.synthetic import SyntheticSource
 from appliance.crypto import load_or_create_tls
+from appliance.httpd.server import WebServer
 from appliance.web.app import create_app
-from appliance.web.server import WebServer
 from tests.browser import wait_js
 from tests.test_pairing_page import HASH, LINK, PASSWORD, Backend
 

@@ -11,7 +11,6 @@ import io
 import json
 import logging
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +26,7 @@ from appliance.web.pairing import configure, create_pairing_blueprint
 PASSWORD = "correct horse battery"
 HASH = hash_password(PASSWORD)
 LINK = "https://relay.test/v/room#secret.hash"
-STATIC = Path(pairing.__file__).parent / "static" / "pairing"
+STATIC = pairing.STATIC_DIR
 
 
 class Backend:
@@ -169,7 +168,7 @@ class Clock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """The page's monotonic clock, moved by hand (no sleeping)."""
     fake = Clock()
-    monkeypatch.setattr(pairing, "_now", fake)
+    monkeypatch.setattr(pairing.auth, "_now", fake)
     return fake
 
 
@@ -250,7 +249,7 @@ def test_a_login_ends_when_idle_and_polls_do_not_keep_it(backend: Backend, clock
         clock.now += 20 * 60
         assert client.get("/pairing/").status_code == 200  # the staff use the page
     assert client.get("/pairing/api/status").status_code == 200
-    clock.now += pairing.LOGIN_HOURS * 3600
+    clock.now += pairing.auth.LOGIN_HOURS * 3600
     assert client.get("/pairing/").get_data(as_text=True).count('type="password"') == 1
 
 
@@ -287,7 +286,7 @@ def test_failed_logins_are_limited_per_address_and_overall(backend: Backend, clo
     assert statuses == [403] * 5 + [429]
     response = login(client, PASSWORD, "10.0.0.1")  # even the right password waits now
     assert response.status_code == 429
-    assert 0 < int(response.headers["Retry-After"]) <= pairing.FAIL_WINDOW
+    assert 0 < int(response.headers["Retry-After"]) <= pairing.auth.FAIL_WINDOW
     assert login(client, PASSWORD, "10.0.0.2").status_code == 303, "others can still log in"
 
     for n in range(3, 6):  # 5 + 15 = 20 failures in all, from four addresses
@@ -295,7 +294,7 @@ def test_failed_logins_are_limited_per_address_and_overall(backend: Backend, clo
             assert login(client, f"guess {i}", f"10.0.0.{n}").status_code == 403
     response = login(client, PASSWORD, "10.0.0.9")
     assert response.status_code == 429, "the overall limit holds against many addresses"
-    clock.now += pairing.FAIL_WINDOW + 1
+    clock.now += pairing.auth.FAIL_WINDOW + 1
     assert login(client, PASSWORD, "10.0.0.1").status_code == 303, "the window passed"
 
 
@@ -450,7 +449,7 @@ def test_the_mask_is_saved_as_fractions_and_bad_ones_refused(backend: Backend) -
         {"rects": [[0.1, 0.2, 0.0, 0.1]]},
         {"rects": [{"x": 0.1}]},
         {"rects": "all"},
-        {"rects": [[0.1, 0.1, 0.1, 0.1]] * (pairing.MAX_RECTS + 1)},
+        {"rects": [[0.1, 0.1, 0.1, 0.1]] * (pairing.routes.MAX_RECTS + 1)},
         {},
     ]
     for body in bad_bodies:

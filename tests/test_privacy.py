@@ -131,7 +131,7 @@ def test_a_failed_tls_handshake_is_logged_without_the_clients_address(
 
     from appliance import logs
     from appliance.crypto import load_or_create_tls
-    from appliance.web.server import WebServer
+    from appliance.httpd.server import WebServer
 
     tls = load_or_create_tls(tmp_path, ["localhost", "127.0.0.1"])
     server = WebServer(lambda env, start: [], "127.0.0.1", 0, str(tls.cert), str(tls.key))

@@ -17,7 +17,7 @@ import pytest
 from appliance.relay import rooms as rooms_mod
 from appliance.relay.config import RelayConfig, TurnConfig, hash_token, load
 from appliance.relay.server import RelayServer
-from appliance.web.app import VIEWER_CSP, VIEWER_DIR
+from appliance.relay.viewer import VIEWER_CSP, VIEWER_DIR
 
 TOKEN = "box-token-" + "x" * 30
 ROOM = "Abcdefghijklmnopqrstuv"  # 22 characters, like a real room id

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from appliance.crypto import BoxIdentity
+from appliance.relay.viewer import VIEWER_CSP, VIEWER_DIR
 from appliance.session import seal
-from appliance.web.app import VIEWER_CSP, VIEWER_DIR
 from tests.browser import wait_js
 
 pytestmark = pytest.mark.browser

@@ -20,8 +20,8 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from appliance.crypto import BoxIdentity
+from appliance.relay.viewer import VIEWER_CSP, VIEWER_DIR
 from appliance.session import seal
-from appliance.web.app import VIEWER_CSP, VIEWER_DIR
 from tests.browser import wait_js
 
 pytestmark = pytest.mark.browser

@@ -22,7 +22,8 @@ from typing import Any, overload
 import av
 import numpy as np
 
-Rect = tuple[float, float, float, float]
+from ..types import Rect
+
 Box = tuple[int, int, int, int]
 
 #: Black in limited-range YUV (what the encoders are given) and in full-range / RGB pictures.

@@ -10,15 +10,17 @@ import base64
 import hashlib
 import hmac
 import logging
-import threading
 import time
 from typing import Any
 
 from flask import Flask, Response, jsonify, request, send_from_directory
 
-from ..web.app import VIEWER_CSP, VIEWER_DIR, security_headers
+from ..httpd.headers import security_headers
+from . import paths
 from .config import RelayConfig
+from .limits import Buckets
 from .rooms import RelayError, Rooms, room_hash
+from .viewer import VIEWER_CSP, VIEWER_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -26,30 +28,6 @@ logger = logging.getLogger(__name__)
 RATE, BURST = 2.0, 40
 KNOCK_RATE, KNOCK_BURST = 0.2, 5  # knocks: one every 5 s after a burst of 5
 _ROOM_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-class Buckets:
-    """Token buckets per client address, in memory, pruned as they refill."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self._rate, self._burst = rate, burst
-        self._lock = threading.Lock()
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def take(self, key: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            level, stamp = self._buckets.get(key, (self._burst, now))
-            level = min(self._burst, level + (now - stamp) * self._rate)
-            if len(self._buckets) > 10_000:
-                full = [k for k, (lv, st) in self._buckets.items() if lv >= self._burst]
-                for k in full:
-                    del self._buckets[k]
-            if level < 1:
-                self._buckets[key] = (level, now)
-                return False
-            self._buckets[key] = (level - 1, now)
-            return True
 
 
 def mint_turn(config: RelayConfig, room: str, ttl: float) -> list[dict[str, Any]]:
@@ -121,7 +99,7 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
 
     # -- the viewer page -----------------------------------------------------------------------
 
-    @app.get("/v/<name>")
+    @app.get(paths.VIEWER + "/<name>")
     def viewer_page(name: str) -> Response:
         limited(viewers)
         if "." in name:
@@ -131,12 +109,12 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
 
     # -- the box -------------------------------------------------------------------------------
 
-    @app.get("/api/box/ping")
+    @app.get(paths.box_ping())
     def ping() -> Response:
         box()
         return jsonify({"ok": True})
 
-    @app.put("/api/box/rooms/<room>")
+    @app.put(paths.box_room("<room>"))
     def open_room(room: str) -> tuple[Response, int]:
         owner = box()
         expires = body().get("expires")
@@ -146,13 +124,13 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
         logger.info("room %s opened (%d open)", room_hash(room)[:8], rooms.count())
         return jsonify({}), 201
 
-    @app.delete("/api/box/rooms/<room>")
+    @app.delete(paths.box_room("<room>"))
     def close_room(room: str) -> tuple[str, int]:
         rooms.close(box(), checked(room))
         logger.info("room %s closed", room_hash(room)[:8])
         return "", 204
 
-    @app.get("/api/box/rooms/<room>/messages")
+    @app.get(paths.box_messages("<room>"))
     def box_messages(room: str) -> Response:
         owner = box()
         messages = rooms.box_messages(
@@ -167,7 +145,7 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
             }
         )
 
-    @app.post("/api/box/rooms/<room>/messages")
+    @app.post(paths.box_messages("<room>"))
     def box_send(room: str) -> tuple[str, int]:
         owner = box()
         data = body()
@@ -180,7 +158,7 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
         )
         return "", 204
 
-    @app.post("/api/box/rooms/<room>/refuse")
+    @app.post(paths.box_refuse("<room>"))
     def box_refuse(room: str) -> tuple[str, int]:
         owner = box()
         data = body()
@@ -190,7 +168,7 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
             logger.warning("room %s: the box refused an invalid knock", room_hash(room)[:8])
         return "", 204
 
-    @app.post("/api/box/turn")
+    @app.post(paths.box_turn())
     def turn() -> Response:
         owner = box()
         data = body()
@@ -201,14 +179,14 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
 
     # -- viewers -------------------------------------------------------------------------------
 
-    @app.post("/api/rooms/<room>/knock")
+    @app.post(paths.room_knock("<room>"))
     def knock(room: str) -> tuple[Response, int]:
         limited(viewers)
         limited(knocks)
         token = rooms.knock(checked(room), body().get("blob"))
         return jsonify({"client": token}), 202
 
-    @app.get("/api/rooms/<room>/messages")
+    @app.get(paths.room_messages("<room>"))
     def viewer_messages(room: str) -> Response:
         limited(viewers)
         messages, seat = rooms.viewer_messages(
@@ -216,7 +194,7 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
         )
         return jsonify({"messages": [{"n": n, "blob": b} for n, b in messages], "seat": seat})
 
-    @app.post("/api/rooms/<room>/messages")
+    @app.post(paths.room_messages("<room>"))
     def viewer_send(room: str) -> tuple[str, int]:
         limited(viewers)
         rooms.viewer_send(checked(room), viewer_token(), body().get("blob"))

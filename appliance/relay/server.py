@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
-from ..web.server import WebServer
+from ..httpd.server import WebServer
 from .app import create_relay_app
 from .config import RelayConfig, hash_token
 from .rooms import Rooms
@@ -82,27 +81,6 @@ class RelayServer(Relay):
         """Stop serving and forget every room. Idempotent."""
         super().stop()  # long polls return now, so the server threads can end
         self._web.stop()
-
-
-#: Paths the relay answers when it is mounted into the box's web server.
-RELAY_PATHS = ("/v/", "/api/rooms/", "/api/box/")
-
-
-class PathDispatch:
-    """A WSGI app that sends the relay's paths to the relay and the rest to the box's app; the
-    apps are set once built (the server binds first, so the box knows its own URL)."""
-
-    def __init__(self) -> None:
-        self.box: Any = None
-        self.relay: Any = None
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        path = environ.get("PATH_INFO", "")
-        app = self.relay if path.startswith(RELAY_PATHS) else self.box
-        if app is None:
-            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [b"starting\n"]
-        return app(environ, start_response)
 
 
 def relay_config_for_box(token: str) -> RelayConfig:

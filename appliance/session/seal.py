@@ -1,6 +1,6 @@
 """The signalling envelope of docs/protocol.md, in Python (the box, and the tests' viewer).
 
-The viewer page implements the same in WebCrypto (``web/static/viewer/seal.js``); both reproduce
+The viewer page implements the same in WebCrypto (``relay/static/viewer/seal.js``); both reproduce
 the shared vectors in ``tests/vectors/seal-v1.json``. Every refusal raises :class:`SealError`
 (a ``ValueError``) with a short message that holds nothing secret.
 

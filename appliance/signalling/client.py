@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from ..relay import paths
+
 logger = logging.getLogger(__name__)
 
 #: (client handle, "knock" or "message", blob)
@@ -59,17 +61,17 @@ class RelayClient:
         return response.json() if response.content else None
 
     async def ping(self) -> bool:
-        await self._call("GET", "/api/box/ping")
+        await self._call("GET", paths.box_ping())
         return True
 
     async def open_room(self, room: str, expires: int) -> None:
-        await self._call("PUT", f"/api/box/rooms/{room}", {"expires": expires})
+        await self._call("PUT", paths.box_room(room), {"expires": expires})
         self._expiry[room] = expires
 
     async def close_room(self, room: str) -> None:
         self._expiry.pop(room, None)
         try:
-            await self._call("DELETE", f"/api/box/rooms/{room}")
+            await self._call("DELETE", paths.box_room(room))
         except RelayRefused as exc:
             if exc.status not in (404, 410):
                 raise
@@ -78,15 +80,13 @@ class RelayClient:
         body: dict[str, Any] = {"client": client, "blob": blob}
         if seat:
             body["seat"] = True
-        await self._call("POST", f"/api/box/rooms/{room}/messages", body)
+        await self._call("POST", paths.box_messages(room), body)
 
     async def refuse(self, room: str, client: str, reason: str) -> None:
-        await self._call(
-            "POST", f"/api/box/rooms/{room}/refuse", {"client": client, "reason": reason}
-        )
+        await self._call("POST", paths.box_refuse(room), {"client": client, "reason": reason})
 
     async def mint_turn(self, room: str, ttl: int) -> list[dict[str, Any]]:
-        answer = await self._call("POST", "/api/box/turn", {"room": room, "ttl": ttl})
+        answer = await self._call("POST", paths.box_turn(), {"room": room, "ttl": ttl})
         servers = answer.get("ice_servers", []) if isinstance(answer, dict) else []
         return [s for s in servers if isinstance(s, dict)]
 
@@ -97,7 +97,7 @@ class RelayClient:
         while True:
             try:
                 answer = await self._call(
-                    "GET", f"/api/box/rooms/{room}/messages", after=after, wait=POLL_WAIT
+                    "GET", paths.box_messages(room), after=after, wait=POLL_WAIT
                 )
                 backoff = BACKOFF_FIRST
             except RelayRefused as exc:

@@ -27,9 +27,10 @@ from ..session.session import Session, Verdict, Viewer
 from .client import RelayClient
 
 if TYPE_CHECKING:
-    from ..core import Core, EventRecorder
+    from ..core import Core
     from ..crypto import BoxIdentity
     from ..stream.peers import ViewerPeer
+    from ..types import EventRecorder
 
 logger = logging.getLogger(__name__)
 

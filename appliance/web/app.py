@@ -1,37 +1,14 @@
-"""The box's Flask application: the staff's pairing page; the viewer page's files and CSP."""
+"""The box's Flask application: the staff's pairing page and a public status."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, redirect, request
+from flask import Flask, Response, jsonify, redirect
 
+from ..httpd.headers import security_headers
 from .pairing import PAIRING_CSP, PairingBackend, configure, create_pairing_blueprint
-
-VIEWER_DIR = Path(str(resources.files("appliance.web") / "static" / "viewer"))
-
-#: The viewer page loads nothing from anywhere else, and nothing may frame it.
-VIEWER_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
-    "frame-ancestors 'none'"
-)
-
-
-def security_headers(response: Response, csp: str) -> Response:
-    """The headers every page of the box and the relay sends."""
-    response.headers.setdefault("Content-Security-Policy", csp)
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-    if request.is_secure:
-        response.headers["Strict-Transport-Security"] = "max-age=31536000"
-    return response
 
 
 def create_app(

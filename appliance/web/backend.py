@@ -14,14 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..capture.mask import check_rect
 from ..config import MaskRect
 from ..core import Core
 from ..stream.pipeline import MediaPipeline
+from ..types import Rect
 from .facade import LoopFacade
 
 logger = logging.getLogger(__name__)
-
-Rect = tuple[float, float, float, float]
 
 
 class CoreBackend:
@@ -105,7 +105,7 @@ class MaskStore:
         self._rects = [(r.x, r.y, r.w, r.h) for r in default]
         try:
             saved = json.loads(path.read_text())
-            self._rects = [validate(r) for r in saved["rects"]]
+            self._rects = [check_rect(r) for r in saved["rects"]]
         except FileNotFoundError:
             pass
         except (ValueError, KeyError, TypeError):
@@ -116,17 +116,9 @@ class MaskStore:
         return list(self._rects)
 
     def save(self, rects: list[Rect]) -> None:
-        clean = [validate(r) for r in rects]
+        clean = [check_rect(r) for r in rects]
         tmp = self._path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"rects": clean}))
         tmp.replace(self._path)
         self._rects = clean
         self._apply(clean)
-
-
-def validate(rect: Any) -> Rect:
-    """A rectangle as fractions of the picture, clipped to it; ValueError otherwise."""
-    x, y, w, h = (float(v) for v in rect)
-    if not all(0.0 <= v <= 1.0 for v in (x, y, w, h)) or w <= 0 or h <= 0:
-        raise ValueError("a mask rectangle is x, y, width, height as fractions from 0 to 1")
-    return (x, y, min(w, 1.0 - x), min(h, 1.0 - y))

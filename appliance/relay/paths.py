@@ -1,0 +1,46 @@
+"""The relay's URL paths, defined once: the relay's routes, the box's client, the box's
+dispatcher and the tests build theirs from these (the viewer page's script names them too)."""
+
+from __future__ import annotations
+
+#: The viewer page: ``/v/<room>`` and its files ``/v/<file>``.
+VIEWER = "/v"
+#: The box's side (authenticated with its token).
+BOX = "/api/box"
+#: The viewers' side (anonymous, rate-limited).
+ROOMS = "/api/rooms"
+
+#: Every prefix the relay answers, for a server that mounts it beside other apps.
+PREFIXES = (VIEWER + "/", ROOMS + "/", BOX + "/")
+
+
+def box_ping() -> str:
+    return f"{BOX}/ping"
+
+
+def box_room(room: str) -> str:
+    return f"{BOX}/rooms/{room}"
+
+
+def box_messages(room: str) -> str:
+    return f"{BOX}/rooms/{room}/messages"
+
+
+def box_refuse(room: str) -> str:
+    return f"{BOX}/rooms/{room}/refuse"
+
+
+def box_turn() -> str:
+    return f"{BOX}/turn"
+
+
+def room_knock(room: str) -> str:
+    return f"{ROOMS}/{room}/knock"
+
+
+def room_messages(room: str) -> str:
+    return f"{ROOMS}/{room}/messages"
+
+
+def viewer_page(room: str) -> str:
+    return f"{VIEWER}/{room}"

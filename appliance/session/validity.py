@@ -1,0 +1,11 @@
+"""A session's validity window, in minutes: the config, the pairing page and the core all use
+these bounds (imports nothing)."""
+
+from __future__ import annotations
+
+MIN_MINUTES, MAX_MINUTES = 5, 24 * 60
+
+
+def clamp_minutes(minutes: int) -> int:
+    """``minutes`` brought within the validity bounds."""
+    return max(MIN_MINUTES, min(MAX_MINUTES, minutes))

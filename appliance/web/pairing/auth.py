@@ -1,0 +1,183 @@
+"""The pairing page's logins: the failed-login limiter, the logins in progress, CSRF, and the
+signed session cookie's settings. Nothing here logs a password or an address."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from flask import Flask, abort, has_request_context, request, session
+from flask.sessions import SecureCookieSessionInterface
+
+#: A login ends after this long without the staff doing anything (the status poll does not count).
+IDLE_MINUTES = 30
+#: ... and after this long in all.
+LOGIN_HOURS = 12
+#: Failed logins: at most this many per client address and overall, per window (seconds).
+FAILS_PER_ADDRESS, FAILS_OVERALL, FAIL_WINDOW = 5, 20, 300.0
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+class LoginLimiter:
+    """Failed logins: at most ``per_address`` per client address and ``overall`` in all, per
+    ``window`` seconds. Addresses are held in memory only, for the window, and never logged."""
+
+    def __init__(
+        self,
+        per_address: int = FAILS_PER_ADDRESS,
+        overall: int = FAILS_OVERALL,
+        window: float = FAIL_WINDOW,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._per_address, self._overall, self._window = per_address, overall, window
+        self._clock = clock or (lambda: _now())
+        self._lock = threading.Lock()
+        self._fails: dict[str, deque[float]] = {}
+        self._all: deque[float] = deque()
+
+    def _prune(self, now: float) -> None:
+        while self._all and now - self._all[0] >= self._window:
+            self._all.popleft()
+        for key, fails in list(self._fails.items()):
+            while fails and now - fails[0] >= self._window:
+                fails.popleft()
+            if not fails:
+                del self._fails[key]
+
+    def retry_after(self, address: str) -> int:
+        """Seconds until ``address`` may try again; 0: now."""
+        with self._lock:
+            now = self._clock()
+            self._prune(now)
+            waits = [0.0]
+            mine = self._fails.get(address)
+            if mine is not None and len(mine) >= self._per_address:
+                waits.append(mine[-self._per_address] + self._window - now)
+            if len(self._all) >= self._overall:
+                waits.append(self._all[-self._overall] + self._window - now)
+            return math.ceil(max(waits))
+
+    def failed(self, address: str) -> None:
+        with self._lock:
+            now = self._clock()
+            self._fails.setdefault(address, deque()).append(now)
+            self._all.append(now)
+
+    def succeeded(self, address: str) -> None:
+        """The right password from ``address``: its own failures are forgotten."""
+        with self._lock:
+            self._fails.pop(address, None)
+
+
+class Logins:
+    """The logins in progress, by a random token held in the signed session cookie: ended by
+    logging out, after ``idle`` seconds without use, after ``lifetime`` seconds in all, and at
+    every restart (they live in memory)."""
+
+    def __init__(
+        self,
+        idle: float = IDLE_MINUTES * 60,
+        lifetime: float = LOGIN_HOURS * 3600,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._idle, self._lifetime = idle, lifetime
+        self._clock = clock or (lambda: _now())
+        self._lock = threading.Lock()
+        self._active: dict[str, tuple[float, float]] = {}  # token -> (started, last used)
+
+    def start(self) -> str:
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            now = self._clock()
+            for old, (started, used) in list(self._active.items()):
+                if not self._alive(now, started, used):
+                    del self._active[old]
+            self._active[token] = (now, now)
+        return token
+
+    def check(self, token: object, used: bool) -> bool:
+        """Whether ``token`` is a live login; ``used``: the staff did something (resets idle)."""
+        if not isinstance(token, str):
+            return False
+        with self._lock:
+            now = self._clock()
+            times = self._active.get(token)
+            if times is None:
+                return False
+            started, last = times
+            if not self._alive(now, started, last):
+                del self._active[token]
+                return False
+            if used:
+                self._active[token] = (started, now)
+            return True
+
+    def end(self, token: object) -> None:
+        with self._lock:
+            if isinstance(token, str):
+                self._active.pop(token, None)
+
+    def _alive(self, now: float, started: float, used: float) -> bool:
+        return now - used < self._idle and now - started < self._lifetime
+
+
+def csrf_token() -> str:
+    """The login's CSRF token (made on first use), kept in the signed session cookie."""
+    token = session.get("csrf")
+    if not isinstance(token, str) or not token:
+        token = session["csrf"] = secrets.token_urlsafe(32)
+        session.permanent = True
+    return token
+
+
+def check_csrf() -> None:
+    """403 unless the request carries the session's token and, when the browser says where it
+    comes from, comes from this page's own origin."""
+    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf", "")
+    expected = session.get("csrf")
+    if (
+        not isinstance(expected, str)
+        or not expected
+        or not secrets.compare_digest(str(sent).encode(), expected.encode())
+    ):
+        abort(403)
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        abort(403)
+    origin = request.headers.get("Origin")  # "null" for a form under no-referrer
+    if origin and origin not in ("null", request.host_url.rstrip("/")):
+        abort(403)
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        if app.config["SESSION_COOKIE_SECURE"]:
+            return True
+        return has_request_context() and request.is_secure
+
+
+def configure(app: Flask, secure_cookies: bool = True) -> None:
+    """Session settings for the pairing page on ``app``: a signing key made now (random per
+    boot, in memory only), a cookie that is HttpOnly, SameSite=Strict, scoped to /pairing and
+    Secure. ``secure_cookies=False`` is only for plain HTTP on loopback (the demo without
+    ``--lan``, tests): the cookie is then still Secure on any HTTPS request."""
+    app.secret_key = secrets.token_bytes(32)
+    app.session_interface = _SessionInterface()
+    app.config.update(
+        SESSION_COOKIE_NAME="pairing",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=secure_cookies,
+        SESSION_COOKIE_PATH="/pairing",
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(minutes=IDLE_MINUTES),
+        SESSION_REFRESH_EACH_REQUEST=True,
+    )

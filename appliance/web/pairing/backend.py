@@ -1,0 +1,48 @@
+"""What the pairing page needs from the box: the one interface its routes call."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ...types import Rect
+
+
+class PairingBackend(Protocol):
+    """What the page needs from the box (the core implements it; see docs/architecture.md)."""
+
+    def status(self) -> dict[str, Any]:
+        """``{"state": "idle|ready|waiting|live|paused|ended|error",
+        "signal": "ok|no-signal|no-lock|no-cable|changing|unknown", "clock_ok": bool,
+        "error": str | None, "session": None | {"room_name": str, "url": str,
+        "expires": int (unix s), "viewer": None | {"name": str | None, "code": str | None,
+        "admitted": bool, "connected": bool}}}``"""
+        ...
+
+    def open_session(self, *, consent: bool, valid_minutes: int) -> dict[str, Any]:
+        """Open a session and return its ``session`` dict (as in :meth:`status`); raises
+        :class:`~appliance.errors.InvalidStateError` if one is open or the clock is not
+        synchronised (the page shows the message)."""
+        ...
+
+    def admit(self) -> None: ...
+    def refuse(self) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def end(self) -> None:
+        """Each of these raises InvalidStateError when the state does not allow it."""
+        ...
+
+    def preview_jpeg(self) -> bytes | None:
+        """The current frame, unmasked, as a small JPEG (for the mask editor); None without a
+        signal."""
+        ...
+
+    def mask(self) -> list[Rect]:
+        """The mask's rectangles as fractions x, y, w, h of the frame."""
+        ...
+
+    def set_mask(self, rects: list[Rect]) -> None: ...
+
+    def events(self) -> list[dict[str, Any]]:
+        """The event log's entries, oldest first (appliance.eventlog)."""
+        ...
