@@ -18,18 +18,6 @@ from .errors import ApplianceError, ConfigError
 
 logger = logging.getLogger("appliance")
 
-DEMO_OVERRIDES: dict[str, Any] = {
-    "capture": {"source": "synthetic"},
-    "panel": {"pin_factory": "mock"},
-    "stream": {"ice_addresses": ["127.0.0.1"], "ice_servers": []},
-    "web": {"host": "127.0.0.1"},
-    # The phantom's stand-in patient banner, blanked before encoding (below the time strip).
-    "mask": {
-        "scanner": "synthetic phantom",
-        "rects": [{"x": 0.69, "y": 0.05, "w": 0.28, "h": 0.08}],
-    },
-}
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="appliance", description=__doc__)
@@ -67,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def load_config(args: argparse.Namespace, password: str = "") -> config_mod.Config:
+    from .demo import DEMO_OVERRIDES
+
     if getattr(args, "boot_config", None) is not None:
         from .firstboot import STATE_DIR, load_box_config
 
@@ -95,37 +85,28 @@ def load_config(args: argparse.Namespace, password: str = "") -> config_mod.Conf
 
 
 async def _run(args: argparse.Namespace, cfg: config_mod.Config, password: str = "") -> None:
-    from .box import Box, run_box
+    from .box import Box, Seams
     from .demo import Terminal, lan_address, print_banner, print_session
 
     loop = asyncio.get_running_loop()
+    lan = (lan_address(),) if args.demo and args.lan else ()
+    seams = Seams(clock_ok=(lambda: True) if args.demo else None)  # the demo is exempt
+    box = await Box.build(cfg, seams, lan_hosts=lan, fault=getattr(args, "fault", ""))
     terminal: Terminal | None = None
 
-    def on_started(box: Box) -> None:
+    def started(box: Box) -> None:
         nonlocal terminal
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, box.core.stop)
+            loop.add_signal_handler(sig, box.stop)
         if args.demo:
             terminal = Terminal(box.panel, cfg.panel.hold_time)
             box.core.add_listener(terminal.state_changed)
-            print_banner(box.urls, password)
+            box.core.add_session_listener(lambda session: print_session(box))
+            print_banner(box.pairing_url, password)
             terminal.start()
 
-    def on_session(box: Box, session: Any) -> None:
-        if args.demo:
-            print_session(box.urls)
-
-    lan = (lan_address(),) if args.demo and args.lan else ()
     try:
-        await run_box(
-            cfg,
-            open_session=args.demo,
-            on_started=on_started,
-            on_session=on_session,
-            clock_ok=(lambda: True) if args.demo else None,  # the demo is exempt
-            lan_hosts=lan,
-            fault=getattr(args, "fault", ""),
-        )
+        await box.run(open_session=args.demo, started=started)
     finally:
         if terminal is not None:
             terminal.stop()

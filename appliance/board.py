@@ -92,7 +92,8 @@ def resolve(config: Config, board: Board | None = None, root: Path = Path("/")) 
                 "no hardware encoder at %s: using the software one", config.encode.device
             )
             encoder = EncoderKind.SOFTWARE
-    max_fps = HARDWARE_MAX_FPS if encoder is EncoderKind.HARDWARE else None
+    hardware = encoder in (EncoderKind.HARDWARE, EncoderKind.HARDWARE_FAKE)
+    max_fps = HARDWARE_MAX_FPS if hardware else None
     return Resolved(board, source, encoder, max_fps)
 
 

@@ -1,12 +1,16 @@
 """The composition root's work: build every part from the config, run them, stop them.
 
-Only this module (and __main__) reads the config to construct objects; every part gets what it
-needs through its constructor.
+``box = await Box.build(config, Seams(...))`` then ``await box.run()``. Only this module (and
+__main__) reads the config to construct objects; every part gets what it needs through its
+constructor. :class:`Seams` is the single injection point for what stands at the hardware
+boundary (gpiozero's ``pin_factory`` idea): tests, the demo and the benchmarks hand fakes there,
+and the code above runs unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -18,12 +22,12 @@ from . import systemd
 from .board import resolve
 from .capture.base import Source
 from .capture.mask import Mask
-from .capture.select import make_source
+from .capture.registry import make_source
 from .config import Config
-from .core import Command, Core, Press
+from .core import Core, Inbox, Knock, OpenSession, Press, ViewerAnswered, ViewerBye, ViewerLeft
 from .crypto import BoxIdentity, load_or_create_tls
 from .discovery import Announcer
-from .encode.select import make_encoder_factory
+from .encode.registry import make_encoder_factory
 from .eventlog import EventLog
 from .httpd.dispatch import PathDispatch
 from .httpd.server import WebServer
@@ -32,32 +36,41 @@ from .passwords import hash_password
 from .relay import paths as relay_paths
 from .relay.server import THREADS as RELAY_THREADS
 from .relay.server import Relay, relay_config_for_box
-from .session.session import Session
+from .session.session import Verdict
 from .signalling.client import RelayClient
-from .signalling.host import SessionHost
+from .signalling.gate import Gate, GateHooks
 from .state import State
-from .stream.ice import confine_host_addresses
-from .stream.pipeline import MediaPipeline
+from .stream.compat import confine_host_addresses
+from .stream.pipeline import MediaPipeline, mode_for
+from .stream.viewers import Viewers
+from .types import Rect
 from .web.app import create_app
-from .web.backend import CoreBackend, MaskStore
+from .web.backend import CoreBackend
 from .web.facade import LoopFacade
+from .web.masks import MaskStore
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Box:
-    """Everything running: core, panel, web server, relay. Made by :func:`run_box`."""
+@dataclass(frozen=True)
+class Seams:
+    """What stands at the hardware boundary; None means the real thing the config names.
 
-    config: Config
-    core: Core
-    panel: Panel
-    web: WebServer
-    events: EventLog
-    relay: Relay | None = None
-    #: "pairing": the staff's page; "viewer": the open session's link (the QR code's content).
-    urls: dict[str, str] = field(default_factory=dict)
-    tls_certificate: Path | None = None
+    :param source: a frame source to use instead of the config's ``capture.source``.
+    :param pin_factory: gpiozero's pin factory (tests: ``MockFactory()``).
+    :param clock_ok: whether sessions may open (default: the system clock is synchronised).
+    :param bridge: the TC358743's V4L2 device for ``capture.source = "hdmi"`` (a FakeTC358743).
+    :param encoder_device: the Pi 4's M2M encoder device for ``encode.encoder = "hardware"``
+        (a FakeM2M).
+    :param root: where /dev, /proc and /sys are looked for (tests: a fake tree).
+    """
+
+    source: Source | None = None
+    pin_factory: Any = None
+    clock_ok: Callable[[], bool] | None = None
+    bridge: Any = None
+    encoder_device: Any = None
+    root: Path = Path("/")
 
 
 def state_dir(config: Config) -> Path:
@@ -76,154 +89,213 @@ def password_hash(config: Config) -> str:
     return ""
 
 
-async def run_box(
-    config: Config,
-    *,
-    open_session: bool = False,
-    pin_factory: Any = None,
-    source: Source | None = None,
-    on_started: Callable[[Box], None] | None = None,
-    on_session: Callable[[Box, Session], None] | None = None,
-    clock_ok: Callable[[], bool] | None = None,
-    lan_hosts: tuple[str, ...] = (),
-    fault: str = "",
-) -> None:
-    """Build the box from ``config`` and run it until its core stops.
+@dataclass
+class Box:
+    """Everything running: core, viewers, media, panel, web server, relay. Made by :meth:`build`."""
 
-    With ``relay.url`` empty the box runs the relay itself (the demo, or a clinic without one),
-    on the web server's host, and its own client reaches it through the same HTTP protocol.
-    ``clock_ok`` says whether sessions may open (default: the system clock is synchronised).
-    ``fault`` (a bad appliance.toml, from first boot) puts the box in ERROR: the LED shows the
-    fault pattern and the pairing page the message; nothing streams until it is fixed.
-    """
-    confine_host_addresses(config.stream.ice_addresses)
-    resolved = resolve(config)
-    logger.info(
-        "board %s: source %s, encoder %s",
-        resolved.board.value,
-        resolved.source.value,
-        resolved.encoder.value,
-    )
-    if config.pairing.pre_admit:
-        logger.warning("pairing.pre_admit is on: viewers are admitted without the staff")
-    keys = state_dir(config)
-    identity = BoxIdentity.load_or_create(keys)
-    events = EventLog(keys / "events.jsonl")
-    if clock_ok is None:
-        from .clock import is_synchronised
+    config: Config
+    core: Core
+    inbox: Inbox
+    viewers: Viewers
+    pipeline: MediaPipeline
+    panel: Panel
+    web: WebServer
+    events: EventLog
+    client: RelayClient
+    announcer: Announcer
+    relay: Relay | None = None
+    tls_certificate: Path | None = None
+    #: The pairing page's address (on the LAN address when one was given).
+    pairing_url: str = ""
+    fault: str = ""
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
-        clock_ok = is_synchronised
+    @classmethod
+    async def build(
+        cls,
+        config: Config,
+        seams: Seams | None = None,
+        *,
+        lan_hosts: tuple[str, ...] = (),
+        fault: str = "",
+    ) -> Box:
+        """Build the box from ``config``; call on the loop that will run it.
 
-    source = source or make_source(config, resolved)
-    make_encoder = make_encoder_factory(config)
-    pipelines: list[MediaPipeline] = []
+        With ``relay.url`` empty the box runs the relay itself (the demo, or a clinic without
+        one) in its own web server, and its own client reaches it through the same protocol.
+        ``fault`` (a bad appliance.toml, from first boot) puts the box in ERROR when it runs.
+        """
+        seams = seams or Seams()
+        loop = asyncio.get_running_loop()
+        confine_host_addresses(config.stream.ice_addresses)
+        resolved = resolve(config, root=seams.root)
+        logger.info(
+            "board %s: source %s, encoder %s",
+            resolved.board.value,
+            resolved.source.value,
+            resolved.encoder.value,
+        )
+        if config.pairing.pre_admit:
+            logger.warning("pairing.pre_admit is on: viewers are admitted without the staff")
+        keys = state_dir(config)
+        identity = BoxIdentity.load_or_create(keys)
+        events = EventLog(keys / "events.jsonl")
+        clock_ok = seams.clock_ok
+        if clock_ok is None:
+            from .clock import is_synchronised
 
-    def make_pipeline(publish: Any) -> MediaPipeline:
-        pipeline = MediaPipeline(source, make_encoder, publish)
-        pipelines.append(pipeline)
-        return pipeline
+            clock_ok = is_synchronised
 
-    def apply_mask(rects: list[tuple[float, float, float, float]]) -> None:
-        for pipeline in pipelines:
+        inbox = Inbox(loop)
+        source = seams.source or make_source(config, resolved, bridge=seams.bridge, root=seams.root)
+        make_encoder = make_encoder_factory(
+            config, resolved, device=seams.encoder_device, root=seams.root
+        )
+        pipeline: MediaPipeline
+        viewers = Viewers(
+            config.stream.ice_servers,
+            request_keyframe=lambda: pipeline.request_keyframe(),
+            on_count=lambda n: pipeline.set_viewers(n),
+            on_left=lambda peer: inbox.post(ViewerLeft(peer)) if inbox.open else None,
+        )
+        pipeline = MediaPipeline(source, make_encoder, viewers.publisher(loop))
+
+        tls = None
+        if config.web.tls:
+            names = (f"{config.box.name}.local", "localhost", "127.0.0.1", *lan_hosts)
+            tls = load_or_create_tls(keys, names)
+
+        # The web server binds first, so the box knows its own URL (the built-in relay's origin).
+        dispatch = PathDispatch(relay_paths.PREFIXES)
+        web = WebServer(
+            dispatch,
+            config.web.host,
+            config.web.port,
+            certfile=str(tls.cert) if tls else None,
+            keyfile=str(tls.key) if tls else None,
+            threads=RELAY_THREADS,
+        )
+        web.start()
+        relay: Relay | None = None
+        if config.relay.url:
+            relay_url, token, ca = config.relay.url.rstrip("/"), config.relay.token, None
+            viewer_origin = relay_url
+        else:
+            token = secrets.token_urlsafe(32)
+            relay = Relay(relay_config_for_box(token)).start()
+            dispatch.inner = relay.app
+            relay_url, ca = web.url(), (str(tls.cert) if tls else None)
+            viewer_origin = web.url(lan_hosts[0] if lan_hosts else None)
+        client = RelayClient(relay_url, token, ca_file=ca)
+
+        async def judge(salt: bytes, seat: bytes, name: str | None, handle: str) -> Verdict:
+            verdict: Verdict = await inbox.ask(Knock(salt, seat, name, handle))
+            return verdict
+
+        gate = Gate(
+            client,
+            identity,
+            events,
+            GateHooks(
+                judge=judge,
+                answered=lambda peer, code: inbox.post(ViewerAnswered(peer, code)),
+                bye=lambda: inbox.post(ViewerBye()),
+                make_peer=viewers.make,
+                release_peer=viewers.release,
+            ),
+        )
+        core = Core(
+            config,
+            inbox,
+            viewers,
+            gate,
+            events,
+            box_key_hash=identity.key_hash,
+            viewer_origin=viewer_origin,
+            clock_ok=clock_ok,
+            signal=lambda: source.signal.value,
+        )
+        core.add_listener(lambda old, new: pipeline.set_mode(mode_for(new)))
+
+        def apply_mask(rects: list[Rect]) -> None:
             pipeline.set_frame_filter(Mask(rects).apply if rects else None)
 
-    tls = None
-    if config.web.tls:
-        names = (f"{config.box.name}.local", "localhost", "127.0.0.1", *lan_hosts)
-        tls = load_or_create_tls(keys, names)
+        masks = MaskStore(keys / "mask.json", config.mask.rects, apply_mask)
+        panel = Panel(
+            config.panel,
+            on_press=lambda long: inbox.post_threadsafe(Press(long=long)),
+            pin_factory=seams.pin_factory or make_pin_factory(config.panel.pin_factory),
+        )
+        core.add_listener(lambda old, new: panel.show(new))
+        panel.show(State.IDLE)
 
-    # The web server binds first, so the box knows its own URL (the built-in relay's origin).
-    dispatch = PathDispatch(relay_paths.PREFIXES)
-    web = WebServer(
-        dispatch,
-        config.web.host,
-        config.web.port,
-        certfile=str(tls.cert) if tls else None,
-        keyfile=str(tls.key) if tls else None,
-        threads=RELAY_THREADS,
-    )
-    web.start()
-    relay: Relay | None = None
-    if config.relay.url:
-        relay_url, token, ca = config.relay.url.rstrip("/"), config.relay.token, None
-        viewer_origin = relay_url
-    else:
-        token = secrets.token_urlsafe(32)
-        relay = Relay(relay_config_for_box(token)).start()
-        dispatch.inner = relay.app
-        relay_url, ca = web.url(), (str(tls.cert) if tls else None)
-        viewer_origin = web.url(lan_hosts[0] if lan_hosts else None)
-    client = RelayClient(relay_url, token, ca_file=ca)
+        backend = CoreBackend(LoopFacade(loop), core, pipeline, events.entries, masks)
+        dispatch.outer = create_app(
+            backend,
+            password_hash=password_hash(config),
+            secure_cookies=tls is not None,
+            room_name=config.box.name,
+            default_minutes=config.pairing.valid_minutes,
+            record=events.record,
+        )
+        return cls(
+            config,
+            core,
+            inbox,
+            viewers,
+            pipeline,
+            panel,
+            web,
+            events,
+            client,
+            Announcer(config.box.name, web.port, config.web.host),
+            relay,
+            tls_certificate=tls.cert if tls else None,
+            pairing_url=web.url(lan_hosts[0] if lan_hosts else None) + "/pairing/",
+            fault=fault,
+        )
 
-    core = Core(
-        config,
-        make_pipeline,
-        box_key_hash=identity.key_hash,
-        events=events,
-        clock_ok=clock_ok,
-        viewer_origin=viewer_origin,
-    )
-    core.host = SessionHost(core, client, identity, events)
-    masks = MaskStore(keys / "mask.json", config.mask.rects, apply_mask)
+    def viewer_url(self) -> str | None:
+        """The open session's link (the QR code's content); call on the loop."""
+        session = self.core.session
+        return self.core.link(session) if session is not None else None
 
-    if pin_factory is None:
-        pin_factory = make_pin_factory(config.panel.pin_factory)
-    panel = Panel(
-        config.panel,
-        on_press=lambda long: core.post_threadsafe(Press(long=long)),
-        pin_factory=pin_factory,
-    )
-    core.add_listener(lambda old, new: panel.show(new))
-    panel.show(State.IDLE)
+    async def run(
+        self, *, open_session: bool = False, started: Callable[[Box], None] | None = None
+    ) -> None:
+        """Run until :meth:`stop`; ``open_session``: open one at once (the demo)."""
+        try:
+            await self.announcer.start()
+        except Exception as exc:  # noqa: BLE001 - the page still works by address
+            logger.warning("could not announce the pairing page: %s", type(exc).__name__)
+        self.pipeline.start()
 
-    loop = asyncio.get_running_loop()
-    facade = LoopFacade(loop)
-    backend = CoreBackend(facade, core, events.entries, masks)
-    dispatch.outer = create_app(
-        backend,
-        password_hash=password_hash(config),
-        secure_cookies=tls is not None,
-        room_name=config.box.name,
-        default_minutes=config.pairing.valid_minutes,
-        record=events.record,
-    )
-    box = Box(config, core, panel, web, events, relay, tls_certificate=tls.cert if tls else None)
-    box.urls["pairing"] = web.url(lan_hosts[0] if lan_hosts else None) + "/pairing/"
+        def on_started() -> None:
+            if self.fault:
+                self.core.fault(self.fault)
+            elif open_session:
+                self.inbox.post(OpenSession(consent=True))
+            self._tasks.append(asyncio.ensure_future(systemd.watchdog()))
+            systemd.notify("READY=1")
+            if started is not None:
+                started(self)
 
-    def session_opened(session: Session) -> None:
-        box.urls["viewer"] = core.link(session)
-        if on_session is not None:
-            on_session(box, session)
+        try:
+            await self.core.run(on_started)
+        finally:
+            systemd.notify("STOPPING=1")
+            for task in self._tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await asyncio.to_thread(self.pipeline.stop)
+            await self.announcer.stop()
+            await self.client.aclose()
+            if self.relay is not None:
+                await asyncio.to_thread(self.relay.stop)  # wakes the long polls
+            await asyncio.to_thread(self.web.stop)
+            self.panel.close()
 
-    core.add_session_listener(session_opened)
-
-    announcer = Announcer(config.box.name, web.port, config.web.host)
-    try:
-        await announcer.start()
-    except Exception as exc:  # noqa: BLE001 - the page still works by address
-        logger.warning("could not announce the pairing page: %s", type(exc).__name__)
-    watchdog: asyncio.Task[None] | None = None
-
-    def started() -> None:
-        nonlocal watchdog
-        if fault:
-            core.fault(fault)
-        elif open_session:
-            core.post(Command("open", {"consent": True}))
-        watchdog = asyncio.ensure_future(systemd.watchdog())
-        systemd.notify("READY=1")
-        if on_started is not None:
-            on_started(box)
-
-    try:
-        await core.run(started)
-    finally:
-        systemd.notify("STOPPING=1")
-        if watchdog is not None:
-            watchdog.cancel()
-        await announcer.stop()
-        await client.aclose()
-        if relay is not None:
-            await asyncio.to_thread(relay.stop)  # wakes the long polls, so the server can stop
-        await asyncio.to_thread(web.stop)
-        panel.close()
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish. Idempotent; call on the loop."""
+        self.core.stop()

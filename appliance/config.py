@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from .errors import ConfigError
-from .session.validity import MAX_MINUTES, MIN_MINUTES
+from .limits import MAX_MINUTES, MIN_MINUTES
 
 T = TypeVar("T")
 
@@ -28,6 +28,7 @@ class SourceKind(enum.Enum):
     SYNTHETIC = "synthetic"
     FILE = "file"
     HDMI = "hdmi"
+    HDMI_FAKE = "hdmi-fake"  # the HDMI path over a fake TC358743 (demo, bench, image smoke)
     CAMERA = "camera"
     AUTO = "auto"
 
@@ -35,6 +36,7 @@ class SourceKind(enum.Enum):
 class EncoderKind(enum.Enum):
     SOFTWARE = "software"
     HARDWARE = "hardware"
+    HARDWARE_FAKE = "hardware-fake"  # the M2M path over a fake encoder device (demo, bench)
     AUTO = "auto"
 
 

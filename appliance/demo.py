@@ -1,4 +1,5 @@
-"""The demo's terminal: Enter = short press, "l" then Enter = long press, the LED drawn live.
+"""The demo: its config overrides, and its terminal (Enter = short press, "l" then Enter = long
+press, the LED drawn live).
 
 The key presses drive gpiozero's MockFactory pins, so the real Button code (bounce, hold time)
 runs unchanged; the LED is read back from its mock pin.
@@ -9,19 +10,33 @@ from __future__ import annotations
 import socket
 import sys
 import threading
-import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import segno
 
-from .panel import Panel, mock_pin
+from .panel import Panel, mock_pin, press_pin
 from .state import State
 
+if TYPE_CHECKING:
+    from .box import Box
 
-def print_banner(urls: dict[str, str], password: str, out: TextIO = sys.stdout) -> None:
+#: What the demo runs with on top of the config: synthetic scanner, mock pins, loopback only.
+DEMO_OVERRIDES: dict[str, Any] = {
+    "capture": {"source": "synthetic"},
+    "panel": {"pin_factory": "mock"},
+    "stream": {"ice_addresses": ["127.0.0.1"], "ice_servers": []},
+    "web": {"host": "127.0.0.1"},
+    # The phantom's stand-in patient banner, blanked before encoding (below the time strip).
+    "mask": {
+        "scanner": "synthetic phantom",
+        "rects": [{"x": 0.69, "y": 0.05, "w": 0.28, "h": 0.08}],
+    },
+}
+
+
+def print_banner(pairing_url: str, password: str, out: TextIO = sys.stdout) -> None:
     """What the demo prints once: the pairing page, its password, the keys."""
-    if "pairing" in urls:
-        print(f"pairing: {urls['pairing']}", file=out, flush=True)
+    print(f"pairing: {pairing_url}", file=out, flush=True)
     if password:
         print(f"pairing password (this run only): {password}", file=out, flush=True)
     print(
@@ -31,14 +46,16 @@ def print_banner(urls: dict[str, str], password: str, out: TextIO = sys.stdout) 
     )
 
 
-def print_session(urls: dict[str, str], out: TextIO = sys.stdout) -> None:
+def print_session(box: Box, out: TextIO = sys.stdout) -> None:
     """For every session the demo opens: the viewer's link and the pairing page on lines of
     their own, then the link as a terminal QR code."""
-    print(f"viewer: {urls['viewer']}", file=out, flush=True)
-    if "pairing" in urls:
-        print(f"pairing: {urls['pairing']}", file=out, flush=True)
+    viewer = box.viewer_url()
+    if viewer is None:
+        return
+    print(f"viewer: {viewer}", file=out, flush=True)
+    print(f"pairing: {box.pairing_url}", file=out, flush=True)
     if out.isatty():
-        segno.make(urls["viewer"], error="m").terminal(out=out, compact=True)
+        segno.make(viewer, error="m").terminal(out=out, compact=True)
 
 
 def lan_address() -> str:
@@ -54,10 +71,7 @@ def lan_address() -> str:
 
 def press(panel: Panel, hold: float) -> None:
     """Press the mock button for ``hold`` seconds (a long press when hold > hold_time)."""
-    pin = mock_pin(panel, "button")
-    pin.drive_low()
-    time.sleep(hold)
-    pin.drive_high()
+    press_pin(mock_pin(panel, "button"), hold)
 
 
 class Terminal:

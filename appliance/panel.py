@@ -111,3 +111,11 @@ def mock_pin(panel: Panel, which: str) -> Any:
     """The MockPin behind the button or LED (demo and tests)."""
     device: Device = panel.button if which == "button" else panel.led
     return device.pin
+
+
+def press_pin(pin: Any, hold: float) -> None:
+    """Hold a MockFactory button pin low for ``hold`` seconds, then release it (the demo's
+    terminal and the tests press the button this one way)."""
+    pin.drive_low()
+    time.sleep(hold)
+    pin.drive_high()

@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from appliance.stream.ice import confine_host_addresses
+    from appliance.stream.compat import confine_host_addresses
     from tests import browser
 
     confine_host_addresses(("127.0.0.1",))

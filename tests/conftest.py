@@ -12,8 +12,9 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from appliance import config as config_mod
-from appliance.box import Box, run_box
-from appliance.stream.ice import confine_host_addresses
+from appliance.box import Box, Seams
+from appliance.panel import press_pin
+from appliance.stream.compat import confine_host_addresses
 
 #: What every test box runs with: synthetic source, small and quick, everything on loopback.
 TEST_CONFIG: dict[str, Any] = {
@@ -53,18 +54,13 @@ class RunningBox:
             self.loop = asyncio.get_running_loop()
             self._started.set()
 
+        async def main() -> None:
+            seams = Seams(source=source, pin_factory=self.pin_factory, clock_ok=lambda: True)
+            box = await Box.build(self.cfg, seams, fault=self._fault)
+            await box.run(open_session=open_session, started=on_started)
+
         try:
-            asyncio.run(
-                run_box(
-                    self.cfg,
-                    open_session=open_session,
-                    pin_factory=self.pin_factory,
-                    source=source,
-                    on_started=on_started,
-                    clock_ok=lambda: True,
-                    fault=self._fault,
-                )
-            )
+            asyncio.run(main())
         except BaseException as exc:  # noqa: BLE001 - reported to the test
             self._error = exc
             self._started.set()
@@ -78,7 +74,7 @@ class RunningBox:
 
     def stop(self) -> None:
         if self.loop is not None and self.box is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.box.core.stop)
+            self.loop.call_soon_threadsafe(self.box.stop)
         self._thread.join(timeout=20)
         assert not self._thread.is_alive(), "the box did not stop"
         if self._error is not None:
@@ -105,8 +101,8 @@ class RunningBox:
         while time.monotonic() < deadline:
             url = self.call(
                 lambda: (
-                    self.core.link(self.core.session)
-                    if self.core.session and self.core.state.value not in ("idle", "ended")
+                    self.box.viewer_url()
+                    if self.core.state.value not in ("idle", "ended")
                     else None
                 )
             )
@@ -118,7 +114,7 @@ class RunningBox:
     @property
     def pairing_url(self) -> str:
         assert self.box is not None
-        return self.box.urls["pairing"]
+        return self.box.pairing_url
 
     def box_events(self) -> list[dict[str, Any]]:
         """The box's event log (no personal data in it)."""
@@ -146,19 +142,15 @@ class RunningBox:
         """Cut every viewer's connection from the box's side, as a network drop would."""
 
         async def drop() -> None:
-            for peer in list(self.core.peers):
+            assert self.box is not None
+            for peer in self.box.viewers.peers:
                 await peer.close()
 
         self.run(drop())
 
     def press(self, hold: float = 0.05) -> None:
         """Press the panel's button (its MockFactory pin) for ``hold`` seconds."""
-        import time
-
-        pin = self.pin_factory.pin(self.cfg.panel.button_pin)
-        pin.drive_low()
-        time.sleep(hold)
-        pin.drive_high()
+        press_pin(self.pin_factory.pin(self.cfg.panel.button_pin), hold)
 
     def long_press(self) -> None:
         self.press(self.cfg.panel.hold_time + 0.3)

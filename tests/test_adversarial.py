@@ -86,7 +86,8 @@ async def test_a_tampered_or_replayed_offer_gets_no_answer_and_no_video(running_
         with pytest.raises((Refused, TimeoutError)):
             await viewer.relay.receive(timeout=3)
         assert events(running_box, "tamper")
-        assert running_box.call(lambda: len(running_box.core.peers)) == 0
+        viewers = running_box.box.viewers
+        assert running_box.call(lambda: (viewers.count, viewers.pending)) == (0, 0)
     finally:
         await viewer.close()
 

@@ -114,11 +114,11 @@ def test_the_box_runs_in_error_with_a_bad_file_and_says_why(tmp_path) -> None:
     from tests.conftest import RunningBox, make_config
 
     rb = RunningBox(make_config(box={"state_dir": str(state)}), False)
-    rb._fault = fault  # passed to run_box like `appliance run --boot-config` does
+    rb._fault = fault  # passed to Box.build like `appliance run --boot-config` does
     rb.start()
     try:
         rb.wait_state("error")
-        assert rb.call(lambda: rb.core.status()["error"]) == fault
+        assert rb.call(lambda: rb.core.status().error) == fault
         assert rb.box.panel.pattern == LED_PATTERNS[State.ERROR]
         rb.press()
         import time

@@ -15,7 +15,7 @@ from appliance.encode import hardware
 from appliance.encode.base import NAL_IDR, NAL_PPS, NAL_SPS, VIDEO_TIME_BASE, nal_types
 from appliance.encode.fake_m2m import FakeM2M
 from appliance.encode.hardware import HardwareEncoder, level_for
-from appliance.encode.select import make_encoder
+from appliance.encode.registry import make_encoder
 from appliance.errors import DeviceError
 
 

@@ -271,7 +271,7 @@ def test_make_source_and_edid_from_config(tmp_path: object) -> None:
 
     from appliance import config as config_mod
     from appliance.board import Board, Resolved
-    from appliance.capture.select import load_edid, make_source
+    from appliance.capture.registry import load_edid, make_source
     from appliance.config import EncoderKind, SourceKind
     from appliance.errors import ConfigError
 
@@ -279,7 +279,7 @@ def test_make_source_and_edid_from_config(tmp_path: object) -> None:
     cfg = config_mod.load_dict({})
     resolved = Resolved(Board.PI4, SourceKind.HDMI, EncoderKind.HARDWARE, 30.0)
     heard: list[SignalState] = []
-    src = make_source(cfg, resolved, root, on_signal=heard.append)
+    src = make_source(cfg, resolved, root=root, on_signal=heard.append)
     assert isinstance(src, HdmiSource)
     src.open()  # no bridge under the fake root: no exception, NO_DEVICE and a slate
     try:

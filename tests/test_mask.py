@@ -11,10 +11,10 @@ import av
 import numpy as np
 import pytest
 
-from appliance import __main__ as cli
 from appliance.capture import timestrip
 from appliance.capture.mask import Mask, check_rect
 from appliance.capture.synthetic import SyntheticSource
+from appliance.demo import DEMO_OVERRIDES
 from appliance.stream.pipeline import MediaPipeline, Mode
 
 
@@ -25,7 +25,7 @@ def frame_and_banner(width: int, height: int):
 
 
 def demo_mask() -> Mask:
-    rects = cli.DEMO_OVERRIDES["mask"]["rects"]
+    rects = DEMO_OVERRIDES["mask"]["rects"]
     return Mask([(r["x"], r["y"], r["w"], r["h"]) for r in rects])
 
 
@@ -217,7 +217,7 @@ def test_as_the_pipeline_s_filter_the_encoder_gets_masked_frames_the_preview_doe
 async def test_a_masked_banner_never_reaches_the_viewer(box_factory) -> None:
     from tests.viewer_client import AiortcViewer
 
-    rects = cli.DEMO_OVERRIDES["mask"]["rects"]
+    rects = DEMO_OVERRIDES["mask"]["rects"]
     for masked in (False, True):
         box = box_factory(**({"mask": {"rects": rects}} if masked else {}))
         viewer = AiortcViewer(box.viewer_url)

@@ -10,8 +10,8 @@ import socket
 import pytest
 from aiortc import RTCPeerConnection
 
+from appliance.stream.compat import confine_host_addresses
 from appliance.stream.fanout import PacketFanout
-from appliance.stream.ice import confine_host_addresses
 from appliance.stream.peers import ViewerPeer, ice_configuration
 
 

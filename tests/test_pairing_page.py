@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from appliance.core.views import SessionView, Status, ViewerView
 from appliance.errors import InvalidStateError
 from appliance.eventlog import EventLog
 from appliance.passwords import hash_password
@@ -39,29 +40,20 @@ class Backend:
         self.state = "idle"
         self.signal = "ok"
         self.clock_ok = True
-        self.viewer: dict[str, Any] | None = None
+        self.viewer: ViewerView | None = None
         self.rects: list[tuple[float, float, float, float]] = []
         self.jpeg: bytes | None = None
         self.log = EventLog(None)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
         session = None
         if self.state != "idle":
-            session = {
-                "room_name": "salle-2",
-                "url": LINK,
-                "expires": 2_000_000_000,
-                "viewer": self.viewer,
-            }
-        return {
-            "state": self.state,
-            "signal": self.signal,
-            "clock_ok": self.clock_ok,
-            "error": None,
-            "session": session,
-        }
+            session = SessionView("salle-2", LINK, 2_000_000_000, self.viewer)
+        return Status(
+            self.state, self.signal, int(self.viewer is not None), self.clock_ok, None, session
+        )
 
-    def open_session(self, *, consent: bool, valid_minutes: int) -> dict[str, Any]:
+    def open_session(self, *, consent: bool, valid_minutes: int) -> SessionView | None:
         if self.state != "idle":
             raise InvalidStateError("a session is already open: end it first")
         if not self.clock_ok:
@@ -69,7 +61,7 @@ class Backend:
         self.calls.append(f"open:{consent}:{valid_minutes}")
         self.state = "ready"
         self.log.record("opened", valid_minutes=valid_minutes)
-        return self.status()["session"]
+        return self.status().session
 
     def _need(self, state: str, message: str) -> None:
         if self.state != state:
@@ -116,7 +108,7 @@ class Backend:
 
     def knock(self, name: str | None = "Alex", code: str = "123456") -> None:
         self.state = "waiting"
-        self.viewer = {"name": name, "code": code, "admitted": False, "connected": True}
+        self.viewer = ViewerView(name, code, admitted=False, connected=True)
 
 
 @pytest.fixture
@@ -338,7 +330,7 @@ def test_the_status_is_json_and_never_cached(backend: Backend) -> None:
     client, _ = logged_in(backend)
     backend.state = "ready"
     response = client.get("/pairing/api/status")
-    assert response.json == backend.status()
+    assert response.json == backend.status().to_json()
     assert response.headers["Cache-Control"] == "no-store"
     backend.knock("Alex", "654321")
     viewer = client.get("/pairing/api/status").json["session"]["viewer"]

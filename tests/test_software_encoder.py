@@ -102,7 +102,7 @@ def test_thread_count_follows_the_board_unless_set() -> None:
     from appliance import config
     from appliance.board import Board, Resolved
     from appliance.config import EncoderKind, SourceKind
-    from appliance.encode.select import make_encoder
+    from appliance.encode.registry import make_encoder
 
     def threads(board: Board, setting: int) -> int:
         cfg = config.load_dict({"encode": {"threads": setting}})

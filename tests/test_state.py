@@ -1,51 +1,37 @@
-"""The state machine, as whole sequences of transitions driven through the core's events."""
+"""The state machine, as whole sequences of transitions driven through the core's events,
+against in-memory stand-ins for the layers below it (the viewers' peers, the signalling gate)."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from appliance import config
 from appliance.core import (
+    Admit,
     Core,
+    End,
     EndSession,
-    Knocked,
+    Inbox,
+    Knock,
+    OpenSession,
+    Pause,
     Press,
+    Refuse,
+    Resume,
     ViewerAnswered,
     ViewerBye,
     ViewerLeft,
 )
 from appliance.errors import InvalidStateError
 from appliance.state import ALLOWED, LED_PATTERNS, State, ViewerStatus, viewer_status
-from appliance.stream.pipeline import Mode
+from appliance.stream.pipeline import Mode, mode_for
 
 
-class FakePipeline:
-    """Records the modes the core asks for (the media thread is tested on its own)."""
-
-    def __init__(self, publish) -> None:
-        self.modes: list[Mode] = []
-        self.viewers = 0
-
-    def set_mode(self, mode: Mode) -> None:
-        self.modes.append(mode)
-
-    def set_viewers(self, n: int) -> None:
-        self.viewers = n
-
-    def request_keyframe(self) -> None:
-        pass
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-
-class RecordingHost:
-    """Stands in for the relay side (appliance.signalling.host, tested end to end elsewhere)."""
+class RecordingSignalling:
+    """Stands in for the relay side (appliance.signalling.gate, tested on its own)."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -68,27 +54,111 @@ class DummyPeer:
     def send_status(self, status: dict) -> None:
         self.statuses.append(status)
 
-    async def close(self) -> None:
-        self.closed = True
+
+class FakeViewers:
+    """An in-memory Viewers: adopts and closes DummyPeers, reports a closed one as gone."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+        self.peers: list[DummyPeer] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.peers)
+
+    async def adopt(self, peer: DummyPeer) -> bool:
+        if peer.closed:
+            return False
+        for old in list(self.peers):
+            if old is not peer:
+                await self.close(old)
+        if peer not in self.peers:
+            self.peers.append(peer)
+        return True
+
+    async def release(self, peer: DummyPeer) -> None:
+        if peer not in self.peers:
+            peer.closed = True
+
+    async def close(self, peer: DummyPeer) -> None:
+        peer.closed = True
+        if peer in self.peers:
+            self.peers.remove(peer)
+            if self.inbox.open:
+                self.inbox.post(ViewerLeft(peer))  # type: ignore[arg-type]
+
+    async def close_all(self) -> None:
+        for peer in list(self.peers):
+            await self.close(peer)
+
+    def tell(self, status: dict[str, Any]) -> None:
+        for peer in self.peers:
+            peer.send_status(status)
 
 
-def knock(seat: bytes = b"seat-1", name: str | None = "Alex"):
-    """What the host does for an accepted knock: seat the viewer, tell the core."""
+class NullRecorder:
+    def record(self, kind: str, **fields: Any) -> None:
+        pass
 
-    def step(core: Core) -> None:
-        core.session.seat(seat, name, "client-1")
-        core.post(Knocked(returning=False))
+
+class Rig:
+    """A core with its inbox, fake viewers and recording signalling, and the modes it set."""
+
+    def __init__(self, clock_ok: bool = True, **pairing: Any) -> None:
+        self.inbox = Inbox(asyncio.get_running_loop())
+        self.viewers = FakeViewers(self.inbox)
+        self.signalling = RecordingSignalling()
+        self.core = Core(
+            config.load_dict({"pairing": pairing}),
+            self.inbox,
+            self.viewers,
+            self.signalling,
+            NullRecorder(),
+            clock_ok=lambda: clock_ok,
+        )
+        self.modes: list[Mode] = []
+        self.core.add_listener(lambda old, new: self.modes.append(mode_for(new)))
+        self.verdicts: list[Any] = []
+
+
+def knock(seat: bytes = b"seat-1", name: str | None = "Alex", salt: bytes | None = None):
+    """What the gate does for a verified knock: ask the core to judge it (and seat it)."""
+
+    def step(rig: Rig) -> None:
+        async def ask() -> None:
+            event = Knock(salt or seat + b"-salt-" + bytes([len(rig.verdicts)]), seat, name, "c1")
+            rig.verdicts.append(await rig.inbox.ask(event))
+
+        asyncio.ensure_future(ask())
 
     return step
 
 
 def answered(peer: DummyPeer, code: str = "123456"):
-    return lambda core: core.post(ViewerAnswered(peer, code))  # type: ignore[arg-type]
+    return lambda rig: rig.inbox.post(ViewerAnswered(peer, code))  # type: ignore[arg-type]
 
 
-async def drive(steps, clock_ok: bool = True, **pairing) -> tuple[list[tuple[str, str]], Core]:
-    cfg = config.load_dict({"pairing": pairing})
-    core = Core(cfg, FakePipeline, host=RecordingHost(), clock_ok=lambda: clock_ok)
+def command(cmd: Any, results: list | None = None):
+    """A staff command through the core's queue; its answer (or refusal) goes to ``results``."""
+
+    async def run(rig: Rig) -> None:
+        try:
+            answer = await rig.core.command(cmd)
+        except InvalidStateError as exc:
+            answer = str(exc)
+        if results is not None:
+            results.append(answer)
+
+    return lambda rig: asyncio.ensure_future(run(rig))
+
+
+def OpenSessionStep():  # noqa: N802 - reads like an event in the step lists
+    return command(OpenSession(consent=True))
+
+
+async def drive(steps, clock_ok: bool = True, **pairing) -> tuple[list[tuple[str, str]], Rig]:
+    rig = Rig(clock_ok, **pairing)
+    core = rig.core
     seen: list[tuple[str, str]] = []
     core.add_listener(lambda old, new: seen.append((old.value, new.value)))
     started = asyncio.Event()
@@ -98,18 +168,20 @@ async def drive(steps, clock_ok: bool = True, **pairing) -> tuple[list[tuple[str
         if isinstance(step, float):
             await asyncio.sleep(step)
         elif callable(step):
-            step(core)
+            result = step(rig)
+            if asyncio.iscoroutine(result):
+                await result
         else:
-            core.post(step)
+            rig.inbox.post(step)
         await asyncio.sleep(0.01)
     core.stop()
     await task
-    return seen, core
+    return seen, rig
 
 
 async def test_a_whole_exam_with_the_button() -> None:
     peer = DummyPeer()
-    seen, core = await drive(
+    seen, rig = await drive(
         [
             Press(),  # IDLE -> READY: a session opens
             Press(),  # READY: nobody to admit, nothing happens
@@ -131,7 +203,7 @@ async def test_a_whole_exam_with_the_button() -> None:
         ("live", "ended"),
         ("ended", "idle"),
     ]
-    assert core.pipeline.modes == [
+    assert rig.modes == [
         Mode.OFF,
         Mode.OFF,
         Mode.LIVE,
@@ -140,8 +212,8 @@ async def test_a_whole_exam_with_the_button() -> None:
         Mode.OFF,
         Mode.OFF,
     ]
-    assert core.host.calls == ["open", "close:button"]
-    assert peer.closed and core.session is None
+    assert rig.signalling.calls == ["open", "close:button"]
+    assert peer.closed and rig.core.session is None
     # the viewer was told every state, with its code, and "ended" last
     states = [s["state"] for s in peer.statuses]
     assert states[0] == "waiting" and states[-1] == "ended"
@@ -150,43 +222,35 @@ async def test_a_whole_exam_with_the_button() -> None:
 
 async def test_a_viewer_leaving_before_admission_returns_to_ready() -> None:
     peer = DummyPeer()
-    seen, core = await drive(
-        [OpenSessionStep(), knock(), answered(peer), lambda c: c.post(ViewerLeft(peer))]
+    seen, rig = await drive(
+        [OpenSessionStep(), knock(), answered(peer), lambda r: r.viewers.close(peer)]
     )
     assert seen == [("idle", "ready"), ("ready", "waiting"), ("waiting", "ready")]
 
 
 async def test_presses_that_mean_nothing_change_nothing() -> None:
-    seen, _ = await drive([Press(long=True), EndSession(), ViewerLeft(DummyPeer())])  # type: ignore[arg-type]
+    seen, _ = await drive(
+        [Press(long=True), EndSession(), ViewerLeft(DummyPeer()), command(Admit())]  # type: ignore[arg-type]
+    )
     assert seen == []
 
 
 async def test_the_page_pauses_resumes_and_ends() -> None:
     results: list = []
-
-    def command(name: str, **args):
-        async def run(core: Core) -> None:
-            try:
-                results.append(await core.command(name, **args))
-            except InvalidStateError as exc:
-                results.append(str(exc))
-
-        return lambda core: asyncio.ensure_future(run(core))
-
     peer = DummyPeer()
     seen, _ = await drive(
         [
-            command("open", consent=False),
-            command("open", consent=True, valid_minutes=30),
-            command("admit"),  # nobody yet
+            command(OpenSession(consent=False), results),
+            command(OpenSession(consent=True, valid_minutes=30), results),
+            command(Admit(), results),  # nobody yet
             knock(),
             answered(peer),
-            command("admit"),
-            command("pause"),
-            command("resume"),
-            command("end"),
+            command(Admit(), results),
+            command(Pause(), results),
+            command(Resume(), results),
+            command(End(), results),
             0.5,
-            command("end"),
+            command(End(), results),
         ]
     )
     assert results[0] == "confirm that the patient agreed first"
@@ -205,21 +269,27 @@ async def test_the_page_pauses_resumes_and_ends() -> None:
 async def test_refusing_frees_the_seat_and_bans_that_viewer() -> None:
     peer = DummyPeer()
     sessions: list = []
-    seen, core = await drive(
+    seen, rig = await drive(
         [
             OpenSessionStep(),
-            lambda c: sessions.append(c.session),
+            lambda r: sessions.append(r.core.session),
             knock(b"seat-1"),
             answered(peer),
-            lambda c: asyncio.ensure_future(c.command("refuse")),
-            lambda c: sessions.append(c.session.judge(b"another salt", b"seat-1")),
-            lambda c: sessions.append(c.session.judge(b"a third salt", b"seat-2")),
+            command(Refuse()),
+            knock(b"seat-1", salt=b"another salt"),
+            knock(b"seat-2", salt=b"a third salt"),
         ]
     )
-    assert seen == [("idle", "ready"), ("ready", "waiting"), ("waiting", "ready")]
-    assert "refuse" in core.host.calls and peer.closed
-    assert [v.value for v in sessions[1:]] == ["refused", "new"]
-    assert core.session is None and sessions[0].secret == b"", "forgotten at shutdown"
+    # the refused key is refused again; another phone may take the freed seat
+    assert seen == [
+        ("idle", "ready"),
+        ("ready", "waiting"),
+        ("waiting", "ready"),
+        ("ready", "waiting"),
+    ]
+    assert "refuse" in rig.signalling.calls and peer.closed
+    assert [v.value for v in rig.verdicts] == ["new", "refused", "new"]
+    assert rig.core.session is None and sessions[0].secret == b"", "forgotten at shutdown"
 
 
 async def test_a_hang_up_ends_the_session_after_the_grace_unless_the_viewer_returns() -> None:
@@ -235,7 +305,7 @@ async def test_a_hang_up_ends_the_session_after_the_grace_unless_the_viewer_retu
             0.05,
             answered(second),
             0.3,
-            lambda c: connected.extend(c.peers),
+            lambda r: connected.extend(r.viewers.peers),
         ],
         hangup_grace=0.15,
     )
@@ -250,8 +320,8 @@ async def test_a_hang_up_ends_the_session_after_the_grace_unless_the_viewer_retu
 
 
 async def test_no_session_opens_until_the_clock_is_synchronised() -> None:
-    seen, core = await drive([Press()], clock_ok=False)
-    assert seen == [] and core.session is None
+    seen, rig = await drive([Press()], clock_ok=False)
+    assert seen == [] and rig.core.session is None
 
 
 async def test_pre_admission_is_only_an_explicit_option() -> None:
@@ -261,12 +331,9 @@ async def test_pre_admission_is_only_an_explicit_option() -> None:
     assert seen[-1] == ("waiting", "live")
 
 
-def OpenSessionStep():  # noqa: N802 - reads like an event in the step lists
-    return lambda core: asyncio.ensure_future(core.command("open", consent=True))
-
-
 def test_illegal_moves_are_refused() -> None:
-    core = Core(config.load(None), FakePipeline)
+    inbox = Inbox(asyncio.new_event_loop())
+    core = Core(config.load(None), inbox, FakeViewers(inbox), RecordingSignalling(), NullRecorder())
     with pytest.raises(InvalidStateError, match="cannot go from idle to live"):
         core._set_state(State.LIVE)
     assert core.state is State.IDLE

@@ -27,9 +27,9 @@ async def test_frames_arrive_decode_and_carry_an_advancing_time_strip(running_bo
         await wait_for(lambda: running_box.state() == "waiting")
         await wait_for(lambda: "waiting" in viewer.statuses)
         # both sides show the same verification code before admission
-        session = running_box.call(lambda: running_box.core.session_status())
+        session = running_box.call(lambda: running_box.core.session_view())
         assert viewer.code is not None and len(viewer.code) == 6 and viewer.code.isdigit()
-        assert session["viewer"]["code"] == viewer.code and session["viewer"]["name"] == "Sam"
+        assert session.viewer.code == viewer.code and session.viewer.name == "Sam"
         # nothing is sent before the press admits the viewer
         assert await viewer.frames(1, timeout=1.5) == []
 
@@ -75,9 +75,9 @@ async def test_a_picture_loss_indication_makes_the_encoder_send_a_keyframe(runni
         await viewer.connect()
         await asyncio.to_thread(running_box.press)
         await viewer.frames(70, timeout=10)  # past the first keyframe
-        box_peer = running_box.call(lambda: running_box.core.peers[0])
+        box_peer = running_box.call(lambda: running_box.box.viewers.peers[0])
         before = box_peer.keyframe_requests
-        keyframes_before = running_box.call(lambda: running_box.core.pipeline.keyframes_encoded)
+        keyframes_before = running_box.call(lambda: running_box.box.pipeline.keyframes_encoded)
         # the viewer's receiver asks for a picture, as a browser does after a loss
         receiver = viewer.pc.getTransceivers()[0].receiver
         sender_ssrc = next(iter(receiver._RTCRtpReceiver__remote_streams))
@@ -86,7 +86,7 @@ async def test_a_picture_loss_indication_makes_the_encoder_send_a_keyframe(runni
         # the GOP is 2 s: a keyframe within 0.5 s can only be the one the PLI asked for
         await wait_for(
             lambda: (
-                running_box.call(lambda: running_box.core.pipeline.keyframes_encoded)
+                running_box.call(lambda: running_box.box.pipeline.keyframes_encoded)
                 > keyframes_before
             ),
             timeout=0.5,

@@ -20,8 +20,8 @@ def test_viewer_plays_h264_with_an_advancing_time_strip_and_pause_stops_it(
     page = chromium.new_page(viewport={"width": 390, "height": 844})  # a phone, portrait
     page.add_init_script(PROBE)
     code = join(page, running_box.viewer_url)
-    session = running_box.call(lambda: running_box.core.session_status())
-    assert session["viewer"]["code"] == code, "the staff and the viewer see the same code"
+    session = running_box.call(lambda: running_box.core.session_view())
+    assert session.viewer.code == code, "the staff and the viewer see the same code"
     assert page.locator("#code").inner_text().replace(" ", "") == code
     time.sleep(1.0)
     assert page.evaluate("window.probe.stamped") == 0, "nothing plays before admission"

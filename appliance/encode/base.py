@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import Protocol
 
@@ -41,6 +41,10 @@ class Encoder(Protocol):
 
     def close(self) -> None:
         """Release the encoder. Idempotent."""
+
+
+#: Makes an encoder for width, height and frame rate (the media pipeline calls it per size).
+EncoderFactory = Callable[[int, int, float], Encoder]
 
 
 def iter_nal_units(data: bytes) -> Iterator[bytes]:

@@ -19,6 +19,7 @@ from aiortc.rtcdatachannel import RTCDataChannel
 
 from ..config import IceServer
 from ..errors import SignallingError
+from . import compat
 from .fanout import PacketFanout
 from .track import EncodedVideoTrack
 
@@ -103,11 +104,7 @@ class ViewerPeer:
     def dtls_fingerprint(self) -> bytes:
         """The SHA-256 fingerprint of this connection's DTLS certificate, as raw bytes (what the
         box commits to in its reply, before the offer; docs/protocol.md)."""
-        certificate = self._pc._RTCPeerConnection__certificates[0]  # type: ignore[attr-defined]
-        for fingerprint in certificate.getFingerprints():
-            if fingerprint.algorithm == "sha-256":
-                return bytes.fromhex(fingerprint.value.replace(":", ""))
-        raise SignallingError("the DTLS certificate has no sha-256 fingerprint")
+        return compat.dtls_fingerprint(self._pc)
 
     @property
     def connection_state(self) -> str:
@@ -122,7 +119,7 @@ class ViewerPeer:
         # matches the offer's m-line to this transceiver, and ignores preferences set later.
         transceiver = self._pc.addTransceiver(self._track, direction="sendonly")
         transceiver.setCodecPreferences(h264_codecs())
-        self._hook_keyframe_requests(transceiver.sender)
+        compat.hook_keyframe_requests(transceiver.sender, self._keyframe_requested)
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
             await self._pc.setLocalDescription(await self._pc.createAnswer())
@@ -131,16 +128,9 @@ class ViewerPeer:
             raise SignallingError("the offer cannot be answered") from exc
         return str(self._pc.localDescription.sdp)
 
-    def _hook_keyframe_requests(self, sender: RTCRtpSender) -> None:
-        """aiortc handles PLI/FIR only for its own encoder: pass them on to ours."""
-        original = sender._send_keyframe
-
-        def send_keyframe() -> None:
-            original()
-            self.keyframe_requests += 1
-            self._on_keyframe_request()
-
-        sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+    def _keyframe_requested(self) -> None:
+        self.keyframe_requests += 1
+        self._on_keyframe_request()
 
     def send_status(self, status: dict[str, Any]) -> None:
         """Tell the viewer page the session state (over the DTLS-protected data channel)."""

@@ -18,11 +18,11 @@ import av
 
 from ..capture import slate
 from ..capture.base import Source
-from ..encode.base import VIDEO_TIME_BASE, Encoder
+from ..encode.base import VIDEO_TIME_BASE, Encoder, EncoderFactory
+from ..state import State
 
 logger = logging.getLogger(__name__)
 
-EncoderFactory = Callable[[int, int, float], Encoder]
 FrameFilter = Callable[[av.VideoFrame], av.VideoFrame]
 
 
@@ -30,6 +30,11 @@ class Mode(enum.Enum):
     OFF = "off"  # send nothing (no session, or not admitted yet)
     LIVE = "live"  # the scan
     PAUSED = "paused"  # the "paused" slate: privacy blackout, connection kept
+
+
+def mode_for(state: State) -> Mode:
+    """What the media thread sends in each session state."""
+    return {State.LIVE: Mode.LIVE, State.PAUSED: Mode.PAUSED}.get(state, Mode.OFF)
 
 
 SLATE_PERIOD = 1.0  # seconds between slate keyframes

@@ -40,7 +40,7 @@ def create_app(
     @app.get("/api/status")
     def api_status() -> Response:
         status = backend.status()
-        return jsonify({"state": status["state"], "signal": status["signal"]})
+        return jsonify({"state": status.state, "signal": status.signal})
 
     @app.after_request
     def headers(response: Response) -> Response:

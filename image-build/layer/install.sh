@@ -48,7 +48,7 @@ mkdir -p "$rootfs/tmp/appliance-wheels"
 cp "$wheels"/*.whl "$rootfs/tmp/appliance-wheels/"
 in_root python3 -m venv --system-site-packages /opt/appliance
 in_root /opt/appliance/bin/pip install --quiet --no-index --no-cache-dir \
-  --find-links /tmp/appliance-wheels appliance
+  --find-links /tmp/appliance-wheels "appliance[box]"
 rm -rf "$rootfs/tmp/appliance-wheels"
 in_root /opt/appliance/bin/appliance check-config /dev/null >/dev/null 2>&1 || true
 

@@ -35,7 +35,7 @@ fi
 
 # 2. the appliance's wheel and its dependencies' (this machine's Python is 3.11, like bookworm's)
 "$project/.venv/bin/pip" wheel --quiet --prefer-binary --find-links "$cache/wheels" \
-  -w "$cache/wheels" "$project" > /dev/null
+  -w "$cache/wheels" "$project[box]" > /dev/null
 rm -f "$cache/wheels"/appliance-*.whl.old
 
 # 3. a fresh root from the base, as a Raspberry Pi OS image would be before our layer

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from ...core.views import SessionView, Status
 from ...types import Rect
 
 
 class PairingBackend(Protocol):
     """What the page needs from the box (the core implements it; see docs/architecture.md)."""
 
-    def status(self) -> dict[str, Any]:
-        """``{"state": "idle|ready|waiting|live|paused|ended|error",
-        "signal": "ok|no-signal|no-lock|no-cable|changing|unknown", "clock_ok": bool,
-        "error": str | None, "session": None | {"room_name": str, "url": str,
-        "expires": int (unix s), "viewer": None | {"name": str | None, "code": str | None,
-        "admitted": bool, "connected": bool}}}``"""
+    def status(self) -> Status:
+        """The box's state, HDMI signal, clock, fault and open session (appliance.core.views)."""
         ...
 
-    def open_session(self, *, consent: bool, valid_minutes: int) -> dict[str, Any]:
-        """Open a session and return its ``session`` dict (as in :meth:`status`); raises
+    def open_session(self, *, consent: bool, valid_minutes: int) -> SessionView | None:
+        """Open a session and return its view; raises
         :class:`~appliance.errors.InvalidStateError` if one is open or the clock is not
         synchronised (the page shows the message)."""
         ...

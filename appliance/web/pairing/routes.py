@@ -7,6 +7,7 @@ import io
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,8 +28,8 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ...capture.mask import check_rect
 from ...errors import InvalidStateError
+from ...limits import MAX_MINUTES, MIN_MINUTES
 from ...passwords import verify_password
-from ...session.validity import MAX_MINUTES, MIN_MINUTES
 from ..facade import LoopBlockedError
 from .auth import IDLE_MINUTES, LoginLimiter, Logins, check_csrf, csrf_token
 from .backend import PairingBackend
@@ -178,7 +179,7 @@ def create_pairing_blueprint(
 
     @bp.get("/api/status")
     def status() -> Response:
-        return jsonify(_call(backend.status))
+        return jsonify(_call(backend.status).to_json())
 
     @bp.post("/api/open")
     def open_session() -> Response:
@@ -193,7 +194,8 @@ def create_pairing_blueprint(
             or not MIN_MINUTES <= minutes <= MAX_MINUTES
         ):
             return error("bad_minutes")
-        return jsonify(_call(lambda: backend.open_session(consent=True, valid_minutes=minutes)))
+        view = _call(lambda: backend.open_session(consent=True, valid_minutes=minutes))
+        return jsonify(asdict(view) if view is not None else None)
 
     commands: dict[str, Callable[[], None]] = {
         "admit": backend.admit,
@@ -213,21 +215,21 @@ def create_pairing_blueprint(
 
     @bp.get("/qr.svg")
     def qr() -> Response:
-        info = _call(backend.status).get("session")
-        if not info:
+        info = _call(backend.status).session
+        if info is None:
             abort(404)
         out = io.BytesIO()
-        segno.make(info["url"], error="m", micro=False).save(
+        segno.make(info.url, error="m", micro=False).save(
             out, kind="svg", scale=10, border=4, xmldecl=False
         )
         return Response(out.getvalue(), mimetype="image/svg+xml")
 
     @bp.get("/card")
     def card() -> BaseResponse:
-        info = _call(backend.status).get("session")
-        if not info:
+        info = _call(backend.status).session
+        if info is None:
             return redirect(url_for("pairing.index"))
-        expires = int(info["expires"])
+        expires = int(info.expires)
         until = dt.datetime.fromtimestamp(expires).strftime("%H:%M")  # the page shows local
         steps = {lang: TEXT[lang]["card_steps"].split("{time}", 1) for lang in ("fr", "en")}
         return render(
@@ -237,7 +239,7 @@ def create_pairing_blueprint(
             expires_iso=dt.datetime.fromtimestamp(expires, dt.UTC).strftime("%Y-%m-%dT%H:%MZ"),
             steps=steps,
             texts=TEXT,
-            card_room=info.get("room_name") or room_name,
+            card_room=info.room_name or room_name,
         )
 
     # -- the privacy mask -------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """The box's side of the session protocol (docs/protocol.md): knocks in, sealed answers out.
 
-For the open session, :class:`SessionHost` polls the relay (outbound only, through
+For the open session, :class:`Gate` polls the relay (outbound only, through
 :class:`~appliance.signalling.client.RelayClient`), opens each knock, judges it against the
-session's seat, and for an accepted one mints TURN credentials, makes the viewer's peer
-connection, sends the signed reply, then answers the sealed offer. The core hears what changes
-state (a knock accepted, an answer sent with its verification code, a hang-up); everything the
-relay could tamper with is refused here and recorded as ``tamper`` in the event log, without
-content. Nothing of a viewer's message is ever logged.
+session's seat (the core judges it, on its queue: the seat is written there only), and for an
+accepted one mints TURN credentials, has a peer connection made, sends the signed reply, then
+answers the sealed offer. It reaches the rest of the box only through the plain callables in
+:class:`GateHooks`, and never imports the core. Everything the relay could tamper with is refused
+here and recorded as ``tamper`` in the event log, without content. Nothing of a viewer's message
+is ever logged.
 """
 
 from __future__ import annotations
@@ -16,23 +17,58 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..config import IceServer
-from ..core import Knocked, ViewerAnswered, ViewerBye
+from ..crypto import BoxIdentity
 from ..errors import SignallingError
 from ..session import seal
 from ..session.session import Session, Verdict, Viewer
-from .client import RelayClient
-
-if TYPE_CHECKING:
-    from ..core import Core
-    from ..crypto import BoxIdentity
-    from ..stream.peers import ViewerPeer
-    from ..types import EventRecorder
+from ..types import EventRecorder
+from .client import OnMessage
 
 logger = logging.getLogger(__name__)
+
+
+class Peer(Protocol):
+    """What the gate needs of a viewer's peer connection (appliance.stream.peers.ViewerPeer)."""
+
+    @property
+    def dtls_fingerprint(self) -> bytes: ...
+
+    async def answer(self, offer_sdp: str) -> str: ...
+
+
+class RelayLink(Protocol):
+    """What the gate needs of the relay (appliance.signalling.client.RelayClient)."""
+
+    async def open_room(self, room: str, expires: int) -> None: ...
+    async def close_room(self, room: str) -> None: ...
+    async def receive(self, room: str, on_message: OnMessage) -> None: ...
+    async def send(self, room: str, client: str, blob: str, seat: bool = False) -> None: ...
+    async def refuse(self, room: str, client: str, reason: str) -> None: ...
+    async def mint_turn(self, room: str, ttl: int) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class GateHooks:
+    """How the gate reaches the rest of the box: plain callables, wired by the composition root.
+
+    - ``judge(salt, seat, name, client)``: the core's verdict on a verified knock (it seats an
+      accepted one);
+    - ``answered(peer, code)``: the seated viewer's offer was answered, with this code;
+    - ``bye()``: the viewer hung up on purpose;
+    - ``make_peer(ice_servers)`` / ``release_peer(peer)``: a peer connection for an accepted
+      knock, and giving back one whose attempt was dropped (closed unless the core adopted it).
+    """
+
+    judge: Callable[[bytes, bytes, str | None, str], Awaitable[Verdict]]
+    answered: Callable[[Any, str], None]
+    bye: Callable[[], None]
+    make_peer: Callable[[tuple[IceServer, ...]], Any]
+    release_peer: Callable[[Any], Awaitable[None]]
 
 
 @dataclass
@@ -41,20 +77,20 @@ class _Attempt:
 
     client: str
     handshake: seal.BoxHandshake
-    peer: ViewerPeer
+    peer: Peer
 
 
-class SessionHost:
+class Gate:
     """Answers the open session's knocks; one instance for the box's life."""
 
     def __init__(
         self,
-        core: Core,
-        client: RelayClient,
+        client: RelayLink,
         identity: BoxIdentity,
         events: EventRecorder,
+        hooks: GateHooks,
     ) -> None:
-        self._core = core
+        self._hooks = hooks
         self._client = client
         self._identity = identity
         self._record = events.record
@@ -62,7 +98,7 @@ class SessionHost:
         self._attempt: _Attempt | None = None
         self._poller: asyncio.Task[None] | None = None
 
-    # -- SessionHost protocol (called by the core) ------------------------------------------------
+    # -- the core's Signalling interface ------------------------------------------------
 
     async def open(self, session: Session) -> None:
         await self._client.open_room(session.room, session.expires)
@@ -115,7 +151,7 @@ class SessionHost:
         except seal.SealError:
             await self._tamper(session, client, "knock")
             return
-        verdict = session.judge(knock.salt, knock.seat_pub)
+        verdict = await self._hooks.judge(knock.salt, knock.seat_pub, knock.name, client)
         if verdict is Verdict.REPLAY:
             await self._tamper(session, client, "replayed knock")
             return
@@ -124,9 +160,8 @@ class SessionHost:
             with contextlib.suppress(Exception):
                 await self._client.refuse(session.room, client, verdict.value)
             return
-        session.seat(knock.seat_pub, knock.name, client)
         ice = await self._turn(session)
-        peer = self._core.new_peer(ice)
+        peer = self._hooks.make_peer(ice)
         handshake = seal.BoxHandshake(
             session.room, session.secret, self._identity, knock, peer.dtls_fingerprint
         )
@@ -134,7 +169,6 @@ class SessionHost:
         await self._drop_attempt()
         self._attempt = _Attempt(client, handshake, peer)
         await self._client.send(session.room, client, json.dumps(reply), seat=True)
-        self._core.post(Knocked(verdict is Verdict.RETURNING))
 
     async def _message(self, session: Session, client: str, wire: dict[str, Any] | None) -> None:
         attempt = self._attempt
@@ -152,7 +186,7 @@ class SessionHost:
         if kind == "offer" and isinstance(body.get("sdp"), str):
             await self._answer(session, attempt, body["sdp"])
         elif kind == "bye":
-            self._core.post(ViewerBye())
+            self._hooks.bye()
 
     async def _answer(self, session: Session, attempt: _Attempt, offer: str) -> None:
         try:
@@ -165,7 +199,7 @@ class SessionHost:
         wire = attempt.handshake.answer(answer)
         code = attempt.handshake.code(viewer_fp)
         await self._client.send(session.room, attempt.client, json.dumps(wire))
-        self._core.post(ViewerAnswered(attempt.peer, code))
+        self._hooks.answered(attempt.peer, code)
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -204,8 +238,7 @@ class SessionHost:
         if attempt is None:
             return
         attempt.handshake.forget()
-        if attempt.peer not in self._core.peers:
-            await attempt.peer.close()
+        await self._hooks.release_peer(attempt.peer)
 
 
 def _ice_json(server: IceServer) -> dict[str, Any]:

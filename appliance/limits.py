@@ -1,5 +1,6 @@
-"""A session's validity window, in minutes: the config, the pairing page and the core all use
-these bounds (imports nothing)."""
+"""Bounds that several layers check, defined once (imports nothing).
+
+A session's validity window, in minutes: the config, the pairing page and the core use it."""
 
 from __future__ import annotations
 

@@ -1,0 +1,46 @@
+"""The core: the state machine (machine.py), its events and staff commands (events.py), its one
+queue (inbox.py) and the typed views the pages read (views.py)."""
+
+from .events import (
+    Admit,
+    End,
+    EndSession,
+    Event,
+    Knock,
+    OpenSession,
+    Pause,
+    Press,
+    Refuse,
+    Resume,
+    StaffCommand,
+    ViewerAnswered,
+    ViewerBye,
+    ViewerLeft,
+)
+from .inbox import Inbox
+from .machine import Core, Signalling, ViewerPool
+from .views import SessionView, Status, ViewerView
+
+__all__ = [
+    "Admit",
+    "Core",
+    "End",
+    "EndSession",
+    "Event",
+    "Inbox",
+    "Knock",
+    "OpenSession",
+    "Pause",
+    "Press",
+    "Refuse",
+    "Resume",
+    "SessionView",
+    "Signalling",
+    "StaffCommand",
+    "Status",
+    "ViewerAnswered",
+    "ViewerBye",
+    "ViewerLeft",
+    "ViewerPool",
+    "ViewerView",
+]
