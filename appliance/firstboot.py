@@ -19,14 +19,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomlkit
 
 from . import config as config_mod
 from .errors import ConfigError
@@ -52,8 +54,12 @@ class Result:
 
 def _toml_string(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    escaped = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in escaped)
+    escaped = "".join(c if c.isprintable() else _toml_escape(c) for c in escaped)
     return f'"{escaped}"'
+
+
+def _toml_escape(c: str) -> str:
+    return f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
 
 
 def read_secrets(state: Path) -> dict[str, dict[str, str]]:
@@ -64,38 +70,82 @@ def read_secrets(state: Path) -> dict[str, dict[str, str]]:
     return {s: {k: str(v) for k, v in d.items()} for s, d in data.items() if isinstance(d, dict)}
 
 
+def _write_durably(path: Path, text: str, mode: int = 0o600) -> None:
+    """Replace ``path`` by a whole new file (a power cut leaves the old one or the new one)."""
+    tmp = path.with_name(path.name + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.replace(path)
+
+
 def write_secrets(state: Path, secrets: dict[str, dict[str, str]]) -> None:
     lines = ["# Secrets moved off the boot partition by appliance-firstboot. Do not edit.", ""]
     for section, values in sorted(secrets.items()):
         lines.append(f"[{section}]")
         lines += [f"{key} = {_toml_string(value)}" for key, value in sorted(values.items())]
         lines.append("")
-    path = state / SECRETS_NAME
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write("\n".join(lines))
-        out.flush()
-        os.fsync(out.fileno())
-    tmp.replace(path)
+    _write_durably(state / SECRETS_NAME, "\n".join(lines))
 
 
 def strip_secrets(text: str, when: str) -> str:
-    """The boot file without its secret lines (``[pairing] password = ...`` or
-    ``pairing.password = ...``), each replaced by a comment; everything else kept as written."""
-    out, section = [], ""
-    for line in text.splitlines():
-        header = re.match(r"^\s*\[([A-Za-z0-9_.-]+)\]\s*(#.*)?$", line)
-        if header:
-            section = header.group(1)
-        key = re.match(r"^\s*([A-Za-z0-9_.-]+)\s*=", line)
-        if key:
-            dotted = key.group(1) if not section else f"{section}.{key.group(1)}"
-            if tuple(dotted.split(".")) in SECRET_KEYS:
-                out.append(f"# {key.group(1)}: moved to the box's persistent storage ({when})")
-                continue
-        out.append(line)
-    return "\n".join(out) + "\n"
+    """The boot file without its secrets, in whatever form TOML allows them (``[pairing]``
+    tables however spelled, inline tables, dotted and quoted keys, multi-line strings), with a
+    note at the top saying where they went; every other setting and comment kept as written.
+
+    Fails closed: the result is parsed again and must hold exactly the settings the file held
+    minus the secrets; otherwise :class:`ConfigError` (the caller writes nothing back)."""
+    try:
+        doc = tomlkit.parse(text)
+        removed = []
+        for section, key in SECRET_KEYS:
+            table = doc.get(section)
+            if isinstance(table, dict) and key in table:
+                del table[key]
+                removed.append(f"{section}.{key}")
+        stripped = tomlkit.dumps(doc)
+    except (tomlkit.exceptions.TOMLKitError, KeyError, TypeError, ValueError):
+        raise ConfigError(_UNSTRIPPABLE) from None
+    if removed:
+        note = f"# {', '.join(removed)}: moved to the box's persistent storage ({when})\n"
+        stripped = note + stripped
+    try:
+        after = tomllib.loads(stripped)
+        before = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        raise ConfigError(_UNSTRIPPABLE) from None
+    if _pruned(after) != _pruned(without_secrets(before)) or _secret_paths(after):
+        raise ConfigError(_UNSTRIPPABLE)
+    return stripped
+
+
+_UNSTRIPPABLE = (
+    "the secrets in appliance.toml could not be taken out of it safely: move the pairing "
+    "password, relay token and Wi-Fi password into plain [pairing], [relay] and [wifi] tables"
+)
+
+
+def without_secrets(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of parsed TOML without the secret keys (their tables kept)."""
+    clean = {s: dict(v) if isinstance(v, dict) else v for s, v in data.items()}
+    for section, key in SECRET_KEYS:
+        if isinstance(clean.get(section), dict):
+            clean[section].pop(key, None)
+    return clean
+
+
+def _secret_paths(data: dict[str, Any]) -> list[str]:
+    return [f"{s}.{k}" for s, k in SECRET_KEYS if isinstance(data.get(s), dict) and k in data[s]]
+
+
+def _pruned(data: Any) -> Any:
+    """Parsed TOML without empty tables (removing a table's only key may drop its header)."""
+    if not isinstance(data, dict):
+        return data
+    kept = {k: _pruned(v) for k, v in data.items()}
+    return {k: v for k, v in kept.items() if v != {}}
 
 
 def _redacted(message: str, data: dict[str, Any]) -> str:
@@ -134,9 +184,13 @@ def apply(boot_file: Path, state: Path, set_hostname: bool = True) -> Result:
     except ConfigError as exc:
         return _fault(fault, _redacted(str(exc), data))
     if moved:
+        try:
+            text = boot_file.read_text(encoding="utf-8")
+            stripped = strip_secrets(text, time.strftime("%Y-%m-%d"))
+        except ConfigError as exc:
+            return _fault(fault, str(exc))
         write_secrets(state, secrets)
-        when = time.strftime("%Y-%m-%d")
-        boot_file.write_text(strip_secrets(boot_file.read_text(encoding="utf-8"), when))
+        _write_durably(boot_file, stripped)
         logger.info("moved %d secret(s) off the boot partition", len(moved))
     _wifi(cfg, state)
     _keys(cfg, state)
@@ -149,11 +203,7 @@ def apply(boot_file: Path, state: Path, set_hostname: bool = True) -> Result:
 def effective(data: dict[str, Any], secrets: dict[str, dict[str, str]], state: Path) -> Any:
     """The config the appliance runs with: the boot file, without its secrets, plus the stored
     secrets, with the state directory forced to the persistent partition."""
-    clean = {s: dict(v) if isinstance(v, dict) else v for s, v in data.items()}
-    for section, key in SECRET_KEYS:
-        if isinstance(clean.get(section), dict):
-            clean[section].pop(key, None)
-    merged = config_mod.merge(clean, {k: dict(v) for k, v in secrets.items()})
+    merged = config_mod.merge(without_secrets(data), {k: dict(v) for k, v in secrets.items()})
     merged = config_mod.merge(merged, {"box": {"state_dir": str(state)}})
     return config_mod.load_dict(merged)
 

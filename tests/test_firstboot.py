@@ -4,6 +4,9 @@ to the persistent place and gone from the boot partition, everything else left e
 from __future__ import annotations
 
 import stat
+import tomllib
+
+import pytest
 
 from appliance import firstboot
 from appliance.passwords import verify_password
@@ -145,3 +148,62 @@ def test_the_service_command_line_loads_the_boot_file_and_the_stored_secrets(tmp
     cfg = cli.load_config(args)
     assert cfg.box.name == "echo-2" and cfg.panel.pin_factory.value == "mock"
     assert cfg.capture.source.value == "synthetic" and cfg.web.host == "127.0.0.1"
+
+
+SECRET_FORMS = {
+    "spaced header": '[ pairing ]\npassword = "pw-spaced-1"\n',
+    "quoted header": '["pairing"]\n"password" = "pw-quoted-1"\n',
+    "literal-quoted header": "['pairing']\n'password' = 'pw-literal-1'\n",
+    "inline table": 'pairing = { password = "pw-inline-1", valid_minutes = 30 }\n',
+    "dotted key": 'pairing.password = "pw-dotted-1"\npairing.valid_minutes = 30\n',
+    "quoted dotted key": 'pairing."password" = "pw-dotted-2"\n',
+    "spaced dotted key": '"pairing" . password = "pw-dotted-3"\n',
+    "multi-line string": '[pairing]\npassword = """\npw-multi-1\nname = "x"\n"""\nvalid_minutes = 30\n',
+    "multi-line literal": "[relay]\ntoken = '''tok-multi-1\n[box]\nname = \"evil\"'''\nurl = \"https://r.example\"\n",
+}
+
+
+@pytest.mark.parametrize("form", SECRET_FORMS)
+def test_a_secret_in_any_toml_form_leaves_the_boot_partition(tmp_path, form) -> None:
+    text = "# the technician's note\n" + SECRET_FORMS[form] + '\n[box]\nname = "echo-2"  # room\n'
+    path, state = boot(tmp_path, text)
+    before = tomllib.loads(text)
+    result = firstboot.apply(path, state, set_hostname=False)
+    assert result.ok, result.fault
+    assert len(result.moved) == 1
+    left = path.read_text()
+    for secret in ("pw-", "tok-"):
+        assert secret not in left, "a secret stayed on the boot partition"
+    after = tomllib.loads(left)
+    assert after["box"] == {"name": "echo-2"} and "# room" in left and "the technician's" in left
+    assert after.get("pairing", {}).get("valid_minutes") == before.get("pairing", {}).get(
+        "valid_minutes"
+    )
+    assert after.get("relay", {}).get("url") == before.get("relay", {}).get("url")
+    assert "moved to the box's persistent storage" in left
+    stored = firstboot.read_secrets(state)
+    assert stored.get("pairing", {}).get("password_hash") or stored["relay"]["token"].startswith(
+        "tok-multi-1\n"
+    )
+    again = firstboot.apply(path, state, set_hostname=False)  # the next boot reads it
+    assert again.ok and again.moved == [] and firstboot.read_secrets(state) == stored
+
+
+def test_a_file_the_secrets_cannot_be_taken_from_is_refused_and_left_alone(
+    tmp_path, monkeypatch
+) -> None:
+    """Fail closed: if the rewritten file still held a secret, nothing is written back."""
+    path, state = boot(tmp_path, GOOD)
+    monkeypatch.setattr(firstboot.tomlkit, "dumps", lambda doc: GOOD)  # a stripper that misses
+    result = firstboot.apply(path, state, set_hostname=False)
+    assert not result.ok and "could not be taken out" in result.fault
+    assert "s3cret" not in result.fault
+    assert path.read_text() == GOOD and not (state / "secrets.toml").exists()
+    assert (state / "fault").read_text().startswith("the secrets in appliance.toml")
+
+
+def test_a_secret_beyond_the_basic_plane_is_stored_exactly(tmp_path) -> None:
+    token = "tok-\U0001b2fc-\x7f-\u2028"  # unassigned, a control, a separator: all escaped
+    path, state = boot(tmp_path, '[relay]\ntoken = "tok-\\U0001b2fc-\\u007f-\\u2028"\n')
+    assert firstboot.apply(path, state, set_hostname=False).ok
+    assert firstboot.read_secrets(state)["relay"]["token"] == token
