@@ -3,6 +3,10 @@ to the persistent place and gone from the boot partition, everything else left e
 
 from __future__ import annotations
 
+import configparser
+import json
+import os
+import re
 import stat
 import tomllib
 
@@ -61,7 +65,7 @@ def test_a_good_file_moves_its_secrets_and_keeps_the_rest(tmp_path) -> None:
     assert cfg.pairing.password == "" and cfg.pairing.password_hash.startswith("scrypt$")
     assert cfg.box.state_dir == str(state)
     wifi = (state / "network" / "appliance-wifi.nmconnection").read_text()
-    assert "ssid=Clinic" in wifi and "psk=wifi-pass-123" in wifi
+    assert "ssid=67;108;105;110;105;99;" in wifi and "psk=wifi-pass-123" in wifi  # "Clinic"
     assert (state / "identity.key").exists() and (state / "tls.crt").exists()
     assert not (state / "ssh" / "enabled").exists(), "no SSH key given: SSH stays off"
 
@@ -207,3 +211,100 @@ def test_a_secret_beyond_the_basic_plane_is_stored_exactly(tmp_path) -> None:
     path, state = boot(tmp_path, '[relay]\ntoken = "tok-\\U0001b2fc-\\u007f-\\u2028"\n')
     assert firstboot.apply(path, state, set_hostname=False).ok
     assert firstboot.read_secrets(state)["relay"]["token"] == token
+
+
+def read_keyfile(text: str) -> dict[str, dict[str, str]]:
+    """The keyfile as NetworkManager reads it: GKeyFile sections and keys (a duplicate is an
+    error), values unescaped; the SSID from its byte list."""
+    parser = configparser.ConfigParser(interpolation=None, strict=True, delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(text)
+    escapes = {"\\": "\\", "n": "\n", "t": "\t", "r": "\r", "s": " "}
+
+    def unescape(raw: str) -> str:
+        return re.sub(r"\\(.)", lambda m: escapes[m.group(1)], raw)
+
+    out = {s: {k: unescape(v) for k, v in parser[s].items()} for s in parser.sections()}
+    ssid = out["wifi"]["ssid"]
+    assert re.fullmatch(r"(\d{1,3};)+", ssid), "the SSID is written as bytes"
+    out["wifi"]["ssid"] = bytes(int(b) for b in ssid.split(";")[:-1]).decode()
+    return out
+
+
+NASTY = [
+    "Clinic",
+    "a\nb",
+    "x\n[wifi-security]\npsk=evil",
+    "[ipv4]",
+    "k=v;w",
+    "#not a comment",
+    ";also not",
+    "back\\slash\\n",
+    "  spaced  ",
+    "Salle d'échographie ☃",
+    "1;2;3;",
+]
+
+
+@pytest.mark.parametrize("ssid", NASTY)
+def test_the_wifi_keyfile_holds_any_ssid_and_password_exactly(tmp_path, ssid) -> None:
+    password = ssid.replace("\n", " ") + " =;#[x]\\ pass "  # no control characters
+    text = f"[wifi]\nssid = {json.dumps(ssid)}\npassword = {json.dumps(password)}\n"
+    path, state = boot(tmp_path, text)
+    assert firstboot.apply(path, state, set_hostname=False).ok
+    keyfile = state / "network" / "appliance-wifi.nmconnection"
+    assert stat.S_IMODE(keyfile.stat().st_mode) == 0o600
+    raw = keyfile.read_text()
+    headers = [line for line in raw.splitlines() if line.startswith("[")]
+    assert headers == ["[connection]", "[wifi]", "[wifi-security]", "[ipv4]", "[ipv6]"]
+    got = read_keyfile(raw)
+    assert list(got) == ["connection", "wifi", "wifi-security", "ipv4", "ipv6"]
+    assert got["wifi"] == {"ssid": ssid, "mode": "infrastructure"}
+    assert got["wifi-security"] == {"key-mgmt": "wpa-psk", "psk": password}
+
+
+@pytest.mark.parametrize(
+    ("ssid", "password", "key"),
+    [
+        ("Clinic", "new\nline-pass", "wifi.password"),
+        ("Clinic", "tab\tpass-word", "wifi.password"),
+        ("Clinic", "short", "wifi.password"),
+        ("Clinic", "x" * 64, "wifi.password"),
+        ("é" * 17, "good-password", "wifi.ssid"),
+    ],
+)
+def test_a_wifi_setting_wpa_cannot_take_is_a_fault_that_hides_it(
+    tmp_path, ssid, password, key
+) -> None:
+    path, state = boot(
+        tmp_path, f"[wifi]\nssid = {json.dumps(ssid)}\npassword = {json.dumps(password)}\n"
+    )
+    result = firstboot.apply(path, state, set_hostname=False)
+    assert not result.ok and key in result.fault and password not in result.fault
+    assert not (state / "network" / "appliance-wifi.nmconnection").exists()
+    assert json.dumps(password) in path.read_text(), "nothing moved from a file that is wrong"
+
+
+def test_64_hex_digits_are_a_raw_wpa_key() -> None:
+    key = "0123456789abcdef" * 4
+    assert read_keyfile(firstboot.wifi_keyfile("Clinic", key))["wifi-security"]["psk"] == key
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
+def test_the_state_goes_to_the_app_user_but_the_wifi_and_ssh_stay_roots(tmp_path) -> None:
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLE tech"
+    path, state = boot(tmp_path, GOOD + f'\n[ssh]\nauthorized_keys = ["{key}"]\n')
+    assert firstboot.apply(path, state, set_hostname=False).ok
+    keyfile = state / "network" / "appliance-wifi.nmconnection"
+    os.chown(keyfile, 4321, 4321)  # as the old unit's chown -R left it
+    os.chmod(keyfile, 0o644)
+    (state / "elsewhere").mkdir()
+    (state / "elsewhere" / "x").write_text("x")
+    os.symlink(tmp_path / "bootfs", state / "link")
+    firstboot.hand_over(state, 4321, 4322)
+    for item in (state, state / "secrets.toml", state / "identity.key", state / "elsewhere" / "x"):
+        assert (item.stat().st_uid, item.stat().st_gid) == (4321, 4322), item
+    for item in (keyfile, keyfile.parent, state / "ssh" / "authorized_keys", state / "ssh"):
+        st = item.stat()
+        assert (st.st_uid, st.st_gid) == (0, 0) and not st.st_mode & 0o077, item
+    assert (tmp_path / "bootfs").stat().st_uid == 0, "a link is not followed"
