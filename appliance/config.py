@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import math
 import tomllib
 import types
 import typing
@@ -92,7 +93,7 @@ class EncodeConfig:
 class IceServer:
     urls: tuple[str, ...] = ()
     username: str = ""
-    credential: str = ""
+    credential: str = field(default="", metadata={"secret": True})
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class PairingConfig:
     #: The staff's pairing-page password, as given by the technician in appliance.toml.
     #: A secret: first boot hashes it into ``password_hash`` in the persistent partition and
     #: removes it from the boot partition. There is no default.
-    password: str = ""
+    password: str = field(default="", metadata={"secret": True})
     #: scrypt hash of the password (written by first boot, never by hand).
     password_hash: str = ""
     #: How long a session's link stays valid, in minutes (opened ahead, e.g. at check-in).
@@ -155,7 +156,7 @@ class WifiConfig:
     country: str = ""
     ssid: str = ""
     #: A secret: moved off the boot partition at boot.
-    password: str = ""
+    password: str = field(default="", metadata={"secret": True})
 
 
 @dataclass(frozen=True)
@@ -223,11 +224,16 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
 
 
 def read_toml(p: Path) -> dict[str, Any]:
-    """A TOML file as plain data; a missing or malformed file is a :class:`ConfigError`."""
+    """A TOML file as plain data; a missing, unreadable or malformed file is a
+    :class:`ConfigError`."""
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {p} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {p} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {p} cannot be read: {exc.strerror}") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -286,7 +292,7 @@ def _describe(tp: Any) -> str:
 def _build(cls: Any, data: Any, prefix: str) -> Any:
     where = prefix.rstrip(".") or "the top level"
     if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a table, got {data!r}")
+        raise ConfigError(f"{where} must be a table, got {_kind(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
@@ -306,7 +312,8 @@ def _build(cls: Any, data: Any, prefix: str) -> Any:
 
 def _convert(tp: Any, value: Any, key: str, meta: Any) -> Any:
     def bad(allowed: str) -> ConfigError:
-        return ConfigError(f"config key {key!r} has invalid value {value!r}: expected {allowed}")
+        shown = "(not shown: a secret)" if meta.get("secret") else _shown(value)
+        return ConfigError(f"config key {key!r} has invalid value {shown}: expected {allowed}")
 
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key + ".")
@@ -333,7 +340,12 @@ def _convert(tp: Any, value: Any, key: str, meta: Any) -> Any:
     elif tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad("a number")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise bad("a number") from None
+        if math.isnan(value):
+            raise bad("a number")
     elif tp is str:
         if not isinstance(value, str):
             raise bad("a string")
@@ -348,6 +360,22 @@ def _convert(tp: Any, value: Any, key: str, meta: Any) -> Any:
     if meta.get("pattern") == "hostname" and not _is_hostname_label(value):
         raise bad("a host name label: 1-63 lowercase letters, digits or '-', not starting with '-'")
     return value
+
+
+def _shown(value: Any) -> str:
+    """A bad value as an error message shows it: a scalar as written, a table or list only by its
+    kind (it may hold a secret one level down, e.g. ``wifi.password = ["..."]``)."""
+    return _kind(value) if isinstance(value, dict | list | tuple) else repr(value)
+
+
+def _kind(value: Any) -> str:
+    """What a value is, not what it holds: what stands where a section was expected may be a
+    secret written in the wrong place (``pairing = "..."``)."""
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return "true or false" if isinstance(value, bool) else _describe(type(value))
 
 
 def _is_hostname_label(value: str) -> bool:

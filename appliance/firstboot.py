@@ -19,14 +19,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import pwd
 import re
 import socket
 import subprocess
 import sys
 import time
+import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomlkit
 
 from . import config as config_mod
 from .errors import ConfigError
@@ -38,6 +43,9 @@ BOOT_FILE = Path("/boot/firmware/appliance.toml")
 STATE_DIR = Path("/var/lib/appliance")
 SECRETS_NAME = "secrets.toml"
 FAULT_NAME = "fault"
+WIFI_FILE = Path("network") / "appliance-wifi.nmconnection"
+#: What in the state directory stays root's when the rest is handed to the app's user.
+ROOT_ONLY = ("network", "ssh")
 #: (section, key) given in the boot file that must not stay there.
 SECRET_KEYS = (("pairing", "password"), ("relay", "token"), ("wifi", "password"))
 
@@ -52,8 +60,12 @@ class Result:
 
 def _toml_string(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    escaped = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in escaped)
+    escaped = "".join(c if c.isprintable() else _toml_escape(c) for c in escaped)
     return f'"{escaped}"'
+
+
+def _toml_escape(c: str) -> str:
+    return f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
 
 
 def read_secrets(state: Path) -> dict[str, dict[str, str]]:
@@ -64,38 +76,85 @@ def read_secrets(state: Path) -> dict[str, dict[str, str]]:
     return {s: {k: str(v) for k, v in d.items()} for s, d in data.items() if isinstance(d, dict)}
 
 
+def _write_durably(path: Path, text: str, private: bool = False) -> None:
+    """Replace ``path`` by a whole new file (a power cut leaves the old one or the new one);
+    ``private``: mode 0600 whatever a leftover file had (not on the FAT boot partition)."""
+    tmp = path.with_name(path.name + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if private:
+        os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.replace(path)
+
+
 def write_secrets(state: Path, secrets: dict[str, dict[str, str]]) -> None:
     lines = ["# Secrets moved off the boot partition by appliance-firstboot. Do not edit.", ""]
     for section, values in sorted(secrets.items()):
         lines.append(f"[{section}]")
         lines += [f"{key} = {_toml_string(value)}" for key, value in sorted(values.items())]
         lines.append("")
-    path = state / SECRETS_NAME
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write("\n".join(lines))
-        out.flush()
-        os.fsync(out.fileno())
-    tmp.replace(path)
+    _write_durably(state / SECRETS_NAME, "\n".join(lines), private=True)
 
 
 def strip_secrets(text: str, when: str) -> str:
-    """The boot file without its secret lines (``[pairing] password = ...`` or
-    ``pairing.password = ...``), each replaced by a comment; everything else kept as written."""
-    out, section = [], ""
-    for line in text.splitlines():
-        header = re.match(r"^\s*\[([A-Za-z0-9_.-]+)\]\s*(#.*)?$", line)
-        if header:
-            section = header.group(1)
-        key = re.match(r"^\s*([A-Za-z0-9_.-]+)\s*=", line)
-        if key:
-            dotted = key.group(1) if not section else f"{section}.{key.group(1)}"
-            if tuple(dotted.split(".")) in SECRET_KEYS:
-                out.append(f"# {key.group(1)}: moved to the box's persistent storage ({when})")
-                continue
-        out.append(line)
-    return "\n".join(out) + "\n"
+    """The boot file without its secrets, in whatever form TOML allows them (``[pairing]``
+    tables however spelled, inline tables, dotted and quoted keys, multi-line strings), with a
+    note at the top saying where they went; every other setting and comment kept as written.
+
+    Fails closed: the result is parsed again and must hold exactly the settings the file held
+    minus the secrets; otherwise :class:`ConfigError` (the caller writes nothing back)."""
+    try:
+        doc = tomlkit.parse(text)
+        removed = []
+        for section, key in SECRET_KEYS:
+            table = doc.get(section)
+            if isinstance(table, dict) and key in table:
+                del table[key]
+                removed.append(f"{section}.{key}")
+        stripped = tomlkit.dumps(doc)
+    except (tomlkit.exceptions.TOMLKitError, KeyError, TypeError, ValueError):
+        raise ConfigError(_UNSTRIPPABLE) from None
+    if removed:
+        note = f"# {', '.join(removed)}: moved to the box's persistent storage ({when})\n"
+        stripped = note + stripped
+    try:
+        after = tomllib.loads(stripped)
+        before = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        raise ConfigError(_UNSTRIPPABLE) from None
+    if _pruned(after) != _pruned(without_secrets(before)) or _secret_paths(after):
+        raise ConfigError(_UNSTRIPPABLE)
+    return stripped
+
+
+_UNSTRIPPABLE = (
+    "the secrets in appliance.toml could not be taken out of it safely: move the pairing "
+    "password, relay token and Wi-Fi password into plain [pairing], [relay] and [wifi] tables"
+)
+
+
+def without_secrets(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of parsed TOML without the secret keys (their tables kept)."""
+    clean = {s: dict(v) if isinstance(v, dict) else v for s, v in data.items()}
+    for section, key in SECRET_KEYS:
+        if isinstance(clean.get(section), dict):
+            clean[section].pop(key, None)
+    return clean
+
+
+def _secret_paths(data: dict[str, Any]) -> list[str]:
+    return [f"{s}.{k}" for s, k in SECRET_KEYS if isinstance(data.get(s), dict) and k in data[s]]
+
+
+def _pruned(data: Any) -> Any:
+    """Parsed TOML without empty tables (removing a table's only key may drop its header)."""
+    if not isinstance(data, dict):
+        return data
+    kept = {k: _pruned(v) for k, v in data.items()}
+    return {k: v for k, v in kept.items() if v != {}}
 
 
 def _redacted(message: str, data: dict[str, Any]) -> str:
@@ -131,12 +190,18 @@ def apply(boot_file: Path, state: Path, set_hostname: bool = True) -> Result:
         moved.append(f"{section}.{key}")
     try:
         cfg = effective(data, secrets, state)
+        if cfg.wifi.ssid:
+            wifi_keyfile(cfg.wifi.ssid, cfg.wifi.password)
     except ConfigError as exc:
         return _fault(fault, _redacted(str(exc), data))
     if moved:
+        try:
+            text = boot_file.read_text(encoding="utf-8")
+            stripped = strip_secrets(text, time.strftime("%Y-%m-%d"))
+        except ConfigError as exc:
+            return _fault(fault, str(exc))
         write_secrets(state, secrets)
-        when = time.strftime("%Y-%m-%d")
-        boot_file.write_text(strip_secrets(boot_file.read_text(encoding="utf-8"), when))
+        _write_durably(boot_file, stripped)
         logger.info("moved %d secret(s) off the boot partition", len(moved))
     _wifi(cfg, state)
     _keys(cfg, state)
@@ -149,11 +214,7 @@ def apply(boot_file: Path, state: Path, set_hostname: bool = True) -> Result:
 def effective(data: dict[str, Any], secrets: dict[str, dict[str, str]], state: Path) -> Any:
     """The config the appliance runs with: the boot file, without its secrets, plus the stored
     secrets, with the state directory forced to the persistent partition."""
-    clean = {s: dict(v) if isinstance(v, dict) else v for s, v in data.items()}
-    for section, key in SECRET_KEYS:
-        if isinstance(clean.get(section), dict):
-            clean[section].pop(key, None)
-    merged = config_mod.merge(clean, {k: dict(v) for k, v in secrets.items()})
+    merged = config_mod.merge(without_secrets(data), {k: dict(v) for k, v in secrets.items()})
     merged = config_mod.merge(merged, {"box": {"state_dir": str(state)}})
     return config_mod.load_dict(merged)
 
@@ -181,30 +242,65 @@ def _fault(note: Path, message: str) -> Result:
     return Result(False, fault=message)
 
 
+def wifi_keyfile(ssid: str, password: str) -> str:
+    """NetworkManager's keyfile for the Wi-Fi: the SSID as its list of bytes (any bytes, nothing
+    to escape), the password escaped as GKeyFile reads it back (backslash, newline, tab, CR, and
+    spaces at either end). A value NetworkManager or WPA cannot take is a :class:`ConfigError`
+    that names the key and never shows the value."""
+    raw = ssid.encode("utf-8")
+    if not 1 <= len(raw) <= 32:
+        raise ConfigError("config key 'wifi.ssid' must be 1 to 32 bytes long (UTF-8)")
+    lines = ["[connection]", "id=appliance-wifi", "type=wifi", "autoconnect=true", ""]
+    lines += ["[wifi]", "ssid=" + "".join(f"{b};" for b in raw), "mode=infrastructure", ""]
+    if password:
+        size, hex64 = len(password.encode("utf-8")), re.fullmatch(r"[0-9A-Fa-f]{64}", password)
+        if any(unicodedata.category(c) == "Cc" for c in password) or not (8 <= size <= 63 or hex64):
+            raise ConfigError(
+                "config key 'wifi.password' must be 8 to 63 characters with no control character "
+                "(or 64 hexadecimal digits)"
+            )
+        lines += ["[wifi-security]", "key-mgmt=wpa-psk", f"psk={keyfile_escape(password)}", ""]
+    lines += ["[ipv4]", "method=auto", "", "[ipv6]", "method=auto", ""]
+    return "\n".join(lines)
+
+
+def keyfile_escape(value: str) -> str:
+    """A string as GKeyFile writes it (g_key_file_set_string), spaces at the end escaped too."""
+    for char, escape in (("\\", "\\\\"), ("\n", "\\n"), ("\t", "\\t"), ("\r", "\\r")):
+        value = value.replace(char, escape)
+    core = value.strip(" ")
+    lead = len(value) - len(value.lstrip(" "))
+    return "\\s" * lead + core + "\\s" * (len(value) - lead - len(core))
+
+
 def _wifi(cfg: Any, state: Path) -> None:
-    wifi = cfg.wifi
-    path = state / "network" / "appliance-wifi.nmconnection"
-    if not wifi.ssid:
+    path = state / WIFI_FILE
+    if not cfg.wifi.ssid:
         path.unlink(missing_ok=True)
         return
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    lines = [
-        "[connection]",
-        "id=appliance-wifi",
-        "type=wifi",
-        "autoconnect=true",
-        "",
-        "[wifi]",
-        f"ssid={wifi.ssid}",
-        "mode=infrastructure",
-        "",
-    ]
-    if wifi.password:
-        lines += ["[wifi-security]", "key-mgmt=wpa-psk", f"psk={wifi.password}", ""]
-    lines += ["[ipv4]", "method=auto", "", "[ipv6]", "method=auto", ""]
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write("\n".join(lines))
+    _root_dir(path.parent)
+    _write_durably(path, wifi_keyfile(cfg.wifi.ssid, cfg.wifi.password), private=True)
+
+
+def _root_dir(path: Path) -> None:
+    """A directory of :data:`ROOT_ONLY`, never a link the app's user left in its place."""
+    if path.is_symlink() or path.exists() and not path.is_dir():
+        path.unlink()
+    path.mkdir(mode=0o700, exist_ok=True)
+
+
+def hand_over(state: Path, uid: int, gid: int) -> None:
+    """Give the state directory to the app's user, except :data:`ROOT_ONLY`, which stays (or
+    becomes again) root's and private: NetworkManager ignores a keyfile another user owns or
+    others may read, and sshd wants root's host keys and authorized_keys."""
+    os.chown(state, uid, gid, follow_symlinks=False)
+    for entry in state.iterdir():
+        own = (0, 0) if entry.name in ROOT_ONLY else (uid, gid)
+        paths = [entry] if entry.is_symlink() or not entry.is_dir() else [entry, *entry.rglob("*")]
+        for path in paths:
+            os.chown(path, *own, follow_symlinks=False)
+            if entry.name in ROOT_ONLY and not path.is_symlink():
+                os.chmod(path, path.stat().st_mode & 0o700)
 
 
 def _keys(cfg: Any, state: Path) -> None:
@@ -214,7 +310,7 @@ def _keys(cfg: Any, state: Path) -> None:
     load_or_create_tls(state, [f"{cfg.box.name}.local", cfg.box.name])
     ssh = state / "ssh"
     if cfg.ssh.authorized_keys:
-        ssh.mkdir(mode=0o700, exist_ok=True)
+        _root_dir(ssh)
         (ssh / "authorized_keys").write_text("\n".join(cfg.ssh.authorized_keys) + "\n")
         os.chmod(ssh / "authorized_keys", 0o600)
         keygen = "ssh-keygen"
@@ -245,10 +341,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="appliance firstboot", description=__doc__)
     parser.add_argument("--boot", type=Path, default=BOOT_FILE)
     parser.add_argument("--state", type=Path, default=STATE_DIR)
+    parser.add_argument("--owner", help="hand the state directory to this user (but ROOT_ONLY)")
     parser.add_argument("--no-hostname", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     result = apply(args.boot, args.state, set_hostname=not args.no_hostname)
+    if args.owner:
+        user = pwd.getpwnam(args.owner)
+        hand_over(args.state, user.pw_uid, user.pw_gid)
     # A fault is reported by the appliance itself (LED, page): the boot goes on.
     return 0 if result.ok else 1
 

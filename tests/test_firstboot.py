@@ -3,7 +3,14 @@ to the persistent place and gone from the boot partition, everything else left e
 
 from __future__ import annotations
 
+import configparser
+import json
+import os
+import re
 import stat
+import tomllib
+
+import pytest
 
 from appliance import firstboot
 from appliance.passwords import verify_password
@@ -58,7 +65,7 @@ def test_a_good_file_moves_its_secrets_and_keeps_the_rest(tmp_path) -> None:
     assert cfg.pairing.password == "" and cfg.pairing.password_hash.startswith("scrypt$")
     assert cfg.box.state_dir == str(state)
     wifi = (state / "network" / "appliance-wifi.nmconnection").read_text()
-    assert "ssid=Clinic" in wifi and "psk=wifi-pass-123" in wifi
+    assert "ssid=67;108;105;110;105;99;" in wifi and "psk=wifi-pass-123" in wifi  # "Clinic"
     assert (state / "identity.key").exists() and (state / "tls.crt").exists()
     assert not (state / "ssh" / "enabled").exists(), "no SSH key given: SSH stays off"
 
@@ -145,3 +152,159 @@ def test_the_service_command_line_loads_the_boot_file_and_the_stored_secrets(tmp
     cfg = cli.load_config(args)
     assert cfg.box.name == "echo-2" and cfg.panel.pin_factory.value == "mock"
     assert cfg.capture.source.value == "synthetic" and cfg.web.host == "127.0.0.1"
+
+
+SECRET_FORMS = {
+    "spaced header": '[ pairing ]\npassword = "pw-spaced-1"\n',
+    "quoted header": '["pairing"]\n"password" = "pw-quoted-1"\n',
+    "literal-quoted header": "['pairing']\n'password' = 'pw-literal-1'\n",
+    "inline table": 'pairing = { password = "pw-inline-1", valid_minutes = 30 }\n',
+    "dotted key": 'pairing.password = "pw-dotted-1"\npairing.valid_minutes = 30\n',
+    "quoted dotted key": 'pairing."password" = "pw-dotted-2"\n',
+    "spaced dotted key": '"pairing" . password = "pw-dotted-3"\n',
+    "multi-line string": '[pairing]\npassword = """\npw-multi-1\nname = "x"\n"""\nvalid_minutes = 30\n',
+    "multi-line literal": "[relay]\ntoken = '''tok-multi-1\n[box]\nname = \"evil\"'''\nurl = \"https://r.example\"\n",
+}
+
+
+@pytest.mark.parametrize("form", SECRET_FORMS)
+def test_a_secret_in_any_toml_form_leaves_the_boot_partition(tmp_path, form) -> None:
+    text = "# the technician's note\n" + SECRET_FORMS[form] + '\n[box]\nname = "echo-2"  # room\n'
+    path, state = boot(tmp_path, text)
+    before = tomllib.loads(text)
+    result = firstboot.apply(path, state, set_hostname=False)
+    assert result.ok, result.fault
+    assert len(result.moved) == 1
+    left = path.read_text()
+    for secret in ("pw-", "tok-"):
+        assert secret not in left, "a secret stayed on the boot partition"
+    after = tomllib.loads(left)
+    assert after["box"] == {"name": "echo-2"} and "# room" in left and "the technician's" in left
+    assert after.get("pairing", {}).get("valid_minutes") == before.get("pairing", {}).get(
+        "valid_minutes"
+    )
+    assert after.get("relay", {}).get("url") == before.get("relay", {}).get("url")
+    assert "moved to the box's persistent storage" in left
+    stored = firstboot.read_secrets(state)
+    assert stored.get("pairing", {}).get("password_hash") or stored["relay"]["token"].startswith(
+        "tok-multi-1\n"
+    )
+    again = firstboot.apply(path, state, set_hostname=False)  # the next boot reads it
+    assert again.ok and again.moved == [] and firstboot.read_secrets(state) == stored
+
+
+def test_a_file_the_secrets_cannot_be_taken_from_is_refused_and_left_alone(
+    tmp_path, monkeypatch
+) -> None:
+    """Fail closed: if the rewritten file still held a secret, nothing is written back."""
+    path, state = boot(tmp_path, GOOD)
+    monkeypatch.setattr(firstboot.tomlkit, "dumps", lambda doc: GOOD)  # a stripper that misses
+    result = firstboot.apply(path, state, set_hostname=False)
+    assert not result.ok and "could not be taken out" in result.fault
+    assert "s3cret" not in result.fault
+    assert path.read_text() == GOOD and not (state / "secrets.toml").exists()
+    assert (state / "fault").read_text().startswith("the secrets in appliance.toml")
+
+
+def test_a_secret_beyond_the_basic_plane_is_stored_exactly(tmp_path) -> None:
+    token = "tok-\U0001b2fc-\x7f-\u2028"  # unassigned, a control, a separator: all escaped
+    path, state = boot(tmp_path, '[relay]\ntoken = "tok-\\U0001b2fc-\\u007f-\\u2028"\n')
+    assert firstboot.apply(path, state, set_hostname=False).ok
+    assert firstboot.read_secrets(state)["relay"]["token"] == token
+
+
+def read_keyfile(text: str) -> dict[str, dict[str, str]]:
+    """The keyfile as NetworkManager reads it: GKeyFile sections and keys (a duplicate is an
+    error), values unescaped; the SSID from its byte list."""
+    parser = configparser.ConfigParser(interpolation=None, strict=True, delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(text)
+    escapes = {"\\": "\\", "n": "\n", "t": "\t", "r": "\r", "s": " "}
+
+    def unescape(raw: str) -> str:
+        return re.sub(r"\\(.)", lambda m: escapes[m.group(1)], raw)
+
+    out = {s: {k: unescape(v) for k, v in parser[s].items()} for s in parser.sections()}
+    ssid = out["wifi"]["ssid"]
+    assert re.fullmatch(r"(\d{1,3};)+", ssid), "the SSID is written as bytes"
+    out["wifi"]["ssid"] = bytes(int(b) for b in ssid.split(";")[:-1]).decode()
+    return out
+
+
+NASTY = [
+    "Clinic",
+    "a\nb",
+    "x\n[wifi-security]\npsk=evil",
+    "[ipv4]",
+    "k=v;w",
+    "#not a comment",
+    ";also not",
+    "back\\slash\\n",
+    "  spaced  ",
+    "Salle d'échographie ☃",
+    "1;2;3;",
+]
+
+
+@pytest.mark.parametrize("ssid", NASTY)
+def test_the_wifi_keyfile_holds_any_ssid_and_password_exactly(tmp_path, ssid) -> None:
+    password = ssid.replace("\n", " ") + " =;#[x]\\ pass "  # no control characters
+    text = f"[wifi]\nssid = {json.dumps(ssid)}\npassword = {json.dumps(password)}\n"
+    path, state = boot(tmp_path, text)
+    assert firstboot.apply(path, state, set_hostname=False).ok
+    keyfile = state / "network" / "appliance-wifi.nmconnection"
+    assert stat.S_IMODE(keyfile.stat().st_mode) == 0o600
+    raw = keyfile.read_text()
+    headers = [line for line in raw.splitlines() if line.startswith("[")]
+    assert headers == ["[connection]", "[wifi]", "[wifi-security]", "[ipv4]", "[ipv6]"]
+    got = read_keyfile(raw)
+    assert list(got) == ["connection", "wifi", "wifi-security", "ipv4", "ipv6"]
+    assert got["wifi"] == {"ssid": ssid, "mode": "infrastructure"}
+    assert got["wifi-security"] == {"key-mgmt": "wpa-psk", "psk": password}
+
+
+@pytest.mark.parametrize(
+    ("ssid", "password", "key"),
+    [
+        ("Clinic", "new\nline-pass", "wifi.password"),
+        ("Clinic", "tab\tpass-word", "wifi.password"),
+        ("Clinic", "short", "wifi.password"),
+        ("Clinic", "x" * 64, "wifi.password"),
+        ("é" * 17, "good-password", "wifi.ssid"),
+    ],
+)
+def test_a_wifi_setting_wpa_cannot_take_is_a_fault_that_hides_it(
+    tmp_path, ssid, password, key
+) -> None:
+    path, state = boot(
+        tmp_path, f"[wifi]\nssid = {json.dumps(ssid)}\npassword = {json.dumps(password)}\n"
+    )
+    result = firstboot.apply(path, state, set_hostname=False)
+    assert not result.ok and key in result.fault and password not in result.fault
+    assert not (state / "network" / "appliance-wifi.nmconnection").exists()
+    assert json.dumps(password) in path.read_text(), "nothing moved from a file that is wrong"
+
+
+def test_64_hex_digits_are_a_raw_wpa_key() -> None:
+    key = "0123456789abcdef" * 4
+    assert read_keyfile(firstboot.wifi_keyfile("Clinic", key))["wifi-security"]["psk"] == key
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
+def test_the_state_goes_to_the_app_user_but_the_wifi_and_ssh_stay_roots(tmp_path) -> None:
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLE tech"
+    path, state = boot(tmp_path, GOOD + f'\n[ssh]\nauthorized_keys = ["{key}"]\n')
+    assert firstboot.apply(path, state, set_hostname=False).ok
+    keyfile = state / "network" / "appliance-wifi.nmconnection"
+    os.chown(keyfile, 4321, 4321)  # as the old unit's chown -R left it
+    os.chmod(keyfile, 0o644)
+    (state / "elsewhere").mkdir()
+    (state / "elsewhere" / "x").write_text("x")
+    os.symlink(tmp_path / "bootfs", state / "link")
+    firstboot.hand_over(state, 4321, 4322)
+    for item in (state, state / "secrets.toml", state / "identity.key", state / "elsewhere" / "x"):
+        assert (item.stat().st_uid, item.stat().st_gid) == (4321, 4322), item
+    for item in (keyfile, keyfile.parent, state / "ssh" / "authorized_keys", state / "ssh"):
+        st = item.stat()
+        assert (st.st_uid, st.st_gid) == (0, 0) and not st.st_mode & 0o077, item
+    assert (tmp_path / "bootfs").stat().st_uid == 0, "a link is not followed"

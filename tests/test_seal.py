@@ -346,3 +346,28 @@ def test_fingerprints_in_either_case_once_or_repeated() -> None:
     for bad in (line[:-3], line + ":00", line.replace(":", "", 1) + "0", line.replace("a=", "b=")):
         with pytest.raises(SealError):
             seal.dtls_fingerprint(bad + "\r\n")
+
+
+#: Unicode category Cf: bidi embeddings, overrides, isolates and marks, zero-width characters,
+#: the byte order mark, the soft hyphen.
+FORMAT_CHARACTERS = (
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+    "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+)
+
+
+def test_format_characters_never_reach_the_staff_page(tmp_path) -> None:
+    """A bidi override (U+202E) before "123456" could show it as a fake code: dropped on both
+    sides."""
+    assert seal.sanitize_name("\u202e123456") == "123456"
+    assert seal.sanitize_name("Sam" + FORMAT_CHARACTERS) == "Sam"
+    assert seal.sanitize_name(FORMAT_CHARACTERS + " ") is None
+    # the box drops them too, from a knock sent by anything but the viewer page
+    assert seal.clean_name("\u202e123456") == "123456"
+    assert seal.clean_name(f"{FORMAT_CHARACTERS} Léa\u2066 ") == "Léa"
+    assert seal.clean_name(FORMAT_CHARACTERS) is None
+
+    identity, room, secret, viewer, _ = handshake(tmp_path)
+    body = {"type": "knock", "seat": seal.b64u(viewer.seat_pub), "name": "\u202e123456"}
+    wire = sealed_knock(room, secret, identity.key_hash, body, bytes(range(32)))
+    assert seal.open_knock(room, secret, identity.key_hash, wire).name == "123456"

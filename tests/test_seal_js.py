@@ -242,6 +242,20 @@ def test_seal_js_and_python_read_fingerprints_links_and_names_alike(page) -> Non
         assert js is None or seal.clean_name(js) == js, "the box accepts what the page sends"
 
 
+def test_a_name_with_a_bidi_override_arrives_without_it(page, box_session) -> None:
+    """U+202E before "123456" could show the name as a fake verification code on the staff page:
+    the page drops format characters (Unicode Cf) as the Python side does."""
+    cf = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u200b\u200d\ufeff"
+    for name in ("\u202e123456", f"Sam{cf}", f" {cf} ", f"L\u2066éa\u2069 \u202e{'x' * 45}"):
+        js = page.evaluate("s => window.sanitizeName(s)", name)
+        assert js == seal.sanitize_name(name), repr(name)
+        assert js is None or not any(c in js for c in cf), repr(js)
+    identity, room, secret, fragment = box_session
+    js_hs, _ = js_viewer(page, "bidi", room, fragment, "\u202e123456")
+    knock = seal.open_knock(room, secret, identity.key_hash, js_hs("knock")["ok"])
+    assert knock.name == "123456"
+
+
 def test_the_seat_is_not_extractable(page) -> None:
     assert page.evaluate("window.seatIsPrivate()") == {
         "extractable": False,

@@ -217,23 +217,29 @@ def _knock_aad(room: str) -> bytes:
 
 def clean_name(name: Any) -> str | None:
     """A display name as the protocol allows it: a string of at most 40 characters (code points)
-    with no control character and no lone surrogate; blank is no name. Anything else refused."""
+    with no control character and no lone surrogate, anything else refused; format characters
+    (bidi overrides and isolates, zero-width ones: they could make it show as a fake code) are
+    dropped; blank is no name."""
     if name is None:
         return None
     if not isinstance(name, str) or len(name) > MAX_NAME:
         raise SealError("bad name")
     if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
         raise SealError("bad name")
-    return name.strip() or None
+    return _without_format(name).strip() or None
 
 
 def sanitize_name(name: str | None) -> str | None:
-    """What a viewer sends of the name typed: control characters and lone surrogates dropped,
-    cut to 40 characters, blank is no name (seal.js does the same)."""
+    """What a viewer sends of the name typed: control characters, lone surrogates and format
+    characters dropped, cut to 40 characters, blank is no name (seal.js does the same)."""
     if not name:
         return None
-    kept = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cs"))
+    kept = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cs", "Cf"))
     return kept.strip()[:MAX_NAME].strip() or None
+
+
+def _without_format(name: str) -> str:
+    return "".join(c for c in name if unicodedata.category(c) != "Cf")
 
 
 @dataclass(frozen=True)

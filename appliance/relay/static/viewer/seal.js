@@ -113,13 +113,14 @@ export function parseFragment(fragment) {
   return { secret, boxKeyHash };
 }
 
-// What is sent of the name typed: no control characters or lone surrogates, at most 40
+// What is sent of the name typed: no control characters, lone surrogates or format characters
+// (Unicode Cf: bidi overrides, zero-width ones, which could show it as a fake code), at most 40
 // characters (code points, as the box counts), blank is no name.
 export function sanitizeName(name) {
   if (!name) return null;
   const kept = Array.from(String(name)).filter((c) => {
     const cp = c.codePointAt(0);
-    return !(cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || (cp >= 0xd800 && cp <= 0xdfff));
+    return !(cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || (cp >= 0xd800 && cp <= 0xdfff) || /\p{Cf}/u.test(c));
   });
   return Array.from(kept.join("").trim()).slice(0, MAX_NAME).join("").trim() || null;
 }
