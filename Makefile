@@ -9,7 +9,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Python trees that lint checks (bench/ joins once it exists).
 LINT_DIRS := appliance tests $(wildcard bench)
 
-.PHONY: all setup system-deps image-deps demo test lint bench image-smoke clean
+.PHONY: all setup system-deps image-deps demo test test-fast lint bench image-smoke clean
 
 all: test
 
@@ -58,10 +58,15 @@ demo: setup
 test: setup lint
 	bash tests/run.sh
 
+# The unit tier only: no socket, no browser, seconds (tests/unit).
+test-fast: $(STAMP)
+	bash tests/run.sh tests/unit
+
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Builds a Debian rootfs with the app layer and boots it under qemu (no network): image-build/README.md
 image-smoke: setup image-deps

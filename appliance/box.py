@@ -125,8 +125,22 @@ class Box:
         one) in its own web server, and its own client reaches it through the same protocol.
         ``fault`` (a bad appliance.toml, from first boot) puts the box in ERROR when it runs.
         """
-        seams = seams or Seams()
         loop = asyncio.get_running_loop()
+        # Everything below reads files, binds sockets or makes keys: done in a thread, so the
+        # loop never blocks (the tests' guard checks it).
+        return await asyncio.to_thread(
+            cls._assemble, config, seams or Seams(), loop, lan_hosts, fault
+        )
+
+    @classmethod
+    def _assemble(
+        cls,
+        config: Config,
+        seams: Seams,
+        loop: asyncio.AbstractEventLoop,
+        lan_hosts: tuple[str, ...],
+        fault: str,
+    ) -> Box:
         confine_host_addresses(config.stream.ice_addresses)
         resolved = resolve(config, root=seams.root)
         logger.info(
@@ -294,7 +308,8 @@ class Box:
             if self.relay is not None:
                 await asyncio.to_thread(self.relay.stop)  # wakes the long polls
             await asyncio.to_thread(self.web.stop)
-            self.panel.close()
+            await asyncio.to_thread(self.panel.close)
+            await asyncio.to_thread(self.events.close)
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish. Idempotent; call on the loop."""

@@ -12,6 +12,10 @@ Since it holds no personal data the log lives on disk, in the box's persistent s
 (``events.jsonl``, one JSON object per line), so it survives restarts. It is bounded: when a new
 entry would take the file over ``max_bytes``, the oldest entries are dropped until it is about
 half full. Without a path (tests, tools) the same rules apply in memory.
+
+:meth:`EventLog.record` never blocks its caller (the core's loop): the entry is checked there and
+the writing is done by the log's own writer thread. An entry the rules refuse is a bug in the
+code that made it: it is logged (without its values) and dropped, and the caller goes on.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import logging
 import math
 import os
+import queue
 import re
 import threading
 import time
@@ -87,30 +92,64 @@ class EventLog:
         self._memory: deque[str] = deque()
         self._memory_bytes = 0
         self._warned = False
+        self._pending: queue.Queue[str | None] = queue.Queue()
+        self._writer: threading.Thread | None = None
+        self._closed = False
 
     @property
     def path(self) -> Path | None:
         return self._path
 
+    def check(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """The entry ``record`` would add; :class:`ValueError` for a kind, field or value that is
+        not allowed (for code that wants to know before it records)."""
+        return make_entry(kind, time.time(), fields)
+
     def record(self, kind: str, **fields: Any) -> None:
-        """Add an entry now; :class:`ValueError` for a kind, field or value that is not allowed
-        (nothing is written then)."""
-        entry = make_entry(kind, time.time(), fields)
+        """Add an entry now, without blocking: it is written by the log's writer thread. An entry
+        the rules refuse is logged as a bug (its kind and field names only) and dropped."""
+        try:
+            entry = make_entry(kind, time.time(), fields)
+        except ValueError as exc:
+            logger.error("bug: an event log entry was refused and dropped: %s", exc)
+            return
         line = json.dumps(entry, separators=(",", ":")) + "\n"
-        with self._lock:
-            if self._path is None:
+        if self._path is None:
+            with self._lock:
                 self._remember(line)
-            else:
-                try:
-                    self._append(self._path, line)
-                except OSError as exc:
-                    # the box goes on without its log; warn once, then quietly
-                    level = logging.DEBUG if self._warned else logging.WARNING
-                    self._warned = True
-                    logger.log(level, "the event log cannot be written: %s", type(exc).__name__)
+            return
+        with self._lock:
+            if self._closed:
+                logger.warning("an event was recorded after the log closed: dropped")
+                return
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write, name="eventlog", daemon=True)
+                self._writer.start()
+            self._pending.put(line)
+
+    def flush(self) -> None:
+        """Wait until every recorded entry is on disk (or was refused by the disk)."""
+        self._pending.join()
+
+    def close(self) -> None:
+        """Write what is pending and stop the writer thread. Idempotent; record() after it drops
+        the entry with a warning."""
+        with self._lock:
+            self._closed = True
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._pending.put(None)
+            writer.join(timeout=5)
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def entries(self) -> list[dict[str, Any]]:
         """Every entry kept, oldest first (a line torn by a power cut is skipped)."""
+        self.flush()
         with self._lock:
             if self._path is None:
                 lines = list(self._memory)
@@ -131,6 +170,23 @@ class EventLog:
             if isinstance(entry, dict) and "kind" in entry and "at" in entry:
                 out.append(entry)
         return out
+
+    def _write(self) -> None:
+        while True:
+            line = self._pending.get()
+            try:
+                if line is None:
+                    return
+                assert self._path is not None
+                with self._lock:
+                    self._append(self._path, line)
+            except OSError as exc:
+                # the box goes on without its log; warn once, then quietly
+                level = logging.DEBUG if self._warned else logging.WARNING
+                self._warned = True
+                logger.log(level, "the event log cannot be written: %s", type(exc).__name__)
+            finally:
+                self._pending.task_done()
 
     # -- storage ----------------------------------------------------------------------------------
 

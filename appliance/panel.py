@@ -11,6 +11,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gpiozero import LED, Button, Device
@@ -62,6 +63,10 @@ class Panel:
         self.button.when_held = self._when_held
         self.button.when_released = self._when_released
         self.pattern = ""
+        # Changing the LED's pattern stops gpiozero's blink thread and waits for it: done on the
+        # panel's own thread, so the core's loop never waits for the LED.
+        self._led_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="led")
+        self._closed = False
 
     def _when_pressed(self) -> None:
         self._pressed_at = time.monotonic()
@@ -87,11 +92,14 @@ class Panel:
         self._on_press(False)
 
     def show(self, state: State) -> None:
-        """Set the LED to ``state``'s pattern."""
+        """Set the LED to ``state``'s pattern (applied on the panel's thread, at once)."""
         pattern = led_pattern(state)
-        if pattern == self.pattern:
+        if pattern == self.pattern or self._closed:
             return
         self.pattern = pattern
+        self._led_worker.submit(self._apply, pattern)
+
+    def _apply(self, pattern: str) -> None:
         self.led.source = None
         if set(pattern) == {"1"}:
             self.led.on()
@@ -102,6 +110,8 @@ class Panel:
 
     def close(self) -> None:
         """Release the pins. Idempotent."""
+        self._closed = True
+        self._led_worker.shutdown(wait=True)
         self.led.source = None
         for device in (self.button, self.led):
             device.close()

@@ -24,8 +24,10 @@ def notify(message: str) -> bool:
         address = "\0" + address[1:]  # an abstract socket
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            # never blocks (it is sent from the core's loop): a full queue is a failed ping
+            sock.setblocking(False)
             sock.connect(address)
-            sock.sendall(message.encode())
+            sock.send(message.encode())
     except OSError as exc:
         logger.warning("sd_notify failed: %s", type(exc).__name__)
         return False

@@ -34,10 +34,10 @@ from pathlib import Path
 import psutil
 
 from appliance.capture.synthetic import SyntheticSource
-from tests.browser import wait_js
+from tests.support.browser import wait_js
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBE = (ROOT / "tests" / "probe.js").read_text()
+PROBE = (ROOT / "tests" / "support" / "probe.js").read_text()
 
 TARGETS = {  # 1080p30 on a 2-core x86 machine, loopback (the targets)
     "latency_p50_ms": 35.0,
@@ -138,7 +138,7 @@ def source_cost(width: int, height: int, fps: float = 30, frames: int = 90) -> f
 
 
 def chromium_part(chromium, box: Box, link: str, seconds: float, run: Run) -> None:
-    from tests.browser import join
+    from tests.support.browser import join
 
     context = chromium.new_context()
     page = context.new_page()
@@ -174,7 +174,7 @@ def chromium_part(chromium, box: Box, link: str, seconds: float, run: Run) -> No
 
 
 async def aiortc_part(link: str, box: Box, seconds: float, run: Run) -> None:
-    from tests.viewer_client import AiortcViewer
+    from tests.support.viewer_client import AiortcViewer
 
     viewer = AiortcViewer(link, name="Bench")
     try:
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     from appliance.stream.compat import confine_host_addresses
-    from tests import browser
+    from tests.support import browser
 
     confine_host_addresses(("127.0.0.1",))
     runs: list[Run] = []

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from blockbuster import BlockBuster
 from gpiozero.pins.mock import MockFactory
 
 from appliance import config as config_mod
 from appliance.box import Box, Seams
 from appliance.panel import press_pin
 from appliance.stream.compat import confine_host_addresses
+from tests.support.wait import until
 
 #: What every test box runs with: synthetic source, small and quick, everything on loopback.
 TEST_CONFIG: dict[str, Any] = {
@@ -24,6 +27,51 @@ TEST_CONFIG: dict[str, Any] = {
     "stream": {"ice_addresses": ["127.0.0.1"], "ice_servers": []},
     "web": {"host": "127.0.0.1", "port": 0},
 }
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves a thread running (zeroconf's verify_threads_ended): every thread
+    the box, a server or a fixture starts must end when they are stopped."""
+    before = set(threading.enumerate())
+    yield
+    leaked: list[threading.Thread] = []
+
+    def settled() -> bool:
+        leaked[:] = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        return not leaked
+
+    try:
+        until(settled, 5.0, 0.05)
+    except AssertionError:
+        pytest.fail(f"threads left running: {sorted(t.name for t in leaked)}")
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_calls_on_the_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test in which the appliance's own code blocks the core's event loop (file or
+    socket I/O, sleeping, waiting on a contended lock) instead of handing the work to a thread
+    (zeroconf's use of blockbuster).
+
+    The loops watched: a running box's (its thread is named "box"), and an async test's own,
+    where the core and the gate run in the unit tests. A sync test's thread may block: Playwright's
+    sync API runs a loop of its own there, which is not the appliance's."""
+    async_test = inspect.iscoroutinefunction(getattr(request.node, "obj", None))
+
+    def watched() -> bool:
+        return async_test or threading.current_thread().name == "box"
+
+    def only_when_watched(allowed: Callable[..., bool]) -> Callable[..., bool]:
+        return lambda *args, **kwargs: not watched() or allowed(*args, **kwargs)
+
+    buster = BlockBuster("appliance")
+    for function in buster.functions.values():
+        function.can_block_predicate = only_when_watched(function.can_block_predicate)
+    buster.activate()
+    try:
+        yield
+    finally:
+        buster.deactivate()
 
 
 @pytest.fixture(autouse=True)
@@ -156,14 +204,7 @@ class RunningBox:
         self.press(self.cfg.panel.hold_time + 0.3)
 
     def wait_state(self, state: str, timeout: float = 10.0) -> None:
-        import time
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.state() == state:
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"box state is {self.state()!r}, expected {state!r}")
+        until(lambda: self.state() == state, timeout, what=f"box state {state!r}")
 
 
 def make_config(**sections: Any) -> config_mod.Config:
@@ -193,10 +234,10 @@ def running_box(box_factory: Any) -> RunningBox:
 
 @pytest.fixture
 def chromium() -> Iterator[Any]:
-    """Debian's headless Chromium with the project's flags (tests/browser.py)."""
+    """Debian's headless Chromium with the project's flags (tests/support/browser.py)."""
     from playwright.sync_api import sync_playwright
 
-    from tests import browser
+    from tests.support import browser
 
     with sync_playwright() as pw:
         b = browser.launch(pw)

@@ -1,6 +1,6 @@
 """The pairing page itself in Debian's headless Chromium, served over HTTPS by the box's own
 server (cheroot, the box's kind of self-signed certificate) with the in-memory backend of
-tests/test_pairing_page.py: log in, open a session, the QR code on the screen and on the card
+tests/unit/test_pairing_page.py: log in, open a session, the QR code on the screen and on the card
 decodes (from its pixels) to the link the backend gave, the card prints as one A6 page, the live
 status follows the backend, the mask editor draws, lists, deletes and saves rectangles, the event
 log shows and exports; French by the browser's language; usable at 320 px; no CSP violation and
@@ -22,8 +22,8 @@ from appliance.capture.synthetic import SyntheticSource
 from appliance.crypto import load_or_create_tls
 from appliance.httpd.server import WebServer
 from appliance.web.app import create_app
-from tests.browser import wait_js
-from tests.test_pairing_page import HASH, LINK, PASSWORD, Backend
+from tests.support.browser import wait_js
+from tests.unit.test_pairing_page import HASH, LINK, PASSWORD, Backend
 
 pytestmark = pytest.mark.browser
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,9 @@ from appliance.eventlog import FIELDS, KINDS, EventLog
 
 
 @pytest.fixture(params=["disk", "memory"])
-def log(request: pytest.FixtureRequest, tmp_path: Path) -> EventLog:
-    return EventLog(tmp_path / "events.jsonl" if request.param == "disk" else None)
+def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
+    with EventLog(tmp_path / "events.jsonl" if request.param == "disk" else None) as log:
+        yield log
 
 
 def test_entries_keep_kind_time_and_fields_in_order(log: EventLog) -> None:
@@ -53,11 +55,17 @@ def test_entries_keep_kind_time_and_fields_in_order(log: EventLog) -> None:
     ],
 )
 def test_anything_that_could_be_personal_is_refused(
-    log: EventLog, kind: str, fields: dict[str, object]
+    log: EventLog, kind: str, fields: dict[str, object], caplog: pytest.LogCaptureFixture
 ) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - the message names the field; any will do
-        log.record(kind, **fields)
+        log.check(kind, **fields)
+    log.record(kind, **fields)  # a bug in the caller: logged and dropped, never a crash
     assert log.entries() == [], "nothing was written"
+    (bug,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert bug.getMessage().startswith("bug: an event log entry was refused")
+    for value in fields.values():
+        if isinstance(value, str) and value:
+            assert value not in bug.getMessage(), "the refused value is not logged"
 
 
 def test_the_whitelists_are_small_and_say_what_they_hold() -> None:
@@ -73,6 +81,7 @@ def test_the_file_is_bounded_and_the_oldest_entries_go_first(tmp_path: Path) -> 
     log = EventLog(path, max_bytes=4096)
     for i in range(500):
         log.record("knock", returning=bool(i % 2), after_s=i)
+        log.flush()
         assert path.stat().st_size <= 4096
     entries = log.entries()
     assert 20 < len(entries) < 500
@@ -80,6 +89,33 @@ def test_the_file_is_bounded_and_the_oldest_entries_go_first(tmp_path: Path) -> 
     assert seconds == list(range(500 - len(entries), 500)), "the newest kept, in order"
     for line in path.read_text().splitlines():
         json.loads(line)  # whole lines only
+    log.close()
+
+
+def test_recording_never_blocks_the_caller_and_close_writes_what_is_pending(
+    tmp_path: Path,
+) -> None:
+    """The core records from its event loop: the disk is the writer thread's, not the caller's."""
+    import threading
+
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path)
+    gate = threading.Event()
+    real_append = log._append
+
+    def slow_append(p: Path, line: str) -> None:
+        gate.wait(5)  # a slow SD card
+        real_append(p, line)
+
+    log._append = slow_append  # type: ignore[method-assign]
+    log.record("opened", valid_minutes=30)  # returns although the write is held up
+    assert not path.exists()
+    writer = log._writer
+    assert writer is not None and writer.is_alive()
+    gate.set()
+    log.close()
+    assert [e["kind"] for e in EventLog(path).entries()] == ["opened"]
+    assert not writer.is_alive(), "the writer stopped"
 
 
 def test_memory_is_bounded_the_same_way() -> None:
@@ -93,22 +129,23 @@ def test_memory_is_bounded_the_same_way() -> None:
 
 def test_kept_across_restarts_and_a_torn_line_is_skipped(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
-    EventLog(path).record("opened", valid_minutes=30)
+    with EventLog(path) as first:
+        first.record("opened", valid_minutes=30)
     with path.open("a") as out:
         out.write('{"at": 1, "kind": "kno')  # a power cut in the middle of a write
-    again = EventLog(path)
-    again.record("ended", reason="button", duration_s=60)
-    assert [e["kind"] for e in again.entries()] == ["opened", "ended"]
+    with EventLog(path) as again:
+        again.record("ended", reason="button", duration_s=60)
+        assert [e["kind"] for e in again.entries()] == ["opened", "ended"]
 
 
 def test_a_disk_that_cannot_be_written_does_not_stop_the_box(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    log = EventLog(tmp_path / "missing-dir" / "events.jsonl")
-    for _ in range(3):
-        log.record("knock", returning=True)
-    assert log.entries() == []
+    with EventLog(tmp_path / "missing-dir" / "events.jsonl") as log:
+        for _ in range(3):
+            log.record("knock", returning=True)
+        assert log.entries() == []
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, "warned once, then quietly"
     assert "missing-dir" not in caplog.text

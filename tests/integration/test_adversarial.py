@@ -13,7 +13,7 @@ import pytest
 
 from appliance.session import seal
 from appliance.session.seal import SealError
-from tests.viewer_client import AiortcViewer, Refused
+from tests.support.viewer_client import AiortcViewer, Refused
 
 
 def flip(wire: dict, key: str = "ct") -> dict:
@@ -23,8 +23,9 @@ def flip(wire: dict, key: str = "ct") -> dict:
     return {**wire, key: seal.b64u(bytes(raw))}
 
 
-def events(box, kind: str) -> list[dict]:
-    return [e for e in box.call(lambda: box.box_events()) if e["kind"] == kind]
+async def events(box, kind: str) -> list[dict]:
+    """The box's event log entries of ``kind`` (read in a thread: the test runs on a loop)."""
+    return [e for e in await asyncio.to_thread(box.box_events) if e["kind"] == kind]
 
 
 async def refused_knock(viewer: AiortcViewer, wire: dict) -> Refused:
@@ -37,7 +38,7 @@ async def refused_knock(viewer: AiortcViewer, wire: dict) -> Refused:
 
 
 def viewer_relay(viewer: AiortcViewer):
-    from tests.viewer_client import Relay
+    from tests.support.viewer_client import Relay
 
     return Relay(viewer.origin, viewer.room)
 
@@ -48,7 +49,7 @@ async def test_a_tampered_knock_is_refused_and_recorded(running_box) -> None:
     refusal = await refused_knock(viewer, flip(viewer.handshake.knock()))
     assert refusal.status == 403
     assert running_box.state() == "ready"
-    tampers = events(running_box, "tamper")
+    tampers = await events(running_box, "tamper")
     assert tampers and set(tampers[-1]) <= {"kind", "at", "what"}
 
 
@@ -59,7 +60,7 @@ async def test_a_replayed_knock_is_refused_even_from_another_client(running_box)
         wire = viewer.handshake.last_knock
         replayer = AiortcViewer(running_box.viewer_url)
         await refused_knock(replayer, copy.deepcopy(wire))
-        assert events(running_box, "tamper")
+        assert await events(running_box, "tamper")
     finally:
         await viewer.close()
 
@@ -85,7 +86,7 @@ async def test_a_tampered_or_replayed_offer_gets_no_answer_and_no_video(running_
         await viewer.relay.send(flip(offer))
         with pytest.raises((Refused, TimeoutError)):
             await viewer.relay.receive(timeout=3)
-        assert events(running_box, "tamper")
+        assert await events(running_box, "tamper")
         viewers = running_box.box.viewers
         assert running_box.call(lambda: (viewers.count, viewers.pending)) == (0, 0)
     finally:
@@ -106,7 +107,7 @@ async def test_the_viewer_refuses_a_reply_not_signed_by_the_box(running_box) -> 
     from appliance.crypto import BoxIdentity
 
     impostor_dir = running_box.tmp / "impostor"
-    impostor = BoxIdentity.load_or_create(impostor_dir)
+    impostor = await asyncio.to_thread(BoxIdentity.load_or_create, impostor_dir)
     knock = seal.open_knock(
         viewer.room, viewer.secret, viewer.box_key_hash, viewer.handshake.last_knock
     )
@@ -128,7 +129,7 @@ async def test_a_second_phone_with_the_same_link_is_refused_while_the_session_li
         assert refused.value.reason == "taken"
         await asyncio.to_thread(running_box.press)  # admit the first
         assert len(await first.frames(10)) == 10
-        assert json.dumps(events(running_box, "refused")).count("taken") >= 1
+        assert json.dumps(await events(running_box, "refused")).count("taken") >= 1
     finally:
         await first.close()
         await second.close()
@@ -147,6 +148,6 @@ async def test_a_dropped_reply_costs_only_a_new_knock(running_box) -> None:
         await again.connect()
         await asyncio.to_thread(running_box.press)
         assert len(await again.frames(10)) == 10
-        assert [e.get("returning") for e in events(running_box, "knock")] == [False, True]
+        assert [e.get("returning") for e in await events(running_box, "knock")] == [False, True]
     finally:
         await again.close()

@@ -17,7 +17,7 @@ import pytest
 from appliance import firstboot
 from appliance.capture import edid
 
-IMAGE = Path(__file__).parent.parent / "image-build"
+IMAGE = Path(__file__).parents[2] / "image-build"
 UNITS = IMAGE / "layer" / "files" / "etc" / "systemd" / "system"
 SCRIPTS = [
     IMAGE / "layer" / "install.sh",

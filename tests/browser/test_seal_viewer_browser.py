@@ -22,7 +22,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from appliance.crypto import BoxIdentity
 from appliance.relay.viewer import VIEWER_CSP, VIEWER_DIR
 from appliance.session import seal
-from tests.browser import wait_js
+from tests.support.browser import wait_js
 
 pytestmark = pytest.mark.browser
 

@@ -18,11 +18,11 @@ import pytest
 from appliance.crypto import BoxIdentity
 from appliance.relay.viewer import VIEWER_CSP, VIEWER_DIR
 from appliance.session import seal
-from tests.browser import wait_js
+from tests.support.browser import wait_js
 
 pytestmark = pytest.mark.browser
 
-VECTORS = json.loads((Path(__file__).parent / "vectors" / "seal-v1.json").read_text())
+VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "seal-v1.json").read_text())
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>seal.js</title>
 <script type="module" src="harness.js"></script>"""

@@ -20,12 +20,12 @@ from appliance.encode.software import SoftwareEncoder
 from appliance.relay.app import mint_turn
 from appliance.relay.config import RelayConfig, TurnConfig, hash_token
 from appliance.relay.server import RelayServer
-from tests import turn
-from tests.browser import join, wait_js
+from tests.support import turn
+from tests.support.browser import join, wait_js
 
 TOKEN = "box-token-" + "t" * 30
 ROOM = "Turnroomturnroomturnro"
-PROBE = (Path(__file__).parent / "probe.js").read_text()
+PROBE = (Path(__file__).parents[1] / "support" / "probe.js").read_text()
 RELAY_ONLY = """
 (() => {
   const Native = window.RTCPeerConnection;

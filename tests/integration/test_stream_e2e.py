@@ -4,20 +4,14 @@ the sealed handshake (docs/protocol.md), as a phone would."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
 from appliance.capture import timestrip
-from tests.viewer_client import AiortcViewer, Refused
+from tests.support.viewer_client import AiortcViewer, Refused
+from tests.support.wait import until_async
 
-
-async def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+wait_for = until_async
 
 
 async def test_frames_arrive_decode_and_carry_an_advancing_time_strip(running_box) -> None:
@@ -158,12 +152,11 @@ async def test_media_keeps_flowing_through_a_relay_restart_and_new_sessions_work
     it comes back (having forgotten everything), the box opens its room again and a new session
     works."""
     from appliance.relay.config import RelayConfig, hash_token
-    from appliance.relay.server import RelayServer
-    from tests.test_signalling_client import free_port, restart_on
+    from tests.integration.test_signalling_client import free_port, restart_on, start_relay
 
     token = "box-token-" + "r" * 30
     port = free_port()
-    relay = RelayServer(RelayConfig(port=port, boxes=(hash_token(token),))).start()
+    relay = await start_relay(RelayConfig(port=port, boxes=(hash_token(token),)))
     try:
         box = box_factory(relay={"url": relay.url, "token": token})
         viewer = AiortcViewer(box.viewer_url)
@@ -176,10 +169,7 @@ async def test_media_keeps_flowing_through_a_relay_restart_and_new_sessions_work
             assert len(during) >= 40, "the picture kept flowing without the relay"
             relay = await restart_on(port, token)
             # the box notices the forgotten room and opens it again
-            deadline = time.monotonic() + 20
-            while relay.rooms.count() == 0:
-                assert time.monotonic() < deadline, "the box did not reopen its room"
-                await asyncio.sleep(0.1)
+            await until_async(relay.rooms.count, 20, 0.1, "the box reopening its room")
         finally:
             await viewer.close()
         await asyncio.to_thread(box.long_press)
@@ -193,4 +183,4 @@ async def test_media_keeps_flowing_through_a_relay_restart_and_new_sessions_work
         finally:
             await fresh.close()
     finally:
-        relay.stop()
+        await asyncio.to_thread(relay.stop)

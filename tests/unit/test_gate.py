@@ -79,8 +79,8 @@ class Recorder:
 
 
 class Rig:
-    def __init__(self, tmp_path: Any) -> None:
-        self.identity = BoxIdentity.load_or_create(tmp_path)
+    def __init__(self, identity: BoxIdentity) -> None:
+        self.identity = identity
         self.session = Session.new(self.identity.key_hash, 30)
         self.relay = FakeRelay()
         self.events = Recorder()
@@ -125,7 +125,7 @@ class Rig:
 
 @pytest.fixture
 async def rig(tmp_path: Any) -> Any:
-    rig = Rig(tmp_path)
+    rig = Rig(await asyncio.to_thread(BoxIdentity.load_or_create, tmp_path))
     await rig.gate.open(rig.session)
     yield rig
     await rig.gate.close(rig.session, "staff")

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.wait import until
+
 CHROMIUM = os.environ.get("APPLIANCE_CHROMIUM", "/usr/bin/chromium")
 
 #: Playwright passes its own --disable-features and the last one wins: merge ours into one list.
@@ -61,16 +63,7 @@ def launch(playwright: Any, **kwargs: Any) -> Any:
 
 def wait_js(page: Any, expression: str, timeout: float = 15.0) -> Any:
     """Poll ``expression`` until truthy (wait_for_function would eval, which the CSP forbids)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = page.evaluate(expression)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{expression} still false after {timeout} s")
-        time.sleep(0.05)
+    return until(lambda: page.evaluate(expression), timeout, 0.05, expression)
 
 
 def join(page: Any, link: str, name: str = "Sam") -> str:

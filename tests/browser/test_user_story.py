@@ -13,12 +13,12 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from tests.browser import join, wait_js
+from tests.support.browser import join, wait_js
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "midwife-test-password"
-PROBE = (__import__("pathlib").Path(__file__).parent / "probe.js").read_text()
+PROBE = (__import__("pathlib").Path(__file__).parents[1] / "support" / "probe.js").read_text()
 
 
 def staff_login(chromium, box):

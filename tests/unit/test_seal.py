@@ -13,7 +13,7 @@ from appliance.crypto import BoxIdentity
 from appliance.session import seal
 from appliance.session.seal import SealError
 
-V = json.loads((Path(__file__).parent / "vectors" / "seal-v1.json").read_text())
+V = json.loads((Path(__file__).parents[1] / "vectors" / "seal-v1.json").read_text())
 IN = V["inputs"]
 u = seal.unb64u
 

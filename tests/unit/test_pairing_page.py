@@ -1,8 +1,8 @@
 """The pairing page's rules, through Flask's test client: no access without a login, no default
 password, CSRF on every POST, the login rate limit, cookie flags and the login's end, consent,
 the staff's commands, the QR code and the card, the mask, the event log and its exports, French
-and English, the CSP. Chromium drives the page itself in tests/test_pairing_browser.py, and the
-whole box through it in tests/test_user_story.py."""
+and English, the CSP. Chromium drives the page itself in tests/browser/test_pairing_browser.py, and the
+whole box through it in tests/browser/test_user_story.py."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ STATIC = pairing.STATIC_DIR
 
 class Backend:
     """An in-memory stand-in for the core's PairingBackend (appliance.web.backend.CoreBackend
-    on a running box is covered end to end by tests/test_user_story.py). It keeps the states
+    on a running box is covered end to end by tests/browser/test_user_story.py). It keeps the states
     and refusals the page must show, and records every call."""
 
     def __init__(self) -> None:

@@ -14,11 +14,11 @@ import pytest
 from appliance.capture import edid
 from appliance.capture.fake_v4l2 import FakeTC358743
 from appliance.capture.hdmi import HdmiSource
-from tests.browser import join, wait_js
+from tests.support.browser import join, wait_js
 
 pytestmark = pytest.mark.browser
 
-PROBE = (Path(__file__).parent / "probe.js").read_text()
+PROBE = (Path(__file__).parents[1] / "support" / "probe.js").read_text()
 
 
 def status(box) -> dict:

@@ -10,7 +10,7 @@ import pytest
 
 from appliance.capture import edid
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(("modes", "fmt"), [(edid.PI4_MODES, "UYVY"), (edid.PI5_MODES, "RGB888")])

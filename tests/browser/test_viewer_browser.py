@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import join, wait_js
+from tests.support.browser import join, wait_js
 
 pytestmark = pytest.mark.browser
 
-PROBE = (Path(__file__).parent / "probe.js").read_text()
+PROBE = (Path(__file__).parents[1] / "support" / "probe.js").read_text()
 
 
 def test_viewer_plays_h264_with_an_advancing_time_strip_and_pause_stops_it(

@@ -13,13 +13,23 @@ import pytest
 from appliance.relay.config import RelayConfig, hash_token
 from appliance.relay.server import RelayServer
 from appliance.signalling.client import RelayClient, RelayRefused
+from tests.support.wait import until_async
 
 TOKEN = "box-token-" + "y" * 30
 ROOM = "Abcdefghijklmnopqrstu1"
 
 
-def relay(port: int = 0) -> RelayServer:
-    return RelayServer(RelayConfig(port=port, boxes=(hash_token(TOKEN),))).start()
+async def start_relay(config: RelayConfig) -> RelayServer:
+    """A relay started in a thread (it reads its files and binds: not on the test's loop)."""
+
+    def start() -> RelayServer:
+        return RelayServer(config).start()
+
+    return await asyncio.to_thread(start)
+
+
+async def relay(port: int = 0) -> RelayServer:
+    return await start_relay(RelayConfig(port=port, boxes=(hash_token(TOKEN),)))
 
 
 def knock(base: str, blob: str) -> str:
@@ -45,7 +55,7 @@ async def restart_on(port: int, token: str = TOKEN) -> RelayServer:
     deadline = time.monotonic() + 10
     while True:
         try:
-            return RelayServer(RelayConfig(port=port, boxes=(hash_token(token),))).start()
+            return await start_relay(RelayConfig(port=port, boxes=(hash_token(token),)))
         except OSError:
             if time.monotonic() > deadline:
                 raise
@@ -54,7 +64,7 @@ async def restart_on(port: int, token: str = TOKEN) -> RelayServer:
 
 async def test_knocks_reach_the_box_and_survive_a_relay_restart() -> None:
     port = free_port()  # a fixed port (not 0), so the restarted relay may bind it again
-    server = relay(port)
+    server = await relay(port)
     client = RelayClient(server.url, TOKEN)
     got: asyncio.Queue = asyncio.Queue()
 
@@ -68,24 +78,21 @@ async def test_knocks_reach_the_box_and_survive_a_relay_restart() -> None:
         await asyncio.to_thread(knock, server.url, "first")
         assert await asyncio.wait_for(got.get(), 10) == ("knock", "first")
 
-        server.stop()  # the relay goes away (a restart, a network cut)
+        await asyncio.to_thread(server.stop)  # the relay goes away (a restart, a network cut)
         await asyncio.sleep(1.0)
         server = await restart_on(port)
         # the restarted relay forgot the room; the client opens it again by itself
-        deadline = time.monotonic() + 20
-        while server.rooms.count() == 0:
-            assert time.monotonic() < deadline, "the client did not open the room again"
-            await asyncio.sleep(0.1)
+        await until_async(server.rooms.count, 20, 0.1, "the client opening the room again")
         await asyncio.to_thread(knock, server.url, "second")
         assert await asyncio.wait_for(got.get(), 10) == ("knock", "second")
         poller.cancel()
     finally:
         await client.aclose()
-        server.stop()
+        await asyncio.to_thread(server.stop)
 
 
 async def test_a_wrong_token_is_refused_clearly() -> None:
-    server = relay()
+    server = await relay()
     client = RelayClient(server.url, "not-the-token-" + "z" * 20)
     try:
         with pytest.raises(RelayRefused) as refused:
@@ -93,4 +100,4 @@ async def test_a_wrong_token_is_refused_clearly() -> None:
         assert refused.value.status == 401
     finally:
         await client.aclose()
-        server.stop()
+        await asyncio.to_thread(server.stop)

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.viewer_client import AiortcViewer
+from tests.support.viewer_client import AiortcViewer
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:

@@ -215,7 +215,7 @@ def test_as_the_pipeline_s_filter_the_encoder_gets_masked_frames_the_preview_doe
 
 
 async def test_a_masked_banner_never_reaches_the_viewer(box_factory) -> None:
-    from tests.viewer_client import AiortcViewer
+    from tests.support.viewer_client import AiortcViewer
 
     rects = DEMO_OVERRIDES["mask"]["rects"]
     for masked in (False, True):
