@@ -22,8 +22,9 @@ NAL_AUD = 9
 class Encoder(Protocol):
     """H.264 Constrained Baseline, no B-frames, SPS/PPS before every IDR, Annex B output.
 
-    ``encode()`` runs in the pipeline thread; ``request_keyframe()`` and the ``bitrate``
-    setter may be called from any thread and take effect on the next frame.
+    ``encode()`` runs in the pipeline thread; ``request_keyframe()``, ``set_frame_divisor()``
+    and the ``bitrate`` setter may be called from any thread and take effect on the next frame
+    (a new bitrate or frame divisor without an IDR).
     """
 
     @property
@@ -38,6 +39,9 @@ class Encoder(Protocol):
 
     def request_keyframe(self) -> None:
         """Make the next encoded frame an IDR (with SPS/PPS)."""
+
+    def set_frame_divisor(self, divisor: int) -> None:
+        """The caller now passes one frame in ``divisor`` (1 or 2): keep the bitrate, no IDR."""
 
     def close(self) -> None:
         """Release the encoder. Idempotent."""

@@ -3,8 +3,8 @@
 It takes the same controls and buffer layout as bcm2835-codec (YU12 with a 32-aligned stride and
 16-aligned plane height in, Annex B out with the KEYFRAME flag), refuses frames wider than 1920,
 and records every control it was given, so tests see what the real device would have been told.
-Its own limits: the picture is always Baseline, and a bitrate given while running is recorded
-(the real encoder applies it live) but x264 keeps its rate until the next start.
+Its own limits: the picture is always Baseline. A bitrate given while running is recorded and
+applied live, as the real encoder does (x264 reconfigured before the next frame, no IDR).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import numpy as np
 from ..capture import v4l2
 from ..capture.v4l2 import DeviceInfo
 from .hardware import MAX_WIDTH, EncodedBuffer
+
+_VBV_MAXRATE = 20_000_000  # the highest bitrate the fake follows live
 
 _KNOWN = {
     v4l2.CID_MPEG_VIDEO_H264_PROFILE,
@@ -68,6 +70,8 @@ class FakeM2M:
             self._force = True
         else:
             self.controls[cid] = value
+        if cid == v4l2.CID_MPEG_VIDEO_BITRATE and self._codec is not None:
+            self._codec.bit_rate = value  # the real encoder takes it live too
 
     def start(self, width: int, height: int) -> tuple[int, int]:
         if width > MAX_WIDTH:
@@ -81,7 +85,9 @@ class FakeM2M:
         codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
         codec.time_base = Fraction(1, 90_000)
         codec.framerate = Fraction(30)
-        codec.bit_rate = c.get(v4l2.CID_MPEG_VIDEO_BITRATE, 10_000_000)
+        # VBV in the codec context and x264 opened at its maxrate: a later bit_rate applies live
+        # (see appliance.encode.software)
+        codec.bit_rate = _VBV_MAXRATE
         codec.gop_size = gop
         codec.max_b_frames = 0
         codec.thread_count = 1
@@ -90,9 +96,12 @@ class FakeM2M:
             "tune": "zerolatency",
             "profile": "baseline",
             "forced-idr": "1",
+            "maxrate": f"{_VBV_MAXRATE // 1000}k",
+            "bufsize": f"{_VBV_MAXRATE // 1000 // 15}k",
             "x264-params": f"keyint={gop}:scenecut=0:repeat-headers={repeat}:annexb=1",
         }
         codec.open()
+        codec.bit_rate = c.get(v4l2.CID_MPEG_VIDEO_BITRATE, 10_000_000)
         self._codec = codec
         stride = (width + 31) // 32 * 32
         rows = (height + 15) // 16 * 16

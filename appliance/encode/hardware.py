@@ -6,7 +6,8 @@ queues, the sequence picamera2's ``V4L2Encoder`` uses), :class:`~appliance.encod
 stands in for tests. Settings: Constrained Baseline, level 4.0 (4.2 above 1080p30's macroblock
 rate), SPS/PPS before every IDR (``REPEAT_SEQ_HEADER``), an IDR every ``keyframe_interval``
 seconds and on :meth:`~HardwareEncoder.request_keyframe` (``FORCE_KEY_FRAME``), the bitrate
-changed while running. The encoder is 1920 pixels wide at most; a new frame size restarts it.
+changed while running (``VIDEO_BITRATE`` through ``S_CTRL`` while streaming: no restart, no IDR).
+The encoder is 1920 pixels wide at most; a new frame size restarts it.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class HardwareEncoder:
         self._lock = threading.Lock()
         self._keyframe_requested = True
         self._bitrate_changed = False
+        self._divisor = 1
         self._size = (0, 0)
         self._layout = (0, 0)
         self._closed = False
@@ -107,6 +109,25 @@ class HardwareEncoder:
                 self._bitrate = value
                 self._bitrate_changed = True  # applied live before the next frame, no IDR
 
+    @property
+    def frame_divisor(self) -> int:
+        """The caller keeps one frame in this many (1 or 2: the ladder's half-rate step)."""
+        return self._divisor
+
+    def set_frame_divisor(self, divisor: int) -> None:
+        """Tell the encoder the caller now passes one frame in ``divisor``.
+
+        The encoder's rate control budgets bits per frame at the frame rate it assumes, so the
+        control is given ``bitrate x divisor`` to keep the bitrate (live, no IDR). To be checked
+        on a Pi 4: docs/rate-control.md.
+        """
+        if divisor not in (1, 2):
+            raise ValueError("the frame divisor is 1 or 2")
+        with self._lock:
+            if divisor != self._divisor:
+                self._divisor = divisor
+                self._bitrate_changed = True
+
     def request_keyframe(self) -> None:
         with self._lock:
             self._keyframe_requested = True
@@ -123,7 +144,7 @@ class HardwareEncoder:
             bitrate_changed, self._bitrate_changed = self._bitrate_changed, False
         try:
             if bitrate_changed:
-                self._device.set_control(v4l2.CID_MPEG_VIDEO_BITRATE, self._bitrate)
+                self._device.set_control(v4l2.CID_MPEG_VIDEO_BITRATE, self._bitrate * self._divisor)
             if force:
                 self._device.set_control(v4l2.CID_MPEG_VIDEO_FORCE_KEY_FRAME, 1)
             data = _pack_i420(frame, *self._layout)
@@ -156,7 +177,7 @@ class HardwareEncoder:
                 (v4l2.CID_MPEG_VIDEO_H264_LEVEL, level_for(width, height, self._fps)),
                 (v4l2.CID_MPEG_VIDEO_REPEAT_SEQ_HEADER, 1),
                 (v4l2.CID_MPEG_VIDEO_H264_I_PERIOD, gop),
-                (v4l2.CID_MPEG_VIDEO_BITRATE, self._bitrate),
+                (v4l2.CID_MPEG_VIDEO_BITRATE, self._bitrate * self._divisor),
             ]
             for cid, value in controls:
                 dev.set_control(cid, value)

@@ -120,6 +120,44 @@ def test_bitrate_changes_while_running_without_a_restart(
     assert sum(1 for h in dev.history if h[0] == v4l2.CID_MPEG_VIDEO_BITRATE and h[2]) == 1
 
 
+def test_a_lower_bitrate_applies_live_in_the_fake_without_an_idr(dev: FakeM2M) -> None:
+    from appliance.capture.synthetic import SyntheticSource
+
+    enc = HardwareEncoder(1280, 720, 30, 2_000_000, 10.0, device=dev)  # no periodic IDR here
+    source = SyntheticSource(1280, 720)  # speckle: enough detail to fill 2 Mbit/s
+
+    def run(frames: range) -> list[av.Packet]:
+        return [p for i in frames for p in enc.encode(source.render(1000 + i / 30), i * 3000)]
+
+    before = run(range(20))
+    mark = len(dev.history)
+    enc.bitrate = 300_000
+    after = run(range(20, 40))
+    assert (v4l2.CID_MPEG_VIDEO_BITRATE, 300_000, True) in dev.history
+    assert dev.starts == [(1280, 720)], "no restart"
+    assert not any(p.is_keyframe for p in after), "no IDR"
+    assert dev.history[mark:] == [(v4l2.CID_MPEG_VIDEO_BITRATE, 300_000, True)]
+    mean = lambda ps: sum(p.size for p in ps) / len(ps)  # noqa: E731
+    assert mean(after[5:]) < mean(before[5:]) / 2
+    enc.close()
+
+
+def test_half_frame_rate_doubles_the_control_live(enc: HardwareEncoder, dev: FakeM2M) -> None:
+    encode_n(enc, 2)
+    enc.set_frame_divisor(2)
+    encode_n(enc, 1, start=2)
+    assert dev.history[-1] == (v4l2.CID_MPEG_VIDEO_BITRATE, 4_000_000, True)
+    enc.bitrate = 1_000_000
+    encode_n(enc, 1, start=3)
+    assert dev.history[-1] == (v4l2.CID_MPEG_VIDEO_BITRATE, 2_000_000, True)
+    enc.set_frame_divisor(1)
+    encode_n(enc, 1, start=4)
+    assert dev.history[-1] == (v4l2.CID_MPEG_VIDEO_BITRATE, 1_000_000, True)
+    assert dev.starts == [(1280, 720)] and enc.frame_divisor == 1
+    with pytest.raises(ValueError):
+        enc.set_frame_divisor(4)
+
+
 def test_size_changes_restart_with_new_sps_and_idr(enc: HardwareEncoder, dev: FakeM2M) -> None:
     sizes = [(1280, 720), (1280, 1024), (1920, 1080), (1024, 768)]
     for n, (w, h) in enumerate(sizes):

@@ -79,23 +79,68 @@ def test_a_new_size_restarts_with_sps_and_idr() -> None:
     assert (frame.width, frame.height) == (1024, 768)
 
 
-def test_bitrate_change_takes_effect_at_the_next_keyframe() -> None:
+def _run(
+    encoder: SoftwareEncoder, source: SyntheticSource, frames: range, step: int = 3000
+) -> list[tuple[int, bool]]:
+    """(bytes, keyframe) per frame, frames stamped ``step`` apart on the synthetic clock."""
+    out = []
+    for i in frames:
+        packets = encoder.encode(source.render(1000 + i * step / 90_000), i * step)
+        out.append((sum(p.size for p in packets), any(p.is_keyframe for p in packets)))
+    return out
+
+
+def _mean(sizes: list[tuple[int, bool]]) -> float:
+    return sum(s for s, _ in sizes) / len(sizes)
+
+
+def test_lowering_the_bitrate_takes_effect_within_frames_without_an_idr() -> None:
     source = SyntheticSource(W, H, FPS)
-    encoder = SoftwareEncoder(W, H, FPS, bitrate=4_000_000, keyframe_interval=10)
-
-    def mean_size(n: int, start: int) -> float:
-        sizes = [
-            p.size
-            for i in range(n)
-            for p in encoder.encode(source.render(time.time()), (start + i) * 3000)
-        ]
-        return sum(sizes[1:]) / (len(sizes) - 1)
-
-    high = mean_size(30, 0)
+    encoder = SoftwareEncoder(W, H, FPS, bitrate=4_000_000, keyframe_interval=10, threads=1)
+    before = _run(encoder, source, range(30))
     encoder.bitrate = 500_000
     assert encoder.bitrate == 500_000
-    low = mean_size(30, 30)
-    assert low < high / 3
+    after = _run(encoder, source, range(30, 60))
+    assert not any(k for _, k in before[1:] + after), "no IDR for a new bitrate"
+    high = _mean(before[10:])
+    assert max(s for s, _ in after[5:]) < high / 2, "lower within five frames"
+    assert _mean(after[10:]) < high / 3
+    assert abs(_mean(after[10:]) * 8 * FPS - 500_000) < 150_000, "and near the new rate"
+
+
+def test_raising_the_bitrate_live_up_to_the_maximum() -> None:
+    source = SyntheticSource(W, H, FPS)
+    encoder = SoftwareEncoder(
+        W, H, FPS, bitrate=500_000, keyframe_interval=10, threads=1, max_bitrate=4_000_000
+    )
+    low = _run(encoder, source, range(30))
+    encoder.bitrate = 2_000_000
+    high = _run(encoder, source, range(30, 60))
+    assert not any(k for _, k in low[1:] + high)
+    assert _mean(high[10:]) > 2.5 * _mean(low[10:])
+
+
+def test_a_bitrate_above_the_maximum_reopens_with_an_idr() -> None:
+    source = SyntheticSource(W, H, FPS)
+    encoder = SoftwareEncoder(W, H, FPS, bitrate=500_000, keyframe_interval=10, threads=1)
+    _run(encoder, source, range(3))
+    encoder.bitrate = 1_000_000  # the VBV was sized for 500 kbit/s: reopen
+    (first, key), *_ = _run(encoder, source, range(3, 5))
+    assert key
+
+
+def test_half_frame_rate_keeps_the_bitrate_without_an_idr() -> None:
+    source = SyntheticSource(W, H, FPS)
+    encoder = SoftwareEncoder(W, H, FPS, bitrate=1_000_000, keyframe_interval=10, threads=1)
+    full = _run(encoder, source, range(45))
+    encoder.set_frame_divisor(2)  # the caller now drops every other frame
+    half = _run(encoder, source, range(23, 53), step=6000)  # 15 fps on the same clock
+    assert not any(k for _, k in full[1:] + half)
+    full_bps = _mean(full[15:]) * 8 * FPS
+    half_bps = _mean(half[10:]) * 8 * FPS / 2
+    assert 0.75 < half_bps / full_bps < 1.3, (full_bps, half_bps)
+    with pytest.raises(ValueError):
+        encoder.set_frame_divisor(3)
 
 
 def test_thread_count_follows_the_board_unless_set() -> None:
