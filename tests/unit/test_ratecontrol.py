@@ -19,7 +19,7 @@ from appliance.stream.ladder import (
     scaled_size,
 )
 from appliance.stream.ratecontrol import RateController, RateDecision, RateParams, ReceiverReport
-from tests.ratecontrol_sim import SCENARIOS, M, Run, load, replay, simulate
+from tests.support.ratecontrol_sim import SCENARIOS, M, Run, load, replay, simulate
 
 MAX = 4 * M
 

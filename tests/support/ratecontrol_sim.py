@@ -9,7 +9,7 @@ sender would compute from LSR/DLSR: the base RTT plus the queueing delay an SR m
 when the scenario has one. Blackouts drop every packet and every report. A seeded generator
 makes every run the same.
 
-Run ``python -m tests.ratecontrol_sim`` to rewrite the recorded traces in
+Run ``python -m tests.support.ratecontrol_sim`` to rewrite the recorded traces in
 ``tests/data/ratecontrol/`` (after tuning the controller).
 """
 
@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from appliance.stream.ladder import LADDER_1080P30
 from appliance.stream.ratecontrol import RateController, RateDecision, RateParams, ReceiverReport
 
-TRACES = Path(__file__).parent / "data" / "ratecontrol"
+TRACES = Path(__file__).parents[1] / "data" / "ratecontrol"
 TICK = 0.1  # the controller's update period
 PACKET = 1200  # bytes of payload per RTP packet
 HEADERS = 50  # RTP + UDP + SRTP + IP bytes per packet
@@ -184,7 +184,7 @@ class Run:
         return {
             "scenario": s.name,
             "description": s.description,
-            "generated_by": "python -m tests.ratecontrol_sim",
+            "generated_by": "python -m tests.support.ratecontrol_sim",
             "params": s.params,
             "ticks_columns": [
                 "t",
