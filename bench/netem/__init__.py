@@ -5,5 +5,30 @@ media is sent from 127.0.0.2 so that one direction (box -> phone) can be impaire
 """
 
 from .probe import BOX, PHONE, ProbeResult, run_probe
+from .rig import (
+    RFC8867_DURATION_S,
+    RFC8867_REFERENCE_MBIT,
+    RFC8867_STEPS,
+    Impairment,
+    NotIsolated,
+    Profile,
+    RigError,
+    check_isolated,
+    rfc8867_steps,
+)
 
-__all__ = ["BOX", "PHONE", "ProbeResult", "run_probe"]
+__all__ = [
+    "BOX",
+    "PHONE",
+    "RFC8867_DURATION_S",
+    "RFC8867_REFERENCE_MBIT",
+    "RFC8867_STEPS",
+    "Impairment",
+    "NotIsolated",
+    "Profile",
+    "ProbeResult",
+    "RigError",
+    "check_isolated",
+    "rfc8867_steps",
+    "run_probe",
+]
