@@ -26,8 +26,6 @@ import signal
 import time
 from typing import Any
 
-from netfilterqueue import COPY_PACKET, NetfilterQueue, Packet
-
 COPY_BYTES = 64  # enough of each packet for the IPv4 and transport headers
 
 
@@ -88,6 +86,8 @@ class DelayLine:
 
 def serve(queue_num: int, delay_s: float, jitter_s: float, seconds: float) -> int:
     """Run the delay line on netfilter queue ``queue_num`` for at most ``seconds``."""
+    from netfilterqueue import COPY_PACKET, NetfilterQueue, Packet
+
     line = DelayLine(delay_s, jitter_s)
     stopping = False
 

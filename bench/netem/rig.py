@@ -115,7 +115,7 @@ class Profile(threading.Thread):
         self.time_scale = time_scale
         self.applied: list[tuple[float, float]] = []  # (seconds since start, Mbit/s) as done
         self.error: BaseException | None = None
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.started_at = 0.0
 
     def run(self) -> None:
@@ -124,18 +124,18 @@ class Profile(threading.Thread):
             for at, mbit in self.steps:
                 if at * self.time_scale >= self.duration_s:
                     break
-                if self._stop.wait(
+                if self._halt.wait(
                     max(0.0, self.started_at + at * self.time_scale - time.monotonic())
                 ):
                     return
                 self.rig.cap(mbit, self.queue_ms)
                 self.applied.append((round(time.monotonic() - self.started_at, 3), mbit))
-            self._stop.wait(max(0.0, self.started_at + self.duration_s - time.monotonic()))
+            self._halt.wait(max(0.0, self.started_at + self.duration_s - time.monotonic()))
         except BaseException as exc:  # noqa: BLE001 - kept for wait() to raise
             self.error = exc
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         if self is not threading.current_thread() and self.is_alive():
             self.join(5)
 
