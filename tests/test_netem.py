@@ -18,6 +18,7 @@ import pytest
 
 from bench.netem import Impairment, NotIsolated, check_isolated, rfc8867_steps, run_probe
 from bench.netem.delayq import DelayLine, flow_key
+from bench.netem.rig import tool
 
 
 def _unavailable() -> str | None:
@@ -41,6 +42,10 @@ def net() -> Iterator[Impairment]:
         pytest.fail(f"CI as root must run the rig's tests: {WHY}")
     with Impairment(max_seconds=60) as rig:
         yield rig
+
+
+def _show(*command: str) -> str:
+    return subprocess.run([tool(command[0]), *command[1:]], capture_output=True, text=True).stdout
 
 
 def _delays_between(result: object, start: float, end: float) -> list[float]:
@@ -124,19 +129,9 @@ def test_only_udp_from_the_box_is_impaired_and_clear_removes_everything(net: Imp
     net.clear()
     r = run_probe(4.0, 1.0)
     assert r.loss == 0 and r.delay_p95_ms < 5, r.summary()
-    assert (
-        "htb"
-        not in subprocess.run(
-            ["tc", "qdisc", "show", "dev", "lo"], capture_output=True, text=True
-        ).stdout
-    )
-    assert (
-        "netrig"
-        not in subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-    )
-    assert (
-        "NFQUEUE" not in subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
-    )
+    assert "htb" not in _show("tc", "qdisc", "show", "dev", "lo")
+    assert "netrig" not in _show("nft", "list", "tables")
+    assert "NFQUEUE" not in _show("iptables", "-S")
 
 
 @needs_rig
