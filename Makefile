@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian packages the tests drive for real: the phone's browser and a TURN server.
-APT_PKGS := chromium coturn shellcheck
+# Debian packages the tests drive for real: the phone's browser, a TURN server, and the network
+# impairment rig's tools (bench/netem; NetfilterQueue builds against libnetfilter-queue-dev).
+APT_PKGS := chromium coturn shellcheck nftables iptables libnetfilter-queue-dev gcc
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Python trees that lint checks (bench/ joins once it exists).
 LINT_DIRS := appliance tests $(wildcard bench)
@@ -13,7 +14,7 @@ LINT_DIRS := appliance tests $(wildcard bench)
 
 all: test
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[box,test,bench]'
@@ -25,6 +26,10 @@ system-deps:
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v turnserver >/dev/null 2>&1 || missing="$$missing coturn"; \
 	command -v shellcheck >/dev/null 2>&1 || missing="$$missing shellcheck"; \
+	PATH="$$PATH:/usr/sbin:/sbin" command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
+	PATH="$$PATH:/usr/sbin:/sbin" command -v iptables >/dev/null 2>&1 || missing="$$missing iptables"; \
+	[ -e /usr/include/libnetfilter_queue/libnetfilter_queue.h ] || missing="$$missing libnetfilter-queue-dev"; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing with apt-get"; \

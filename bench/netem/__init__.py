@@ -1,0 +1,34 @@
+"""Network impairment rig for tests and benchmarks: see docs/reliability.md.
+
+Everything runs inside a loopback-only network namespace (``unshare -n``) as root; the box's
+media is sent from 127.0.0.2 so that one direction (box -> phone) can be impaired alone.
+"""
+
+from .probe import BOX, PHONE, ProbeResult, run_probe
+from .rig import (
+    RFC8867_DURATION_S,
+    RFC8867_REFERENCE_MBIT,
+    RFC8867_STEPS,
+    Impairment,
+    NotIsolated,
+    Profile,
+    RigError,
+    check_isolated,
+    rfc8867_steps,
+)
+
+__all__ = [
+    "BOX",
+    "PHONE",
+    "RFC8867_DURATION_S",
+    "RFC8867_REFERENCE_MBIT",
+    "RFC8867_STEPS",
+    "Impairment",
+    "NotIsolated",
+    "Profile",
+    "ProbeResult",
+    "RigError",
+    "check_isolated",
+    "rfc8867_steps",
+    "run_probe",
+]

@@ -1,0 +1,400 @@
+"""The impairment rig: capacity, loss, blackout and delay for one UDP source on loopback.
+
+Used inside a network namespace that has only ``lo`` (the test suite's, or ``unshare -n``), as
+root; it refuses to touch anything else. The box's media is sent from its own loopback address
+(127.0.0.2), so the direction box -> phone can be told apart from everything else on ``lo``:
+
+* cap:      an HTB class on ``lo`` (egress), a u32 filter for UDP from the source, and under it a
+            drop-tail bfifo of ``queue_ms`` at the cap (the bottleneck of RFC 8868);
+* loss:     nftables, input hook: ``numgen random`` drops that share of the source's UDP;
+* blackout: nftables, input hook: every UDP datagram from the source is dropped until restore();
+* delay:    iptables NFQUEUE on the input hook and ``delayq.py`` holding each packet late.
+
+A packet from the source meets them in that order: bottleneck queue, loss and blackout, delay.
+Drops are on the input hook because a drop on output makes sendto() fail with EPERM, which no
+real network does. Everything stops by itself: the context manager's exit clears it, and so does
+a timer after ``max_seconds``; the delay program stops on its own at the same deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from .probe import BOX
+
+TABLE = "netrig"  # nftables table (family ip) holding the loss and blackout chains
+CHAIN = "NETRIG"  # iptables chain (filter table) holding the NFQUEUE rule
+_NFT_TABLE = f"""table ip {TABLE} {{
+  chain blackout {{ }}
+  chain loss {{ }}
+  chain input {{
+    type filter hook input priority filter - 10; policy accept;
+    ip saddr {{src}} meta l4proto udp jump blackout
+    ip saddr {{src}} meta l4proto udp jump loss
+  }}
+}}
+"""
+_SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+
+#: RFC 8867 section 5.1 (variable available capacity, one flow): (t seconds, x reference).
+RFC8867_STEPS: tuple[tuple[float, float], ...] = ((0.0, 1.0), (40.0, 2.5), (60.0, 0.6), (80.0, 1.0))
+RFC8867_DURATION_S = 100.0
+RFC8867_REFERENCE_MBIT = 1.0
+
+
+class RigError(RuntimeError):
+    """A command of the rig failed, or the rig is used where it must not be."""
+
+
+class NotIsolated(RigError):
+    """Not inside a loopback-only network namespace of our own."""
+
+
+def check_isolated() -> None:
+    """Raise NotIsolated unless this is a private network namespace with only ``lo``, up."""
+    names = {name for _, name in socket.if_nameindex()}
+    if names != {"lo"}:
+        raise NotIsolated(f"interfaces besides lo: {sorted(names - {'lo'})}; use unshare -n")
+    try:
+        own = os.stat("/proc/self/ns/net").st_ino
+        init = os.stat("/proc/1/ns/net").st_ino
+    except OSError:
+        pass  # cannot tell; only lo exists, so nothing can leave anyway
+    else:
+        if own == init:
+            raise NotIsolated("this is the machine's own network namespace; use unshare -n")
+    flags = int(Path("/sys/class/net/lo/flags").read_text(), 16)
+    if not flags & 1:
+        raise NotIsolated("lo is down: ip link set lo up")
+
+
+def tool(name: str) -> str:
+    """The path of ``tc``, ``nft`` or ``iptables`` (often only in /usr/sbin)."""
+    found = shutil.which(name, path=_SBIN)
+    if found is None:
+        raise RigError(f"{name} is not installed (make system-deps)")
+    return found
+
+
+def _run(*args: str, stdin: str | None = None, check: bool = True) -> str:
+    done = subprocess.run(
+        [tool(args[0]), *args[1:]], input=stdin, capture_output=True, text=True, timeout=10
+    )
+    if check and done.returncode != 0:
+        raise RigError(f"{' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+class Profile(threading.Thread):
+    """Capacity steps applied on time in the background; stops by itself after its duration."""
+
+    def __init__(
+        self,
+        rig: Impairment,
+        steps: Sequence[tuple[float, float]],
+        duration_s: float,
+        queue_ms: float,
+        time_scale: float,
+    ) -> None:
+        super().__init__(name="netem-profile", daemon=True)
+        self.rig = rig
+        self.steps = sorted(steps)
+        self.duration_s = duration_s * time_scale
+        self.queue_ms = queue_ms
+        self.time_scale = time_scale
+        self.applied: list[tuple[float, float]] = []  # (seconds since start, Mbit/s) as done
+        self.error: BaseException | None = None
+        self._halt = threading.Event()
+        self.started_at = 0.0
+
+    def run(self) -> None:
+        self.started_at = time.monotonic()
+        try:
+            for at, mbit in self.steps:
+                if at * self.time_scale >= self.duration_s:
+                    break
+                if self._halt.wait(
+                    max(0.0, self.started_at + at * self.time_scale - time.monotonic())
+                ):
+                    return
+                self.rig.cap(mbit, self.queue_ms)
+                self.applied.append((round(time.monotonic() - self.started_at, 3), mbit))
+            self._halt.wait(max(0.0, self.started_at + self.duration_s - time.monotonic()))
+        except BaseException as exc:  # noqa: BLE001 - kept for wait() to raise
+            self.error = exc
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self is not threading.current_thread() and self.is_alive():
+            self.join(5)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the profile's end; raises what went wrong in it."""
+        self.join(timeout)
+        if self.error is not None:
+            raise RigError(f"profile step failed: {self.error}") from self.error
+
+
+class Impairment:
+    """Impairs UDP from ``src`` on ``lo``; a context manager that clears everything on exit.
+
+    >>> with Impairment() as net:          # inside unshare -n, as root
+    ...     net.cap(2.0)                   # 2 Mbit/s, 300 ms drop-tail queue
+    ...     net.loss(5)                    # and 5 % random loss
+    ...     net.delay(40, jitter_ms=5)     # and 40 +- 5 ms one way
+    """
+
+    def __init__(
+        self, src: str = BOX, *, dev: str = "lo", queue_num: int = 7, max_seconds: float = 600.0
+    ) -> None:
+        socket.inet_aton(src)  # an IPv4 address, nothing else reaches a command line
+        if dev != "lo":
+            raise RigError("the rig only impairs loopback")
+        self.src = src
+        self.dev = dev
+        self.queue_num = int(queue_num)
+        self.max_seconds = max_seconds
+        self.deadline = 0.0
+        self.capacity_mbit: float | None = None
+        self.loss_percent = 0.0
+        self.blacked_out = False
+        self.delay_ms: tuple[float, float] | None = None
+        self._lock = threading.RLock()
+        self._timer: threading.Timer | None = None
+        self._delayq: subprocess.Popen[str] | None = None
+        self._profile: Profile | None = None
+        self._entered = False
+
+    # --- lifetime ---------------------------------------------------------------------------
+    def __enter__(self) -> Impairment:
+        check_isolated()
+        self._clear_all()  # a previous run's leftovers, if any
+        _run("nft", "-f", "-", stdin=_NFT_TABLE.replace("{src}", self.src))
+        self.deadline = time.monotonic() + self.max_seconds
+        self._timer = threading.Timer(self.max_seconds, self.clear)
+        self._timer.daemon = True
+        self._timer.start()
+        self._entered = True
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.clear()
+
+    def _need(self) -> None:
+        if not self._entered:
+            raise RigError("use the Impairment as a context manager (with Impairment() as net)")
+        if time.monotonic() >= self.deadline:
+            raise RigError("the rig's max_seconds are over; it has cleared itself")
+
+    def clear(self) -> None:
+        """Remove every impairment: the qdiscs on lo, the nft table, the NFQUEUE rule."""
+        profile, self._profile = self._profile, None
+        if profile is not None:
+            profile.stop()  # outside the lock: its thread may be waiting for it
+        with self._lock:
+            self._clear_all()
+            self._entered = False
+
+    def _clear_all(self) -> None:
+        self._stop_delayq()
+        _run("tc", "qdisc", "del", "dev", self.dev, "root", check=False)
+        _run("nft", "delete", "table", "ip", TABLE, check=False)
+        _run("iptables", "-w", "-D", "INPUT", "-j", CHAIN, check=False)
+        _run("iptables", "-w", "-F", CHAIN, check=False)
+        _run("iptables", "-w", "-X", CHAIN, check=False)
+        self.capacity_mbit = None
+        self.loss_percent = 0.0
+        self.blacked_out = False
+        self.delay_ms = None
+
+    # --- capacity ---------------------------------------------------------------------------
+    def cap(self, mbit: float, queue_ms: float = 300.0) -> None:
+        """Limit the source's UDP to ``mbit`` with a drop-tail queue of ``queue_ms`` at that rate.
+
+        Called again, it changes the class and the queue in place (a capacity step), so what is
+        queued stays queued.
+        """
+        if not 0.01 <= mbit <= 10_000 or not 1 <= queue_ms <= 10_000:
+            raise ValueError("capacity or queue out of range")
+        rate_bytes = mbit * 1e6 / 8
+        burst = str(max(3200, int(rate_bytes * 0.005)))  # a few packets: no long bursts
+        limit = str(max(3200, int(rate_bytes * queue_ms / 1000)))
+        rate = f"{mbit * 1000:.0f}kbit"
+        htb = ["htb", "rate", rate, "ceil", rate, "burst", burst, "cburst", burst]
+        with self._lock:
+            self._need()
+            if self.capacity_mbit is None:
+                _run("tc", "qdisc", "add", "dev", self.dev, "root", "handle", "1:", "htb")
+                _run("tc", "class", "add", "dev", self.dev, "parent", "1:", "classid", "1:1", *htb)
+                _run(
+                    "tc", "qdisc", "add", "dev", self.dev, "parent", "1:1", "handle", "10:",
+                    "bfifo", "limit", limit,
+                )  # fmt: skip
+                _run(
+                    "tc", "filter", "add", "dev", self.dev, "parent", "1:", "protocol", "ip",
+                    "prio", "1", "u32", "match", "ip", "src", f"{self.src}/32",
+                    "match", "ip", "protocol", "17", "0xff", "flowid", "1:1",
+                )  # fmt: skip
+            else:
+                _run(
+                    "tc", "class", "change", "dev", self.dev, "parent", "1:", "classid", "1:1", *htb
+                )
+                _run(
+                    "tc", "qdisc", "change", "dev", self.dev, "parent", "1:1", "handle", "10:",
+                    "bfifo", "limit", limit,
+                )  # fmt: skip
+            self.capacity_mbit = mbit
+
+    def uncap(self) -> None:
+        """Remove the capacity limit (and its queue) only."""
+        with self._lock:
+            _run("tc", "qdisc", "del", "dev", self.dev, "root", check=False)
+            self.capacity_mbit = None
+
+    def queue_stats(self) -> dict[str, int]:
+        """The bottleneck queue's counters: bytes and packets sent, drops, backlog bytes."""
+        for q in json.loads(_run("tc", "-s", "-j", "qdisc", "show", "dev", self.dev) or "[]"):
+            if q.get("kind") == "bfifo":
+                return {
+                    "sent_bytes": int(q.get("bytes", 0)),
+                    "sent_packets": int(q.get("packets", 0)),
+                    "dropped": int(q.get("drops", 0)),
+                    "backlog_bytes": int(q.get("backlog", 0)),
+                }
+        return {}
+
+    def profile(
+        self,
+        steps: Sequence[tuple[float, float]],
+        *,
+        duration_s: float,
+        queue_ms: float = 300.0,
+        time_scale: float = 1.0,
+    ) -> Profile:
+        """Start capacity steps ``[(t seconds, Mbit/s), ...]``; returns the running Profile.
+
+        ``time_scale`` compresses time (0.1: a 100 s profile in 10 s). The profile stops by
+        itself after ``duration_s``, leaving the last capacity in place until clear().
+        See :func:`rfc8867_steps` for RFC 8867's variable-capacity test.
+        """
+        if not steps or not 0 < duration_s * time_scale <= self.max_seconds:
+            raise ValueError("no steps, or a duration beyond the rig's max_seconds")
+        with self._lock:
+            self._need()
+            if self._profile is not None:
+                self._profile.stop()
+            self._profile = Profile(self, steps, duration_s, queue_ms, time_scale)
+            self._profile.start()
+            return self._profile
+
+    # --- loss and blackout ------------------------------------------------------------------
+    def loss(self, percent: float) -> None:
+        """Drop ``percent`` % of the source's UDP at random (0.01 % steps); 0 removes it."""
+        if not 0 <= percent <= 100:
+            raise ValueError("loss is a percentage")
+        with self._lock:
+            self._need()
+            _run("nft", "flush", "chain", "ip", TABLE, "loss")
+            if percent > 0:
+                threshold = str(round(percent * 100))
+                _run(
+                    "nft", "add", "rule", "ip", TABLE, "loss",
+                    "numgen", "random", "mod", "10000", "<", threshold, "drop",
+                )  # fmt: skip
+            self.loss_percent = percent
+
+    def blackout(self) -> None:
+        """Drop every UDP datagram from the source until restore()."""
+        with self._lock:
+            self._need()
+            _run("nft", "flush", "chain", "ip", TABLE, "blackout")
+            _run("nft", "add", "rule", "ip", TABLE, "blackout", "drop")
+            self.blacked_out = True
+
+    def restore(self) -> None:
+        """End a blackout."""
+        with self._lock:
+            self._need()
+            _run("nft", "flush", "chain", "ip", TABLE, "blackout")
+            self.blacked_out = False
+
+    # --- delay ------------------------------------------------------------------------------
+    def delay(self, ms: float, jitter_ms: float = 0.0) -> None:
+        """Hold each of the source's UDP packets ``ms +- U(jitter_ms)`` (order kept per flow).
+
+        ``delay(0)`` removes it. A change restarts the delay program: packets it holds are
+        released at once and, for the moment between, pass undelayed.
+        """
+        if not 0 <= ms <= 10_000 or not 0 <= jitter_ms <= 10_000:
+            raise ValueError("delay and jitter within 0..10000 ms")
+        with self._lock:
+            self._need()
+            self._stop_delayq()
+            if ms == 0 and jitter_ms == 0:
+                _run("iptables", "-w", "-F", CHAIN, check=False)
+                self.delay_ms = None
+                return
+            self._start_delayq(ms, jitter_ms)
+            if self.delay_ms is None:
+                _run("iptables", "-w", "-N", CHAIN, check=False)
+                _run("iptables", "-w", "-F", CHAIN)
+                _run(
+                    "iptables", "-w", "-A", CHAIN, "-p", "udp", "-s", f"{self.src}/32",
+                    "-j", "NFQUEUE", "--queue-num", str(self.queue_num), "--queue-bypass",
+                )  # fmt: skip
+                _run("iptables", "-w", "-D", "INPUT", "-j", CHAIN, check=False)
+                _run("iptables", "-w", "-I", "INPUT", "1", "-j", CHAIN)
+            self.delay_ms = (ms, jitter_ms)
+
+    def _start_delayq(self, ms: float, jitter_ms: float) -> None:
+        seconds = max(1.0, self.deadline - time.monotonic())
+        self._delayq = subprocess.Popen(
+            [
+                sys.executable, str(Path(__file__).with_name("delayq.py")),
+                "--queue", str(self.queue_num), "--delay-ms", str(ms),
+                "--jitter-ms", str(jitter_ms), "--seconds", f"{seconds:.1f}",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert self._delayq.stdout is not None
+        readable, _, _ = select.select([self._delayq.stdout], [], [], 10)
+        if not readable or self._delayq.stdout.readline().strip() != "ready":
+            self._stop_delayq()
+            raise RigError("the delay program did not start (is NetfilterQueue installed?)")
+
+    def _stop_delayq(self) -> None:
+        proc, self._delayq = self._delayq, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def rfc8867_steps(reference_mbit: float = RFC8867_REFERENCE_MBIT) -> list[tuple[float, float]]:
+    """RFC 8867 section 5.1's capacity steps at ``reference_mbit``; run over RFC8867_DURATION_S."""
+    return [(t, factor * reference_mbit) for t, factor in RFC8867_STEPS]

@@ -1,0 +1,168 @@
+"""The network impairment rig (bench/netem), each impairment measured with the UDP probe.
+
+These run as root inside the suite's loopback-only namespace (tests/run.sh); they are skipped
+only when not root or outside such a namespace, and under CI=true as root they never skip.
+Each impairment applies to UDP from the box's address (127.0.0.2) only.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from bench.netem import Impairment, NotIsolated, check_isolated, rfc8867_steps, run_probe
+from bench.netem.delayq import DelayLine, flow_key
+from bench.netem.rig import tool
+
+
+def _unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "the rig needs root"
+    try:
+        check_isolated()
+    except NotIsolated as exc:
+        return f"not in a loopback-only network namespace ({exc}); run tests/run.sh"
+    return None
+
+
+WHY = _unavailable()
+MUST_RUN = os.environ.get("CI") == "true" and os.geteuid() == 0
+needs_rig = pytest.mark.skipif(WHY is not None and not MUST_RUN, reason=WHY or "")
+
+
+@pytest.fixture
+def net() -> Iterator[Impairment]:
+    if WHY is not None:
+        pytest.fail(f"CI as root must run the rig's tests: {WHY}")
+    with Impairment(max_seconds=60) as rig:
+        yield rig
+
+
+def _show(*command: str) -> str:
+    return subprocess.run([tool(command[0]), *command[1:]], capture_output=True, text=True).stdout
+
+
+def _delays_between(result: object, start: float, end: float) -> list[float]:
+    return [d for at, _, d in result.arrivals if start <= at < end]  # type: ignore[attr-defined]
+
+
+@needs_rig
+@pytest.mark.slow
+def test_cap_delivers_the_capacity_and_the_queue_fills_to_its_size(net: Impairment) -> None:
+    net.cap(2.0, queue_ms=300)
+    r = run_probe(4.0, 3.0)
+    assert 1.7 <= r.throughput_mbit <= 2.1, r.summary()
+    assert 0.4 <= r.loss <= 0.6  # half of 4 Mbit/s does not fit: drop-tail
+    early, late = _delays_between(r, 0, 0.05), _delays_between(r, 1.5, 3.0)
+    assert early and max(early) < 60  # an empty queue first
+    assert 250 <= min(late) and max(late) <= 330  # then the 300 ms queue, full
+    stats = net.queue_stats()
+    assert stats["dropped"] > 0 and stats["sent_packets"] == r.received
+
+
+@needs_rig
+@pytest.mark.slow
+def test_capacity_steps_follow_the_rfc8867_profile_live(net: Impairment) -> None:
+    # RFC 8867 5.1 at 1 Mbit/s, 20 times faster: 1.0, 2.5, 0.6, 1.0 Mbit/s at 0, 2, 3, 4 s.
+    profile = net.profile(rfc8867_steps(1.0), duration_s=100, queue_ms=100, time_scale=0.05)
+    r = run_probe(4.0, 5.0)
+    profile.wait(2)
+    assert [mbit for _, mbit in profile.applied] == [1.0, 2.5, 0.6, 1.0]
+    assert all(
+        abs(at - want) < 0.1 for (at, _), want in zip(profile.applied, [0, 2, 3, 4], strict=True)
+    )
+    bins = r.series(0.5)  # Mbit/s per half second from the first send
+    for (start, end), want in {(1, 4): 1.0, (5, 6): 2.5, (7, 8): 0.6, (9, 10): 1.0}.items():
+        got = sum(bins[start:end]) / (end - start)
+        assert abs(got - want) <= 0.15 * want, (start / 2, got, want, bins)
+
+
+@needs_rig
+@pytest.mark.slow
+def test_loss_of_5_percent_measures_3_to_7(net: Impairment) -> None:
+    net.loss(5)
+    r = run_probe(4.0, 3.0)
+    assert 0.03 <= r.loss <= 0.07, r.summary()
+    assert r.delay_p95_ms < 5 and r.reordered == 0
+
+
+@needs_rig
+@pytest.mark.slow
+def test_blackout_delivers_nothing_then_the_stream_resumes(net: Impairment) -> None:
+    threading.Timer(1.0, net.blackout).start()
+    threading.Timer(2.0, net.restore).start()
+    r = run_probe(4.0, 3.0)
+    assert not _delays_between(r, 1.05, 1.95)
+    assert len(_delays_between(r, 0, 0.95)) > 350 and len(_delays_between(r, 2.05, 3.0)) > 350
+    assert 0.3 <= r.loss <= 0.37
+    assert not net.blacked_out
+
+
+@needs_rig
+@pytest.mark.slow
+def test_delay_of_40_ms_one_way_keeps_the_order(net: Impairment) -> None:
+    net.delay(40)
+    r = run_probe(4.0, 2.0)
+    assert 35 <= r.delay_p50_ms <= 60 and r.delay_p95_ms <= 60, r.summary()
+    assert r.loss == 0 and r.reordered == 0
+    net.delay(40, jitter_ms=15)  # jitter, still in order within the flow
+    r = run_probe(4.0, 2.0)
+    assert 35 <= r.delay_p50_ms <= 60 and r.reordered == 0 and r.loss == 0, r.summary()
+    assert r.jitter_ms > 1 and r.delay_max_ms - min(d for _, _, d in r.arrivals) > 10
+
+
+@needs_rig
+@pytest.mark.slow
+def test_only_udp_from_the_box_is_impaired_and_clear_removes_everything(net: Impairment) -> None:
+    net.cap(1.0)
+    net.loss(50)
+    net.delay(100)
+    net.blackout()
+    other = run_probe(4.0, 1.0, src="127.0.0.1")
+    assert other.loss == 0 and other.delay_p95_ms < 5 and 3.8 <= other.throughput_mbit <= 4.2
+    net.clear()
+    r = run_probe(4.0, 1.0)
+    assert r.loss == 0 and r.delay_p95_ms < 5, r.summary()
+    assert "htb" not in _show("tc", "qdisc", "show", "dev", "lo")
+    assert "netrig" not in _show("nft", "list", "tables")
+    assert "NFQUEUE" not in _show("iptables", "-S")
+
+
+@needs_rig
+@pytest.mark.slow
+def test_the_rig_clears_itself_after_max_seconds() -> None:
+    if WHY is not None:
+        pytest.fail(WHY)
+    with Impairment(max_seconds=1.0) as rig:
+        rig.cap(0.5)
+        rig.delay(200)
+        time.sleep(1.5)
+        r = run_probe(4.0, 0.5)
+        assert r.loss == 0 and r.delay_p95_ms < 5
+        assert rig.capacity_mbit is None and rig.delay_ms is None
+
+
+def test_the_delay_line_keeps_each_flow_in_order_and_releases_on_time() -> None:
+    line = DelayLine(0.040, 0.015, random.Random(7))
+    dues = [line.hold(("a", i), b"a", now=i * 0.001) for i in range(200)]
+    dues += [line.hold(("b", i), b"b", now=i * 0.001) for i in range(200)]
+    assert all(0.025 <= due - i * 0.001 for i, due in enumerate(dues[:200]))
+    assert line.due(0.024) == []
+    released = line.due(1.0)
+    assert len(released) == 400 and len(line) == 0
+    for flow in "ab":
+        assert [i for f, i in released if f == flow] == list(range(200))
+    assert line.drain() == []
+
+
+def test_flow_key_is_addresses_protocol_and_ports() -> None:
+    udp = bytes([0x45]) + bytes(8) + bytes([17]) + bytes(2) + bytes([127, 0, 0, 2, 127, 0, 0, 1])
+    key = flow_key(udp + bytes([0x1F, 0x90, 0x00, 0x35]) + bytes(40))
+    assert key == bytes([127, 0, 0, 2, 127, 0, 0, 1, 17, 0x1F, 0x90, 0x00, 0x35])
+    assert flow_key(b"\x60" + bytes(60))[:1] == b"\x60"  # not IPv4: its bytes
