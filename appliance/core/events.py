@@ -59,6 +59,17 @@ class Resume(StaffCommand):
 
 
 @dataclass(frozen=True)
+class Release(StaffCommand):
+    """Let another phone in: the seat (held by a viewer not admitted, or gone) goes to the next
+    knock, with a new code to compare."""
+
+
+@dataclass(frozen=True)
+class Extend(StaffCommand):
+    """Push the session's expiry to the furthest the config allows (once)."""
+
+
+@dataclass(frozen=True)
 class End(StaffCommand):
     """End the session for good."""
 

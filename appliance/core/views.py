@@ -8,12 +8,16 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ViewerView:
-    """Whoever holds the seat, as the staff see them."""
+    """Whoever holds the seat, as the staff see them.
+
+    ``left_s``: seconds since the viewer's connection dropped (None while connected, or before
+    it ever connected); the seat stays theirs until the staff let another phone in."""
 
     name: str | None
     code: str | None
     admitted: bool
     connected: bool
+    left_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,10 @@ class SessionView:
     url: str
     expires: int
     viewer: ViewerView | None
+    #: The session ends within the warning time (10 min): the page and the LED say so.
+    expiring: bool = False
+    #: The latest expiry one "extend" may give (the configured maximum); None: no more extending.
+    extend_to: int | None = None
 
 
 @dataclass(frozen=True)

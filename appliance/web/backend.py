@@ -12,7 +12,19 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..core import Admit, Core, End, OpenSession, Pause, Refuse, Resume, SessionView, Status
+from ..core import (
+    Admit,
+    Core,
+    End,
+    Extend,
+    OpenSession,
+    Pause,
+    Refuse,
+    Release,
+    Resume,
+    SessionView,
+    Status,
+)
 from ..stream.pipeline import MediaPipeline
 from ..types import Rect
 from .facade import LoopFacade
@@ -58,6 +70,12 @@ class CoreBackend:
 
     def resume(self) -> None:
         self._facade.call(self._core.command(Resume()))
+
+    def release(self) -> None:
+        self._facade.call(self._core.command(Release()))
+
+    def extend(self) -> None:
+        self._facade.call(self._core.command(Extend()))
 
     def end(self) -> None:
         self._facade.call(self._core.command(End(reason="page")))

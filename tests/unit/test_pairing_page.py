@@ -87,6 +87,17 @@ class Backend:
         self.calls.append("resume")
         self.state = "live"
 
+    def release(self) -> None:
+        if self.viewer is None or self.viewer.admitted:
+            raise InvalidStateError("no phone to replace")
+        self.calls.append("release")
+        self.state, self.viewer = "ready", None
+
+    def extend(self) -> None:
+        if self.state == "idle":
+            raise InvalidStateError("no session is open")
+        self.calls.append("extend")
+
     def end(self) -> None:
         if self.state == "idle":
             raise InvalidStateError("no session is open")

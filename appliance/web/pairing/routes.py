@@ -203,6 +203,8 @@ def create_pairing_blueprint(
         "pause": backend.pause,
         "resume": backend.resume,
         "end": backend.end,
+        "release": backend.release,
+        "extend": backend.extend,
     }
 
     @bp.post("/api/<command>")
