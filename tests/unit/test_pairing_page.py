@@ -345,7 +345,13 @@ def test_the_status_is_json_and_never_cached(backend: Backend) -> None:
     assert response.headers["Cache-Control"] == "no-store"
     backend.knock("Alex", "654321")
     viewer = client.get("/pairing/api/status").json["session"]["viewer"]
-    assert viewer == {"name": "Alex", "code": "654321", "admitted": False, "connected": True}
+    assert viewer == {
+        "name": "Alex",
+        "code": "654321",
+        "admitted": False,
+        "connected": True,
+        "left_s": None,
+    }
 
 
 def test_opening_needs_the_patient_s_consent(backend: Backend) -> None:
