@@ -14,6 +14,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from ..errors import ApplianceError
+
 MAX_BLOB = 32 * 1024
 MAX_QUEUE = 16  # messages waiting per direction per client
 MAX_PENDING_KNOCKS = 4  # knocks the box has not answered yet, per room
@@ -25,7 +27,7 @@ MAX_EXPIRY = 24 * 3600  # a room cannot be opened for longer than this
 CLIENT_IDLE = 120.0  # a client that has not polled for this long is forgotten (not the seat)
 
 
-class RelayError(Exception):
+class RelayError(ApplianceError):
     """A refusal: HTTP ``status`` and the short ``code`` the protocol names."""
 
     def __init__(self, status: int, code: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from ..errors import ApplianceError
 from ..relay import paths
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ POLL_WAIT = 20
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 15.0
 
 
-class RelayRefused(Exception):
+class RelayRefused(ApplianceError, ConnectionError):
     """The relay answered with an error: ``status`` and its ``code``."""
 
     def __init__(self, status: int, code: str) -> None:

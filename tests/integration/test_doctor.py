@@ -24,7 +24,7 @@ from appliance import doctor
 from appliance.capture import edid
 from appliance.capture.fake_v4l2 import FakeTC358743
 from appliance.doctor import FAIL, OK, WARN, DoctorEnv, run_checks
-from appliance.doctor_net import parse_turn_url
+from appliance.doctor.net import parse_turn_url
 
 TOKEN = "box-token-for-tests"
 

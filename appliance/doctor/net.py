@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
-from .doctor import FAIL, OK, WARN, CheckResult, DoctorEnv
+from .env import FAIL, OK, WARN, CheckResult, DoctorEnv
 
 RELAY_CHECK_PATH = "/api/box/ping"
 STUN_MAGIC = 0x2112A442

@@ -1,119 +1,34 @@
-"""`appliance doctor`: the box's check-up; each line OK, WARN or FAIL, with the fix.
-
-Every path (sysfs, procfs, /dev) is read below ``DoctorEnv.root`` and every external command
-(``timedatectl``, ``vcgencmd``, ``gpioinfo``) is looked up there too, so tests run the checks
-against a fake tree. The exit status is 0 only when nothing fails. The output holds no secret:
-the relay token is used, never shown.
-"""
+"""The checks, each a function of the :class:`~.env.DoctorEnv` returning its results."""
 
 from __future__ import annotations
 
-import argparse
-import enum
 import errno
 import hashlib
 import re
 import ssl
-import subprocess
-import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import board as board_mod
-from . import config as config_mod
-from .board import Board, under
-from .capture import edid as edid_mod
-from .capture.bridge import Bridge, BridgeNodes, V4L2Bridge, driver_bound, find_bridge
-from .clock import TIME_ERROR, adjtimex_state
-from .config import Config, EncoderKind, SourceKind
-from .errors import ConfigError
-
-DEFAULT_CONFIG = "/boot/firmware/appliance.toml"
-TLS_CERT_NAME = "tls.crt"  # in box.state_dir
-CMA_WANTED_KB = 128 * 1024
-MEM_FAIL_KB, MEM_WARN_KB = 100 * 1024, 300 * 1024
-TEMP_WARN, TEMP_FAIL = 70.0, 80.0
-#: The GPIO consumer names gpiozero's pin libraries give (lgpio: "lg").
-OUR_GPIO_CONSUMERS = ("lg", "gpiozero", "appliance")
-
-
-class Status(enum.Enum):
-    OK = "OK"
-    WARN = "WARN"
-    FAIL = "FAIL"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    status: Status
-    detail: str
-    fix: str = ""
-
-    def __str__(self) -> str:
-        line = f"{self.status.value:<4}  {self.name}: {self.detail}"
-        if self.fix and self.status is not Status.OK:
-            line += f"\n      fix: {self.fix}"
-        return line
-
-
-@dataclass
-class DoctorEnv:
-    """What the checks look at. Defaults describe the real box."""
-
-    config: Config
-    config_error: str = ""
-    root: Path = Path("/")
-    board: Board | None = None
-    #: Trust store for the relay's HTTPS (None: the system's).
-    ssl_context: ssl.SSLContext | None = None
-    cert_path: Path | None = None
-    open_bridge: Callable[[BridgeNodes], Bridge] | None = None
-    timeout: float = 3.0
-    _board: Board | None = field(default=None, init=False, repr=False)
-
-    def path(self, p: str) -> Path:
-        return under(self.root, p)
-
-    def command(self, name: str) -> str:
-        return name if self.root == Path("/") else str(self.path(f"usr/bin/{name}"))
-
-    def run(self, argv: Sequence[str]) -> tuple[int, str]:
-        """Run a command; (127, "") when it is not installed."""
-        try:
-            done = subprocess.run(
-                [self.command(argv[0]), *argv[1:]],
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                check=False,
-            )
-        except (FileNotFoundError, PermissionError):
-            return 127, ""
-        except subprocess.TimeoutExpired:
-            return 124, ""
-        return done.returncode, done.stdout
-
-    def read(self, p: str) -> str | None:
-        try:
-            return self.path(p).read_text()
-        except OSError:
-            return None
-
-    @property
-    def the_board(self) -> Board:
-        if self._board is None:
-            self._board = self.board if self.board is not None else board_mod.detect(self.root)
-        return self._board
-
-    @property
-    def on_pi(self) -> bool:
-        return self.the_board is not Board.OTHER
-
-
-Check = Callable[[DoctorEnv], list[CheckResult]]
-OK, WARN, FAIL = Status.OK, Status.WARN, Status.FAIL
+from .. import board as board_mod
+from ..board import Board
+from ..capture import edid as edid_mod
+from ..capture.bridge import Bridge, BridgeNodes, V4L2Bridge, driver_bound, find_bridge
+from ..clock import TIME_ERROR, adjtimex_state
+from ..config import EncoderKind, SourceKind
+from . import net
+from .env import (
+    CMA_WANTED_KB,
+    FAIL,
+    MEM_FAIL_KB,
+    MEM_WARN_KB,
+    OK,
+    OUR_GPIO_CONSUMERS,
+    TEMP_FAIL,
+    TEMP_WARN,
+    TLS_CERT_NAME,
+    WARN,
+    CheckResult,
+    DoctorEnv,
+)
 
 
 def check_config(env: DoctorEnv) -> list[CheckResult]:
@@ -294,15 +209,13 @@ def check_clock(env: DoctorEnv) -> list[CheckResult]:
 
 
 def check_relay(env: DoctorEnv) -> list[CheckResult]:
-    from .doctor_net import relay_results
 
-    return relay_results(env)
+    return net.relay_results(env)
 
 
 def check_turn(env: DoctorEnv) -> list[CheckResult]:
-    from .doctor_net import turn_results
 
-    return turn_results(env)
+    return net.turn_results(env)
 
 
 def check_root_ro(env: DoctorEnv) -> list[CheckResult]:
@@ -371,59 +284,3 @@ def check_certificate(env: DoctorEnv) -> list[CheckResult]:
     digest = hashlib.sha256(der).hexdigest().upper()
     pretty = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
     return [CheckResult("tls certificate", OK, f"SHA-256 {pretty} (for the label)")]
-
-
-CHECKS: tuple[Check, ...] = (
-    check_config,
-    check_board,
-    check_bridge,
-    check_encoder,
-    check_cma,
-    check_gpio,
-    check_clock,
-    check_relay,
-    check_turn,
-    check_root_ro,
-    check_memory,
-    check_thermal,
-    check_certificate,
-)
-
-
-def run_checks(env: DoctorEnv) -> list[CheckResult]:
-    """Run every check; a check that crashes is reported as FAIL, never hides the others."""
-    results: list[CheckResult] = []
-    for check in CHECKS:
-        try:
-            results += check(env)
-        except Exception as exc:  # noqa: BLE001 - the report must go on
-            name = getattr(check, "__name__", "check").removeprefix("check_")
-            results.append(CheckResult(name, FAIL, f"check crashed: {exc!r}", "report this bug"))
-    return results
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="appliance doctor", description="check the box")
-    parser.add_argument("--config", type=Path, default=None, help=f"default: {DEFAULT_CONFIG}")
-    parser.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    path = args.config
-    if path is None and Path(DEFAULT_CONFIG).exists():
-        path = Path(DEFAULT_CONFIG)
-    error = ""
-    try:
-        cfg = config_mod.load(path)
-    except ConfigError as exc:
-        cfg, error = config_mod.load_dict({}), str(exc)
-    results = run_checks(DoctorEnv(cfg, error, args.root))
-    for result in results:
-        sys.stdout.write(f"{result}\n")
-    failed = sum(r.status is FAIL for r in results)
-    warned = sum(r.status is WARN for r in results)
-    sys.stdout.write(f"\n{failed} failed, {warned} warnings\n")
-    sys.stdout.flush()
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
