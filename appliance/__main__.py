@@ -130,7 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "check-config":
-            config_mod.load(args.config)
+            from .configcheck import check_file
+
+            report = check_file(args.config)
+            if not report.ok:
+                print(f"appliance: {args.config}: {report.fault}", file=sys.stderr)
+                return 2
             print(f"{args.config}: valid")
             return 0
         password = secrets.token_urlsafe(9) if getattr(args, "demo", False) else ""

@@ -235,19 +235,44 @@ def read_toml(p: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"config file {p} cannot be read: {exc.strerror}") from None
     try:
-        return tomllib.loads(text)
+        return tomllib.loads(text.removeprefix("\ufeff"))  # a BOM from a Windows editor
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
 
 
 def load_dict(data: dict[str, Any]) -> Config:
-    """Build and validate a :class:`Config` from plain data (as parsed from TOML)."""
-    return _build(Config, data, "")
+    """Build and validate a :class:`Config` from plain data (as parsed from TOML); every problem
+    at once in one :class:`ConfigError`."""
+    config, problems = salvage(data)
+    if problems:
+        raise ConfigError(explain(problems))
+    return config
+
+
+def salvage(data: Any) -> tuple[Config, list[ConfigError]]:
+    """Build a :class:`Config` from every valid part of ``data``: a key with a bad value keeps its
+    default, an unknown key is left out; the problems come back, each naming its key."""
+    problems: list[ConfigError] = []
+    config = _build(Config, data, "", problems)
+    return config, problems
+
+
+def explain(problems: list[ConfigError]) -> str:
+    """One message for several problems (one per line when there are more than one)."""
+    if len(problems) == 1:
+        return str(problems[0])
+    return f"{len(problems)} problems:\n" + "\n".join(f"- {p}" for p in problems)
 
 
 def build(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Validate ``data`` against any frozen config dataclass ``cls`` (e.g. the relay's own)."""
-    return cast(T, _build(cls, data, prefix))
+    problems: list[ConfigError] = []
+    built = _build(cls, data, prefix, problems)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigError(explain(problems), key=problems[0].key)
+    return cast(T, built)
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -289,34 +314,49 @@ def _describe(tp: Any) -> str:
     )
 
 
-def _build(cls: Any, data: Any, prefix: str) -> Any:
+def _build(cls: Any, data: Any, prefix: str, problems: list[ConfigError]) -> Any:
+    """``cls`` from ``data``: what is wrong goes to ``problems`` and keeps its default."""
     where = prefix.rstrip(".") or "the top level"
     if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a table, got {_kind(data)}")
+        problems.append(ConfigError(f"{where} must be a table, got {_kind(data)}", key=where))
+        return cls()
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
-            raise ConfigError(
-                f"unknown config key '{prefix}{key}'{hint} "
-                f"(allowed in {where}: {', '.join(sorted(fields))})"
+            problems.append(
+                ConfigError(
+                    f"unknown config key '{prefix}{key}'{hint} "
+                    f"(allowed in {where}: {', '.join(sorted(fields))})",
+                    key=f"{prefix}{key}",
+                )
             )
     kwargs = {}
     for name, f in fields.items():
-        if name in data:
+        if name not in data:
+            continue
+        if dataclasses.is_dataclass(hints[name]):
+            kwargs[name] = _build(hints[name], data[name], f"{prefix}{name}.", problems)
+            continue
+        try:
             kwargs[name] = _convert(hints[name], data[name], f"{prefix}{name}", f.metadata)
+        except ConfigError as exc:
+            exc.key = exc.key or f"{prefix}{name}"
+            problems.append(exc)
     return cls(**kwargs)
 
 
 def _convert(tp: Any, value: Any, key: str, meta: Any) -> Any:
     def bad(allowed: str) -> ConfigError:
         shown = "(not shown: a secret)" if meta.get("secret") else _shown(value)
-        return ConfigError(f"config key {key!r} has invalid value {shown}: expected {allowed}")
+        return ConfigError(
+            f"config key {key!r} has invalid value {shown}: expected {allowed}", key=key
+        )
 
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key + ".")
+        return build(cast(type[Any], tp), value, key + ".")
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         try:
             return tp(value)

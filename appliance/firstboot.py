@@ -34,6 +34,7 @@ from typing import Any
 import tomlkit
 
 from . import config as config_mod
+from . import configcheck
 from .errors import ConfigError
 from .passwords import hash_password
 
@@ -105,7 +106,9 @@ def strip_secrets(text: str, when: str) -> str:
     note at the top saying where they went; every other setting and comment kept as written.
 
     Fails closed: the result is parsed again and must hold exactly the settings the file held
-    minus the secrets; otherwise :class:`ConfigError` (the caller writes nothing back)."""
+    minus the secrets; otherwise :class:`ConfigError` (the caller writes nothing back). A
+    byte-order mark is dropped."""
+    text = text.removeprefix("\ufeff")
     try:
         doc = tomlkit.parse(text)
         removed = []
@@ -172,9 +175,15 @@ def apply(boot_file: Path, state: Path, set_hostname: bool = True) -> Result:
     if not boot_file.exists():
         return _fault(fault, f"{boot_file.name} is missing from the boot partition: copy one there")
     try:
-        data = config_mod.read_toml(boot_file)
+        data = configcheck.parse(boot_file.read_text(encoding="utf-8"))
     except ConfigError as exc:
         return _fault(fault, str(exc))
+    except (OSError, UnicodeDecodeError):
+        try:
+            config_mod.read_toml(boot_file)  # its clear message
+        except ConfigError as exc:
+            return _fault(fault, str(exc))
+        raise
     secrets = read_secrets(state)
     moved = []
     for section, key in SECRET_KEYS:
@@ -188,12 +197,19 @@ def apply(boot_file: Path, state: Path, set_hostname: bool = True) -> Result:
         else:
             secrets.setdefault(section, {})[key] = value
         moved.append(f"{section}.{key}")
-    try:
-        cfg = effective(data, secrets, state)
-        if cfg.wifi.ssid:
+    # Every problem at once, the valid parts kept: the secrets leave the boot partition and the
+    # keys are made even when another setting is wrong (the box then shows what is wrong).
+    report = configcheck.check(
+        effective_data(data, secrets, state), boot_file.read_text(encoding="utf-8"), data
+    )
+    cfg = report.config
+    wifi_ok = True
+    if cfg.wifi.ssid:
+        try:
             wifi_keyfile(cfg.wifi.ssid, cfg.wifi.password)
-    except ConfigError as exc:
-        return _fault(fault, _redacted(str(exc), data))
+        except ConfigError as exc:
+            report.problems.append(exc)
+            wifi_ok = False
     if moved:
         try:
             text = boot_file.read_text(encoding="utf-8")
@@ -203,37 +219,52 @@ def apply(boot_file: Path, state: Path, set_hostname: bool = True) -> Result:
         write_secrets(state, secrets)
         _write_durably(boot_file, stripped)
         logger.info("moved %d secret(s) off the boot partition", len(moved))
-    _wifi(cfg, state)
+    if wifi_ok:
+        _wifi(cfg, state)
     _keys(cfg, state)
     if set_hostname:
         _hostname(cfg.box.name)
+    if report.problems:
+        result = _fault(fault, _redacted(report.fault, data))
+        result.moved, result.hostname = moved, cfg.box.name
+        return result
     fault.unlink(missing_ok=True)
     return Result(True, moved=moved, hostname=cfg.box.name)
 
 
-def effective(data: dict[str, Any], secrets: dict[str, dict[str, str]], state: Path) -> Any:
-    """The config the appliance runs with: the boot file, without its secrets, plus the stored
-    secrets, with the state directory forced to the persistent partition."""
+def effective_data(
+    data: dict[str, Any], secrets: dict[str, dict[str, str]], state: Path
+) -> dict[str, Any]:
+    """The boot file without its secrets, plus the stored secrets, with the state directory
+    forced to the persistent partition: what the appliance runs with, as data."""
     merged = config_mod.merge(without_secrets(data), {k: dict(v) for k, v in secrets.items()})
-    merged = config_mod.merge(merged, {"box": {"state_dir": str(state)}})
-    return config_mod.load_dict(merged)
+    return config_mod.merge(merged, {"box": {"state_dir": str(state)}})
+
+
+def effective(data: dict[str, Any], secrets: dict[str, dict[str, str]], state: Path) -> Any:
+    """The config the appliance runs with (a :class:`ConfigError` for any problem)."""
+    return config_mod.load_dict(effective_data(data, secrets, state))
 
 
 def load_box_config(boot_file: Path, state: Path) -> tuple[Any, str]:
-    """(config, fault) for `appliance run` on the box: a fault leaves the defaults running (so the
-    LED and the page can say what is wrong) with the stored secrets, never a half-read file."""
+    """(config, fault) for `appliance run` on the box: every valid part of the file with the
+    stored secrets (a typo never loses the password, the name or the web settings, so the page
+    that explains the fault is where the staff expect it), and every problem in ``fault``."""
     note = state / FAULT_NAME
-    fault = note.read_text(encoding="utf-8").strip() if note.exists() else ""
+    noted = note.read_text(encoding="utf-8").strip() if note.exists() else ""
     secrets = read_secrets(state) if state.exists() else {}
-    if not fault:
-        try:
-            return effective(config_mod.read_toml(boot_file), secrets, state), ""
-        except ConfigError as exc:
-            fault = str(exc)
+    problems: list[ConfigError] = []
+    text, data = "", {}
     try:
-        return effective({}, secrets, state), fault
-    except ConfigError:
-        return effective({}, {}, state), fault
+        text = boot_file.read_text(encoding="utf-8")
+        data = configcheck.parse(text)
+    except ConfigError as exc:
+        problems.append(exc)
+    except (OSError, UnicodeDecodeError):
+        problems.append(ConfigError(f"{boot_file.name} cannot be read from the boot partition"))
+    report = configcheck.check(effective_data(data, secrets, state), text, data)
+    report.problems[:0] = problems
+    return report.config, noted or _redacted(report.fault, data)
 
 
 def _fault(note: Path, message: str) -> Result:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .. import config as config_mod
-from ..errors import ConfigError
+from ..configcheck import check_file
 from .checks import (
     check_board,
     check_bridge,
@@ -81,11 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     path = args.config
     if path is None and Path(DEFAULT_CONFIG).exists():
         path = Path(DEFAULT_CONFIG)
-    error = ""
-    try:
-        cfg = config_mod.load(path)
-    except ConfigError as exc:
-        cfg, error = config_mod.load_dict({}), str(exc)
+    if path is None:
+        cfg, error = config_mod.load_dict({}), ""
+    else:
+        report = check_file(path)  # the one validator: check-config's and first boot's
+        cfg, error = report.config, report.fault
     results = run_checks(DoctorEnv(cfg, error, args.root))
     for result in results:
         sys.stdout.write(f"{result}\n")

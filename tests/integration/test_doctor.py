@@ -362,7 +362,7 @@ def test_main_exit_status_and_output(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert doctor.main(["--config", str(bad), "--root", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert (
-        "FAIL  config: unknown config key 'capture.sourc'" in out
+        "FAIL  config: line 2: unknown config key 'capture.sourc'" in out
         and "fix: correct appliance.toml" in out
     )
     assert out.rstrip().splitlines()[-1].endswith("warnings")

@@ -1,0 +1,159 @@
+"""The one validator of the box's appliance.toml: `appliance check-config`, `appliance doctor` and
+first boot all use it, and so the box itself when it starts.
+
+Every problem is found at once, each with its key, its line in the file when it can be found, and
+the fix; what is valid is kept (a typo in one key never loses the password, the name or the web
+settings), so a box with a faulty file still serves its pairing page where the technician expects
+it and says what is wrong there. A UTF-8 byte-order mark (some Windows editors write one) is
+accepted. Rules that span keys (the button and the LED on one pin, no pairing password) are here
+too.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Config, explain, salvage
+from .errors import ConfigError
+
+#: A rule over the whole config: (config, the file's data as the technician wrote it) -> its
+#: problems.
+Rule = Callable[[Config, dict[str, Any]], list[ConfigError]]
+
+
+def _pins(config: Config, data: dict[str, Any]) -> list[ConfigError]:
+    panel = config.panel
+    section = data.get("panel")
+    written: dict[str, Any] = section if isinstance(section, dict) else {}
+    if panel.button_pin == panel.led_pin:
+        return [
+            ConfigError(
+                f"config keys 'panel.button_pin' and 'panel.led_pin' are both {panel.led_pin}: "
+                "the button and the LED need a pin each (docs/technician.md, the pin map)",
+                key="panel.led_pin" if "led_pin" in written else "panel.button_pin",
+            )
+        ]
+    return []
+
+
+def _password(config: Config, data: dict[str, Any]) -> list[ConfigError]:
+    """A password given empty: nobody could log in to the pairing page. (A file after first boot
+    holds no password at all: it was moved; :func:`box_rules` checks the stored one.)"""
+    section = data.get("pairing")
+    given = isinstance(section, dict) and "password" in section
+    if given and not config.pairing.password and not config.pairing.password_hash:
+        return [
+            ConfigError(
+                "config key 'pairing.password' is empty: nobody can log in to the pairing page; "
+                'write the staff\'s password there (pairing.password = "...")',
+                key="pairing.password",
+            )
+        ]
+    return []
+
+
+RULES: list[Rule] = [_pins, _password]
+
+
+@dataclass
+class Report:
+    """What a config file holds: the config from its valid parts and every problem."""
+
+    config: Config
+    problems: list[ConfigError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def fault(self) -> str:
+        """The problems as one message ("" when there are none)."""
+        return explain(self.problems) if self.problems else ""
+
+
+def parse(text: str) -> dict[str, Any]:
+    """TOML text as data; a file that is not TOML is a :class:`ConfigError` with its line."""
+    try:
+        return tomllib.loads(text.removeprefix("\ufeff"))
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"at line (\d+)", str(exc))
+        raise ConfigError(
+            f"appliance.toml is not valid TOML: {exc}", line=int(found[1]) if found else None
+        ) from None
+
+
+def check(data: dict[str, Any], text: str = "", written: dict[str, Any] | None = None) -> Report:
+    """Check parsed data; ``text`` is the file as written (to find each problem's line) and
+    ``written`` its data when ``data`` has more merged in (the box's stored secrets)."""
+    config, problems = salvage(data)
+    for rule in RULES:
+        problems += rule(config, data if written is None else written)
+    for problem in problems:
+        if problem.line is None and problem.key and text:
+            problem.line = locate(text, problem.key)
+    return Report(config, problems)
+
+
+def check_file(path: Path, overrides: dict[str, Any] | None = None) -> Report:
+    """Check ``path`` (plus ``overrides``, e.g. the stored secrets, merged over it). A file that
+    cannot be read or parsed gives the defaults and that one problem."""
+    from .config import merge, read_toml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = parse(text)
+    except ConfigError as exc:
+        return Report(salvage(overrides or {})[0], [exc])
+    except (OSError, UnicodeDecodeError):
+        try:
+            read_toml(path)  # the same clear message as everywhere else
+        except ConfigError as exc:
+            return Report(salvage(overrides or {})[0], [exc])
+        raise
+    return check(merge(data, overrides or {}), text)
+
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(
+    r"""^\s*((?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+)(?:\s*\.\s*(?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+))*)\s*="""
+)
+
+
+def _parts(dotted: str) -> list[str]:
+    return [p.strip().strip("\"'") for p in re.findall(r"""("[^"]*"|'[^']*'|[^.]+)""", dotted)]
+
+
+def locate(text: str, key: str) -> int | None:
+    """The line (from 1) where ``key`` ("box.nmae", "mask.rects[1].x") is written, if found."""
+    wanted = [p for p in re.split(r"\.|\[\d+\]", key) if p]
+    indexes = [int(i) for i in re.findall(r"\[(\d+)\]", key)]
+    table: list[str] = []
+    seen_arrays: dict[str, int] = {}
+    index_of_table: int | None = None
+    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), 1):
+        header = _HEADER.match(line)
+        if header:
+            table = _parts(header[1])
+            if line.lstrip().startswith("[["):
+                name = ".".join(table)
+                seen_arrays[name] = seen_arrays.get(name, -1) + 1
+                index_of_table = seen_arrays[name]
+            else:
+                index_of_table = None
+            if table == wanted:
+                return number
+            continue
+        match = _KEY.match(line)
+        if not match:
+            continue
+        if table + _parts(match[1]) == wanted and (
+            index_of_table is None or not indexes or index_of_table == indexes[0]
+        ):
+            return number
+    return None

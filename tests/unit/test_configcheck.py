@@ -1,0 +1,92 @@
+"""The one validator of appliance.toml (appliance.configcheck), as check-config, doctor and first
+boot use it: every problem at once with its line, the valid parts kept, a BOM accepted, the rules
+that span keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance import doctor, firstboot
+from appliance.__main__ import main
+from appliance.configcheck import check, check_file, locate, parse
+
+FAULTY = """\ufeff# written on Windows (a byte-order mark), with three mistakes
+[box]
+nmae = "typo"
+name = "echo-7"
+
+[web]
+host = "0.0.0.0"
+port = 99999
+tls = true
+
+[panel]
+button_pin = 27
+
+[pairing]
+password = "s3cret pass phrase"
+valid_minutes = 90
+"""
+
+
+def test_every_problem_at_once_with_its_line_and_the_valid_parts_kept() -> None:
+    report = check(parse(FAULTY), FAULTY)
+    assert [(p.key, p.line) for p in report.problems] == [
+        ("box.nmae", 3),
+        ("web.port", 8),
+        ("panel.button_pin", 12),  # the button on the LED's pin (27 by default)
+    ]
+    assert "did you mean 'box.name'" in report.fault and "line 8" in report.fault
+    cfg = report.config
+    assert (cfg.box.name, cfg.web.host, cfg.web.tls) == ("echo-7", "0.0.0.0", True)
+    assert cfg.web.port == 8080, "a bad value keeps its default"
+    assert cfg.pairing.password == "s3cret pass phrase", "a typo elsewhere never loses it"
+
+
+def test_an_empty_password_is_a_problem_an_absent_one_is_not() -> None:
+    empty = '[pairing]\npassword = ""\n'
+    (problem,) = check(parse(empty), empty).problems
+    assert problem.key == "pairing.password" and problem.line == 2
+    assert "nobody can log in" in str(problem)
+    assert check(parse("[box]\nname = 'echo-1'\n")).ok, "first boot moved it: fine"
+
+
+def test_lines_are_found_in_every_toml_form() -> None:
+    text = '[ "box" ]\nname = 1\n[[mask.rects]]\nx = 0\n[[mask.rects]]\nx = 7\npanel.led_pin = 3\n'
+    assert locate(text, "box.name") == 2
+    assert locate(text, "mask.rects[1].x") == 6
+    assert locate(text, "mask.rects") == 3
+    assert locate(text, "nowhere.key") is None
+
+
+def test_a_file_that_is_not_toml_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "appliance.toml"
+    path.write_text('[box]\nname = "unclosed\n')
+    (problem,) = check_file(path).problems
+    assert problem.line == 2 and "not valid TOML" in str(problem)
+
+
+def test_check_config_doctor_and_first_boot_say_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bootfs" / "appliance.toml"
+    path.parent.mkdir()
+    path.write_text(FAULTY, encoding="utf-8")
+    expected = check_file(path).fault
+
+    assert main(["check-config", str(path)]) == 2
+    assert expected in capsys.readouterr().err
+
+    assert doctor.main(["--config", str(path), "--root", str(tmp_path / "root")]) == 1
+    assert f"FAIL  config: {expected}" in capsys.readouterr().out
+
+    state = tmp_path / "state"
+    result = firstboot.apply(path, state, set_hostname=False)
+    assert not result.ok and result.fault == expected
+    assert "s3cret" not in path.read_text(), "the secrets moved all the same"
+    cfg, fault = firstboot.load_box_config(path, state)
+    assert fault == expected
+    assert (cfg.box.name, cfg.web.host, cfg.web.port) == ("echo-7", "0.0.0.0", 8080)
+    assert cfg.pairing.password_hash, "the box keeps its password through the fault"
