@@ -176,9 +176,15 @@ class Box:
 
         tls = None
         if config.web.tls:
-            names = (f"{config.box.name}.local", "localhost", "127.0.0.1", *lan_hosts)
+            names = (f"{config.box.name}.local", "localhost", "127.0.0.1", "::1", *lan_hosts)
             tls = load_or_create_tls(keys, names)
 
+        # What a phone or a tablet on the LAN is told: the LAN address given (the demo's --lan),
+        # else the box's mDNS name when it listens on every address (the shipped config), else
+        # the address it listens on (loopback in the demo and the tests).
+        public_host = lan_hosts[0] if lan_hosts else None
+        if public_host is None and config.web.host in ("0.0.0.0", "::"):  # noqa: S104
+            public_host = f"{config.box.name}.local"
         # The web server binds first, so the box knows its own URL (the built-in relay's origin).
         dispatch = PathDispatch(relay_paths.PREFIXES)
         web = WebServer(
@@ -198,8 +204,10 @@ class Box:
             token = secrets.token_urlsafe(32)
             relay = Relay(relay_config_for_box(token)).start()
             dispatch.inner = relay.app
-            relay_url, ca = web.url(), (str(tls.cert) if tls else None)
-            viewer_origin = web.url(lan_hosts[0] if lan_hosts else None)
+            # its own client reaches it on loopback (the certificate names 127.0.0.1), never at
+            # the address it listens on: 0.0.0.0 on the LAN is nobody's address
+            relay_url, ca = web.local_url(), (str(tls.cert) if tls else None)
+            viewer_origin = web.url(public_host)
         client = RelayClient(relay_url, token, ca_file=ca)
 
         async def judge(salt: bytes, seat: bytes, name: str | None, handle: str) -> Verdict:
@@ -265,7 +273,7 @@ class Box:
             Announcer(config.box.name, web.port, config.web.host),
             relay,
             tls_certificate=tls.cert if tls else None,
-            pairing_url=web.url(lan_hosts[0] if lan_hosts else None) + "/pairing/",
+            pairing_url=web.url(public_host) + "/pairing/",
             fault=fault,
         )
 

@@ -50,6 +50,12 @@ class WebServer:
         scheme = "https" if self.tls else "http"
         return f"{scheme}://{host or self.host}:{self.port}"
 
+    def local_url(self) -> str:
+        """The URL this machine reaches the server at: loopback when it listens on every
+        address (0.0.0.0 or ::), which is no address a client can connect to."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(self.host)  # noqa: S104
+        return self.url(host)
+
     def start(self) -> None:
         self._server.prepare()  # binds now, so the port is known before serving
         self._thread = threading.Thread(target=self._server.serve, name="web", daemon=True)
