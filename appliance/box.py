@@ -248,7 +248,8 @@ class Box:
             on_press=lambda long: inbox.post_threadsafe(Press(long=long)),
             pin_factory=seams.pin_factory or make_pin_factory(config.panel.pin_factory),
         )
-        core.add_listener(lambda old, new: panel.show(new))
+        core.add_listener(lambda old, new: panel.show(new, core.expiring))
+        core.add_expiry_listener(lambda expiring: panel.show(core.state, expiring))
         panel.show(State.IDLE)
 
         backend = CoreBackend(LoopFacade(loop), core, pipeline, events.entries, masks)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import logging
 import math
 import tomllib
 import types
@@ -23,6 +24,7 @@ from .errors import ConfigError
 from .limits import MAX_MINUTES, MIN_MINUTES
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class SourceKind(enum.Enum):
@@ -144,8 +146,9 @@ class PairingConfig:
     password_hash: str = ""
     #: How long a session's link stays valid, in minutes (opened ahead, e.g. at check-in).
     valid_minutes: int = field(default=90, metadata=_bounds(MIN_MINUTES, MAX_MINUTES))
-    #: Seconds the seat is kept after the viewer hangs up on purpose, before the session ends.
-    hangup_grace: float = field(default=60.0, metadata=_bounds(0.0, 3600.0))
+    #: The longest a session may last from its opening, in minutes: the staff's one "extend"
+    #: pushes the expiry to it (they are warned 10 minutes before the expiry).
+    max_minutes: int = field(default=180, metadata=_bounds(MIN_MINUTES, MAX_MINUTES))
     #: Admit the viewer without the staff (no verification of the code). Off by default; the
     #: box warns at start when it is on.
     pre_admit: bool = False
@@ -209,6 +212,12 @@ class Config:
         """Return a copy with some settings changed: ``cfg.replace(web={"port": 0})``."""
         return load_dict(_merge(to_dict(self), sections))
 
+
+#: Keys earlier versions took and this one ignores (with a warning, never a fault), and why.
+RETIRED = {
+    "pairing.hangup_grace": "a viewer leaving no longer ends the session (the staff let another "
+    "phone in, or end it); remove the line",
+}
 
 # -- loading -------------------------------------------------------------------------------------
 
@@ -323,6 +332,11 @@ def _build(cls: Any, data: Any, prefix: str, problems: list[ConfigError]) -> Any
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
+        if f"{prefix}{key}" in RETIRED:
+            logger.warning(
+                "config key '%s%s' is ignored: %s", prefix, key, RETIRED[f"{prefix}{key}"]
+            )
+            continue
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""

@@ -91,9 +91,10 @@ class Panel:
         logger.debug("button pressed")
         self._on_press(False)
 
-    def show(self, state: State) -> None:
-        """Set the LED to ``state``'s pattern (applied on the panel's thread, at once)."""
-        pattern = led_pattern(state)
+    def show(self, state: State, expiring: bool = False) -> None:
+        """Set the LED to ``state``'s pattern, or the expiry warning's (applied on the panel's
+        thread, at once)."""
+        pattern = led_pattern(state, expiring)
         if pattern == self.pattern or self._closed:
             return
         self.pattern = pattern

@@ -22,8 +22,9 @@ ALLOWED: dict[State, frozenset[State]] = {
     State.IDLE: frozenset({State.READY, State.ERROR}),
     State.READY: frozenset({State.WAITING, State.LIVE, State.ENDED, State.ERROR}),
     State.WAITING: frozenset({State.READY, State.LIVE, State.ENDED, State.ERROR}),
-    State.LIVE: frozenset({State.PAUSED, State.ENDED, State.ERROR}),
-    State.PAUSED: frozenset({State.LIVE, State.ENDED, State.ERROR}),
+    # READY again when the staff let another phone in
+    State.LIVE: frozenset({State.PAUSED, State.READY, State.ENDED, State.ERROR}),
+    State.PAUSED: frozenset({State.LIVE, State.READY, State.ENDED, State.ERROR}),
     State.ENDED: frozenset({State.IDLE, State.ERROR}),
     State.ERROR: frozenset({State.IDLE}),
 }
@@ -61,5 +62,12 @@ LED_PATTERNS: dict[State, str] = {
 }
 
 
-def led_pattern(state: State) -> str:
+#: While a session is within its last minutes (the staff may extend it): on, with a short dark
+#: blink every second, whatever the session's state.
+LED_EXPIRING = "1" * 9 + "0"
+
+
+def led_pattern(state: State, expiring: bool = False) -> str:
+    if expiring and state in (State.READY, State.WAITING, State.LIVE, State.PAUSED):
+        return LED_EXPIRING
     return LED_PATTERNS[state]

@@ -87,6 +87,11 @@ class EndSession:
 
 
 @dataclass(frozen=True)
+class ExpiryWarning:
+    """The session enters its last minutes: the staff are warned (page and LED)."""
+
+
+@dataclass(frozen=True)
 class Knock:
     """A knock whose seal verified: the core judges it against the seat and answers a
     :class:`~appliance.session.session.Verdict` through ``future`` (the seat is written here
@@ -119,4 +124,13 @@ class ViewerBye:
     """The viewer hung up on purpose (closed the page)."""
 
 
-Event = Press | StaffCommand | EndSession | Knock | ViewerAnswered | ViewerLeft | ViewerBye
+Event = (
+    Press
+    | StaffCommand
+    | EndSession
+    | ExpiryWarning
+    | Knock
+    | ViewerAnswered
+    | ViewerLeft
+    | ViewerBye
+)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import InvalidStateError
 from .events import Event
+
+logger = logging.getLogger(__name__)
 
 
 class Inbox:
@@ -42,3 +47,79 @@ class Inbox:
 
     async def get(self) -> Event:
         return await self._queue.get()
+
+    async def serve(
+        self,
+        handle: Callable[[Event], Awaitable[Any]],
+        stopped: asyncio.Event,
+        started: Callable[[], None] | None = None,
+    ) -> None:
+        """Hand every event to ``handle`` in order until ``stopped`` is set; a command's answer
+        (or refusal) goes to its future. An unexpected error with nobody to tell is raised, so
+        the service restarts."""
+        self.open = True
+        try:
+            if started is not None:
+                started()
+            events = asyncio.ensure_future(self._dispatch(handle))
+            stop = asyncio.ensure_future(stopped.wait())
+            done, _ = await asyncio.wait({events, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if events in done:
+                events.result()
+            for task in (events, stop):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            self.open = False
+
+    async def _dispatch(self, handle: Callable[[Event], Awaitable[Any]]) -> None:
+        while True:
+            event = await self.get()
+            future = getattr(event, "future", None)
+            try:
+                result = await handle(event)
+            except InvalidStateError as exc:
+                if future is not None and not future.done():
+                    future.set_exception(exc)
+                else:
+                    logger.warning("ignored %s: %s", type(event).__name__, exc)
+            except Exception as exc:
+                if future is None:
+                    raise
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if future is not None and not future.done():
+                    future.set_result(result)
+
+
+class Timers:
+    """Named timers that post an event to the core when they fire (the session's expiry and its
+    warning); starting one again replaces it."""
+
+    def __init__(self, post: Callable[[Event], None]) -> None:
+        self._post = post
+        self._handles: dict[str, asyncio.TimerHandle] = {}
+
+    def start(self, name: str, delay: float, event: Event) -> None:
+        self.cancel(name)
+        self._handles[name] = asyncio.get_running_loop().call_later(delay, self._post, event)
+
+    def cancel(self, name: str) -> None:
+        handle = self._handles.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def cancel_all(self) -> None:
+        for name in list(self._handles):
+            self.cancel(name)
+
+
+def notify(listeners: list[Callable[..., None]], *args: Any) -> None:
+    """Call every listener; one that fails is logged and the others still run."""
+    for listener in listeners:
+        try:
+            listener(*args)
+        except Exception:
+            logger.exception("a listener failed")

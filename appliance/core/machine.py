@@ -15,68 +15,51 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from ..config import Config
 from ..errors import InvalidStateError
 from ..limits import clamp_minutes
 from ..session import seal
-from ..session.session import Session, Verdict, Viewer
-from ..state import ALLOWED, State, viewer_status
+from ..session.session import Session, Verdict
+from ..state import ALLOWED, State
 from ..types import EventRecorder
 from .events import (
     Admit,
     End,
     EndSession,
     Event,
+    ExpiryWarning,
+    Extend,
     Knock,
     OpenSession,
     Pause,
     Press,
     Refuse,
+    Release,
     Resume,
     StaffCommand,
     ViewerAnswered,
     ViewerBye,
     ViewerLeft,
 )
-from .inbox import Inbox
-from .views import SessionView, Status, ViewerView
+from .inbox import Inbox, Timers, notify
+from .ports import Signalling, ViewerPool
+from .views import SessionView, Status, extend_to, session_view, viewer_message
 
 logger = logging.getLogger(__name__)
 
 #: How long a viewer is given to read the "ended" message before its connection is closed.
 END_GRACE = 0.3
+#: The staff are warned (page and LED) this long before a session expires.
+EXPIRY_WARNING = 600.0
 
 _OPEN = (State.READY, State.WAITING, State.LIVE, State.PAUSED)
 
 StateListener = Callable[[State, State], None]
+#: Called with True when a session enters its last minutes, False when that ends.
+ExpiryListener = Callable[[bool], None]
 SessionListener = Callable[[Session], None]
-
-
-class Signalling(Protocol):
-    """What the core asks of the signalling side (appliance.signalling.gate.Gate)."""
-
-    async def open(self, session: Session) -> None:
-        """Open the session's room at the relay and start answering knocks."""
-
-    async def refuse(self, session: Session, viewer: Viewer) -> None:
-        """Tell a viewer it was refused, and the relay to drop it."""
-
-    async def close(self, session: Session, reason: str) -> None:
-        """Tell the viewer the session is over, close the room, stop answering."""
-
-
-class ViewerPool(Protocol):
-    """What the core needs of the viewers' peers (appliance.stream.viewers.Viewers)."""
-
-    @property
-    def count(self) -> int: ...
-
-    async def adopt(self, peer: Any) -> bool: ...
-    async def release(self, peer: Any) -> None: ...
-    async def close_all(self) -> None: ...
-    def tell(self, status: dict[str, Any]) -> None: ...
 
 
 class Core:
@@ -108,7 +91,10 @@ class Core:
         self._state = State.IDLE
         self._listeners: list[StateListener] = []
         self._session_listeners: list[SessionListener] = []
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._expiry_listeners: list[ExpiryListener] = []
+        self._expiring = False
+        self._end_reason = ""
+        self._timers = Timers(inbox.post)
         self._stopped = asyncio.Event()
         self.session: Session | None = None
         self.error: str | None = None
@@ -127,6 +113,21 @@ class Core:
         """Call ``listener(session)`` on the loop each time a session opens."""
         self._session_listeners.append(listener)
 
+    def add_expiry_listener(self, listener: ExpiryListener) -> None:
+        """Call ``listener(expiring)`` on the loop when a session enters (or leaves) its last
+        minutes (the LED's warning)."""
+        self._expiry_listeners.append(listener)
+
+    @property
+    def expiring(self) -> bool:
+        return self._expiring
+
+    def _set_expiring(self, expiring: bool) -> None:
+        if expiring is self._expiring:
+            return
+        self._expiring = expiring
+        notify(self._expiry_listeners, expiring)
+
     def _set_state(self, new: State) -> None:
         old = self._state
         if new is old:
@@ -136,19 +137,12 @@ class Core:
         self._state = new
         logger.info("state %s -> %s", old.value, new.value)
         self._viewers.tell(self.viewer_message())
-        for listener in self._listeners:
-            try:
-                listener(old, new)
-            except Exception:
-                logger.exception("state listener failed")
+        notify(self._listeners, old, new)
 
     def viewer_message(self) -> dict[str, Any]:
-        """What the viewer's page is told: its status, and the code once there is one."""
-        viewer = self.session.viewer if self.session is not None else None
-        message: dict[str, Any] = {"type": "status", "state": viewer_status(self._state).value}
-        if viewer is not None and viewer.code is not None:
-            message["code"] = viewer.code
-        return message
+        """What the viewer's page is told: its status, the code once there is one, the reason
+        at the end."""
+        return viewer_message(self._state, self.session, self._end_reason)
 
     def status(self) -> Status:
         """A snapshot for the pages. The signal state is read from the source when asked: it is
@@ -167,14 +161,12 @@ class Core:
         session = self.session
         if session is None:
             return None
-        viewer = session.viewer
-        return SessionView(
-            room_name=self._config.box.name,
-            url=self.link(session),
-            expires=session.expires,
-            viewer=None
-            if viewer is None
-            else ViewerView(viewer.name, viewer.code, viewer.admitted, viewer.connected),
+        return session_view(
+            session,
+            self._config.box.name,
+            self.link(session),
+            self._expiring,
+            extend_to(session, self._config.pairing.max_minutes),
         )
 
     def link(self, session: Session) -> str:
@@ -203,7 +195,10 @@ class Core:
                 if state is State.IDLE:
                     await self._open(self._config.pairing.valid_minutes)
                 elif state is State.WAITING:
-                    self._admit()
+                    if self._code_shown():
+                        self._admit()
+                    else:
+                        logger.info("admission waits for the viewer's verification code")
                 elif state is State.LIVE:
                     self._set_state(State.PAUSED)
                 elif state is State.PAUSED:
@@ -221,10 +216,14 @@ class Core:
             case ViewerLeft():
                 self._viewer_left()
             case ViewerBye():
+                # the viewer closed the page: the seat stays theirs, nothing ends; the staff
+                # see how long ago and may let another phone in
                 self._record("viewer-left", on_purpose=True)
-                self._start_timer(
-                    "hangup", self._config.pairing.hangup_grace, EndSession("viewer-hangup")
-                )
+                self._viewer_left(on_purpose=True)
+            case ExpiryWarning():
+                if self.session is not None and state in _OPEN:
+                    logger.info("session %s expires soon", self.session.short_id)
+                    self._set_expiring(True)
         return None
 
     async def _command(self, command: StaffCommand) -> Any:
@@ -237,11 +236,27 @@ class Core:
             case Admit():
                 if state is not State.WAITING:
                     raise InvalidStateError("nobody is waiting to be admitted")
+                if not self._code_shown():
+                    raise InvalidStateError("wait until the viewer's code is shown, then compare")
                 self._admit()
             case Refuse():
-                if state is not State.WAITING or self.session is None:
+                viewer = self.session.viewer if self.session is not None else None
+                if viewer is None or viewer.admitted or state not in _OPEN:
                     raise InvalidStateError("nobody is waiting to be refused")
                 await self._refuse()
+            case Release():
+                viewer = self.session.viewer if self.session is not None else None
+                if viewer is None or state not in _OPEN:
+                    raise InvalidStateError("no phone holds the seat")
+                if viewer.admitted and viewer.connected:
+                    raise InvalidStateError("the viewer is watching: pause or end instead")
+                await self._release()
+            case Extend():
+                session = self.session
+                target = extend_to(session, self._config.pairing.max_minutes) if session else None
+                if session is None or state not in _OPEN or target is None:
+                    raise InvalidStateError("this session cannot be extended")
+                await self._extend(session, target)
             case Pause():
                 if state is not State.LIVE:
                     raise InvalidStateError("the picture is not live")
@@ -282,12 +297,8 @@ class Core:
         self._set_state(State.READY)
         self._record("opened", valid_minutes=minutes)
         logger.info("session %s opened for %d min", session.short_id, minutes)
-        self._start_timer("expiry", max(0.0, session.expires - time.time()), EndSession("expired"))
-        for listener in self._session_listeners:
-            try:
-                listener(session)
-            except Exception:
-                logger.exception("session listener failed")
+        self._start_expiry_timers(session)
+        notify(self._session_listeners, session)
         return session
 
     def _knock(self, knock: Knock) -> Verdict:
@@ -322,6 +333,38 @@ class Core:
         await self._viewers.close_all()
         self._set_state(State.READY)
 
+    async def _release(self) -> None:
+        """Let another phone in: the holder is told and dropped (not banned), the seat is free."""
+        assert self.session is not None
+        assert self.session.viewer is not None
+        await self._signalling.refuse(self.session, self.session.viewer)
+        self.session.release()
+        self._record("refused", reason="released")
+        await self._viewers.close_all()
+        self._set_state(State.READY)
+
+    async def _extend(self, session: Session, expires: int) -> None:
+        old = session.expires
+        session.expires, session.extended = expires, True
+        try:
+            await self._signalling.extend(session)
+        except Exception as exc:
+            session.expires, session.extended = old, False
+            logger.warning("could not extend the room at the relay: %s", type(exc).__name__)
+            raise InvalidStateError("the relay cannot be reached: try again shortly") from exc
+        self._record("extended", valid_minutes=round((expires - old) / 60))
+        self._set_expiring(False)
+        self._start_expiry_timers(session)
+
+    def _start_expiry_timers(self, session: Session) -> None:
+        left = max(0.0, session.expires - time.time())
+        self._timers.start("expiry", left, EndSession("expired"))
+        self._timers.start("warning", max(0.0, left - EXPIRY_WARNING), ExpiryWarning())
+
+    def _code_shown(self) -> bool:
+        viewer = self.session.viewer if self.session is not None else None
+        return viewer is not None and viewer.code is not None
+
     async def _adopt(self, peer: Any, code: str) -> None:
         """The seated viewer's new connection replaces any previous one."""
         session = self.session
@@ -330,9 +373,9 @@ class Core:
             return
         if not await self._viewers.adopt(peer):
             return  # it closed before its turn
-        self._cancel_timer("hangup")
         session.viewer.code = code
         session.viewer.connected = True
+        session.viewer.left_at = None
         if self._state is State.READY:
             self._set_state(State.WAITING)
         if self._state is State.WAITING and self._config.pairing.pre_admit:
@@ -340,19 +383,25 @@ class Core:
             self._admit()
         self._viewers.tell(self.viewer_message())
 
-    def _viewer_left(self) -> None:
+    def _viewer_left(self, on_purpose: bool = False) -> None:
+        """The seated viewer is gone (a drop, or the page closed): the seat stays theirs and
+        nothing ends; the staff see since when."""
         session = self.session
-        if session is None or session.viewer is None or self._viewers.count:
+        viewer = session.viewer if session is not None else None
+        if viewer is None or (self._viewers.count and not on_purpose):
             return
-        session.viewer.connected = False
-        if self._state is State.WAITING and not session.viewer.admitted:
+        viewer.connected = False
+        if viewer.left_at is None:
+            viewer.left_at = time.monotonic()
+        if self._state is State.WAITING and not viewer.admitted:
             self._set_state(State.READY)
 
     async def _end(self, reason: str) -> None:
         session = self.session
+        self._end_reason = reason
+        self._set_expiring(False)
         self._set_state(State.ENDED)
-        for name in list(self._timers):
-            self._cancel_timer(name)
+        self._timers.cancel_all()
         if session is not None:
             logger.info("session %s ended (%s)", session.short_id, reason)
             self._record(
@@ -369,63 +418,22 @@ class Core:
             session.forget()
         self.session = None
         self._set_state(State.IDLE)
-
-    def _start_timer(self, name: str, delay: float, event: Event) -> None:
-        self._cancel_timer(name)
-        loop = asyncio.get_running_loop()
-        self._timers[name] = loop.call_later(delay, self._inbox.post, event)
-
-    def _cancel_timer(self, name: str) -> None:
-        timer = self._timers.pop(name, None)
-        if timer is not None:
-            timer.cancel()
+        self._end_reason = ""
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     async def run(self, started: Callable[[], None] | None = None) -> None:
         """Take events until :meth:`stop`. ``started`` is called once the core takes events."""
-        self._inbox.open = True
         try:
-            if started is not None:
-                started()
-            events = asyncio.ensure_future(self._process_events())
-            stopped = asyncio.ensure_future(self._stopped.wait())
-            done, _ = await asyncio.wait({events, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if events in done:
-                events.result()  # an unexpected exit: raise it so the service restarts
-            events.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await events
+            await self._inbox.serve(self._handle, self._stopped, started)
         finally:
-            self._inbox.open = False
             if self.session is not None:
                 with contextlib.suppress(Exception):
                     await self._signalling.close(self.session, "shutdown")
                 self.session.forget()
                 self.session = None
             await self._viewers.close_all()
-            for name in list(self._timers):
-                self._cancel_timer(name)
-
-    async def _process_events(self) -> None:
-        while True:
-            event = await self._inbox.get()
-            future = getattr(event, "future", None)
-            try:
-                result = await self._handle(event)
-            except InvalidStateError as exc:
-                if future is not None and not future.done():
-                    future.set_exception(exc)
-                else:
-                    logger.warning("ignored %s: %s", type(event).__name__, exc)
-            except Exception as exc:
-                if future is None:
-                    raise
-                if not future.done():
-                    future.set_exception(exc)
-            else:
-                if future is not None and not future.done():
-                    future.set_result(result)
+            self._timers.cancel_all()
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish. Idempotent; call on the loop."""

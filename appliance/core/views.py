@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ..state import State, viewer_status
+
+if TYPE_CHECKING:
+    from ..session.session import Session
 
 
 @dataclass(frozen=True)
@@ -48,3 +54,40 @@ class Status:
     def to_json(self) -> dict[str, Any]:
         """As the pages' JSON API sends it."""
         return asdict(self)
+
+
+def viewer_message(state: State, session: Session | None, end_reason: str) -> dict[str, Any]:
+    """The status the viewer's page is told over its data channel (docs/protocol.md)."""
+    viewer = session.viewer if session is not None else None
+    message: dict[str, Any] = {"type": "status", "state": viewer_status(state).value}
+    if viewer is not None and viewer.code is not None:
+        message["code"] = viewer.code
+    if state is State.ENDED and end_reason:
+        message["reason"] = "expired" if end_reason == "expired" else "ended"
+    return message
+
+
+def extend_to(session: Session, max_minutes: int) -> int | None:
+    """The expiry the staff's one "extend" gives (the longest a session may last from its
+    opening), None when it was used or gives nothing."""
+    furthest = int(session.opened_wall + max_minutes * 60)
+    return None if session.extended or furthest <= session.expires else furthest
+
+
+def session_view(
+    session: Session, room_name: str, url: str, expiring: bool, extend: int | None
+) -> SessionView:
+    viewer = session.viewer
+    left_s = None
+    if viewer is not None and not viewer.connected and viewer.left_at is not None:
+        left_s = int(time.monotonic() - viewer.left_at)
+    return SessionView(
+        room_name=room_name,
+        url=url,
+        expires=session.expires,
+        viewer=None
+        if viewer is None
+        else ViewerView(viewer.name, viewer.code, viewer.admitted, viewer.connected, left_s),
+        expiring=expiring,
+        extend_to=extend,
+    )

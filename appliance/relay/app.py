@@ -124,6 +124,15 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
         logger.info("room %s opened (%d open)", room_hash(room)[:8], rooms.count())
         return jsonify({}), 201
 
+    @app.put(paths.box_expiry("<room>"))
+    def extend_room(room: str) -> tuple[str, int]:
+        owner = box()
+        expires = body().get("expires")
+        if isinstance(expires, bool) or not isinstance(expires, int | float):
+            raise RelayError(400, "bad-request")
+        rooms.extend(owner, checked(room), float(expires))
+        return "", 204
+
     @app.delete(paths.box_room("<room>"))
     def close_room(room: str) -> tuple[str, int]:
         rooms.close(box(), checked(room))

@@ -22,6 +22,10 @@ def box_room(room: str) -> str:
     return f"{BOX}/rooms/{room}"
 
 
+def box_expiry(room: str) -> str:
+    return f"{BOX}/rooms/{room}/expiry"
+
+
 def box_messages(room: str) -> str:
     return f"{BOX}/rooms/{room}/messages"
 

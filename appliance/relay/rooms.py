@@ -124,6 +124,16 @@ class Rooms:
             self._used[key] = expires + MAX_EXPIRY
             self._cond.notify_all()
 
+    def extend(self, box: str, room: str, expires: float) -> None:
+        """The staff extended the session: the room lives until ``expires`` (bounded)."""
+        with self._cond:
+            found = self._owned(box, room)
+            expires = min(float(expires), time.time() + MAX_EXPIRY)
+            if expires <= found.expires:
+                raise RelayError(400, "bad-request")
+            found.expires = expires
+            self._used[room_hash(room)] = expires + MAX_EXPIRY
+
     def close(self, box: str, room: str) -> None:
         with self._cond:
             self._owned(box, room)

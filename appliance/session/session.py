@@ -42,6 +42,8 @@ class Viewer:
     code: str | None = None
     admitted: bool = False
     connected: bool = False
+    #: When (monotonic) the viewer's connection dropped; None while connected or before.
+    left_at: float | None = None
     #: The relay's handle for this viewer's current connection attempt.
     client: str = ""
 
@@ -56,6 +58,10 @@ class Session:
     #: End of the validity window, seconds since the epoch (wall clock: it is printed on the card).
     expires: int
     opened_at: float = field(default_factory=time.monotonic)
+    #: When it opened, wall clock (the furthest extension counts from it).
+    opened_wall: float = field(default_factory=time.time)
+    #: Extended once already (a session is extended at most once).
+    extended: bool = False
     viewer: Viewer | None = None
     _salts: SeenSalts = field(default_factory=lambda: SeenSalts(MAX_SALTS), repr=False)
     _banned: set[bytes] = field(default_factory=set, repr=False)
@@ -68,6 +74,7 @@ class Session:
             secret=new_secret(),
             box_key_hash=box_key_hash,
             expires=int(now + valid_minutes * 60),
+            opened_wall=now,
         )
 
     @property
@@ -103,6 +110,10 @@ class Session:
         if self.viewer is not None:
             self._banned.add(self.viewer.seat)
             self.viewer = None
+
+    def release(self) -> None:
+        """Let another phone in: the seat is free for the next knock; nobody is banned."""
+        self.viewer = None
 
     def forget(self) -> None:
         """Drop every secret, key and name. (Python cannot scrub memory: the references go, and

@@ -69,6 +69,11 @@ class RelayClient:
         await self._call("PUT", paths.box_room(room), {"expires": expires})
         self._expiry[room] = expires
 
+    async def extend_room(self, room: str, expires: int) -> None:
+        """The room lives until ``expires`` (the staff extended the session)."""
+        await self._call("PUT", paths.box_expiry(room), {"expires": expires})
+        self._expiry[room] = expires
+
     async def close_room(self, room: str) -> None:
         self._expiry.pop(room, None)
         try:

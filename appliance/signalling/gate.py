@@ -46,6 +46,7 @@ class RelayLink(Protocol):
 
     async def open_room(self, room: str, expires: int) -> None: ...
     async def close_room(self, room: str) -> None: ...
+    async def extend_room(self, room: str, expires: int) -> None: ...
     async def receive(self, room: str, on_message: OnMessage) -> None: ...
     async def send(self, room: str, client: str, blob: str, seat: bool = False) -> None: ...
     async def refuse(self, room: str, client: str, reason: str) -> None: ...
@@ -95,6 +96,7 @@ class Gate:
         self._identity = identity
         self._record = events.record
         self._session: Session | None = None
+        self._tampers = TamperLog(events)
         self._attempt: _Attempt | None = None
         self._poller: asyncio.Task[None] | None = None
 
@@ -110,6 +112,9 @@ class Gate:
         with contextlib.suppress(Exception):
             await self._client.refuse(session.room, viewer.client, "refused")
         await self._drop_attempt()
+
+    async def extend(self, session: Session) -> None:
+        await self._client.extend_room(session.room, session.expires)
 
     async def close(self, session: Session, reason: str) -> None:
         await self._send_end(session, "expired" if reason == "expired" else "ended")
@@ -220,8 +225,8 @@ class Gate:
         )
 
     async def _tamper(self, session: Session, client: str, what: str) -> None:
+        self._tampers.note(what)
         logger.warning("session %s: refused a tampered or invalid %s", session.short_id, what)
-        self._record("tamper", what=what)
         with contextlib.suppress(Exception):
             await self._client.refuse(session.room, client, "bad")
 
@@ -239,6 +244,27 @@ class Gate:
             return
         attempt.handshake.forget()
         await self._hooks.release_peer(attempt.peer)
+
+
+class TamperLog:
+    """Tampering goes to the event log at most once per :attr:`WINDOW` seconds, with how many
+    there were: a stranger repeating junk cannot flood the box's accountability record."""
+
+    WINDOW = 60.0
+
+    def __init__(self, events: EventRecorder, clock: Callable[[], float] = time.monotonic) -> None:
+        self._record = events.record
+        self._clock = clock
+        self._since = -self.WINDOW
+        self._held = 0
+
+    def note(self, what: str) -> None:
+        now = self._clock()
+        if now - self._since < self.WINDOW:
+            self._held += 1
+            return
+        self._record("tamper", what=what, count=self._held + 1)
+        self._since, self._held = now, 0
 
 
 def _ice_json(server: IceServer) -> dict[str, Any]:

@@ -50,7 +50,7 @@ async def test_a_tampered_knock_is_refused_and_recorded(running_box) -> None:
     assert refusal.status == 403
     assert running_box.state() == "ready"
     tampers = await events(running_box, "tamper")
-    assert tampers and set(tampers[-1]) <= {"kind", "at", "what"}
+    assert tampers and set(tampers[-1]) <= {"kind", "at", "what", "count"}
 
 
 async def test_a_replayed_knock_is_refused_even_from_another_client(running_box) -> None:

@@ -14,7 +14,7 @@ import pytest
 from appliance.crypto import BoxIdentity
 from appliance.session import seal
 from appliance.session.session import Session, Verdict
-from appliance.signalling.gate import Gate, GateHooks
+from appliance.signalling.gate import Gate, GateHooks, TamperLog
 
 
 def fingerprint_sdp(fp: bytes) -> str:
@@ -157,9 +157,20 @@ async def test_a_good_knock_gets_a_signed_reply_then_an_answer_and_the_same_code
 async def test_a_tampered_knock_is_refused_as_bad_and_no_peer_is_made(rig) -> None:
     await rig.relay.deliver("c1", "knock", flip(rig.viewer().knock()))
     assert rig.relay.refused == [("c1", "bad")] and rig.peers == [] and rig.relay.sent == []
-    assert rig.events.entries == [("tamper", {"what": "knock"})]
+    assert rig.events.entries == [("tamper", {"what": "knock", "count": 1})]
     await rig.relay.deliver("c2", "knock", "not json at all")
     assert rig.relay.refused[-1] == ("c2", "bad") and rig.peers == []
+
+
+async def test_tampering_is_logged_at_most_once_a_minute_with_its_count(rig) -> None:
+    """A stranger with the room id can send junk all day: the event log is not flooded."""
+    for i in range(10):
+        await rig.relay.deliver(f"c{i}", "knock", "junk")
+    assert rig.events.entries == [("tamper", {"what": "knock", "count": 1})]
+    assert len(rig.relay.refused) == 10, "each is still refused"
+    rig.gate._tampers._since -= TamperLog.WINDOW  # a minute later
+    await rig.relay.deliver("c10", "knock", "junk")
+    assert rig.events.entries[-1] == ("tamper", {"what": "knock", "count": 10})
 
 
 async def test_a_replayed_knock_is_refused_and_recorded_as_tampering(rig) -> None:
@@ -167,7 +178,7 @@ async def test_a_replayed_knock_is_refused_and_recorded_as_tampering(rig) -> Non
     await rig.relay.deliver("c1", "knock", wire)
     await rig.relay.deliver("c9", "knock", wire)  # the same bytes from someone else
     assert rig.relay.refused == [("c9", "bad")]
-    assert ("tamper", {"what": "replayed knock"}) in rig.events.entries
+    assert ("tamper", {"what": "replayed knock", "count": 1}) in rig.events.entries
     assert len(rig.peers) == 1
 
 
@@ -190,7 +201,7 @@ async def test_a_tampered_offer_drops_the_attempt_and_its_peer(rig) -> None:
     viewer.open_reply(rig.relay.sent[0][1])
     await rig.relay.deliver("c1", "message", flip(viewer.offer(fingerprint_sdp(b"\x01" * 32))))
     assert rig.relay.refused == [("c1", "bad")] and rig.peers[0].released
-    assert rig.answered == [] and ("tamper", {"what": "message"}) in rig.events.entries
+    assert rig.answered == [] and ("tamper", {"what": "message", "count": 1}) in rig.events.entries
     assert rig.peers[0].offers == [], "nothing of a tampered offer reached the peer"
 
 

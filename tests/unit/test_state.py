@@ -14,12 +14,14 @@ from appliance.core import (
     Core,
     End,
     EndSession,
+    Extend,
     Inbox,
     Knock,
     OpenSession,
     Pause,
     Press,
     Refuse,
+    Release,
     Resume,
     ViewerAnswered,
     ViewerBye,
@@ -44,6 +46,9 @@ class RecordingSignalling:
 
     async def close(self, session, reason: str) -> None:
         self.calls.append(f"close:{reason}")
+
+    async def extend(self, session) -> None:
+        self.calls.append(f"extend:{session.expires}")
 
 
 class DummyPeer:
@@ -292,31 +297,116 @@ async def test_refusing_frees_the_seat_and_bans_that_viewer() -> None:
     assert rig.core.session is None and sessions[0].secret == b"", "forgotten at shutdown"
 
 
-async def test_a_hang_up_ends_the_session_after_the_grace_unless_the_viewer_returns() -> None:
+async def test_a_viewer_leaving_frees_nothing_and_ends_nothing() -> None:
+    """A co-parent who closes the tab keeps the seat: the exam goes on, the staff see since
+    when the phone is gone, and the same phone comes back without a new admission."""
     first, second = DummyPeer(), DummyPeer()
-    connected: list = []
-    seen, _ = await drive(
+    views: list = []
+    peers: list = []
+    seen, rig = await drive(
         [
             OpenSessionStep(),
             knock(),
             answered(first),
-            Press(),
-            ViewerBye(),
-            0.05,
+            Press(),  # admitted: LIVE
+            ViewerBye(),  # the page was closed
+            lambda r: r.viewers.close(first),
+            1.1,
+            lambda r: views.append(r.core.session_view()),
+            knock(),  # the same phone (same seat key) comes back
             answered(second),
-            0.3,
-            lambda r: connected.extend(r.viewers.peers),
-        ],
-        hangup_grace=0.15,
+            lambda r: views.append(r.core.session_view()),
+            lambda r: peers.extend(r.viewers.peers),
+        ]
     )
-    assert seen[-1] == ("waiting", "live"), "the session did not end: the viewer came back"
-    assert first.closed and connected == [second], "the returning phone replaced the old one"
+    assert seen == [("idle", "ready"), ("ready", "waiting"), ("waiting", "live")], "nothing ended"
+    gone, back = views
+    assert gone.viewer.connected is False and gone.viewer.left_s >= 1 and gone.viewer.admitted
+    assert back.viewer.connected and back.viewer.left_s is None and back.viewer.admitted
+    assert peers == [second] and "close:viewer-hangup" not in rig.signalling.calls
 
-    seen, _ = await drive(
-        [OpenSessionStep(), knock(), answered(DummyPeer()), Press(), ViewerBye(), 0.6],
-        hangup_grace=0.1,
+
+async def test_the_staff_let_another_phone_in_when_the_viewer_is_gone() -> None:
+    first, other = DummyPeer(), DummyPeer()
+    results: list = []
+    seen, rig = await drive(
+        [
+            OpenSessionStep(),
+            knock(b"seat-1"),
+            answered(first),
+            Press(),  # LIVE
+            command(Release(), results),  # still watching: refused
+            lambda r: r.viewers.close(first),
+            command(Release(), results),  # gone: the seat is free
+            knock(b"seat-2", name="Other"),
+            answered(other, code="654321"),
+        ]
     )
+    assert results[0] == "the viewer is watching: pause or end instead" and results[1] is None
+    assert seen[-2:] == [("live", "ready"), ("ready", "waiting")]
+    assert [v.value for v in rig.verdicts] == ["new", "new"], "the next phone took the seat"
+    view = rig.core.session_view()
+    assert view is None or view.viewer is None, "forgotten at shutdown"
+    assert "refuse" in rig.signalling.calls, "the released phone is told and dropped"
+
+
+async def test_refuse_works_on_any_seat_holder_not_admitted_and_admit_needs_the_code() -> None:
+    results: list = []
+    seen, rig = await drive(
+        [
+            OpenSessionStep(),
+            knock(b"stranger"),  # knocked, then dropped before any answer: no code yet
+            command(Admit(), results),
+            Press(),  # the button cannot admit without a code either
+            command(Refuse(), results),  # the staff can still refuse that seat holder
+            knock(b"stranger", salt=b"again"),
+        ]
+    )
+    assert results == ["wait until the viewer's code is shown, then compare", None]
+    assert seen == [("idle", "ready"), ("ready", "waiting"), ("waiting", "ready")]
+    assert [v.value for v in rig.verdicts] == ["new", "refused"], "the refused key stays out"
+
+
+async def test_the_staff_are_warned_before_the_expiry_and_may_extend_once() -> None:
+    results: list = []
+    expiring: list = []
+    views: list = []
+
+    def watch(r: Rig) -> None:
+        r.core.add_expiry_listener(expiring.append)
+
+    seen, rig = await drive(
+        [
+            watch,
+            command(OpenSession(consent=True, valid_minutes=5)),  # within the 10 min warning
+            0.05,
+            lambda r: views.append(r.core.session_view()),
+            command(Extend(), results),
+            lambda r: views.append(r.core.session_view()),
+            command(Extend(), results),  # once only
+        ],
+        max_minutes=60,
+    )
+    before, after = views
+    assert before.expiring and before.extend_to is not None
+    assert before.extend_to - before.expires == 55 * 60
+    assert results == [None, "this session cannot be extended"]
+    assert after.expires == before.extend_to and not after.expiring and after.extend_to is None
+    assert expiring == [True, False], "the LED warned, then stopped warning"
+    assert f"extend:{after.expires}" in rig.signalling.calls, "the relay keeps the room as long"
+
+
+async def test_at_the_expiry_the_viewer_is_told_it_expired() -> None:
+    peer = DummyPeer()
+
+    def expire_now(r: Rig) -> None:
+        r.core._timers.start("expiry", 0.05, EndSession("expired"))
+
+    seen, rig = await drive([OpenSessionStep(), knock(), answered(peer), Press(), expire_now, 0.6])
     assert seen[-2:] == [("live", "ended"), ("ended", "idle")]
+    last = peer.statuses[-1]
+    assert (last["state"], last["reason"]) == ("ended", "expired"), "not a plain 'ended'"
+    assert "close:expired" in rig.signalling.calls
 
 
 async def test_no_session_opens_until_the_clock_is_synchronised() -> None:
