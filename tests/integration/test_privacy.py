@@ -153,3 +153,35 @@ def test_a_failed_tls_handshake_is_logged_without_the_clients_address(
         logs.scrub(r.getMessage()) for r in caplog.records if r.name.startswith("appliance")
     ]
     assert all("127.0.0.1" not in line for line in scrubbed)
+
+
+async def test_an_ended_sessions_link_is_dropped_at_once(running_box) -> None:
+    """The link (with the secret) lives only as long as its session: after the end nothing the
+    box holds gives it out again, before any new session opens (issue 11 item 10)."""
+    import urllib.request
+
+    link = running_box.viewer_url
+    secret = link.split("#", 1)[1].split(".", 1)[0]
+    await asyncio.to_thread(running_box.long_press)
+    await asyncio.to_thread(running_box.wait_state, "idle")
+    box = running_box.box
+    gate = box.core._signalling
+
+    def held() -> list[object]:
+        return [
+            box.viewer_url(),
+            box.core.session,
+            box.core.session_view(),
+            gate._session,
+            gate._attempt,
+        ]
+
+    assert running_box.call(held) == [None] * 5
+
+    def public_status() -> str:
+        with urllib.request.urlopen(running_box.url + "/api/status") as response:  # noqa: S310
+            return str(response.read().decode())
+
+    assert secret not in await asyncio.to_thread(public_status)
+    status = running_box.call(lambda: box.core.status())
+    assert status.session is None and secret not in repr(status)
