@@ -35,6 +35,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--port", type=int, help="the web server's port (overrides the config)")
     run.add_argument(
+        "--source",
+        choices=[k.value for k in config_mod.SourceKind],
+        help="the capture backend (overrides capture.source), e.g. hdmi-fake",
+    )
+    run.add_argument(
+        "--encoder",
+        choices=[k.value for k in config_mod.EncoderKind],
+        help="the encoder backend (overrides encode.encoder), e.g. hardware-fake",
+    )
+    run.add_argument(
         "--boot-config",
         type=Path,
         help="on the box: appliance.toml on the boot partition (secrets come from --state-dir)",
@@ -55,15 +65,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def load_config(args: argparse.Namespace, password: str = "") -> config_mod.Config:
-    from .demo import DEMO_OVERRIDES
+    from .demo import DEMO_BOUNDARY, DEMO_OVERRIDES
 
+    backends: dict[str, Any] = {}
+    if getattr(args, "source", None):
+        backends["capture"] = {"source": args.source}
+    if getattr(args, "encoder", None):
+        backends["encode"] = {"encoder": args.encoder}
     if getattr(args, "boot_config", None) is not None:
         from .firstboot import STATE_DIR, load_box_config
 
         cfg, args.fault = load_box_config(args.boot_config, args.state_dir or STATE_DIR)
-        if args.demo:  # the box's own config with the demo's hardware stand-ins (image-smoke)
-            return cfg.replace(**DEMO_OVERRIDES)
-        return cfg
+        if args.demo:  # the box's own config and backends, the demo's pins (image-smoke)
+            cfg = cfg.replace(**DEMO_BOUNDARY)
+        return cfg.replace(**backends) if backends else cfg
     overrides: dict[str, Any] = {}
     if args.demo:
         from .passwords import hash_password
@@ -81,7 +96,7 @@ def load_config(args: argparse.Namespace, password: str = "") -> config_mod.Conf
             )
     if args.port is not None:
         overrides = config_mod.merge(overrides, {"web": {"port": args.port}})
-    return config_mod.load(args.config, overrides)
+    return config_mod.load(args.config, config_mod.merge(overrides, backends))
 
 
 async def _run(args: argparse.Namespace, cfg: config_mod.Config, password: str = "") -> None:

@@ -20,12 +20,18 @@ from .state import State
 if TYPE_CHECKING:
     from .box import Box
 
-#: What the demo runs with on top of the config: synthetic scanner, mock pins, loopback only.
-DEMO_OVERRIDES: dict[str, Any] = {
-    "capture": {"source": "synthetic"},
+#: The demo's stand-ins at the hardware and network boundary: mock pins, loopback only. They also
+#: apply to a box's own config run with --demo (the image's smoke test).
+DEMO_BOUNDARY: dict[str, Any] = {
     "panel": {"pin_factory": "mock"},
     "stream": {"ice_addresses": ["127.0.0.1"], "ice_servers": []},
     "web": {"host": "127.0.0.1"},
+}
+#: What the demo runs with on top of the config: the boundary's stand-ins, the synthetic scanner
+#: (``--source`` and ``--encoder`` choose other backends, e.g. hdmi-fake and hardware-fake).
+DEMO_OVERRIDES: dict[str, Any] = {
+    **DEMO_BOUNDARY,
+    "capture": {"source": "synthetic"},
     # The phantom's stand-in patient banner, blanked before encoding (below the time strip).
     "mask": {
         "scanner": "synthetic phantom",

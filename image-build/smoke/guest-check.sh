@@ -20,10 +20,13 @@ if [ -s /var/lib/appliance/secrets.toml ] && grep -q "moved to the box's persist
 fi
 appdata=$(findmnt -no SOURCE /var/lib/appliance || echo none)
 [ "$(blkid -L appdata 2>/dev/null)" = "$appdata" ] || appdata="not-appdata:$appdata"
+backends=other
+journalctl -u appliance.service --no-pager -o cat | grep -q "source hdmi-fake, encoder hardware-fake" \
+  && backends=hdmi-fake+hardware-fake
 failed=$(systemctl list-units --state=failed --no-legend --plain | grep -c . || true)
 {
   systemctl list-units --state=failed --no-legend --plain
   journalctl -u appliance.service -u appliance-firstboot.service --no-pager -n 30 -o cat
-  echo "SMOKE appliance=$state root=$root appdata=$appdata firstboot=$firstboot hostname=$(hostname) failed=$failed"
+  echo "SMOKE appliance=$state root=$root appdata=$appdata firstboot=$firstboot hostname=$(hostname) backends=$backends failed=$failed"
 } > "$out" 2>&1
 systemctl poweroff

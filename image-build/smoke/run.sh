@@ -35,7 +35,7 @@ fi
 
 # 2. the appliance's wheel and its dependencies' (this machine's Python is 3.11, like bookworm's)
 "$project/.venv/bin/pip" wheel --quiet --prefer-binary --find-links "$cache/wheels" \
-  -w "$cache/wheels" "$project[box]" > /dev/null
+  -w "$cache/wheels" "${project}[box]" > /dev/null
 rm -f "$cache/wheels"/appliance-*.whl.old
 
 # 3. a fresh root from the base, as a Raspberry Pi OS image would be before our layer
@@ -78,6 +78,13 @@ token = "smoke-relay-token-0123456789"
 
 [pairing]
 password = "smoke pairing password"
+
+# the HDMI path and the M2M encoder path over their fakes (no bridge or Pi in qemu)
+[capture]
+source = "hdmi-fake"
+
+[encode]
+encoder = "hardware-fake"
 CONF
 rm -f "$work/boot.img"
 mkfs.vfat -C -n BOOTFS "$work/boot.img" 32768 > /dev/null
@@ -99,7 +106,7 @@ result=$(grep -a "^SMOKE " "$work/serial.log" | tail -1 | tr -d '\r' || true)
 echo "image-smoke: ${result:-no report from the guest}"
 mcopy -o -i "$work/boot.img" ::/appliance.toml "$work/appliance.after.toml"
 failed=0
-for want in "appliance=active" "root=ro" "appdata=/dev/vda2" "firstboot=applied" "hostname=smoke-room" "failed=0"; do
+for want in "appliance=active" "root=ro" "appdata=/dev/vda2" "firstboot=applied" "hostname=smoke-room" "backends=hdmi-fake+hardware-fake" "failed=0"; do
   case " $result " in *" $want "*) ;; *) echo "image-smoke: FAIL: expected $want" >&2; failed=1 ;; esac
 done
 if [ "$(sfdisk --dump "$work/disk.img" | grep -c '^/')" != 2 ]; then

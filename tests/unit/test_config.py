@@ -118,3 +118,18 @@ def test_replace_and_round_trip() -> None:
     cfg = config.load(None).replace(web={"port": 0}, capture={"fps": 15})
     assert cfg.web.port == 0 and cfg.capture.fps == 15
     assert config.load_dict(config.to_dict(cfg)) == cfg
+
+
+def test_the_demo_runs_any_backend_by_name() -> None:
+    from appliance.__main__ import _parser, load_config
+    from appliance.config import EncoderKind, PinFactoryKind, SourceKind
+
+    args = _parser().parse_args(
+        ["run", "--demo", "--source", "hdmi-fake", "--encoder", "hardware-fake"]
+    )
+    cfg = load_config(args, "demo password")
+    assert cfg.capture.source is SourceKind.HDMI_FAKE
+    assert cfg.encode.encoder is EncoderKind.HARDWARE_FAKE
+    assert cfg.panel.pin_factory is PinFactoryKind.MOCK, "still the demo's stand-in pins"
+    plain = load_config(_parser().parse_args(["run", "--demo"]), "demo password")
+    assert plain.capture.source is SourceKind.SYNTHETIC
