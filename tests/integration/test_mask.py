@@ -188,6 +188,9 @@ class RecordingEncoder:
     def request_keyframe(self) -> None:
         pass
 
+    def set_frame_divisor(self, divisor: int) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
