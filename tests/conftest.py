@@ -145,14 +145,12 @@ class RunningBox:
         """The open session's link, as its QR code holds it (waits for the session to open)."""
         import time
 
+        box = self.box
+        assert box is not None
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             url = self.call(
-                lambda: (
-                    self.box.viewer_url()
-                    if self.core.state.value not in ("idle", "ended")
-                    else None
-                )
+                lambda: box.viewer_url() if self.core.state.value not in ("idle", "ended") else None
             )
             if url:
                 return str(url)

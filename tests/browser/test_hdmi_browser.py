@@ -28,7 +28,7 @@ def status(box) -> dict:
 
 def test_hdmi_signal_lost_and_back_while_a_browser_watches(box_factory, chromium) -> None:
     device = FakeTC358743("pi4", "720p60")
-    source = HdmiSource(device, edid.build(), 1280, 720, 30, max_fps=30)  # type: ignore[arg-type]
+    source = HdmiSource(device, edid.build(), 1280, 720, 30, max_fps=30)
     box = box_factory(source=source)
     page = chromium.new_page()
     page.add_init_script(PROBE)

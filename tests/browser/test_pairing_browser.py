@@ -33,7 +33,9 @@ A6_POINTS = (105 / 25.4 * 72, 148 / 25.4 * 72)  # 297.6 x 419.5
 def preview_jpeg() -> bytes:
     source = SyntheticSource(1280, 720, 30)
     source.open()
-    image = source.read(1.0).frame.to_image()
+    captured = source.read(1.0)
+    assert captured is not None
+    image = captured.frame.to_image()
     image.thumbnail((640, 640))
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=70)

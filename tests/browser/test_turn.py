@@ -38,18 +38,8 @@ RELAY_ONLY = """
 """
 
 
-class Sink:
-    def connection_made(self, transport) -> None:
-        pass
-
-    def datagram_received(self, data, addr) -> None:
-        pass
-
-    def error_received(self, exc) -> None:
-        pass
-
-    def connection_lost(self, exc) -> None:
-        pass
+class Sink(asyncio.DatagramProtocol):
+    """Ignores whatever comes back through the allocation."""
 
 
 async def allocate(port: int, username: str, password: str) -> None:
@@ -80,7 +70,9 @@ def parameter_sets(width: int, height: int) -> list[bytes]:
     source = SyntheticSource(width, height, 30)
     source.open()
     encoder = SoftwareEncoder(width, height, 30, 2_000_000, 2.0, 1)
-    data = b"".join(bytes(p) for p in encoder.encode(source.read(1.0).frame, 0))
+    captured = source.read(1.0)
+    assert captured is not None
+    data = b"".join(bytes(p) for p in encoder.encode(captured.frame, 0))
     units = [u for u in iter_nal_units(data) if u[0] & 0x1F in (7, 8)]
     assert len(units) == 2, "the keyframe carries SPS and PPS"
     return units

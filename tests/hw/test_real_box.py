@@ -17,7 +17,7 @@ import pytest
 
 from appliance.board import Board, detect
 from appliance.capture import edid, timestrip, v4l2
-from appliance.capture.base import SignalState
+from appliance.capture.base import CapturedFrame, SignalState
 from appliance.capture.bridge import V4L2Bridge, find_bridge
 from appliance.capture.hdmi import HdmiSource
 from appliance.encode.base import NAL_IDR, NAL_PPS, NAL_SPS, nal_types
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.hw
 
 
 @pytest.fixture
-def nodes():  # type: ignore[no-untyped-def]
+def nodes():
     found = find_bridge()
     if found is None:
         pytest.skip("no TC358743 video node")
@@ -39,7 +39,7 @@ def board_edid() -> bytes:
     return edid.build(edid.PI4_MODES, "UYVY")
 
 
-def test_edid_round_trip_and_timings(nodes) -> None:  # type: ignore[no-untyped-def]
+def test_edid_round_trip_and_timings(nodes) -> None:
     bridge = V4L2Bridge(nodes.video, nodes.subdev, nodes.media)
     info = bridge.open()
     try:
@@ -59,12 +59,13 @@ def test_edid_round_trip_and_timings(nodes) -> None:  # type: ignore[no-untyped-
         bridge.close()
 
 
-def test_hdmi_source_streams_native_frames(nodes) -> None:  # type: ignore[no-untyped-def]
+def test_hdmi_source_streams_native_frames(nodes) -> None:
     bridge = V4L2Bridge(nodes.video, nodes.subdev, nodes.media)
     src = HdmiSource(bridge, board_edid())
     src.open()
     try:
-        frames, t0 = [], time.monotonic()
+        frames: list[CapturedFrame] = []
+        t0 = time.monotonic()
         while len(frames) < 60 and time.monotonic() - t0 < 10:
             f = src.read(1.0)
             if f is not None and not f.slate:

@@ -82,6 +82,7 @@ async def test_a_tampered_or_replayed_offer_gets_no_answer_and_no_video(running_
     viewer = AiortcViewer(running_box.viewer_url)
     try:
         await viewer.knock()
+        assert viewer.relay is not None
         offer = viewer.handshake.offer("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n")
         await viewer.relay.send(flip(offer))
         with pytest.raises((Refused, TimeoutError)):

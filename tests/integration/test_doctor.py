@@ -218,7 +218,7 @@ def test_a_healthy_box_passes_every_check(box: Box) -> None:
     }
 
 
-FAILURES: dict[str, tuple[str, Callable[[Box], None]]] = {
+FAILURES: dict[str, tuple[str, Callable[[Box], object]]] = {
     "config invalid": (
         "config",
         lambda b: setattr(b.env, "config_error", "unknown config key 'x'"),
@@ -299,7 +299,7 @@ def test_each_check_can_fail(box: Box, case: str) -> None:
     assert all(TOKEN not in str(r) for r in run_checks(box.env))
 
 
-WARNINGS: dict[str, tuple[str, Callable[[Box], None]]] = {
+WARNINGS: dict[str, tuple[str, Callable[[Box], object]]] = {
     "no signal": ("signal", lambda b: b.bridge.lose_signal()),
     "no relay": ("relay", lambda b: b.reconfigure(relay={"url": "", "token": ""})),
     "no turn": ("turn", lambda b: b.reconfigure(stream={"ice_servers": []})),

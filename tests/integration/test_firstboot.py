@@ -129,7 +129,7 @@ def test_the_box_runs_in_error_with_a_bad_file_and_says_why(tmp_path) -> None:
     try:
         rb.wait_state("error")
         assert rb.call(lambda: rb.core.status().error) == fault
-        assert rb.box.panel.pattern == LED_PATTERNS[State.ERROR]
+        assert rb.box is not None and rb.box.panel.pattern == LED_PATTERNS[State.ERROR]
         rb.press()
         import time
 

@@ -155,6 +155,11 @@ def test_no_lock(rigs: Callable[..., Rig]) -> None:
     rig.live()
 
 
+def live_at(size: tuple[int, int]) -> Callable[[CapturedFrame], bool]:
+    """Matches a live frame of this size."""
+    return lambda f: not f.slate and (f.frame.width, f.frame.height) == size
+
+
 @pytest.mark.parametrize("board", ["pi4", "pi5"])
 def test_resolution_changes_reach_the_encoder_as_new_sps_and_idr(
     rigs: Callable[..., Rig], board: str
@@ -163,7 +168,7 @@ def test_resolution_changes_reach_the_encoder_as_new_sps_and_idr(
 
     rig = rigs(board, "1080p30", **QUICK)
     enc = SoftwareEncoder(1920, 1080, 30, 1_000_000, 2.0, 1)
-    sizes = []
+    sizes: list[tuple[int, int]] = []
     try:
         pts = 0
         for mode, size in (
@@ -173,9 +178,7 @@ def test_resolution_changes_reach_the_encoder_as_new_sps_and_idr(
         ):
             if mode != "1080p30" or sizes:
                 rig.dev.change_mode(mode)
-            f = rig.read_until(
-                lambda f, size=size: not f.slate and (f.frame.width, f.frame.height) == size
-            )[0]  # type: ignore[misc]
+            f = rig.read_until(live_at(size))[0]
             pts += 3000
             packets = enc.encode(f.frame, pts)
             while not packets:

@@ -34,7 +34,7 @@ async def test_answers_carry_only_loopback_candidates_and_no_server_reflexive_on
     viewer = RTCPeerConnection(ice_configuration(()))
     viewer.addTransceiver("video", direction="recvonly")
     await viewer.setLocalDescription(await viewer.createOffer())
-    closed = []
+    closed: list[ViewerPeer] = []
     peer = ViewerPeer(PacketFanout(lambda: None), (), lambda: None, closed.append)
     try:
         answer = await peer.answer(viewer.localDescription.sdp)

@@ -22,6 +22,13 @@ def factory():
         f.reset()
 
 
+class PanelUnderTest(Panel):
+    """The panel, with what its callback heard."""
+
+    presses: list[bool]
+    event: threading.Event
+
+
 @pytest.fixture
 def panel(factory):
     presses: list[bool] = []
@@ -31,7 +38,7 @@ def panel(factory):
         presses.append(long)
         event.set()
 
-    p = Panel(PanelConfig(hold_time=0.3, bounce_time=0.02), on_press, pin_factory=factory)
+    p = PanelUnderTest(PanelConfig(hold_time=0.3, bounce_time=0.02), on_press, pin_factory=factory)
     p.presses, p.event = presses, event
     try:
         yield p

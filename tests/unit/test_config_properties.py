@@ -19,7 +19,7 @@ from appliance.errors import ConfigError
 
 #: Every secret value the strategies plant carries this mark; no message may show it.
 MARK = "Zq9SECRET"
-SECRET_PATHS = (
+SECRET_PATHS: tuple[tuple[str, str] | tuple[str, str, int, str], ...] = (
     ("pairing", "password"),
     ("relay", "token"),
     ("wifi", "password"),
@@ -74,10 +74,10 @@ def config_dicts(draw: st.DrawFn) -> dict[str, Any]:
         elif draw(st.booleans()):
             data[path[0]] = value  # the whole section is the secret (a typo'd layout)
         else:
-            section = data.get(path[0])
-            if not isinstance(section, dict):
-                section = data[path[0]] = {}
-            section[path[1]] = value
+            target = data.get(path[0])
+            if not isinstance(target, dict):
+                target = data[path[0]] = {}
+            target[path[1]] = value
     return data
 
 

@@ -107,7 +107,7 @@ def test_recording_never_blocks_the_caller_and_close_writes_what_is_pending(
         gate.wait(5)  # a slow SD card
         real_append(p, line)
 
-    log._append = slow_append  # type: ignore[method-assign]
+    log._append = slow_append  # type: ignore[method-assign, assignment]  # the bound method, slowed
     log.record("opened", valid_minutes=30)  # returns although the write is held up
     assert not path.exists()
     writer = log._writer

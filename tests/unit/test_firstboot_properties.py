@@ -21,7 +21,7 @@ from appliance.passwords import verify_password
 MARK = "Zq9SECRET"
 SECRETS = {("pairing", "password"), ("relay", "token"), ("wifi", "password")}
 #: Valid non-secret settings for the sections that hold secrets, and one more.
-PLAIN = {
+PLAIN: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "pairing": {"valid_minutes": st.integers(5, 1440), "pre_admit": st.booleans()},
     "relay": {"url": st.text(max_size=12)},
     "wifi": {"country": st.sampled_from(["FR", "DE", ""]), "ssid": st.text(max_size=8)},

@@ -142,7 +142,9 @@ def make_client(backend: Backend, password_hash: str = HASH, **kwargs: Any) -> A
 
 def csrf(client: Any) -> str:
     page = client.get("/pairing/").get_data(as_text=True)
-    return re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    found = re.search(r'name="csrf-token" content="([^"]+)"', page)
+    assert found, "the page carries a CSRF token"
+    return found.group(1)
 
 
 def login(client: Any, password: str = PASSWORD, address: str = "127.0.0.1") -> Any:
@@ -559,7 +561,8 @@ def test_mounted_in_the_box_s_app(backend: Backend) -> None:
     for asset in re.findall(r'(?:href|src)="(/[^"]+)"', page):
         assert client.get(asset).status_code == 200, asset
     assert login(client).status_code == 303
-    assert client.get("/pairing/api/status").json["state"] == "idle"
+    status = client.get("/pairing/api/status").json
+    assert status is not None and status["state"] == "idle"
     assert app.secret_key and len(app.secret_key) >= 32
     other = create_app(backend, password_hash=HASH, secure_cookies=True, room_name="salle-2")
     assert other.secret_key != app.secret_key, "a key made at each start, never stored"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -282,6 +283,7 @@ def test_a_reply_for_another_knock_or_box_is_refused(tmp_path) -> None:
     # a reply whose eph is not a point
     with pytest.raises(SealError):
         viewer.open_reply({**reply, "eph": seal.b64u(b"\x04" + bytes(64))})
+    bad: Any  # not all dicts: open_reply must refuse any JSON value
     for bad in ({**reply, "v": True}, {**reply, "extra": 1}, [], None):
         with pytest.raises(SealError):
             viewer.open_reply(bad)

@@ -154,6 +154,7 @@ def test_thread_count_follows_the_board_unless_set() -> None:
         resolved = Resolved(board, SourceKind.SYNTHETIC, EncoderKind.SOFTWARE, None)
         encoder = make_encoder(cfg, 640, 360, 30, resolved)
         try:
+            assert isinstance(encoder, SoftwareEncoder)
             return encoder._threads
         finally:
             encoder.close()
