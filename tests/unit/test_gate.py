@@ -48,6 +48,9 @@ class FakeRelay:
     async def close_room(self, room: str) -> None:
         self.rooms.remove(room)
 
+    async def extend_room(self, room: str, expires: int) -> None:
+        self.extended = expires
+
     async def receive(self, room: str, on_message: Any) -> None:
         self.on_message = on_message
         await asyncio.Event().wait()  # until the gate cancels it
