@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,12 +13,19 @@ from typing import Any
 import pytest
 from blockbuster import BlockBuster
 from gpiozero.pins.mock import MockFactory
+from hypothesis import settings
 
 from appliance import config as config_mod
 from appliance.box import Box, Seams
 from appliance.panel import press_pin
 from appliance.stream.compat import confine_host_addresses
 from tests.support.wait import until
+
+# Property-based tests: a modest number of cases in `make test` (the unit tier stays fast);
+# `make fuzz` runs the same properties with HYPOTHESIS_PROFILE=fuzz and many more.
+settings.register_profile("default", max_examples=60, deadline=None)
+settings.register_profile("fuzz", max_examples=5000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 #: What every test box runs with: synthetic source, small and quick, everything on loopback.
 TEST_CONFIG: dict[str, Any] = {

@@ -91,7 +91,7 @@ def check(run: Any) -> None:
     assert MARK not in message, f"a secret in the message: {message}"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(config_dicts())
 @example({"pairing": {"password": 12}})
 @example({"pairing": {"password": {"x": MARK}}})
@@ -137,9 +137,7 @@ toml_bits = st.sampled_from(
 )
 
 
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(toml_bits | st.text(max_size=10), max_size=8), st.binary(max_size=4))
 @example([f'[pairing]\npassword = "{MARK}"\nvalid_minutes = "x"\n'], b"")
 @example(["a = 1\n"], b"\xff")

@@ -111,7 +111,7 @@ def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(firstboot, "_keys", lambda cfg, state: None)  # made once, tested elsewhere
 
 
-@settings(max_examples=80, deadline=None)
+@settings(deadline=None)
 @given(boot_files())
 def test_any_form_of_secret_leaves_the_boot_file_and_nothing_else_does(generated) -> None:
     text, plain, secrets = generated

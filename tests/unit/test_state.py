@@ -311,7 +311,7 @@ async def test_a_viewer_leaving_frees_nothing_and_ends_nothing() -> None:
             Press(),  # admitted: LIVE
             ViewerBye(),  # the page was closed
             lambda r: r.viewers.close(first),
-            1.1,
+            0.05,
             lambda r: views.append(r.core.session_view()),
             knock(),  # the same phone (same seat key) comes back
             answered(second),
@@ -321,7 +321,8 @@ async def test_a_viewer_leaving_frees_nothing_and_ends_nothing() -> None:
     )
     assert seen == [("idle", "ready"), ("ready", "waiting"), ("waiting", "live")], "nothing ended"
     gone, back = views
-    assert gone.viewer.connected is False and gone.viewer.left_s >= 1 and gone.viewer.admitted
+    assert gone.viewer.connected is False and gone.viewer.left_s is not None
+    assert gone.viewer.admitted, "still admitted: coming back needs no new admission"
     assert back.viewer.connected and back.viewer.left_s is None and back.viewer.admitted
     assert peers == [second] and "close:viewer-hangup" not in rig.signalling.calls
 
