@@ -4,6 +4,7 @@ asks; each backend builds its own source from the config."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,19 @@ def load_edid(config: Config, board: Board) -> bytes:
     return data
 
 
-#: Builds a source: (config, resolved board, bridge device or None, root, on_signal).
-SourceBuilder = Callable[
-    [Config, Resolved, Any, Path, Callable[[SignalState], None] | None], Source
-]
+@dataclass(frozen=True)
+class SourceWant:
+    """What a backend builds its source from: the config, the board, and the seams."""
+
+    config: Config
+    resolved: Resolved
+    #: The TC358743's device, given by a test or the demo (None: the real one).
+    bridge: Any = None
+    root: Path = Path("/")
+    on_signal: Callable[[SignalState], None] | None = None
+
+
+SourceBuilder = Callable[[SourceWant], Source]
 _BUILDERS: dict[SourceKind, SourceBuilder] = {}
 
 
@@ -66,101 +76,71 @@ def make_source(
         raise ConfigError(
             f"config key 'capture.source' = {resolved.source.value!r} has no backend here"
         ) from None
-    return builder(config, resolved, bridge, root, on_signal)
+    return builder(SourceWant(config, resolved, bridge, root, on_signal))
 
 
-def _hdmi(
-    config: Config, resolved: Resolved, bridge: Any, on_signal: Callable[[SignalState], None] | None
-) -> Source:
+def _hdmi(want: SourceWant, bridge: Any) -> Source:
     from .hdmi import HdmiSource
 
-    cap = config.capture
+    cap = want.config.capture
     return HdmiSource(
         bridge,
-        load_edid(config, resolved.board),
+        load_edid(want.config, want.resolved.board),
         cap.width,
         cap.height,
         cap.fps,
-        max_fps=resolved.max_fps,
-        on_signal=on_signal,
+        max_fps=want.resolved.max_fps,
+        on_signal=want.on_signal,
     )
 
 
 @register(SourceKind.HDMI)
-def _real_hdmi(
-    config: Config,
-    resolved: Resolved,
-    bridge: Any,
-    root: Path,
-    on_signal: Callable[[SignalState], None] | None,
-) -> Source:
+def _real_hdmi(want: SourceWant) -> Source:
+    bridge = want.bridge
     if bridge is None:
         from .bridge import V4L2Bridge, find_bridge
 
-        cap = config.capture
+        cap, root = want.config.capture, want.root
         bridge = V4L2Bridge(
             cap.device or "/dev/video0",
             media_ctl="media-ctl" if root == Path("/") else str(under(root, "usr/bin/media-ctl")),
             discover=lambda: find_bridge(root, cap.device, cap.subdevice),
         )
-    return _hdmi(config, resolved, bridge, on_signal)
+    return _hdmi(want, bridge)
 
 
 @register(SourceKind.HDMI_FAKE)
-def _fake_hdmi(
-    config: Config,
-    resolved: Resolved,
-    bridge: Any,
-    root: Path,
-    on_signal: Callable[[SignalState], None] | None,
-) -> Source:
+def _fake_hdmi(want: SourceWant) -> Source:
     """The HDMI path over a fake TC358743 with a scanner plugged in (demo, bench, image smoke)."""
+    bridge = want.bridge
     if bridge is None:
         from .fake_v4l2 import FakeTC358743
 
-        bridge = FakeTC358743("pi5" if resolved.board is Board.PI5 else "pi4", "1080p30")
-    return _hdmi(config, resolved, bridge, on_signal)
+        bridge = FakeTC358743("pi5" if want.resolved.board is Board.PI5 else "pi4", "1080p30")
+    return _hdmi(want, bridge)
 
 
 @register(SourceKind.CAMERA)
-def _camera(
-    config: Config,
-    resolved: Resolved,
-    bridge: Any,
-    root: Path,
-    on_signal: Callable[[SignalState], None] | None,
-) -> Source:
+def _camera(want: SourceWant) -> Source:
     from .camera import CameraSource
 
-    cap = config.capture
+    cap = want.config.capture
     return CameraSource(cap.width, cap.height, cap.fps)
 
 
 @register(SourceKind.FILE)
-def _file(
-    config: Config,
-    resolved: Resolved,
-    bridge: Any,
-    root: Path,
-    on_signal: Callable[[SignalState], None] | None,
-) -> Source:
+def _file(want: SourceWant) -> Source:
     from .file import FileSource
 
-    cap = config.capture
+    cap = want.config.capture
     if not cap.file:
         raise ConfigError("config key 'capture.file' must name a clip when source = 'file'")
     return FileSource(cap.file, cap.width, cap.height, cap.fps)
 
 
 @register(SourceKind.SYNTHETIC)
-def _synthetic(
-    config: Config,
-    resolved: Resolved,
-    bridge: Any,
-    root: Path,
-    on_signal: Callable[[SignalState], None] | None,
-) -> Source:
+def _synthetic(want: SourceWant) -> Source:
     from .synthetic import SyntheticSource
 
-    cap = config.capture
+    cap = want.config.capture
     return SyntheticSource(cap.width, cap.height, cap.fps)
