@@ -148,13 +148,19 @@ def test_the_service_command_line_loads_the_boot_file_and_the_stored_secrets(tmp
     cfg = cli.load_config(args)
     assert cfg.box.name == "echo-2" and cfg.relay.token.startswith("box-token")
     assert cfg.pairing.password_hash and args.fault == ""
-    # with --demo (the image's smoke test): the same file, the demo's hardware stand-ins
+    # with --demo (the image's smoke test): the same file and its backends, the demo's pins
     args = cli._parser().parse_args(
         ["run", "--demo", "--boot-config", str(path), "--state-dir", str(state)]
     )
     cfg = cli.load_config(args)
     assert cfg.box.name == "echo-2" and cfg.panel.pin_factory.value == "mock"
-    assert cfg.capture.source.value == "synthetic" and cfg.web.host == "127.0.0.1"
+    assert cfg.capture.source.value == "auto" and cfg.web.host == "127.0.0.1"
+    args = cli._parser().parse_args(
+        ["run", "--demo", "--boot-config", str(path), "--state-dir", str(state)]
+        + ["--source", "hdmi-fake", "--encoder", "hardware-fake"]
+    )
+    cfg = cli.load_config(args)
+    assert (cfg.capture.source.value, cfg.encode.encoder.value) == ("hdmi-fake", "hardware-fake")
 
 
 SECRET_FORMS = {
