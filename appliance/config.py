@@ -15,6 +15,7 @@ import math
 import tomllib
 import types
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -242,7 +243,31 @@ def read_toml(p: Path) -> dict[str, Any]:
 
 def load_dict(data: dict[str, Any]) -> Config:
     """Build and validate a :class:`Config` from plain data (as parsed from TOML)."""
-    return _build(Config, data, "")
+    config: Config = _build(Config, data, "")
+    _check_relay_url(config.relay.url)
+    return config
+
+
+def _check_relay_url(url: str) -> None:
+    """The box's token travels to the relay in every request: only over HTTPS (plain HTTP only
+    to this machine, for tests). Shows the URL's scheme and host, never the rest."""
+    if not url:
+        return
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        parts, host = urllib.parse.urlsplit(""), ""
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme == "http" and host in ("127.0.0.1", "localhost", "::1"):
+        return
+    shown = f"{parts.scheme}://{host}" if parts.scheme and host else "this value"
+    raise ConfigError(
+        f"config key 'relay.url' has invalid value {shown!r}: the box's token travels in it, "
+        "so it must be an https:// URL such as 'https://relay.clinic.example' (plain http:// "
+        "only for 127.0.0.1 or localhost)"
+    )
 
 
 def build(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
