@@ -91,10 +91,16 @@ class Connection(HTTPConnection):
     """cheroot's connection, giving its address's slot back when it closes."""
 
     on_close: Callable[[], None] | None = None
+    closed = False
 
     def close(self) -> None:
+        if self.closed:  # the front and cheroot may both close it
+            return
+        self.closed = True
         try:
             super().close()
+        except OSError:
+            pass  # the client already went away
         finally:
             release, self.on_close = self.on_close, None
             if release is not None:
@@ -174,10 +180,6 @@ class Front:
             if waiting.last_used > 0:
                 waiting.last_used = 0.0
                 return
-
-    def open_count(self, address: str) -> int:
-        with self._lock:
-            return self._open.get(address_key(address), 0)
 
     # -- the selector thread ----------------------------------------------------------------------
 

@@ -86,7 +86,9 @@ def requests(draw: Any) -> dict[str, Any]:
     auth = draw(st.sampled_from(["box", "viewer", "none", "junk"]))
     headers = {}
     if auth == "junk":
-        headers["Authorization"] = draw(st.text(alphabet=st.characters(max_codepoint=255)))
+        headers["Authorization"] = draw(
+            st.text(alphabet=st.characters(max_codepoint=255, blacklist_characters="\r\n"))
+        )
     headers["X-Forwarded-For"] = draw(st.sampled_from(["", "203.0.113.1", "garbage, ::1"]))
     return {
         "method": draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"])),
