@@ -10,7 +10,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Python trees that lint checks (bench/ joins once it exists).
 LINT_DIRS := appliance tests $(wildcard bench)
 
-.PHONY: all setup system-deps image-deps demo test test-fast lint bench image-smoke clean
+.PHONY: all setup system-deps image-deps demo test test-fast lint bench image-smoke fuzz clean
 
 all: test
 
@@ -72,6 +72,21 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# Coverage-guided fuzzing (atheris) of the seal's decoders and the relay's handlers, FUZZ_SECONDS
+# each; not part of `make test` (its property-based tests are). Findings are written to FUZZ_OUT.
+FUZZ_SECONDS ?= 60
+FUZZ_OUT ?= $${TMPDIR:-/tmp}/appliance-fuzz
+fuzz: $(STAMP)
+	@$(BIN)/python -c 'import atheris' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[fuzz]'
+	@mkdir -p $(FUZZ_OUT)
+	@for target in fuzz/fuzz_envelope.py fuzz/fuzz_relay.py; do \
+	  echo "$$target: $(FUZZ_SECONDS) s"; \
+	  PYTHONPATH=. $(BIN)/python $$target -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=$(FUZZ_OUT)/ > $(FUZZ_OUT)/last.log 2>&1; status=$$?; \
+	  grep -E '^Done [0-9]+ runs' $(FUZZ_OUT)/last.log | sed "s|^|$$target: |"; \
+	  if [ $$status -ne 0 ]; then tail -n 30 $(FUZZ_OUT)/last.log; exit $$status; fi; \
+	done
 
 # Builds a Debian rootfs with the app layer and boots it under qemu (no network): image-build/README.md
 image-smoke: setup image-deps

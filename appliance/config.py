@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from . import validators
 from .errors import ConfigError
 from .limits import MAX_MINUTES, MIN_MINUTES
 
@@ -130,7 +131,7 @@ class PanelConfig:
 @dataclass(frozen=True)
 class RelayConfig:
     #: The relay's base URL (https://...), "" = the demo's built-in relay on loopback.
-    url: str = ""
+    url: str = field(default="", metadata={"pattern": "relay-url"})
     #: This box's token at the relay. A secret: on the real box first boot moves it from the
     #: boot partition to the persistent partition.
     token: str = ""
@@ -411,8 +412,10 @@ def _convert(tp: Any, value: Any, key: str, meta: Any) -> Any:
     choices = meta.get("choices")
     if choices and value not in choices:
         raise bad("one of " + ", ".join(repr(c) for c in choices))
-    if meta.get("pattern") == "hostname" and not _is_hostname_label(value):
+    if meta.get("pattern") == "hostname" and not validators.is_hostname_label(value):
         raise bad("a host name label: 1-63 lowercase letters, digits or '-', not starting with '-'")
+    if meta.get("pattern") == "relay-url":
+        validators.check_relay_url(value)
     return value
 
 
@@ -430,8 +433,3 @@ def _kind(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "a list"
     return "true or false" if isinstance(value, bool) else _describe(type(value))
-
-
-def _is_hostname_label(value: str) -> bool:
-    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-")
-    return 0 < len(value) <= 63 and set(value) <= allowed and not value.startswith("-")

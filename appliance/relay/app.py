@@ -1,7 +1,9 @@
 """The relay's HTTP side (docs/protocol.md, "Relay transport"): Flask, JSON, no sessions.
 
 The box authenticates with its token (compared by hash, in constant time); viewers are anonymous
-and rate-limited per address. Nothing here logs a blob, a token, a room id or an address.
+and rate-limited per address (the one a trusted reverse proxy forwarded, behind one). Every
+refusal is a JSON ``{"error": ...}`` with a 4xx status. Nothing here logs a blob, a token, a room
+id or an address.
 """
 
 from __future__ import annotations
@@ -10,16 +12,19 @@ import base64
 import hashlib
 import hmac
 import logging
+import math
 import time
 from typing import Any
 
 from flask import Flask, Response, jsonify, request, send_from_directory
+from werkzeug.exceptions import HTTPException
 
+from ..httpd.addresses import client_address, parse_networks
 from ..httpd.headers import security_headers
 from . import paths
 from .config import RelayConfig
-from .limits import Buckets
-from .rooms import RelayError, Rooms, room_hash
+from .limits import Buckets, InFlight
+from .rooms import MAX_WAIT, REFUSALS, RelayError, Rooms, room_hash
 from .viewer import VIEWER_CSP, VIEWER_DIR
 
 logger = logging.getLogger(__name__)
@@ -27,6 +32,12 @@ logger = logging.getLogger(__name__)
 #: Unauthenticated requests per client address: a bucket of BURST refilled at RATE per second.
 RATE, BURST = 2.0, 40
 KNOCK_RATE, KNOCK_BURST = 0.2, 5  # knocks: one every 5 s after a burst of 5
+MISS_RATE, MISS_BURST = 1.0, 20  # requests to a room that is not open (unknown, ended)
+#: Viewers' long polls waiting at once per client address, and in all (the server has more
+#: threads than that, so the box and the staff always find one).
+POLLS_PER_ADDRESS, POLLS_TOTAL = 4, 24
+#: The largest ``after`` a viewer or the box may send: JavaScript's safe integers.
+MAX_AFTER = 2**53 - 1
 _ROOM_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -46,8 +57,16 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=64 * 1024)
     token_hashes = [bytes.fromhex(h) for h in config.boxes]
+    trusted = parse_networks(config.trusted_proxies)
     viewers = Buckets(RATE, BURST)
     knocks = Buckets(KNOCK_RATE, KNOCK_BURST)
+    misses = Buckets(MISS_RATE, MISS_BURST)
+    polls = InFlight(POLLS_PER_ADDRESS, POLLS_TOTAL)
+
+    def address() -> str:
+        """The client's address: behind a trusted proxy, the one it forwarded."""
+        forwarded = request.headers.getlist("X-Forwarded-For")
+        return client_address(request.remote_addr or "", forwarded, trusted)
 
     def box() -> str:
         header = request.headers.get("Authorization", "")
@@ -66,24 +85,60 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
         return header.removeprefix("Bearer ")
 
     def limited(bucket: Buckets) -> None:
-        if not bucket.take(request.remote_addr or ""):
+        if not bucket.take(address()):
             raise RelayError(429, "slow-down")
 
     def body() -> dict[str, Any]:
-        data = request.get_json(silent=True)
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:  # nested deeper than the parser goes
+            data = None
         if not isinstance(data, dict):
             raise RelayError(400, "bad-request")
         return data
 
-    def number(name: str, default: float) -> float:
+    def after() -> int:
+        """``after``: a non-negative integer, written in decimal digits."""
+        raw = request.args.get("after", "0")
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 16 or int(raw) > MAX_AFTER:
+            raise RelayError(400, "bad-request")
+        return int(raw)
+
+    def wait() -> float:
+        """``wait``: seconds, a finite number (at most MAX_WAIT is waited)."""
         try:
-            return float(request.args.get(name, default))
+            value = float(request.args.get("wait", "0"))
         except ValueError:
             raise RelayError(400, "bad-request") from None
+        if not math.isfinite(value) or value < 0:
+            raise RelayError(400, "bad-request")
+        return min(value, MAX_WAIT)
+
+    def seconds(value: object) -> float:
+        """A number from a JSON body: finite, not a boolean."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise RelayError(400, "bad-request")
+        try:
+            result = float(value)
+        except OverflowError:
+            raise RelayError(400, "bad-request") from None
+        if not math.isfinite(result):
+            raise RelayError(400, "bad-request")
+        return result
 
     def checked(room: str) -> str:
         if not 16 <= len(room) <= 64 or not set(room) <= _ROOM_CHARS:
-            raise RelayError(404, "no-room")
+            raise RelayError(404, "unknown")
+        return room
+
+    def known(room: str) -> str:
+        """``room`` if it is open; a request to one that is not spends from its own bucket, so
+        it cannot use up the requests of a viewer who shares the address."""
+        try:
+            rooms.check(checked(room))
+        except RelayError:
+            limited(misses)
+            raise
         return room
 
     @app.errorhandler(RelayError)
@@ -96,6 +151,11 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
     @app.errorhandler(413)
     def too_large(_: Any) -> tuple[Response, int]:
         return jsonify({"error": "too-large"}), 413
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
+        status = exc.code or 500
+        return jsonify({"error": "not-found" if status == 404 else "bad-request"}), status
 
     # -- the viewer page -----------------------------------------------------------------------
 
@@ -117,10 +177,8 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
     @app.put(paths.box_room("<room>"))
     def open_room(room: str) -> tuple[Response, int]:
         owner = box()
-        expires = body().get("expires")
-        if not isinstance(expires, int | float):
-            raise RelayError(400, "bad-request")
-        rooms.open(owner, checked(room), float(expires))
+        expires = seconds(body().get("expires"))
+        rooms.open(owner, checked(room), expires)
         logger.info("room %s opened (%d open)", room_hash(room)[:8], rooms.count())
         return jsonify({}), 201
 
@@ -135,16 +193,18 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
 
     @app.delete(paths.box_room("<room>"))
     def close_room(room: str) -> tuple[str, int]:
-        rooms.close(box(), checked(room))
-        logger.info("room %s closed", room_hash(room)[:8])
+        owner = box()
+        reason = request.args.get("reason", "ended")
+        if reason not in ("ended", "expired"):
+            raise RelayError(400, "bad-request")
+        rooms.close(owner, checked(room), reason)
+        logger.info("room %s closed (%s)", room_hash(room)[:8], reason)
         return "", 204
 
     @app.get(paths.box_messages("<room>"))
     def box_messages(room: str) -> Response:
         owner = box()
-        messages = rooms.box_messages(
-            owner, checked(room), int(number("after", 0)), number("wait", 0)
-        )
+        messages = rooms.box_messages(owner, checked(room), after(), wait())
         return jsonify(
             {
                 "messages": [
@@ -171,7 +231,8 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
     def box_refuse(room: str) -> tuple[str, int]:
         owner = box()
         data = body()
-        reason = str(data.get("reason", "refused"))
+        reason = data.get("reason", "refused")
+        reason = reason if reason in REFUSALS else "refused"
         rooms.box_refuse(owner, checked(room), str(data.get("client", "")), reason)
         if reason == "bad":
             logger.warning("room %s: the box refused an invalid knock", room_hash(room)[:8])
@@ -183,30 +244,39 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
         data = body()
         room = checked(str(data.get("room", "")))
         left = rooms.expiry(owner, room) - time.time()
-        ttl = min(float(data.get("ttl", config.turn.ttl)), left)
+        ttl = min(seconds(data.get("ttl", config.turn.ttl)), left)
         return jsonify({"ice_servers": mint_turn(config, room, ttl)})
 
     # -- viewers -------------------------------------------------------------------------------
 
     @app.post(paths.room_knock("<room>"))
     def knock(room: str) -> tuple[Response, int]:
+        known(room)
         limited(viewers)
         limited(knocks)
-        token = rooms.knock(checked(room), body().get("blob"))
+        token = rooms.knock(room, body().get("blob"))
         return jsonify({"client": token}), 202
 
     @app.get(paths.room_messages("<room>"))
     def viewer_messages(room: str) -> Response:
+        known(room)
         limited(viewers)
-        messages, seat = rooms.viewer_messages(
-            checked(room), viewer_token(), int(number("after", 0)), number("wait", 0)
-        )
+        token, since, seconds_ = viewer_token(), after(), wait()
+        client = address()
+        if seconds_ > 0 and not polls.acquire(client):
+            raise RelayError(429, "slow-down")
+        try:
+            messages, seat = rooms.viewer_messages(room, token, since, seconds_)
+        finally:
+            if seconds_ > 0:
+                polls.release(client)
         return jsonify({"messages": [{"n": n, "blob": b} for n, b in messages], "seat": seat})
 
     @app.post(paths.room_messages("<room>"))
     def viewer_send(room: str) -> tuple[str, int]:
+        known(room)
         limited(viewers)
-        rooms.viewer_send(checked(room), viewer_token(), body().get("blob"))
+        rooms.viewer_send(room, viewer_token(), body().get("blob"))
         return "", 204
 
     @app.after_request

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config as config_mod
+from ..httpd.addresses import parse_networks
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,10 @@ class RelayConfig:
     keyfile: str = ""
     #: SHA-256 (hex) of each box's token: `appliance relay hash-token` makes one.
     boxes: tuple[str, ...] = ()
+    #: Reverse proxies in front (addresses or networks, e.g. ["127.0.0.1"]): only a request from
+    #: one of these has its X-Forwarded-For believed, and only these may hold more connections
+    #: than one client address may. Empty: every request's own address counts.
+    trusted_proxies: tuple[str, ...] = ()
     turn: TurnConfig = TurnConfig()
 
 
@@ -49,4 +54,12 @@ def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Re
                 f"config key 'boxes[{i}]' must be a token's SHA-256 in hex: "
                 "make it with `appliance relay hash-token`"
             )
+    for i, value in enumerate(relay.trusted_proxies):
+        try:
+            parse_networks([value])
+        except ValueError:
+            raise config_mod.ConfigError(
+                f"config key 'trusted_proxies[{i}]' has invalid value {value!r}: expected the "
+                'reverse proxy\'s address or network, such as "127.0.0.1" or "10.0.0.0/8"'
+            ) from None
     return relay

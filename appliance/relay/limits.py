@@ -1,30 +1,86 @@
-"""The relay's rate limits: token buckets per client address, in memory."""
+"""The relay's rate limits, in memory: token buckets and counts of requests in flight, per
+client address (an IPv6 address by its /64)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from ..httpd.addresses import address_key
+
+#: Addresses a table remembers at most; past it the least recently seen are forgotten first.
+MAX_KEYS = 50_000
 
 
 class Buckets:
-    """Token buckets per client address, in memory, pruned as they refill."""
+    """Token buckets per client address. The table is kept in order of last use, so the buckets
+    that have refilled (unused for ``burst / rate`` seconds: a new one would be the same) are at
+    its front and each :meth:`take` forgets them there: constant work per call, amortised."""
 
-    def __init__(self, rate: float, burst: float) -> None:
-        self._rate, self._burst = rate, burst
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        max_keys: int = MAX_KEYS,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._rate, self._burst, self._max_keys = rate, burst, max_keys
+        self._refill = burst / rate
+        self._clock = clock or (lambda: time.monotonic())
         self._lock = threading.Lock()
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        #: Buckets looked at by every take() so far (for the tests: a count, not a stopwatch).
+        self.examined = 0
 
-    def take(self, key: str) -> bool:
-        now = time.monotonic()
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(self, address: str) -> bool:
+        key = address_key(address)
         with self._lock:
-            level, stamp = self._buckets.get(key, (self._burst, now))
+            now = self._clock()
+            self._prune(now)
+            level, stamp = self._buckets.pop(key, (self._burst, now))
             level = min(self._burst, level + (now - stamp) * self._rate)
-            if len(self._buckets) > 10_000:
-                full = [k for k, (lv, st) in self._buckets.items() if lv >= self._burst]
-                for k in full:
-                    del self._buckets[k]
-            if level < 1:
-                self._buckets[key] = (level, now)
+            allowed = level >= 1
+            self._buckets[key] = (level - 1 if allowed else level, now)  # to the end: newest
+            return allowed
+
+    def _prune(self, now: float) -> None:
+        while self._buckets:
+            key, (_, stamp) = next(iter(self._buckets.items()))
+            self.examined += 1
+            if now - stamp < self._refill and len(self._buckets) < self._max_keys:
+                return
+            del self._buckets[key]
+
+
+class InFlight:
+    """Requests in progress (long polls): at most ``per_key`` per client address and ``total``."""
+
+    def __init__(self, per_key: int, total: int) -> None:
+        self._per_key, self._total = per_key, total
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._all = 0
+
+    def acquire(self, address: str) -> bool:
+        key = address_key(address)
+        with self._lock:
+            if self._all >= self._total or self._counts.get(key, 0) >= self._per_key:
                 return False
-            self._buckets[key] = (level - 1, now)
+            self._counts[key] = self._counts.get(key, 0) + 1
+            self._all += 1
             return True
+
+    def release(self, address: str) -> None:
+        key = address_key(address)
+        with self._lock:
+            self._all -= 1
+            left = self._counts.get(key, 1) - 1
+            if left > 0:
+                self._counts[key] = left
+            else:
+                self._counts.pop(key, None)

@@ -2,7 +2,8 @@
 
 One lock and one condition guard it all; long polls wait on the condition and every change wakes
 them. A room is forgotten when its box closes it or when it expires; its id is remembered only as
-a hash, to refuse reusing it and to tell a late viewer "ended" rather than "no such room".
+a hash, with how it ended ("ended" or "expired"), to refuse reusing it and to tell a late viewer
+that rather than "unknown", for ``GONE_FOR`` after its expiry and at most ``MAX_GONE`` of them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hashlib
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from ..errors import ApplianceError
@@ -25,6 +26,11 @@ FAILED_KNOCKS = 10  # failed knocks per room within FAILED_WINDOW before knocks 
 FAILED_WINDOW = 300.0
 MAX_EXPIRY = 24 * 3600  # a room cannot be opened for longer than this
 CLIENT_IDLE = 120.0  # a client that has not polled for this long is forgotten (not the seat)
+MAX_POLLS_PER_ROOM = 8  # viewers' long polls waiting at once in one room (one per client)
+GONE_FOR = 24 * 3600.0  # how long after its expiry a closed room's outcome is remembered
+MAX_GONE = 10_000  # closed rooms remembered at most (the oldest forgotten first)
+#: What the box may say when it refuses a knock; anything else is "refused".
+REFUSALS = ("taken", "refused", "bad")
 
 
 class RelayError(ApplianceError):
@@ -48,6 +54,7 @@ class Client:
     refused: str = ""
     answered: bool = False
     seen: float = field(default_factory=time.monotonic)
+    polls: int = 0  # long polls started: a new one ends the one before
 
 
 @dataclass
@@ -59,6 +66,7 @@ class Room:
     seat: str = ""  # the handle the box seated
     next_n: int = 1
     failed: deque[float] = field(default_factory=deque)
+    polling: int = 0  # viewers' long polls waiting now
 
 
 class Rooms:
@@ -67,25 +75,37 @@ class Rooms:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._rooms: dict[str, Room] = {}
-        self._used: dict[str, float] = {}  # room hash -> when it may be forgotten
+        #: room hash -> (how it ended, when to forget it), oldest first
+        self._gone: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     # -- helpers (call with the lock held) -------------------------------------------------------
 
     def _room(self, room: str) -> Room:
         found = self._rooms.get(room)
-        if found is None or found.expires <= time.time():
-            raise (
-                RelayError(410, "ended")
-                if room_hash(room) in self._used
-                else RelayError(404, "no-room")
-            )
-        return found
+        if found is not None and found.expires > time.time():
+            return found
+        if found is not None:
+            self._end(room, "expired")
+        gone = self._gone.get(room_hash(room))
+        if gone is not None:
+            raise RelayError(410, gone[0])
+        raise RelayError(404, "unknown")
 
     def _owned(self, box: str, room: str) -> Room:
         found = self._room(room)
         if not secrets.compare_digest(found.box, box):
-            raise RelayError(404, "no-room")
+            raise RelayError(404, "unknown")
         return found
+
+    def _end(self, room: str, outcome: str) -> None:
+        """Forget ``room``, remembering only its hash and ``outcome`` ("ended", "expired")."""
+        found = self._rooms.pop(room, None)
+        expires = found.expires if found is not None else time.time()
+        key = room_hash(room)
+        self._gone.pop(key, None)
+        self._gone[key] = (outcome, expires + GONE_FOR)
+        while len(self._gone) > MAX_GONE:
+            self._gone.popitem(last=False)
 
     def _client(self, room: Room, token: str) -> Client:
         for client in room.clients.values():
@@ -112,8 +132,7 @@ class Rooms:
     def open(self, box: str, room: str, expires: float) -> None:
         with self._cond:
             self._reap()
-            key = room_hash(room)
-            if room in self._rooms or key in self._used:
+            if room in self._rooms or room_hash(room) in self._gone:
                 raise RelayError(409, "exists")
             if sum(r.box == box for r in self._rooms.values()) >= MAX_ROOMS_PER_BOX:
                 raise RelayError(429, "too-many-rooms")
@@ -121,7 +140,6 @@ class Rooms:
             if expires <= time.time():
                 raise RelayError(400, "expired")
             self._rooms[room] = Room(box=box, expires=expires)
-            self._used[key] = expires + MAX_EXPIRY
             self._cond.notify_all()
 
     def extend(self, box: str, room: str, expires: float) -> None:
@@ -132,13 +150,19 @@ class Rooms:
             if expires <= found.expires:
                 raise RelayError(400, "bad-request")
             found.expires = expires
-            self._used[room_hash(room)] = expires + MAX_EXPIRY
 
-    def close(self, box: str, room: str) -> None:
+    def close(self, box: str, room: str, reason: str = "ended") -> None:
+        """The box closes ``room``: viewers hear ``reason`` ("ended" or "expired") from now on."""
         with self._cond:
-            self._owned(box, room)
-            del self._rooms[room]
+            found = self._owned(box, room)
+            expired = reason == "expired" or found.expires <= time.time()
+            self._end(room, "expired" if expired else "ended")
             self._cond.notify_all()
+
+    def check(self, room: str) -> None:
+        """RelayError unless ``room`` is open: 404 unknown, 410 ended or expired."""
+        with self._cond:
+            self._room(room)
 
     def box_messages(
         self, box: str, room: str, after: int, wait: float
@@ -182,7 +206,7 @@ class Rooms:
             client = found.clients.get(handle)
             if client is None:
                 raise RelayError(404, "no-client")
-            client.refused = reason if reason in ("taken", "refused") else "refused"
+            client.refused = reason if reason in REFUSALS else "refused"
             if found.seat == handle:
                 found.seat = ""
             if reason == "bad":
@@ -219,15 +243,25 @@ class Rooms:
         with self._cond:
             found = self._room(room)
             client = self._client(found, token)
+            if wait > 0 and found.polling >= MAX_POLLS_PER_ROOM:
+                raise RelayError(429, "slow-down")
+            client.polls += 1
+            mine = client.polls
+            self._cond.notify_all()  # this client's previous poll, if any, ends now
 
             def ready() -> bool:
                 return (
                     room not in self._rooms
                     or bool(client.refused)
+                    or client.polls != mine
                     or any(n > after for n, _ in client.inbox)
                 )
 
-            self._wait(ready, wait)
+            found.polling += 1
+            try:
+                self._wait(ready, wait)
+            finally:
+                found.polling -= 1
             self._room(room)
             messages = [(n, b) for n, b in client.inbox if n > after]
             while client.inbox and client.inbox[0][0] <= after:
@@ -267,10 +301,10 @@ class Rooms:
         now = time.time()
         for room_id, room in list(self._rooms.items()):
             if room.expires <= now:
-                del self._rooms[room_id]
-        for key, until in list(self._used.items()):
+                self._end(room_id, "expired")
+        for key, (_, until) in list(self._gone.items()):
             if until <= now:
-                del self._used[key]
+                del self._gone[key]
 
     def close_all(self) -> None:
         """Forget every room and wake every long poll (the relay is stopping)."""

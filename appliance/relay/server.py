@@ -61,6 +61,7 @@ class RelayServer(Relay):
             certfile=config.certfile or None,
             keyfile=config.keyfile or None,
             threads=THREADS,
+            exempt=config.trusted_proxies,
         )
 
     @property

@@ -74,10 +74,12 @@ class RelayClient:
         await self._call("PUT", paths.box_expiry(room), {"expires": expires})
         self._expiry[room] = expires
 
-    async def close_room(self, room: str) -> None:
+    async def close_room(self, room: str, reason: str = "ended") -> None:
+        """Close ``room``; its viewers hear ``reason`` from the relay: "ended" or "expired"."""
         self._expiry.pop(room, None)
+        reason = "expired" if reason == "expired" else "ended"
         try:
-            await self._call("DELETE", paths.box_room(room))
+            await self._call("DELETE", paths.box_room(room), reason=reason)
         except RelayRefused as exc:
             if exc.status not in (404, 410):
                 raise

@@ -45,7 +45,7 @@ class RelayLink(Protocol):
     """What the gate needs of the relay (appliance.signalling.client.RelayClient)."""
 
     async def open_room(self, room: str, expires: int) -> None: ...
-    async def close_room(self, room: str) -> None: ...
+    async def close_room(self, room: str, reason: str = "ended") -> None: ...
     async def extend_room(self, room: str, expires: int) -> None: ...
     async def receive(self, room: str, on_message: OnMessage) -> None: ...
     async def send(self, room: str, client: str, blob: str, seat: bool = False) -> None: ...
@@ -124,7 +124,9 @@ class Gate:
                 await self._poller
             self._poller = None
         try:
-            await self._client.close_room(session.room)
+            await self._client.close_room(
+                session.room, "expired" if reason == "expired" else "ended"
+            )
         finally:
             self._session = None
             if self._attempt is not None:

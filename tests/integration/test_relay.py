@@ -152,7 +152,7 @@ def test_a_whole_exchange_and_the_seat_granted_only_by_the_box(relay) -> None:
         {"error": "ended"},
     )
     assert knock(base)[:2] == (410, {"error": "ended"})
-    assert knock(base, room=ROOM2)[:2] == (404, {"error": "no-room"})
+    assert knock(base, room=ROOM2)[:2] == (404, {"error": "unknown"})
 
 
 def test_a_long_poll_wakes_on_a_message_and_times_out_empty(relay) -> None:

@@ -45,8 +45,9 @@ class FakeRelay:
     async def open_room(self, room: str, expires: int) -> None:
         self.rooms.append(room)
 
-    async def close_room(self, room: str) -> None:
+    async def close_room(self, room: str, reason: str = "ended") -> None:
         self.rooms.remove(room)
+        self.closed_as = reason
 
     async def extend_room(self, room: str, expires: int) -> None:
         self.extended = expires

@@ -14,12 +14,19 @@ from collections.abc import Callable
 from flask import Flask, abort, has_request_context, request, session
 from flask.sessions import SecureCookieSessionInterface
 
+from ...httpd.addresses import address_key
+
 #: A login ends after this long without the staff doing anything (the status poll does not count).
 IDLE_MINUTES = 30
 #: ... and after this long in all.
 LOGIN_HOURS = 12
 #: Failed logins: at most this many per client address and overall, per window (seconds).
 FAILS_PER_ADDRESS, FAILS_OVERALL, FAIL_WINDOW = 5, 20, 300.0
+#: Password checks (scrypt, 16 MiB and tens of milliseconds each) running at once, and how long a
+#: login waits for its turn before it is told to try again.
+CHECKS_AT_ONCE, CHECK_QUEUE_SECONDS = 2, 10.0
+#: Addresses the limiter remembers at most (an IPv6 client counts by its /64).
+MAX_ADDRESSES = 4096
 
 
 def _now() -> float:
@@ -27,8 +34,12 @@ def _now() -> float:
 
 
 class LoginLimiter:
-    """Failed logins: at most ``per_address`` per client address and ``overall`` in all, per
-    ``window`` seconds. Addresses are held in memory only, for the window, and never logged."""
+    """Failed logins: at most ``per_address`` per client address per ``window`` seconds. Past
+    ``overall`` failures in all (many addresses guessing), an address that has already failed
+    waits for the window, while one that has not may still try: the staff's own tablet logs in
+    during an attack. Each attempt is counted before its password is checked (:meth:`attempt`),
+    so concurrent guesses cannot all slip through; :attr:`checks` limits how many passwords are
+    checked at once. Addresses are held in memory only, for the window, and never logged."""
 
     def __init__(
         self,
@@ -36,12 +47,14 @@ class LoginLimiter:
         overall: int = FAILS_OVERALL,
         window: float = FAIL_WINDOW,
         clock: Callable[[], float] | None = None,
+        checks_at_once: int = CHECKS_AT_ONCE,
     ) -> None:
         self._per_address, self._overall, self._window = per_address, overall, window
         self._clock = clock or (lambda: _now())
         self._lock = threading.Lock()
         self._fails: dict[str, deque[float]] = {}
-        self._all: deque[float] = deque()
+        self._all: deque[float] = deque(maxlen=overall)  # the latest failures, all addresses
+        self.checks = threading.BoundedSemaphore(checks_at_once)
 
     def _prune(self, now: float) -> None:
         while self._all and now - self._all[0] >= self._window:
@@ -52,29 +65,54 @@ class LoginLimiter:
             if not fails:
                 del self._fails[key]
 
+    def _wait(self, key: str, now: float) -> float:
+        mine = self._fails.get(key)
+        if mine is None:
+            # a new address may try even under an attack from many, while there is room
+            return 0.0 if len(self._fails) < MAX_ADDRESSES else self._window
+        if len(mine) >= self._per_address:
+            return mine[-self._per_address] + self._window - now
+        if len(self._all) >= self._overall:
+            return mine[-1] + self._window - now  # under attack: one guess per window
+        return 0.0
+
     def retry_after(self, address: str) -> int:
         """Seconds until ``address`` may try again; 0: now."""
         with self._lock:
             now = self._clock()
             self._prune(now)
-            waits = [0.0]
-            mine = self._fails.get(address)
-            if mine is not None and len(mine) >= self._per_address:
-                waits.append(mine[-self._per_address] + self._window - now)
-            if len(self._all) >= self._overall:
-                waits.append(self._all[-self._overall] + self._window - now)
-            return math.ceil(max(waits))
+            return math.ceil(max(0.0, self._wait(address_key(address), now)))
 
-    def failed(self, address: str) -> None:
+    def attempt(self, address: str) -> int:
+        """Count an attempt from ``address`` as failed unless :meth:`succeeded` follows: 0 if
+        it may check its password now, else the seconds to wait (nothing counted)."""
+        key = address_key(address)
         with self._lock:
             now = self._clock()
-            self._fails.setdefault(address, deque()).append(now)
+            self._prune(now)
+            wait = self._wait(key, now)
+            if wait > 0:
+                return math.ceil(wait)
+            self._fails.setdefault(key, deque()).append(now)
+            self._all.append(now)
+            return 0
+
+    def failed(self, address: str) -> None:
+        """A failure from ``address`` not counted by :meth:`attempt`."""
+        with self._lock:
+            now = self._clock()
+            self._fails.setdefault(address_key(address), deque()).append(now)
             self._all.append(now)
 
     def succeeded(self, address: str) -> None:
         """The right password from ``address``: its own failures are forgotten."""
         with self._lock:
-            self._fails.pop(address, None)
+            fails = self._fails.pop(address_key(address), None)
+            if fails:
+                try:
+                    self._all.remove(fails[-1])  # its last attempt was this success
+                except ValueError:
+                    pass
 
 
 class Logins:

@@ -31,7 +31,7 @@ from ...errors import InvalidStateError
 from ...limits import MAX_MINUTES, MIN_MINUTES
 from ...passwords import verify_password
 from ..facade import LoopBlockedError
-from .auth import IDLE_MINUTES, LoginLimiter, Logins, check_csrf, csrf_token
+from .auth import CHECK_QUEUE_SECONDS, IDLE_MINUTES, LoginLimiter, Logins, check_csrf, csrf_token
 from .backend import PairingBackend
 from .export import events_to_csv, export_name
 from .strings import TEXT, language
@@ -118,6 +118,11 @@ def create_pairing_blueprint(
     def login_page(error: str = "", status: int = 200) -> Response:
         return render("login.html", status, configured=configured, error=error)
 
+    def too_many(wait: int) -> Response:
+        response = login_page("too_many", 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+
     @bp.before_request
     def guard() -> Any:
         if request.endpoint in _PUBLIC:
@@ -138,18 +143,22 @@ def create_pairing_blueprint(
     def login() -> BaseResponse:
         check_csrf()
         address = request.remote_addr or "?"
-        wait = limiter.retry_after(address)
+        # counted before the password is checked: concurrent guesses cannot all get through
+        wait = limiter.attempt(address)
         if wait:
-            response = login_page("too_many", 429)
-            response.headers["Retry-After"] = str(wait)
-            return response
+            return too_many(wait)
         password = request.form.get("password", "")
-        if (
-            not configured
-            or len(password) > PASSWORD_MAX
-            or not verify_password(password, password_hash)
-        ):
-            limiter.failed(address)
+        if not limiter.checks.acquire(timeout=CHECK_QUEUE_SECONDS):
+            return too_many(1)  # counted as failed: a flood of logins is not a way in
+        try:
+            right = (
+                configured
+                and len(password) <= PASSWORD_MAX
+                and verify_password(password, password_hash)
+            )
+        finally:
+            limiter.checks.release()
+        if not right:
             logger.warning("pairing page: a failed login")
             note("login-failed")
             return login_page("bad_password", 403)

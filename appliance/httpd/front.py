@@ -1,0 +1,321 @@
+"""The server's front: no thread waits for a client that is slow to speak.
+
+cheroot does the TLS handshake in its accept loop (one silent connection froze every page for
+the handshake timeout) and hands a connection to a worker thread as soon as it is readable (a
+client dribbling its headers held a thread each). Here the selector thread that accepts also
+does, without blocking, everything a client controls the pace of: the TLS handshake, the request
+head and a small body. A worker gets a connection only once its request has arrived, so a worker
+never waits on a client's first bytes. A connection that has not delivered its request within
+``HEAD_TIMEOUT`` (``HANDSHAKE_TIMEOUT`` for the handshake) is closed; each client address (an
+IPv6 one by its /64) holds at most ``PER_ADDRESS`` connections, and the server ``MAX_OPEN``.
+Keep-alive connections come back here between requests, so the rules hold for every request.
+"""
+
+from __future__ import annotations
+
+import re
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from cheroot.connections import ConnectionManager
+from cheroot.makefile import MakeFile
+from cheroot.server import HTTPConnection
+
+from .addresses import Networks, address_key, in_networks
+
+#: Seconds a new TLS connection has to finish its handshake.
+HANDSHAKE_TIMEOUT = 5.0
+#: Seconds a connection has to send its request head (and a small body), from its accept or its
+#: previous response; also how long an idle keep-alive connection is kept.
+HEAD_TIMEOUT = 10.0
+#: The largest request head; a larger one is handed on for cheroot to refuse.
+MAX_HEAD = 16 * 1024
+#: Bodies up to this size (with a Content-Length) are read here too, before a worker sees them.
+MAX_BODY = 64 * 1024
+#: Open connections per client address, and in all.
+PER_ADDRESS, MAX_OPEN = 32, 512
+
+_LENGTH = re.compile(rb"\ncontent-length:[ \t]*(\d{1,12})[ \t]*\r?\n", re.IGNORECASE)
+_EXPECT = re.compile(rb"\nexpect:", re.IGNORECASE)
+
+
+def request_complete(data: bytes | bytearray) -> bool:
+    """Whether ``data`` holds a whole request head and the body a worker should not wait for."""
+    end = data.find(b"\r\n\r\n")
+    end = end + 4 if end >= 0 else -1
+    if end < 0:
+        bare = data.find(b"\n\n")  # cheroot refuses it: hand it on at once
+        end = bare + 2 if bare >= 0 else -1
+    if end < 0:
+        return len(data) > MAX_HEAD
+    head = b"\n" + bytes(data[:end])
+    length = _LENGTH.search(head)
+    if length is None or _EXPECT.search(head) is not None:
+        return True
+    size = int(length.group(1))
+    return size > MAX_BODY or len(data) >= end + size
+
+
+class PrefixedSocket:
+    """A connection's socket with the bytes the front already read put back in front of it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.prefix = b""
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        if self.prefix:
+            n = min(nbytes or len(buffer), len(self.prefix))
+            buffer[:n] = self.prefix[:n]
+            self.prefix = self.prefix[n:]
+            return n
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        if self.prefix:
+            data, self.prefix = self.prefix[:size], self.prefix[size:]
+            return data
+        return self._sock.recv(size, flags)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class Connection(HTTPConnection):
+    """cheroot's connection, giving its address's slot back when it closes."""
+
+    on_close: Callable[[], None] | None = None
+    closed = False
+
+    def close(self) -> None:
+        if self.closed:  # the front and cheroot may both close it
+            return
+        self.closed = True
+        try:
+            super().close()
+        except OSError:
+            pass  # the client already went away
+        finally:
+            release, self.on_close = self.on_close, None
+            if release is not None:
+                release()
+
+
+class Waiting:
+    """A connection whose request is still arriving: the selector holds it, no thread does."""
+
+    def __init__(self, conn: Connection, budget: float, timeout: float, handshaken: bool) -> None:
+        self.conn = conn
+        self.handshaken = handshaken
+        self.data = bytearray()
+        self.started = time.time()
+        self.expire_after(budget, timeout)
+
+    def expire_after(self, budget: float, timeout: float) -> None:
+        # cheroot's expiry pass closes what was last used more than ``server.timeout`` ago
+        self.last_used = self.started + budget - timeout
+
+    def fileno(self) -> int:
+        return int(self.conn.socket.fileno())
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Front:
+    """Accepting, TLS handshakes, request heads and the connection caps of one server."""
+
+    def __init__(
+        self,
+        server: Any,
+        context: ssl.SSLContext | None,
+        env: Callable[[Any], dict[str, Any]] | None,
+        per_address: int = PER_ADDRESS,
+        max_open: int = MAX_OPEN,
+        exempt: Networks = (),
+    ) -> None:
+        self._server = server
+        self._context, self._env = context, env
+        self._per_address, self._max_open, self._exempt = per_address, max_open, exempt
+        self._lock = threading.Lock()
+        self._open: dict[str, int] = {}
+        self._count = 0
+        self._waiting: OrderedDict[int, Waiting] = OrderedDict()
+        self.manager: Manager | None = None
+
+    # -- slots -----------------------------------------------------------------------------------
+
+    def _admit(self, address: str) -> str | None:
+        key = address_key(address)
+        exempt = in_networks(address, self._exempt)
+        with self._lock:
+            if self._count >= self._max_open:
+                self._shed_oldest()
+                return None
+            if not exempt and self._open.get(key, 0) >= self._per_address:
+                return None
+            self._open[key] = self._open.get(key, 0) + 1
+            self._count += 1
+        return key
+
+    def _release(self, key: str) -> None:
+        with self._lock:
+            self._count -= 1
+            left = self._open.get(key, 1) - 1
+            if left > 0:
+                self._open[key] = left
+            else:
+                self._open.pop(key, None)
+
+    def _shed_oldest(self) -> None:
+        """At the cap: the oldest connection still sending its request goes at the next expiry
+        pass, so slow clients make room for new ones rather than hold the server."""
+        for waiting in self._waiting.values():
+            if waiting.last_used > 0:
+                waiting.last_used = 0.0
+                return
+
+    # -- the selector thread ----------------------------------------------------------------------
+
+    def accept(self, listener: socket.socket, manager: Manager) -> None:
+        try:
+            sock, addr = listener.accept()
+        except OSError:  # timeout, EAGAIN, EINTR, the listener closed
+            return
+        address = str(addr[0]) if isinstance(addr, tuple) else ""
+        key = self._admit(address)
+        if key is None:
+            sock.close()
+            return
+        try:
+            sock.setblocking(False)
+            tls = self._context is not None
+            raw: socket.socket = sock
+            if self._context is not None:
+                raw = self._context.wrap_socket(
+                    sock, server_side=True, do_handshake_on_connect=False
+                )
+        except (OSError, ValueError):
+            sock.close()
+            self._release(key)
+            return
+        conn = Connection(self._server, PrefixedSocket(raw), MakeFile)
+        conn.remote_addr, conn.remote_port = address, addr[1] if isinstance(addr, tuple) else 0
+        conn.ssl_env = {}
+        conn.on_close = lambda: self._release(key)
+        budget = HANDSHAKE_TIMEOUT if tls else HEAD_TIMEOUT
+        self._wait(Waiting(conn, budget, self._server.timeout, handshaken=not tls), manager)
+
+    def advance(self, waiting: Waiting) -> None:
+        """The connection is readable (or writable, mid-handshake): take what it sent."""
+        conn = waiting.conn
+        sock = conn.socket._sock
+        events = selectors.EVENT_READ
+        try:
+            if not waiting.handshaken:
+                sock.do_handshake()
+                waiting.handshaken = True
+                conn.ssl_env = self._env(sock) if self._env is not None else {}
+                waiting.expire_after(HEAD_TIMEOUT, self._server.timeout)
+            while not request_complete(waiting.data):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    self._drop(waiting)
+                    return
+                waiting.data += chunk
+        except ssl.SSLWantWriteError:
+            events = selectors.EVENT_WRITE
+        except (ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+            pass
+        except (OSError, ValueError):
+            self._drop(waiting)
+            return
+        if request_complete(waiting.data):
+            self._dispatch(waiting)
+        else:
+            assert self.manager is not None
+            self.manager.register(waiting, events)
+
+    # -- both threads -----------------------------------------------------------------------------
+
+    def come_back(self, conn: Connection, manager: Manager) -> None:
+        """A worker answered and keeps the connection: wait here for its next request."""
+        data = b""
+        if conn.rfile.has_data():  # the client sent more than one request at once
+            data = conn.rfile.read1(len(conn.rfile.peek(1)))
+        sock = conn.socket
+        data, sock.prefix = data + sock.prefix, b""
+        try:
+            sock._sock.setblocking(False)
+        except OSError:
+            conn.close()
+            return
+        waiting = Waiting(conn, HEAD_TIMEOUT, self._server.timeout, handshaken=True)
+        waiting.data += data
+        self._wait(waiting, manager)
+
+    def _wait(self, waiting: Waiting, manager: Manager) -> None:
+        if request_complete(waiting.data):
+            self._dispatch(waiting)
+            return
+        with self._lock:
+            self._waiting[id(waiting)] = waiting
+        manager.register(waiting, selectors.EVENT_READ)
+
+    def _dispatch(self, waiting: Waiting) -> None:
+        with self._lock:
+            self._waiting.pop(id(waiting), None)
+        conn = waiting.conn
+        conn.socket.prefix = bytes(waiting.data)
+        try:
+            conn.socket._sock.settimeout(self._server.timeout)
+        except OSError:
+            conn.close()
+            return
+        conn.last_used = time.time()
+        self._server.dispatch(conn)
+
+    def _drop(self, waiting: Waiting) -> None:
+        with self._lock:
+            self._waiting.pop(id(waiting), None)
+        waiting.close()
+
+    def forget(self, waiting: Waiting) -> None:
+        """cheroot's expiry pass closed it."""
+        with self._lock:
+            self._waiting.pop(id(waiting), None)
+
+
+class Manager(ConnectionManager):
+    """cheroot's selector loop with :class:`Front` doing the accepting and the waiting."""
+
+    def __init__(self, server: Any, front: Front) -> None:
+        super().__init__(server)
+        self._front = front
+        front.manager = self
+        self._waiting_on: Any = vars(self)["_selector"]  # cheroot's selector (not in its stubs)
+
+    def _from_server_socket(self, server_socket: socket.socket) -> None:
+        self._front.accept(server_socket, self)
+        return None
+
+    def put(self, conn: Connection) -> None:
+        self._front.come_back(conn, self)
+
+    def register(self, waiting: Waiting, events: int) -> None:
+        try:
+            self._waiting_on.register(waiting.fileno(), events, data=waiting)
+        except (KeyError, ValueError, OSError):
+            self._front._drop(waiting)
+
+    def _expire(self, threshold: float) -> None:
+        for _, conn in list(self._waiting_on.connections):
+            if isinstance(conn, Waiting) and conn.last_used < threshold:
+                self._front.forget(conn)
+        vars(ConnectionManager)["_expire"](self, threshold)

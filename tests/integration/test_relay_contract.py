@@ -1,0 +1,51 @@
+"""The viewer contract end to end: the box's own relay client closes its room saying why, and a
+viewer asking the real relay over HTTP afterwards hears exactly that (docs/protocol.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+
+from appliance.relay.config import RelayConfig, hash_token
+from appliance.relay.server import RelayServer
+from appliance.signalling.client import RelayClient
+
+TOKEN = "box-token-" + "c" * 30
+ROOMS = ("Abcdefghijklmnopqrstu1", "Abcdefghijklmnopqrstu2", "Abcdefghijklmnopqrstu3")
+
+
+def knock(base: str, room: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{base}/api/rooms/{room}/knock",
+        json.dumps({"blob": "k"}).encode(),
+        {"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+async def test_the_box_says_why_its_room_closed_and_the_viewer_hears_it() -> None:
+    server = await asyncio.to_thread(
+        lambda: RelayServer(RelayConfig(port=0, boxes=(hash_token(TOKEN),))).start()
+    )
+    client = RelayClient(server.url, TOKEN)
+    try:
+        for room in ROOMS:
+            await client.open_room(room, int(time.time()) + 600)
+        await client.close_room(ROOMS[0])
+        await client.close_room(ROOMS[1], reason="expired")
+        assert await asyncio.to_thread(knock, server.url, ROOMS[0]) == (410, {"error": "ended"})
+        assert await asyncio.to_thread(knock, server.url, ROOMS[1]) == (410, {"error": "expired"})
+        assert (await asyncio.to_thread(knock, server.url, ROOMS[2]))[0] == 202
+        never = "Neveropenedroomidxxxxx"
+        assert await asyncio.to_thread(knock, server.url, never) == (404, {"error": "unknown"})
+    finally:
+        await client.aclose()
+        await asyncio.to_thread(server.stop)
