@@ -177,7 +177,7 @@ def test_oversized_and_empty_blobs_are_refused(relay) -> None:
     assert call(base, "POST", f"/api/rooms/{ROOM}/knock", ["not", "an", "object"])[0] == 400
 
 
-def test_pending_knocks_and_failed_knocks_are_bounded_per_room() -> None:
+def test_pending_knocks_are_bounded_but_failed_knocks_never_lock_the_room() -> None:
     rooms = rooms_mod.Rooms()
     box = hash_token(TOKEN)
     rooms.open(box, ROOM, time.time() + 60)
@@ -187,14 +187,14 @@ def test_pending_knocks_and_failed_knocks_are_bounded_per_room() -> None:
         rooms.knock(ROOM, "k")
     assert (refused.value.status, refused.value.code) == (429, "slow-down")
 
+    # junk needs only the room id: however much of it the box refuses, the seat's phone (or the
+    # first real viewer) can still knock (issue 9 item 5; each address stays rate-limited)
     rooms.open(box, ROOM2, time.time() + 60)
-    for _ in range(rooms_mod.FAILED_KNOCKS):
-        rooms.knock(ROOM2, "bad knock")
+    for _ in range(25):
+        rooms.knock(ROOM2, "junk knock")
         handle = rooms.box_messages(box, ROOM2, 0, 0)[-1][1]
         rooms.box_refuse(box, ROOM2, handle, "bad")
-    with pytest.raises(rooms_mod.RelayError) as refused:
-        rooms.knock(ROOM2, "one more")
-    assert refused.value.code == "slow-down", "failed knocks close the room to knocks for a while"
+    assert rooms.knock(ROOM2, "the real phone's knock")
 
 
 def test_unauthenticated_requests_are_rate_limited_and_the_box_is_not(relay) -> None:
