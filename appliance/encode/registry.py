@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,22 @@ from .hardware import MAX_WIDTH
 
 logger = logging.getLogger(__name__)
 
-#: Builds an encoder: (config, resolved board, device or None, root, width, height, fps).
-EncoderBuilder = Callable[[Config, Resolved, Any, Path, int, int, float], Encoder]
+
+@dataclass(frozen=True)
+class EncoderWant:
+    """What a backend builds its encoder from: the config, the board, the seams, the picture."""
+
+    config: Config
+    resolved: Resolved
+    #: The M2M encoder's device, given by a test or the demo (None: the real one).
+    device: Any
+    root: Path
+    width: int
+    height: int
+    fps: float
+
+
+EncoderBuilder = Callable[[EncoderWant], Encoder]
 _BUILDERS: dict[EncoderKind, EncoderBuilder] = {}
 
 
@@ -53,7 +68,7 @@ def make_encoder(
         raise ConfigError(
             f"config key 'encode.encoder' = {resolved.encoder.value!r} has no backend here"
         ) from None
-    return builder(config, resolved, device, root, width, height, fps)
+    return builder(EncoderWant(config, resolved, device, root, width, height, fps))
 
 
 def make_encoder_factory(
@@ -68,61 +83,59 @@ def make_encoder_factory(
     return make
 
 
-def _hardware_or_fallback(
-    config: Config, resolved: Resolved, device: Any, width: int, height: int, fps: float
-) -> Encoder:
-    enc = config.encode
-    if width <= MAX_WIDTH:
+def _hardware_or_fallback(want: EncoderWant, device: Any) -> Encoder:
+    enc = want.config.encode
+    if want.width <= MAX_WIDTH:
         from .hardware import HardwareEncoder
 
         try:
             return HardwareEncoder(
-                width, height, fps, enc.bitrate, enc.keyframe_interval, device=device
+                want.width, want.height, want.fps, enc.bitrate, enc.keyframe_interval, device=device
             )
         except DeviceError:
-            if config.encode.encoder is not EncoderKind.AUTO:
+            if enc.encoder is not EncoderKind.AUTO:
                 raise
             logger.warning("the hardware encoder failed to start: using the software one")
     else:
-        logger.warning("%dx%d is too wide for the hardware encoder: software", width, height)
-    return _software(config, resolved, None, Path("/"), width, height, fps)
+        logger.warning(
+            "%dx%d is too wide for the hardware encoder: software", want.width, want.height
+        )
+    return _software(want)
 
 
 @register(EncoderKind.HARDWARE)
-def _hardware(
-    config: Config, resolved: Resolved, device: Any, root: Path, width: int, height: int, fps: float
-) -> Encoder:
+def _hardware(want: EncoderWant) -> Encoder:
+    device = want.device
     if device is None:
         from .hardware import V4L2M2MDevice
 
-        path = under(root, config.encode.device)
+        path = under(want.root, want.config.encode.device)
         if not path.exists():
             raise DeviceError(
-                f"config key 'encode.encoder' = 'hardware' but {config.encode.device} does not "
-                "exist: use 'software' or 'auto' on a board without the Pi 4's encoder"
+                f"config key 'encode.encoder' = 'hardware' but {want.config.encode.device} does "
+                "not exist: use 'software' or 'auto' on a board without the Pi 4's encoder"
             )
         device = V4L2M2MDevice(str(path))
-    return _hardware_or_fallback(config, resolved, device, width, height, fps)
+    return _hardware_or_fallback(want, device)
 
 
 @register(EncoderKind.HARDWARE_FAKE)
-def _hardware_fake(
-    config: Config, resolved: Resolved, device: Any, root: Path, width: int, height: int, fps: float
-) -> Encoder:
+def _hardware_fake(want: EncoderWant) -> Encoder:
     """The M2M path over a fake encoder device (demo, bench, image smoke)."""
+    device = want.device
     if device is None:
         from .fake_m2m import FakeM2M
 
         device = FakeM2M()
-    return _hardware_or_fallback(config, resolved, device, width, height, fps)
+    return _hardware_or_fallback(want, device)
 
 
 @register(EncoderKind.SOFTWARE)
-def _software(
-    config: Config, resolved: Resolved, device: Any, root: Path, width: int, height: int, fps: float
-) -> Encoder:
+def _software(want: EncoderWant) -> Encoder:
     from .software import SoftwareEncoder
 
-    enc = config.encode
-    threads = enc.threads or (4 if resolved.board is Board.PI5 else 1)
-    return SoftwareEncoder(width, height, fps, enc.bitrate, enc.keyframe_interval, threads)
+    enc = want.config.encode
+    threads = enc.threads or (4 if want.resolved.board is Board.PI5 else 1)
+    return SoftwareEncoder(
+        want.width, want.height, want.fps, enc.bitrate, enc.keyframe_interval, threads
+    )
