@@ -116,7 +116,15 @@ def create_pairing_blueprint(
         return make_response(body, status)
 
     def login_page(error: str = "", status: int = 200) -> Response:
-        return render("login.html", status, configured=configured, error=error)
+        return render("login.html", status, configured=configured, error=error, fault=box_fault())
+
+    def box_fault() -> str:
+        """The box's fault (a faulty appliance.toml), shown before the login too: the staff and
+        the technician see what is wrong wherever they open the page (no secret is in it)."""
+        try:
+            return backend.status().error or ""
+        except Exception:  # noqa: BLE001 - the login page works without it
+            return ""
 
     def too_many(wait: int) -> Response:
         response = login_page("too_many", 429)
