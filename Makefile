@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 APT_PKGS := chromium coturn shellcheck nftables iptables libnetfilter-queue-dev gcc
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Python trees that lint checks (bench/ joins once it exists).
-LINT_DIRS := appliance tests $(wildcard bench)
+LINT_DIRS := appliance tests $(wildcard bench) $(wildcard fuzz)
 
 .PHONY: all setup system-deps image-deps demo test test-fast lint bench image-smoke fuzz clean
 
@@ -73,20 +73,25 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Coverage-guided fuzzing (atheris) of the seal's decoders and the relay's handlers, FUZZ_SECONDS
-# each; not part of `make test` (its property-based tests are). Findings are written to FUZZ_OUT.
+# Coverage-guided fuzzing (atheris) of the seal's decoders, the relay's handlers, the config
+# loader and first boot's rewriter, FUZZ_SECONDS each, then the property-based tests with many
+# more cases than in `make test` (HYPOTHESIS_PROFILE=fuzz). Findings are written to FUZZ_OUT.
 FUZZ_SECONDS ?= 60
 FUZZ_OUT ?= $${TMPDIR:-/tmp}/appliance-fuzz
 fuzz: $(STAMP)
 	@$(BIN)/python -c 'import atheris' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[fuzz]'
 	@mkdir -p $(FUZZ_OUT)
-	@for target in fuzz/fuzz_envelope.py fuzz/fuzz_relay.py; do \
+	@for target in fuzz/fuzz_envelope.py fuzz/fuzz_relay.py fuzz/fuzz_config.py; do \
 	  echo "$$target: $(FUZZ_SECONDS) s"; \
 	  PYTHONPATH=. $(BIN)/python $$target -max_total_time=$(FUZZ_SECONDS) \
 	    -artifact_prefix=$(FUZZ_OUT)/ > $(FUZZ_OUT)/last.log 2>&1; status=$$?; \
 	  grep -E '^Done [0-9]+ runs' $(FUZZ_OUT)/last.log | sed "s|^|$$target: |"; \
 	  if [ $$status -ne 0 ]; then tail -n 30 $(FUZZ_OUT)/last.log; exit $$status; fi; \
 	done
+	HYPOTHESIS_PROFILE=fuzz bash tests/run.sh -q -p no:cacheprovider --hypothesis-show-statistics \
+	  tests/unit/test_envelope_properties.py tests/unit/test_relay_properties.py \
+	  tests/unit/test_config_properties.py tests/unit/test_firstboot_properties.py \
+	  | grep -E "passing examples|passed|failed"
 
 # Builds a Debian rootfs with the app layer and boots it under qemu (no network): image-build/README.md
 image-smoke: setup image-deps

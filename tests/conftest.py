@@ -22,9 +22,9 @@ from appliance.stream.compat import confine_host_addresses
 from tests.support.wait import until
 
 # Property-based tests: a modest number of cases in `make test` (the unit tier stays fast);
-# `make fuzz` runs the same properties with HYPOTHESIS_PROFILE=fuzz and many more.
+# `make fuzz` runs the same properties with HYPOTHESIS_PROFILE=fuzz and 2000 each.
 settings.register_profile("default", max_examples=60, deadline=None)
-settings.register_profile("fuzz", max_examples=5000, deadline=None)
+settings.register_profile("fuzz", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 #: What every test box runs with: synthetic source, small and quick, everything on loopback.

@@ -28,9 +28,7 @@ ROOM, SECRET, BOX_HASH = IN["room"], u(IN["secret"]), u(IN["box_key_hash"])
 #: What must never appear in a log line, in any spelling the code could use.
 SECRETS = (IN["secret"], SECRET.hex(), V["derived"]["k_b2v"], V["derived"]["k_v2b"])
 
-SETTINGS = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 scalars = st.one_of(
     st.none(),

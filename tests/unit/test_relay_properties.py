@@ -25,9 +25,7 @@ ROOM = "Abcdefghijklmnopqrstuv"
 BLOB = "blob-" + "q" * 20
 ADDRESS = "198.51.100.23"
 
-SETTINGS = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 scalars = st.one_of(
     st.none(),
