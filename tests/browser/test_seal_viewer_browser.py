@@ -28,6 +28,16 @@ pytestmark = pytest.mark.browser
 
 Box = Callable[[str, dict[str, Any]], None]
 
+#: How many seat records the page keeps in IndexedDB.
+SEATS = """new Promise((resolve) => {
+  const open = indexedDB.open("appliance-viewer", 1);
+  open.onupgradeneeded = () => open.result.createObjectStore("seats");
+  open.onsuccess = () => {
+    const count = open.result.transaction("seats").objectStore("seats").count();
+    count.onsuccess = () => { resolve(count.result); open.result.close(); };
+  };
+})"""
+
 
 class ScriptedRelay:
     """The viewer's half of the relay transport (docs/protocol.md), one room, with a scripted box
@@ -81,7 +91,9 @@ class ScriptedRelay:
                 url = urlsplit(self.path)
                 if url.path == f"/v/{relay.room}":
                     self._reply(200, (VIEWER_DIR / "index.html").read_bytes(), "text/html")
-                elif m := re.fullmatch(r"/v/(viewer\.js|seal\.js|viewer\.css)", url.path):
+                elif (m := re.fullmatch(r"/v/([a-z]+\.(?:js|css))", url.path)) and (
+                    VIEWER_DIR / m[1]
+                ).is_file():
                     kind = "text/css" if m[1].endswith(".css") else "text/javascript"
                     self._reply(200, (VIEWER_DIR / m[1]).read_bytes(), kind)
                 elif url.path == f"/api/rooms/{relay.room}/messages":
@@ -209,8 +221,10 @@ def test_an_end_in_place_of_the_answer_shows_its_page_and_wipes_the_seat(chromiu
     with ScriptedRelay(room, box) as relay:
         page = open_link(chromium, relay, secret, identity.key_hash)
         wait_js(page, "window.viewer.state === 'refused'")
-        page.reload()  # the fragment is gone, and so is the seat
-        wait_js(page, "window.viewer.state === 'nokey'")
+        page.reload()  # the fragment is gone, and so is the seat: the page says how it ended
+        wait_js(page, "window.viewer.state === 'refused'")
+        assert page.evaluate(SEATS) == 0, "the seat was wiped"
+        assert relay.kinds().count("knock") == 1, "no knock after the end"
 
 
 def test_the_page_shows_the_code_it_computed_and_comes_back_with_the_same_seat(
