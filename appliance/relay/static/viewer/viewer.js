@@ -319,8 +319,11 @@ async function main() {
       continue;
     }
     if (FINAL.has(reason)) {
-      if (["ended", "expired", "refused", "released"].includes(reason) && !pending) await wipeSeat(room);
-      await rememberOutcome(room, reason, seat.expires);
+      // A link that never verified (pending) says nothing about the seat kept for this room.
+      if (!pending) {
+        if (["ended", "expired", "refused", "released"].includes(reason)) await wipeSeat(room);
+        await rememberOutcome(room, reason, seat.expires);
+      }
       stopPicture();
       viewer.pc = null;
       show(reason);
