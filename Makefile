@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the tests drive for real: the phone's browser, a TURN server, and the network
 # impairment rig's tools (bench/netem; NetfilterQueue builds against libnetfilter-queue-dev).
-APT_PKGS := chromium coturn shellcheck nftables iptables libnetfilter-queue-dev gcc
+# firefox-esr is the second browser engine (with libavcodec59, which its test-only H.264 uses).
+APT_PKGS := chromium coturn shellcheck nftables iptables libnetfilter-queue-dev gcc firefox-esr libavcodec59 nodejs npm
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Python trees that lint checks (bench/ joins once it exists).
 LINT_DIRS := appliance tests $(wildcard bench) $(wildcard fuzz)
 
-.PHONY: all setup system-deps image-deps demo test test-fast lint bench image-smoke fuzz clean
+.PHONY: all setup system-deps node-deps image-deps demo test test-fast lint bench image-smoke screenshots fuzz clean
 
 all: test
 
@@ -30,6 +31,10 @@ system-deps:
 	PATH="$$PATH:/usr/sbin:/sbin" command -v iptables >/dev/null 2>&1 || missing="$$missing iptables"; \
 	[ -e /usr/include/libnetfilter_queue/libnetfilter_queue.h ] || missing="$$missing libnetfilter-queue-dev"; \
 	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	command -v firefox-esr >/dev/null 2>&1 || missing="$$missing firefox-esr"; \
+	ls /usr/lib/*/libavcodec.so.59* >/dev/null 2>&1 || missing="$$missing libavcodec59"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing with apt-get"; \
@@ -55,7 +60,15 @@ image-deps:
 	  fi; \
 	fi
 
-setup: $(STAMP) system-deps
+# puppeteer-core (drives firefox-esr in tests/browser/test_firefox.py) from the committed lock;
+# it downloads no browser.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json | system-deps
+	PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+node-deps: $(NODE_STAMP)
+
+setup: $(STAMP) system-deps node-deps
 
 demo: setup
 	$(BIN)/appliance run --demo
@@ -96,6 +109,15 @@ fuzz: $(STAMP)
 # Builds a Debian rootfs with the app layer and boots it under qemu (no network): image-build/README.md
 image-smoke: setup image-deps
 	timeout 1500 bash image-build/smoke/run.sh
+
+# PNGs of every viewer and staff screen, phone and tablet, French and English (docs/screens/).
+# As root it runs in a loopback-only network namespace, like the tests.
+screenshots: setup
+	@if [ "$$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then \
+	  unshare -n bash -c 'ip link set lo up && exec $(BIN)/python -m tests.support.screenshots docs/screens'; \
+	else \
+	  $(BIN)/python -m tests.support.screenshots docs/screens; \
+	fi
 
 bench: setup
 	bash bench/run.sh $(BENCH_ARGS)

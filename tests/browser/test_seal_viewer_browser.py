@@ -6,129 +6,34 @@ the box is a script, so it can misbehave on purpose."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from appliance.crypto import BoxIdentity
-from appliance.relay.viewer import VIEWER_CSP, VIEWER_DIR
 from appliance.session import seal
 from tests.support.browser import wait_js
+from tests.support.scripted_box import ScriptedRelay
 
 pytestmark = pytest.mark.browser
 
 Box = Callable[[str, dict[str, Any]], None]
 
-
-class ScriptedRelay:
-    """The viewer's half of the relay transport (docs/protocol.md), one room, with a scripted box
-    behind it: ``box(kind, wire)`` is called for every knock and message from the page."""
-
-    def __init__(self, room: str, box: Box) -> None:
-        self.room = room
-        self.box = box
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        #: Box → viewer messages per client (each knock is a new client, as on the relay).
-        self._out: dict[str, list[tuple[int, str]]] = {}
-        self._current = ""
-        self._cond = threading.Condition()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def send(self, wire: dict[str, Any]) -> None:
-        """Box → the client that knocked last."""
-        with self._cond:
-            queue = self._out[self._current]
-            queue.append((len(queue) + 1, json.dumps(wire)))
-            self._cond.notify_all()
-
-    def kinds(self) -> list[str]:
-        return [kind for kind, _ in self.received]
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        relay = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _reply(
-                self, status: int, body: bytes = b"", kind: str = "application/json"
-            ) -> None:
-                self.send_response(status)
-                self.send_header("Content-Security-Policy", VIEWER_CSP)
-                self.send_header("Cache-Control", "no-store")
-                if body:
-                    self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                url = urlsplit(self.path)
-                if url.path == f"/v/{relay.room}":
-                    self._reply(200, (VIEWER_DIR / "index.html").read_bytes(), "text/html")
-                elif m := re.fullmatch(r"/v/(viewer\.js|seal\.js|viewer\.css)", url.path):
-                    kind = "text/css" if m[1].endswith(".css") else "text/javascript"
-                    self._reply(200, (VIEWER_DIR / m[1]).read_bytes(), kind)
-                elif url.path == f"/api/rooms/{relay.room}/messages":
-                    query = parse_qs(url.query)
-                    after = int(query.get("after", ["0"])[0])
-                    deadline = time.monotonic() + min(float(query.get("wait", ["0"])[0]), 1.0)
-                    client = self.headers.get("Authorization", "").removeprefix("Bearer ")
-                    with relay._cond:
-                        queue = relay._out.get(client, [])
-                        while not (out := [m for m in queue if m[0] > after]):
-                            left = deadline - time.monotonic()
-                            if left <= 0:
-                                break
-                            relay._cond.wait(left)
-                    body = {"messages": [{"n": n, "blob": b} for n, b in out], "seat": True}
-                    self._reply(200, json.dumps(body).encode())
-                else:
-                    self._reply(404, b'{"error": "not-found"}')
-
-            def do_POST(self) -> None:  # noqa: N802
-                url = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length", "0"))
-                wire = json.loads(json.loads(self.rfile.read(length))["blob"])
-                kind = "knock" if url.path.endswith("/knock") else "message"
-                relay.received.append((kind, wire))
-                if kind == "knock":
-                    with relay._cond:
-                        relay._current = f"client-{len(relay._out)}"
-                        relay._out[relay._current] = []
-                    self._reply(202, json.dumps({"client": relay._current}).encode())
-                else:
-                    self._reply(204)
-                try:
-                    relay.box(kind, wire)
-                except seal.SealError:
-                    pass  # dropped, as the box does (a bye from an earlier connection, say)
-
-        return Handler
-
-    def __enter__(self) -> ScriptedRelay:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(5)
+#: How many seat records the page keeps in IndexedDB.
+SEATS = """new Promise((resolve) => {
+  const open = indexedDB.open("appliance-viewer", 1);
+  open.onupgradeneeded = () => open.result.createObjectStore("seats");
+  open.onsuccess = () => {
+    const count = open.result.transaction("seats").objectStore("seats").count();
+    count.onsuccess = () => { resolve(count.result); open.result.close(); };
+  };
+})"""
 
 
 @pytest.fixture
@@ -209,8 +114,10 @@ def test_an_end_in_place_of_the_answer_shows_its_page_and_wipes_the_seat(chromiu
     with ScriptedRelay(room, box) as relay:
         page = open_link(chromium, relay, secret, identity.key_hash)
         wait_js(page, "window.viewer.state === 'refused'")
-        page.reload()  # the fragment is gone, and so is the seat
-        wait_js(page, "window.viewer.state === 'nokey'")
+        page.reload()  # the fragment is gone, and so is the seat: the page says how it ended
+        wait_js(page, "window.viewer.state === 'refused'")
+        assert page.evaluate(SEATS) == 0, "the seat was wiped"
+        assert relay.kinds().count("knock") == 1, "no knock after the end"
 
 
 def test_the_page_shows_the_code_it_computed_and_comes_back_with_the_same_seat(

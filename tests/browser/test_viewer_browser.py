@@ -72,12 +72,25 @@ def test_viewer_shows_ended_after_a_long_press(running_box, chromium) -> None:
     running_box.long_press()
     wait_js(page, "window.viewer.state === 'ended'")
     assert "ended" in page.locator("#message").inner_text()
-    # the seat is wiped and the link is dead: reopening it shows the end, not a new knock
+    # the seat is wiped and the link is dead: reopening it on this phone says how it ended at
+    # once, from the outcome it kept (keyed by a hash of the room id, no secret), with no knock
     again = page.context.new_page()  # same phone, same storage
+    knocks: list[str] = []
+    again.on("request", lambda r: knocks.append(r.url) if "/knock" in r.url else None)
     again.goto(link)
-    wait_js(again, "window.viewer && window.viewer.state === 'join'")  # no seat kept
-    again.click("#join-button")
-    wait_js(again, "window.viewer.state === 'ended'")
+    wait_js(again, "window.viewer && window.viewer.state === 'ended'")
+    assert knocks == [], "the phone knew: nothing asked of the relay"
+    kept = again.evaluate("Object.entries(localStorage)")
+    room = link.split("/v/")[1].split("#")[0]
+    secret = link.split("#")[1].split(".")[0]
+    assert len(kept) == 1 and kept[0][0].startswith("outcome:")
+    assert room not in str(kept) and secret not in str(kept), "no room id, no secret kept"
+    # another phone is told by the relay (410) after it joins
+    other = chromium.new_context().new_page()
+    other.goto(link)
+    wait_js(other, "window.viewer && window.viewer.state === 'join'")
+    other.click("#join-button")
+    wait_js(other, "window.viewer.state === 'ended'")
 
 
 def test_one_seat_a_second_phone_is_refused_the_first_comes_back_after_a_reload(

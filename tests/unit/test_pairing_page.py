@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -33,7 +34,11 @@ STATIC = pairing.STATIC_DIR
 class Backend:
     """An in-memory stand-in for the core's PairingBackend (appliance.web.backend.CoreBackend
     on a running box is covered end to end by tests/browser/test_user_story.py). It keeps the states
-    and refusals the page must show, and records every call."""
+    and refusals the page must show, to the core's contract (admit needs the viewer's code,
+    refuse any seat holder not admitted, release gives the seat to the next knock, extend pushes
+    the expiry to ``extend_to`` once), and records every call."""
+
+    EXPIRES = 2_000_000_000
 
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -44,11 +49,23 @@ class Backend:
         self.rects: list[tuple[float, float, float, float]] = []
         self.jpeg: bytes | None = None
         self.log = EventLog(None)
+        #: Entries shown after the log's own (fixed times, for the page's formatting).
+        self.extra_events: list[dict[str, Any]] = []
+        self.expires = self.EXPIRES
+        self.expiring = False
+        self.extend_to: int | None = None
 
     def status(self) -> Status:
         session = None
         if self.state != "idle":
-            session = SessionView("salle-2", LINK, 2_000_000_000, self.viewer)
+            session = SessionView(
+                "salle-2",
+                LINK,
+                self.expires,
+                self.viewer,
+                expiring=self.expiring,
+                extend_to=self.extend_to,
+            )
         return Status(
             self.state, self.signal, int(self.viewer is not None), self.clock_ok, None, session
         )
@@ -69,11 +86,15 @@ class Backend:
 
     def admit(self) -> None:
         self._need("waiting", "nobody is waiting to be admitted")
+        if self.viewer is None or not self.viewer.code:
+            raise InvalidStateError("the viewer's code is not there yet")
         self.calls.append("admit")
         self.state = "live"
+        self.viewer = replace(self.viewer, admitted=True)
 
     def refuse(self) -> None:
-        self._need("waiting", "nobody is waiting to be refused")
+        if self.viewer is None or self.viewer.admitted:
+            raise InvalidStateError("nobody is waiting to be refused")
         self.calls.append("refuse")
         self.state, self.viewer = "ready", None
 
@@ -88,7 +109,7 @@ class Backend:
         self.state = "live"
 
     def release(self) -> None:
-        if self.viewer is None or self.viewer.admitted:
+        if self.viewer is None:
             raise InvalidStateError("no phone to replace")
         self.calls.append("release")
         self.state, self.viewer = "ready", None
@@ -96,7 +117,10 @@ class Backend:
     def extend(self) -> None:
         if self.state == "idle":
             raise InvalidStateError("no session is open")
+        if self.extend_to is None:
+            raise InvalidStateError("the session cannot be extended further")
         self.calls.append("extend")
+        self.expires, self.extend_to, self.expiring = self.extend_to, None, False
 
     def end(self) -> None:
         if self.state == "idle":
@@ -115,11 +139,16 @@ class Backend:
         self.rects = list(rects)
 
     def events(self) -> list[dict[str, Any]]:
-        return self.log.entries()
+        return self.log.entries() + self.extra_events
 
-    def knock(self, name: str | None = "Alex", code: str = "123456") -> None:
+    def knock(self, name: str | None = "Alex", code: str | None = "123456") -> None:
         self.state = "waiting"
         self.viewer = ViewerView(name, code, admitted=False, connected=True)
+
+    def left(self, seconds: int) -> None:
+        """The seat holder's connection dropped ``seconds`` ago."""
+        assert self.viewer is not None
+        self.viewer = replace(self.viewer, connected=False, left_s=seconds)
 
 
 @pytest.fixture
@@ -578,3 +607,58 @@ def test_cookies_are_secure_over_https_even_with_the_loopback_flag(backend: Back
     assert "Secure" not in plain.headers["Set-Cookie"]
     over_tls = app.test_client().get("/pairing/", base_url="https://localhost")
     assert "Secure" in over_tls.headers["Set-Cookie"]
+
+
+# -- issue 9: the login while a session is open, the contract's commands, the card -----------------
+
+
+def test_the_login_stays_alive_while_a_session_is_open(backend: Backend, clock: Clock) -> None:
+    client, headers = logged_in(backend, idle_minutes=30)
+    client.post("/pairing/api/open", json={"consent": True}, headers=headers)
+    for _ in range(4):  # two hours of scanning with nobody touching the tablet
+        clock.now += 25 * 60
+        assert client.get("/pairing/api/status").status_code == 200
+    backend.end()
+    clock.now += 25 * 60
+    assert client.get("/pairing/api/status").status_code == 200, "the last poll counted"
+    clock.now += 6 * 60
+    assert client.get("/pairing/api/status").status_code == 401, "no session: polls are passive"
+
+
+def test_release_extend_and_the_contract_s_refusals(backend: Backend) -> None:
+    client, headers = logged_in(backend)
+    client.post("/pairing/api/open", json={"consent": True}, headers=headers)
+    backend.knock("Alex", None)
+    response = client.post("/pairing/api/admit", headers=headers)
+    assert response.status_code == 409, "no admission before the code is there"
+    backend.knock("Alex", "123456")
+    assert client.post("/pairing/api/admit", headers=headers).status_code == 200
+    assert client.post("/pairing/api/refuse", headers=headers).status_code == 409
+    backend.left(75)
+    viewer = client.get("/pairing/api/status").json["session"]["viewer"]
+    assert viewer["connected"] is False and viewer["left_s"] == 75
+    assert client.post("/pairing/api/release", headers=headers).status_code == 200
+    assert client.get("/pairing/api/status").json["session"]["viewer"] is None
+
+    assert client.post("/pairing/api/extend", headers=headers).status_code == 409
+    backend.expiring, backend.extend_to = True, Backend.EXPIRES + 3600
+    session = client.get("/pairing/api/status").json["session"]
+    assert session["expiring"] is True and session["extend_to"] == Backend.EXPIRES + 3600
+    assert client.post("/pairing/api/extend", headers=headers).status_code == 200
+    session = client.get("/pairing/api/status").json["session"]
+    assert session["expires"] == Backend.EXPIRES + 3600 and session["extend_to"] is None
+    assert backend.calls[-3:] == ["admit", "release", "extend"]
+
+
+def test_the_card_reads_at_9_to_10_points_and_asks_for_the_link_not_a_photo(
+    backend: Backend,
+) -> None:
+    client, headers = logged_in(backend)
+    client.post("/pairing/api/open", json={"consent": True}, headers=headers)
+    page = client.get("/pairing/card").get_data(as_text=True)
+    assert "not a photo of this card" in page and "plutôt qu'une photo" in page.replace(
+        "&#39;", "'"
+    )
+    css = (STATIC / "card.css").read_text()
+    body = re.search(r"\.card \{[^}]*font-size:\s*([\d.]+)pt", css)
+    assert body and 9 <= float(body.group(1)) <= 10, "the card's text is 9-10 pt"

@@ -52,7 +52,8 @@ T = TypeVar("T")
 
 #: Endpoints open without a login (CSRF still applies to the POSTs).
 _PUBLIC = frozenset({"pairing.index", "pairing.login", "pairing.logout", "pairing.static"})
-#: Requests the page makes by itself (polls): they do not keep an idle login alive.
+#: Requests the page makes by itself (polls): they do not keep an idle login alive, except the
+#: status poll while a session is open (see ``status``).
 _PASSIVE = frozenset(
     {"pairing.status", "pairing.preview", "pairing.events_api", "pairing.mask_get"}
 )
@@ -196,7 +197,12 @@ def create_pairing_blueprint(
 
     @bp.get("/api/status")
     def status() -> Response:
-        return jsonify(_call(backend.status).to_json())
+        current = _call(backend.status)
+        if current.session is not None:
+            # While a session is open the page is in use even when nobody touches it (the staff
+            # are scanning): its polls keep the login alive, up to the login's lifetime.
+            logged_in(used=True)
+        return jsonify(current.to_json())
 
     @bp.post("/api/open")
     def open_session() -> Response:

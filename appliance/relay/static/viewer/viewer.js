@@ -1,111 +1,26 @@
 // The viewer: reads the key from the link, knocks at the relay with the sealed handshake of
 // docs/protocol.md, shows the verification code, plays the stream once admitted, reconnects by
-// itself. No third-party code, no build step. Runs in iOS Safari and Android Chrome.
+// itself. No third-party code, no build step. Runs in iOS Safari and Android Chrome. What the
+// screen shows (texts, the waiting room, the picture's checks) is in screens.js.
 
 import * as Seal from "./seal.js";
+import {
+  FINAL, askName, boxGone, boxSaid, canPlay, codeReady, joinAgain, play, recallOutcome,
+  rememberOutcome, show, stopPicture, translate, viewer, whenCancelled,
+} from "./screens.js";
 
-const TEXT = {
-  en: {
-    connecting: ["Connecting…", ""],
-    join: ["Watch the scan live", "You will be connected to the exam room. The staff will let you in."],
-    admission: ["Waiting to be let in", "If the staff ask, read them this code:"],
-    waiting: ["Waiting for the sonographer", "The picture appears as soon as the exam starts."],
-    live: ["", ""],
-    paused: ["Paused", "The sonographer paused the picture. It will be back shortly."],
-    ended: ["The session has ended", "Thank you. You can close this page."],
-    expired: ["This link has expired", "Ask the exam room for a new one if the exam goes on."],
-    refused: ["The exam room did not let you in", "You can close this page."],
-    taken: ["Someone is already watching", "Only one phone can watch this exam."],
-    badlink: ["This link cannot be verified", "It may have been altered. Open it again from the card."],
-    nokey: ["This link is incomplete", "Open it again from the card or the message you received."],
-    lost: ["Connection lost", "Reconnecting…"],
-    unsupported: ["This browser cannot play the stream", "Please open the link in Safari or Chrome."],
-    badge: "● Live, not recorded",
-    fullscreen: "Full screen",
-    name: "Your first name (optional, shown to the staff)",
-    join_button: "Join",
-    memoryOnly: "This browser cannot keep your seat: reloading the page will lose it.",
-    notice: "This picture is streamed live from the exam room, encrypted from end to end. Nothing is recorded. Please do not record or share it.",
-  },
-  fr: {
-    connecting: ["Connexion…", ""],
-    join: ["Suivre l'échographie en direct", "Vous allez être mis en relation avec la salle d'examen. Le personnel vous fera entrer."],
-    admission: ["En attente d'admission", "Si le personnel vous le demande, lisez-lui ce code :"],
-    waiting: ["En attente de l'échographiste", "L'image apparaîtra dès le début de l'examen."],
-    live: ["", ""],
-    paused: ["En pause", "L'échographiste a mis l'image en pause. Elle va revenir."],
-    ended: ["La séance est terminée", "Merci. Vous pouvez fermer cette page."],
-    expired: ["Ce lien a expiré", "Demandez-en un nouveau à la salle d'examen si l'examen continue."],
-    refused: ["La salle d'examen ne vous a pas admis", "Vous pouvez fermer cette page."],
-    taken: ["Quelqu'un regarde déjà", "Un seul téléphone peut suivre cet examen."],
-    badlink: ["Ce lien ne peut pas être vérifié", "Il a peut-être été modifié. Ouvrez-le à nouveau depuis la carte."],
-    nokey: ["Ce lien est incomplet", "Ouvrez-le à nouveau depuis la carte ou le message reçu."],
-    lost: ["Connexion perdue", "Reconnexion…"],
-    unsupported: ["Ce navigateur ne peut pas lire la vidéo", "Ouvrez le lien dans Safari ou Chrome."],
-    badge: "● En direct, non enregistré",
-    fullscreen: "Plein écran",
-    name: "Votre prénom (facultatif, visible du personnel)",
-    join_button: "Rejoindre",
-    memoryOnly: "Ce navigateur ne peut pas garder votre place : recharger la page la fera perdre.",
-    notice: "Cette image est transmise en direct depuis la salle d'examen, chiffrée de bout en bout. Rien n'est enregistré. Merci de ne pas l'enregistrer ni la partager.",
-  },
-};
-const lang = (navigator.language || "en").toLowerCase().startsWith("fr") ? "fr" : "en";
-const T = TEXT[lang];
-const FINAL = new Set(["ended", "expired", "refused", "taken", "badlink", "nokey", "unsupported"]);
+// The link's key, taken from the address bar before anything else runs (strip.js, the page's
+// first script, already did; this is for a page opened without it).
+const FRAGMENT = takeFragment();
+
+function takeFragment() {
+  const hash = typeof window.viewerFragment === "string" ? window.viewerFragment : location.hash;
+  delete window.viewerFragment;
+  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
+  return hash.length > 1 ? hash : "";
+}
 
 const $ = (id) => document.getElementById(id);
-const video = $("video");
-const overlay = $("overlay");
-
-// State the tests and benchmarks read; nothing in it is secret (the code is shown on screen).
-const viewer = { state: "connecting", pc: null, attempts: 0, code: null };
-window.viewer = viewer;
-
-function show(state) {
-  viewer.state = state;
-  document.body.dataset.state = state;
-  const [message, detail] = T[state] || T.connecting;
-  $("message").textContent = message;
-  $("detail").textContent = detail;
-  const withCode = (state === "admission" || state === "waiting") && viewer.code;
-  $("code").hidden = !withCode;
-  if (withCode) $("code").textContent = viewer.code.slice(0, 3) + " " + viewer.code.slice(3);
-  $("join").hidden = state !== "join";
-  overlay.hidden = state === "live";
-  $("badge").classList.toggle("live", state === "live");
-  if (state === "live") keepAwake();
-}
-
-function translate() {
-  document.documentElement.lang = lang;
-  $("name").previousElementSibling.textContent = T.name;
-  $("join-button").textContent = T.join_button;
-  for (const el of document.querySelectorAll("[data-i18n]")) {
-    if (typeof T[el.dataset.i18n] === "string") el.textContent = T[el.dataset.i18n];
-  }
-}
-
-// -- the screen stays on while watching ---------------------------------------------------------
-let wakeLock = null;
-async function keepAwake() {
-  if (!("wakeLock" in navigator) || wakeLock) return;
-  try {
-    wakeLock = await navigator.wakeLock.request("screen");
-    wakeLock.addEventListener("release", () => { wakeLock = null; });
-  } catch (_) { /* not allowed now: fine */ }
-}
-document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState === "visible" && viewer.state === "live") keepAwake();
-});
-
-// -- full screen (iOS only knows the video element's own) ---------------------------------------
-$("fullscreen").addEventListener("click", () => {
-  const stage = $("stage");
-  if (document.fullscreenElement) document.exitFullscreen();
-  else if (stage.requestFullscreen) stage.requestFullscreen().catch(() => {});
-  else if (video.webkitEnterFullscreen) video.webkitEnterFullscreen();
-});
 
 // -- the seat: the key pair and the link's key, kept for the room, wiped at the end -------------
 // One IndexedDB record per room: {keys (non-extractable CryptoKey pair), secret, boxKeyHash,
@@ -246,16 +161,31 @@ function preferH264(transceiver) {
   if (wanted.some((c) => c.mimeType.toLowerCase() === "video/h264")) transceiver.setCodecPreferences(wanted);
 }
 
-// The relay's refusals (unauthenticated: they can only stop us, which the relay can anyway).
-// "no-room" may be a relay that restarted and forgot the room until the box opens it again: it
-// is final only when it lasts (GONE_AFTER attempts in a row).
-const REASONS = { taken: "taken", refused: "refused", ended: "ended", bad: "badlink", "no-room": "gone" };
-const GONE_AFTER = 6;
-const ENDS = { ended: "ended", expired: "expired", refused: "refused" };
+// Why an attempt stopped, from what went wrong (the relay's refusals are unauthenticated: they
+// can only stop us, which the relay can anyway). "gone" (a room the relay does not know) may be a
+// relay that restarted and forgot the room until the box opens it again: final only when it
+// lasts. "restarting": the server does not answer (network error, 502, 503, 504).
+const REASONS = { taken: "taken", refused: "refused", ended: "ended", expired: "expired", bad: "badlink", "no-room": "gone", unknown: "gone" };
+const ENDS = { ended: "ended", expired: "expired", refused: "refused", released: "released" };
+const UNREACHABLE = new Set([502, 503, 504]);
+const GONE_AFTER = 6;          // a room we held: shown as ended after this many in a row
+const GONE_AFTER_FIRST = 3;    // a room never reached: shown as an unknown link (mistyped)
 const TIMEOUT = 30000;
 
+function stopReason(err) {
+  if (err instanceof Seal.Ended) return ENDS[err.reason] || "ended";
+  if (err instanceof Seal.SealError) return "badlink";
+  if (err instanceof Refused && err.status) {
+    if (UNREACHABLE.has(err.status)) return "restarting";
+    if (err.status === 410) return err.code === "expired" ? "expired" : "ended";
+    return REASONS[err.code] || "lost";
+  }
+  if (err instanceof TypeError) return navigator.onLine === false ? "lost" : "restarting";  // fetch failed
+  return "lost";
+}
+
 // Resolves with why the attempt ended: "lost" (try again) or a final state.
-async function connectOnce(room, seat, name) {
+async function connectOnce(room, seat, name, onReply) {
   const hs = new Seal.ViewerHandshake(room, seat.secret, seat.boxKeyHash, seat.keys, name);
   const link = relay(room);
   let pc = null;
@@ -265,11 +195,10 @@ async function connectOnce(room, seat, name) {
   const finish = (reason) => { over = true; settle(reason); };
   try {
     await link.knock(await hs.knock());
+    show("connecting");
     const reply = await hs.openReply(await link.receive(Date.now() + TIMEOUT));
-    if (seat.expires !== reply.expires) {
-      seat.expires = reply.expires;
-      await saveSeat(room, seat);
-    }
+    if (seat.expires !== reply.expires) seat.expires = reply.expires;
+    await onReply();
     pc = new RTCPeerConnection({ iceServers: reply.iceServers });
     viewer.pc = pc;
     pc.addEventListener("connectionstatechange", () => {
@@ -284,38 +213,31 @@ async function connectOnce(room, seat, name) {
     channel.addEventListener("message", (event) => {
       let msg;
       try { msg = JSON.parse(event.data); } catch (_) { return; }
-      if (!msg || msg.type !== "status") return;
-      const state = msg.state === "waiting" ? "admission" : msg.state;
-      if (!["admission", "live", "paused", "ended"].includes(state)) return;
-      show(state);
-      if (state === "ended") finish("ended");
+      const end = boxSaid(msg);
+      if (end) finish(end);
     });
-    channel.addEventListener("close", () => finish(viewer.state === "ended" ? "ended" : "lost"));
+    channel.addEventListener("close", () => finish(viewer.box === "ended" ? "ended" : "lost"));
     preferH264(pc.addTransceiver("video", { direction: "recvonly" }));
-    pc.addEventListener("track", (event) => {
-      video.srcObject = event.streams[0] || new MediaStream([event.track]);
-      video.play().catch(() => {});
-    });
+    pc.addEventListener("track", (event) => play(event.streams[0] || new MediaStream([event.track])));
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIceGathering(pc, 3000);
     const offer = pc.localDescription.sdp;
     await link.send(await hs.offer(offer));
     const answer = await hs.openAnswer(await link.receive(Date.now() + TIMEOUT));
-    viewer.code = await hs.code(Seal.dtlsFingerprint(offer));
-    if (viewer.state !== "live" && viewer.state !== "paused") show("admission");
+    codeReady(await hs.code(Seal.dtlsFingerprint(offer)));
     await pc.setRemoteDescription({ type: "answer", sdp: answer });
     viewer.attempts = 0;
     hangUp = async () => link.bye(await hs.seal({ type: "bye" }));
+    whenCancelled(() => { if (hangUp) hangUp(); finish("cancelled"); });
     notices(hs, link, finish, () => over);
     return await ended;
   } catch (err) {
-    if (err instanceof Seal.Ended) return ENDS[err.reason] || "ended";
-    if (err instanceof Seal.SealError) return "badlink";
-    if (err instanceof Refused && err.status) return REASONS[err.code] || "lost";
-    return "lost";
+    return stopReason(err);
   } finally {
     finish("lost");
     hangUp = null;
+    whenCancelled(() => {});
+    boxGone();
     hs.forget();
     if (pc) pc.close();
   }
@@ -323,7 +245,8 @@ async function connectOnce(room, seat, name) {
 
 // Sealed notices from the box through the relay once connected: the session ended, or the staff
 // refused us; the relay's own answers (room gone, seat taken) end the attempt too. A message that
-// does not open abandons the attempt: the next one knocks again with a fresh salt.
+// does not open abandons the attempt: the next one knocks again with a fresh salt. The relay not
+// answering for a while does not: the picture does not go through it.
 async function notices(hs, link, finish, isOver) {
   while (!isOver()) {
     let body;
@@ -331,7 +254,8 @@ async function notices(hs, link, finish, isOver) {
       body = await hs.open(await link.receive());
     } catch (err) {
       if (isOver()) return;
-      if (err instanceof Refused && err.status) { finish(REASONS[err.code] || "lost"); return; }
+      const why = stopReason(err);
+      if (err instanceof Refused && err.status && why !== "restarting" && err.status !== 429) { finish(why); return; }
       if (err instanceof Seal.SealError) { finish("lost"); return; }
       await sleep(2000);
       continue;
@@ -346,51 +270,66 @@ async function notices(hs, link, finish, isOver) {
 let hangUp = null;
 window.addEventListener("pagehide", () => { if (hangUp) hangUp(); });
 
-function askName() {
-  show("join");
-  return new Promise((resolve) => {
-    $("join").addEventListener("submit", (event) => {
-      event.preventDefault();
-      resolve($("name").value.trim() || null);
-    }, { once: true });
-  });
-}
-
 async function main() {
   translate();
-  if (!window.RTCPeerConnection || !globalThis.crypto?.subtle) { show("unsupported"); return; }
+  // Nothing is asked of the relay before this browser is known to play the stream (H.264).
+  if (!canPlay()) { show("unsupported"); return; }
   const room = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
   const expired = (await purgeStale()).includes(room);
   let seat = await loadSeat(room);
+  const outcome = seat ? null : await recallOutcome(room);
+  if (outcome) { show(outcome); return; }
   let name = null;
-  if (location.hash.length > 1) {
+  // A new key is kept only once the box's signed reply proves it (a damaged link must not replace
+  // a good seat), except where there is no seat to lose.
+  let pending = false;
+  if (FRAGMENT) {
     let key;
-    try { key = Seal.parseFragment(location.hash); } catch (_) { show("nokey"); return; }
-    history.replaceState(null, "", location.pathname);  // the key leaves the address bar at once
+    try { key = Seal.parseFragment(FRAGMENT); } catch (_) { show("nokey"); return; }
     if (!seat || !sameKey(seat, key)) {
       name = await askName();
+      pending = Boolean(seat);
       seat = { secret: key.secret, boxKeyHash: key.boxKeyHash, keys: await Seal.newSeat(), saved: Date.now(), expires: 0 };
-      await saveSeat(room, seat);
+      if (!pending) await saveSeat(room, seat);
     }
   } else if (!seat) {
     show(expired ? "expired" : "nokey");
     return;
   }
+  let saved = { ...seat };
+  const onReply = async () => {
+    if (pending || saved.expires !== seat.expires) await saveSeat(room, seat);
+    pending = false;
+    saved = { ...seat };
+  };
   show("connecting");
   let gone = 0;
   for (;;) {
-    let reason = await connectOnce(room, seat, name);
+    let reason = await connectOnce(room, seat, name, onReply);
     gone = reason === "gone" ? gone + 1 : 0;
-    if (reason === "gone") reason = gone >= GONE_AFTER ? "ended" : "lost";
-    if (reason === "lost" && seat.expires && Date.now() > seat.expires * 1000 + 60000) reason = "expired";
+    if (reason === "gone") {
+      const held = Boolean(seat.expires);  // the box answered this seat before
+      reason = gone < (held ? GONE_AFTER : GONE_AFTER_FIRST) ? "lost" : held ? "ended" : "unknown";
+    }
+    if (["lost", "restarting"].includes(reason) && seat.expires && Date.now() > seat.expires * 1000 + 60000) reason = "expired";
+    if (reason === "cancelled") {
+      show("cancelled");
+      await joinAgain();
+      show("connecting");
+      continue;
+    }
     if (FINAL.has(reason)) {
-      if (["ended", "expired", "refused"].includes(reason)) await wipeSeat(room);
-      video.srcObject = null;
+      // A link that never verified (pending) says nothing about the seat kept for this room.
+      if (!pending) {
+        if (["ended", "expired", "refused", "released"].includes(reason)) await wipeSeat(room);
+        await rememberOutcome(room, reason, seat.expires);
+      }
+      stopPicture();
       viewer.pc = null;
       show(reason);
       return;
     }
-    show("lost");
+    show(reason === "restarting" ? "restarting" : "lost");
     viewer.attempts += 1;
     // 1, 2, 4, 8, then 10-15 s, with jitter so that phones do not come back all at once
     const backoff = Math.min(10000, 500 * 2 ** Math.min(viewer.attempts, 5));

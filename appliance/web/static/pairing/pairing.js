@@ -3,6 +3,9 @@
 
 const app = document.getElementById("app");
 const T = JSON.parse(app.dataset.texts);
+const LANG = app.dataset.lang === "fr" ? "fr" : "en";
+const LOCALE = LANG === "fr" ? "fr-FR" : "en-GB";  // 24 h times in both
+const TITLE = document.title;
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const $ = (id) => document.getElementById(id);
 
@@ -40,13 +43,67 @@ function showError(message) {
 }
 
 function hhmm(unixSeconds) {
-  return new Date(unixSeconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
+  return new Date(unixSeconds * 1000).toLocaleTimeString(LOCALE, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
 }
+
+function mss(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+}
+
+// State the tests read (nothing secret: what the page shows).
+const pairing = { chimes: 0, sound: "off" };
+window.pairing = pairing;
+
+// -- the knock's chime: a tone made here (WebAudio), once the staff touched the page --------------
+// Browsers let a page make sound only after a user gesture: the first tap or key anywhere on the
+// page (or the "knock sound" button) starts the audio.
+let audio = null;
+
+function unlockSound() {
+  const Context = window.AudioContext || window.webkitAudioContext;
+  if (!Context) return;
+  if (!audio) audio = new Context();
+  if (audio.state === "suspended") audio.resume().catch(() => {});
+  soundShown();
+}
+
+function soundShown() {
+  pairing.sound = audio ? audio.state : "off";
+  const on = audio !== null && audio.state === "running";
+  $("sound").hidden = on;
+  $("sound-on").hidden = !on;
+}
+
+function chime() {
+  pairing.chimes += 1;
+  if (!audio || audio.state !== "running") return;
+  const now = audio.currentTime;
+  // two soft notes, a fifth apart: heard across the room, not alarming
+  for (const [at, freq] of [[0, 880], [0.18, 1318.5]]) {
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.type = "sine";
+    osc.frequency.value = freq;
+    gain.gain.setValueAtTime(0.0001, now + at);
+    gain.gain.exponentialRampToValueAtTime(0.3, now + at + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, now + at + 0.45);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(now + at);
+    osc.stop(now + at + 0.5);
+  }
+}
+
+for (const type of ["pointerdown", "keydown"]) {
+  document.addEventListener(type, unlockSound, { capture: true });
+}
+$("sound").addEventListener("click", unlockSound);
 
 // -- status ---------------------------------------------------------------------------------------
 
 let lastLink = null;
 let qrVersion = 0;
+let lastKnock = null;  // the code of the last knock chimed for
 
 function render(status) {
   const state = status.state;
@@ -70,14 +127,33 @@ function render(status) {
     $("code").textContent = code ? code.slice(0, 3) + " " + code.slice(3) : T.code_pending;
     $("viewer-name-row").hidden = !viewer.name;
     $("viewer-name").textContent = viewer.name || "";
-    $("viewer-offline").hidden = viewer.connected !== false;
+    const left = viewer.connected === false && typeof viewer.left_s === "number";
+    $("viewer-offline").hidden = viewer.connected !== false || left;
+    $("viewer-left").hidden = !left;
+    if (left) $("viewer-left-text").textContent = T.left.replace("{time}", mss(viewer.left_s));
+  }
+
+  // Someone knocked: a chime and "(1)" in the tab's title, until the staff answer.
+  const knocked = state === "waiting" && viewer && !viewer.admitted;
+  document.title = knocked ? "(1) " + TITLE : TITLE;
+  const knock = knocked ? viewer.code || "?" : null;
+  if (knock && knock !== lastKnock) chime();
+  lastKnock = knock;
+
+  $("expiring").hidden = !(session && session.expiring && OPEN_STATES.includes(state));
+  if (session && session.expiring) {
+    $("expiring-text").textContent = T.expiring.replace("{time}", hhmm(session.expires));
+    $("extend").hidden = !session.extend_to;
+    if (session.extend_to) $("extend").textContent = T.extend.replace("{time}", hhmm(session.extend_to));
   }
 
   $("admit").hidden = state !== "waiting";
+  $("admit").disabled = !(viewer && viewer.code);  // the code first: it is what the staff check
   $("refuse").hidden = state !== "waiting";
   $("pause").hidden = state !== "live";
   $("resume").hidden = state !== "paused";
   $("end").hidden = !OPEN_STATES.includes(state);
+  $("end-row").hidden = $("end").hidden;
   $("new-session").hidden = state !== "idle";
   $("open").disabled = status.clock_ok === false;
 
@@ -107,9 +183,12 @@ async function poll() {
   setTimeout(poll, 1000);
 }
 
-for (const action of ["admit", "refuse", "pause", "resume", "end"]) {
+// The commands that cannot be taken back ask first.
+const CONFIRM = { end: "confirm_end", refuse: "confirm_refuse", release: "confirm_release" };
+
+for (const action of ["admit", "refuse", "pause", "resume", "end", "release", "extend"]) {
   $(action).addEventListener("click", async () => {
-    if (action === "end" && !window.confirm(T.confirm_end)) return;
+    if (CONFIRM[action] && !window.confirm(T[CONFIRM[action]])) return;
     try {
       showError("");
       await post("api/" + action);
@@ -127,6 +206,7 @@ $("open-form").addEventListener("submit", async (event) => {
     showError("");
     await post("api/open", { consent: true, valid_minutes: Math.round(Number($("valid").value)) });
     $("consent").checked = false;
+    $("valid").value = $("valid").defaultValue;  // the next session starts from the configured default
   } catch (e) {
     showError(e.message);
   }
@@ -136,7 +216,15 @@ $("open-form").addEventListener("submit", async (event) => {
 // -- the privacy mask editor: rectangles as fractions of the picture -----------------------------
 
 let rects = [];
+let unsaved = false;  // rectangles drawn or deleted since the last save
 const wrap = $("preview-wrap");
+
+function changed(dirty) {
+  unsaved = dirty;
+  $("mask-unsaved").hidden = !dirty;
+  $("mask-editor").classList.toggle("unsaved", dirty);
+  if (dirty) $("mask-saved").hidden = true;
+}
 
 function place(div, r) {
   div.style.left = r[0] * 100 + "%";
@@ -154,7 +242,7 @@ function drawRects() {
   list.replaceChildren();
   rects.forEach((r, i) => {
     const div = document.createElement("div");
-    div.className = "rect";
+    div.className = unsaved ? "rect unsaved" : "rect";
     div.textContent = String(i + 1);
     place(div, r);
     layer.append(div);
@@ -165,7 +253,7 @@ function drawRects() {
     remove.type = "button";
     remove.className = "quiet";
     remove.textContent = T.delete;
-    remove.addEventListener("click", () => { rects.splice(i, 1); drawRects(); });
+    remove.addEventListener("click", () => { rects.splice(i, 1); changed(true); drawRects(); });
     item.append(remove);
     list.append(item);
   });
@@ -208,7 +296,7 @@ function finish(event, keep) {
   drawing = null;
   if (keep && r[2] > 0.005 && r[3] > 0.005) {
     rects.push(r);
-    $("mask-saved").hidden = true;
+    changed(true);
   }
   drawRects();
 }
@@ -219,17 +307,20 @@ $("mask-save").addEventListener("click", async () => {
   try {
     showError("");
     rects = (await post("api/mask", { rects })).rects;
+    changed(false);
     drawRects();
     $("mask-saved").hidden = false;
   } catch (e) {
     showError(e.message);
   }
 });
-$("mask-clear").addEventListener("click", () => { rects = []; $("mask-saved").hidden = true; drawRects(); });
+$("mask-clear").addEventListener("click", () => { rects = []; changed(true); drawRects(); });
+window.addEventListener("beforeunload", (event) => { if (unsaved) event.preventDefault(); });
 
 async function loadMask() {
   try {
     rects = (await getJSON("api/mask")).rects;
+    changed(false);
     drawRects();
   } catch (e) {
     // the editor starts empty; saving still works
@@ -277,13 +368,33 @@ async function refreshPreview() {
 
 // -- the event log --------------------------------------------------------------------------------
 
+// Durations in words; other values through the catalogue when it knows them.
+function shown(key, value) {
+  if (typeof value === "number" && (key.endsWith("_s") || key === "valid_minutes")) {
+    const seconds = key === "valid_minutes" ? value * 60 : value;
+    if (seconds < 60) return T.seconds.replace("{n}", String(seconds));
+    const minutes = Math.round(seconds / 60);
+    if (minutes < 60) return T.minutes.replace("{n}", String(minutes));
+    return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+  }
+  return T["value_" + String(value)] || String(value);
+}
+
 function describe(entry) {
+  const colon = LANG === "fr" ? " : " : ": ";
   const details = Object.entries(entry)
     .filter(([key]) => key !== "at" && key !== "kind")
-    .map(([key, value]) => `${key}: ${value}`)
+    .map(([key, value]) => (T["field_" + key] || key) + colon + shown(key, value))
     .join(", ");
   const what = T["kind_" + entry.kind] || entry.kind;
   return details ? `${what} (${details})` : what;
+}
+
+function whenText(unixSeconds) {
+  return new Date(unixSeconds * 1000).toLocaleString(LOCALE, {
+    day: "2-digit", month: "2-digit", year: "numeric",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  });
 }
 
 async function refreshEvents() {
@@ -292,7 +403,7 @@ async function refreshEvents() {
     const rows = entries.slice(-50).reverse().map((entry) => {
       const tr = document.createElement("tr");
       const when = document.createElement("td");
-      when.textContent = new Date(entry.at * 1000).toLocaleString();
+      when.textContent = whenText(entry.at);
       const what = document.createElement("td");
       what.textContent = describe(entry);
       tr.append(when, what);
@@ -305,6 +416,7 @@ async function refreshEvents() {
   }
 }
 
+soundShown();
 drawRects();
 loadMask();
 poll();
