@@ -118,5 +118,5 @@ def test_one_seat_a_second_phone_is_refused_the_first_comes_back_after_a_reload(
 
     running_box.long_press()
     wait_js(first, "window.viewer.state === 'ended'")
-    first.reload()  # the seat was wiped at the end: this phone has no key left
-    wait_js(first, "window.viewer.state === 'nokey'")
+    first.reload()  # the seat was wiped at the end; the phone remembers only how it finished
+    wait_js(first, "window.viewer.state === 'ended'")

@@ -276,9 +276,6 @@ def test_a_damaged_link_does_not_cost_the_phone_its_seat(running_box, chromium) 
     assert knocks[-1].get("returning") is True, "the same seat came back"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs the relay's 403 'bad' for a knock the box could not verify"
-)
 def test_a_damaged_link_cannot_be_verified_with_a_whole_box(running_box, chromium) -> None:
     page = phone(chromium)
     joined(page, damage(running_box.viewer_url))
