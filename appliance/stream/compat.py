@@ -10,7 +10,7 @@ pyproject.toml allows (a test checks each one still works, so an upgrade fails l
 - the RTP leaving the sender: counted, paced, abs-send-time restamped (:func:`tap_rtp_out`);
 - the retransmission history kept by time instead of aiortc's 128 packets
   (:func:`keep_rtp_history`);
-- TURN over TCP with a bounded send buffer (:func:`bound_turn_tcp`).
+- send buffers bounded (TURN over TCP, UDP): :func:`bound_send_buffers`.
 """
 
 from __future__ import annotations
@@ -189,17 +189,22 @@ def tap_rtp_out(
     sender: Any,
     on_sent: Callable[[int, bool], None],
     pace: PaceDelay | None = None,
+    allow_rtx: Callable[[int], bool] = lambda n: True,
 ) -> None:
     """Count the RTP bytes ``sender`` hands its DTLS transport (``on_sent(nbytes, rtx)``,
     retransmissions flagged, before SRTP) and, with ``pace``, hold each packet as long as it
     says, so a frame's packets leave spread out instead of in one burst. aiortc stamps
     abs-send-time before the send; a paced packet gets it again as it leaves (Chrome's
-    bandwidth estimate reads it)."""
+    bandwidth estimate reads it). A retransmission ``allow_rtx(nbytes)`` refuses is dropped
+    (a NACK storm on a lossy link must not take the bandwidth the picture needs)."""
     transport = sender.transport
     original: Callable[[bytes], Awaitable[None]] = transport._send_rtp
 
     async def send_rtp(data: bytes) -> None:
         if not is_rtcp(data):
+            rtx = int.from_bytes(data[8:12], "big") == sender._rtx_ssrc
+            if rtx and not allow_rtx(len(data)):
+                return
             if pace is not None:
                 delay = pace(len(data))
                 if delay > 0.001:
@@ -207,7 +212,7 @@ def tap_rtp_out(
                     ext_id = _abs_send_time_id(sender)  # negotiated once sending started
                     if ext_id:
                         data = _restamp_abs_send_time(data, ext_id)
-            on_sent(len(data), int.from_bytes(data[8:12], "big") == sender._rtx_ssrc)
+            on_sent(len(data), rtx)
         await original(data)
 
     transport._send_rtp = send_rtp
@@ -281,26 +286,42 @@ def rtp_history(sender: Any) -> dict[int, Any]:
     return history
 
 
-# -- TURN over TCP ------------------------------------------------------------------------------
+# -- bounded send buffers -----------------------------------------------------------------------
 
 #: Most bytes waiting in a TURN/TCP connection's send buffer before packets are dropped.
 TURN_TCP_MAX_BUFFER = 256 * 1024
+#: Most bytes waiting in a UDP socket's user-space buffer (asyncio's, when the kernel says
+#: EAGAIN) before data packets are dropped.
+UDP_MAX_BUFFER = 64 * 1024
 _turn_tcp_send = aioice.turn.TurnClientTcpProtocol._send
-turn_tcp_dropped = 0
+_udp_send_data = aioice.ice.StunProtocol.send_data
+dropped = {"turn_tcp": 0, "udp": 0}
 
 
-def bound_turn_tcp(max_buffer: int = TURN_TCP_MAX_BUFFER) -> None:
-    """Drop what would go into a TURN/TCP connection whose send buffer already holds
-    ``max_buffer`` bytes. asyncio's transport buffers without limit: on a slow TCP path the
-    media would queue for seconds (and memory grow) instead of being lost, which the rate
-    controller sees (loss, and the delay up to the bound) and backs off from."""
+def bound_send_buffers(
+    turn_tcp_max: int = TURN_TCP_MAX_BUFFER, udp_max: int = UDP_MAX_BUFFER
+) -> None:
+    """Drop what would go into a send buffer that is already full instead of queueing it.
+
+    asyncio's transports buffer without limit when the kernel pushes back: on a slow TCP path
+    (TURN over TCP) or a full socket buffer the media would queue for seconds, and memory grow,
+    instead of being lost. Dropped, it shows as loss (and the delay up to the bound) in the
+    viewer's reports, which the rate controller backs off from. STUN (ICE's checks) is never
+    dropped here."""
 
     def _send(self: Any, data: bytes) -> None:
-        global turn_tcp_dropped
         transport = self.transport
-        if transport is not None and transport.get_write_buffer_size() >= max_buffer:
-            turn_tcp_dropped += 1
+        if transport is not None and transport.get_write_buffer_size() >= turn_tcp_max:
+            dropped["turn_tcp"] += 1
             return
         _turn_tcp_send(self, data)
 
+    async def send_data(self: Any, data: bytes, addr: tuple[str, int]) -> None:
+        transport = self.transport
+        if transport is not None and transport.get_write_buffer_size() >= udp_max:
+            dropped["udp"] += 1
+            return
+        await _udp_send_data(self, data, addr)
+
     aioice.turn.TurnClientTcpProtocol._send = _send  # type: ignore[method-assign]
+    aioice.ice.StunProtocol.send_data = send_data  # type: ignore[method-assign]

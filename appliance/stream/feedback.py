@@ -4,6 +4,10 @@
 * **RTT** from our own bookkeeping: the time each sender report left, by its LSR; a receiver
   report echoing that LSR gives ``now - sent_at - DLSR`` (aiortc keeps only its last SR and
   smooths its own RTT).
+* **One report a second**: a browser sends a receiver report with each NACK (compound RTCP),
+  so several a second on a lossy link; the controller expects RFC 3550's one a second. Reports
+  closer than ``MIN_REPORT_S`` are merged: the loss over the merged interval comes from the
+  cumulative counters (lost / expected), the RTT from the latest.
 * **Dead path**: a receiver report whose highest sequence number has not moved although packets
   were sent since the last one says nothing got through (a browser keeps reporting for seconds
   after the media stops). Such a report is not passed on, so the controller's stall detection
@@ -67,7 +71,9 @@ class LinkSettings:
 
 class Pacer:
     """A token bucket: packets leave at up to ``factor`` x the target rate, ``burst_s`` of it
-    (at least ``min_burst`` bytes) at once."""
+    (at least ``min_burst`` bytes) at once. It spreads bursts and never becomes the bottleneck:
+    no packet waits more than ``max_delay_s`` (a debt beyond that is forgiven), and the caller
+    gives it the larger of the target and the rate really sent."""
 
     def __init__(
         self,
@@ -75,11 +81,13 @@ class Pacer:
         factor: float = 2.5,
         burst_s: float = 0.004,
         min_burst: int = 2500,
+        max_delay_s: float = 0.010,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.factor = factor
         self.burst_s = burst_s
         self.min_burst = min_burst
+        self.max_delay_s = max_delay_s
         self._clock = clock
         self._rate = 1.0  # bytes/s
         self._burst = float(min_burst)
@@ -101,7 +109,11 @@ class Pacer:
         if self._tokens >= 0:
             return 0.0
         self.delayed += 1
-        return -self._tokens / self._rate
+        wait = -self._tokens / self._rate
+        if wait > self.max_delay_s:
+            self._tokens = -self.max_delay_s * self._rate
+            wait = self.max_delay_s
+        return wait
 
 
 class SenderFeedback:
@@ -109,6 +121,8 @@ class SenderFeedback:
 
     #: sender reports remembered for RTT (aiortc sends one about every second)
     KEEP_SR = 32
+    #: reports closer together than this are merged into one for the controller
+    MIN_REPORT_S = 0.8
 
     def __init__(
         self,
@@ -122,12 +136,17 @@ class SenderFeedback:
         self._last_highest: int | None = None
         self._bytes_total = 0
         self._bytes_at_report = 0
+        self._fed: tuple[float, int, int] | None = None  # (when, highest seq, lost) last passed
+        self._rtt_pending: float | None = None
         self.reports = 0  # passed on
         self.silent_reports = 0  # dropped: nothing got through since the last
         self.remb_bps: int | None = None
         self.rtt: float | None = None
         self.nacked = 0  # packets the viewer asked for again
         self.rtx_packets = 0  # retransmissions sent
+        self.rtx_refused = 0  # over the retransmission budget
+        self._rtx_tokens = 0.0
+        self._rtx_at = clock()
         self.bytes_sent = 0
 
     # -- from the taps --------------------------------------------------------------------------
@@ -152,13 +171,23 @@ class SenderFeedback:
             self.silent_reports += 1
             return
         self._bytes_at_report = self._bytes_total
-        self.reports += 1
         if rtt is not None:
-            self.rtt = rtt
+            self.rtt = self._rtt_pending = rtt
+        fed = self._fed
+        fraction = block.fraction_lost / 256
+        if fed is not None:
+            if now - fed[0] < self.MIN_REPORT_S:
+                return  # merged into the next one
+            expected = block.highest_sequence - fed[1]
+            if expected > 0:
+                fraction = min(1.0, max(0.0, (block.packets_lost - fed[2]) / expected))
+        self._fed = (now, block.highest_sequence, block.packets_lost)
+        self.reports += 1
+        rtt, self._rtt_pending = self._rtt_pending, None
         self.controller.on_receiver_report(
             ReceiverReport(
                 at=now,
-                fraction_lost=block.fraction_lost / 256,
+                fraction_lost=fraction,
                 cumulative_lost=block.packets_lost,
                 jitter=block.jitter / 90_000,
                 rtt=rtt,
@@ -178,6 +207,21 @@ class SenderFeedback:
         if rtx:
             self.rtx_packets += 1
         self.controller.on_bytes_sent(nbytes, self._clock())
+
+    #: retransmissions may use this share of the target rate (a bucket of half a second)
+    RTX_SHARE = 0.25
+
+    def allow_rtx(self, nbytes: int) -> bool:
+        """Whether a retransmission of ``nbytes`` fits the budget (RTX_SHARE of the target)."""
+        now = self._clock()
+        rate = self.RTX_SHARE * self.controller.target_bps / 8
+        self._rtx_tokens = min(rate * 0.5, self._rtx_tokens + (now - self._rtx_at) * rate)
+        self._rtx_at = now
+        if self._rtx_tokens < nbytes:
+            self.rtx_refused += 1
+            return False
+        self._rtx_tokens -= nbytes
+        return True
 
     # -- output ---------------------------------------------------------------------------------
 

@@ -148,6 +148,7 @@ class ViewerPeer:
             sender,
             feedback.on_sent if feedback is not None else lambda n, rtx: None,
             pacer.delay if pacer is not None else None,
+            feedback.allow_rtx if feedback is not None else lambda n: True,
         )
         return str(self._pc.localDescription.sdp)
 

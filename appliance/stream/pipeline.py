@@ -257,9 +257,7 @@ class MediaPipeline:
             h, w = min(timestrip.HEIGHT, height), min(timestrip.WIDTH, width)
             luma = scaled.to_ndarray(format="yuv420p")
             luma[:h, :w] = src.to_ndarray(format="yuv420p")[:h, :w]
-            strip = av.VideoFrame.from_ndarray(luma, format="yuv420p")
-            strip.pts, strip.time_base = scaled.pts, scaled.time_base
-            return strip
+            return av.VideoFrame.from_ndarray(luma, format="yuv420p")
         return scaled
 
     def _apply_rate(self, encoder: Encoder) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import av
 
 from ..config import IceServer
+from . import compat
 from .fanout import PacketFanout
 from .feedback import LinkSettings
 from .ladder import LadderStep
@@ -70,6 +71,7 @@ class Viewers:
         self._on_rate = on_rate
         self._on_health = on_health
         self.fanout = PacketFanout(request_keyframe)
+        compat.bound_send_buffers()
         self._pending: set[ViewerPeer] = set()
         self._adopted: list[ViewerPeer] = []
         self._control: asyncio.Task[None] | None = None
@@ -165,7 +167,7 @@ class Viewers:
             decision = peer.feedback.update()
             decisions.append((peer, decision))
             if peer.pacer is not None:
-                peer.pacer.set_target(decision.target_bps)
+                peer.pacer.set_target(max(decision.target_bps, decision.sent_bps))
             if decision.stalled != peer.stalled:
                 peer.stalled = decision.stalled
                 self._on_health(peer, decision.stalled)
