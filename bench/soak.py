@@ -143,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    payload = {"args": {k: str(v) for k, v in vars(args).items()}, "result": result}
-    payload["samples"] = samples
+    payload: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
+    payload.update(result=result, samples=samples)
     (args.out / f"soak-{stamp}.json").write_text(json.dumps(payload, indent=1))
     plot(samples, args.out / "soak.png")
     print(f"wrote {args.out / f'soak-{stamp}.json'} and {args.out / 'soak.png'}")
