@@ -1,0 +1,97 @@
+"""Every private attribute of aiortc and aioice that appliance.stream.compat touches is still there
+and still behaves as compat expects: an upgrade that moves one fails here, by name, before any
+stream does. No socket: a peer connection gathers nothing until its description is set."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aioice.ice
+import aioice.turn
+import aiortc.rtcrtpsender
+from aiortc import RTCPeerConnection
+from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket, RtcpRtpfbPacket, RtpPacket
+
+from appliance.stream import compat
+from tests.support.wait import until_async
+
+
+async def _sender() -> tuple[RTCPeerConnection, object]:
+    pc = RTCPeerConnection()
+    transceiver = pc.addTransceiver("video", direction="sendonly")
+    return pc, transceiver.sender
+
+
+async def test_the_sender_attributes_compat_uses_exist() -> None:
+    pc, sender = await _sender()
+    try:
+        for name in ("_handle_rtcp_packet", "_send_rtcp", "_send_keyframe", "_ssrc", "_rtx_ssrc"):
+            assert hasattr(sender, name), name
+        assert isinstance(sender._RTCRtpSender__rtp_history, dict)  # type: ignore[attr-defined]
+        assert compat._abs_send_time_id(sender) == 0  # not negotiated yet
+        assert hasattr(sender.transport, "_send_rtp")  # type: ignore[attr-defined]
+        assert aiortc.rtcrtpsender.RTP_HISTORY_SIZE in (128, 1 << 16)
+        assert callable(aioice.ice.StunProtocol.send_data)
+        assert callable(aioice.turn.TurnClientTcpProtocol._send)
+        assert compat.dtls_fingerprint(pc)
+    finally:
+        await pc.close()
+
+
+async def test_rtcp_taps_see_reports_and_nacks_for_our_ssrc_only() -> None:
+    pc, sender = await _sender()
+    try:
+        reports: list[compat.ReportBlock] = []
+        nacks: list[int] = []
+        compat.tap_rtcp(sender, reports.append, lambda b: None, nacks.append)
+        ssrc = sender._ssrc  # type: ignore[attr-defined]
+        rr = RtcpRrPacket(
+            ssrc=1,
+            reports=[
+                RtcpReceiverInfo(ssrc, 64, 3, 1000, 90, 0x1234, 6553),
+                RtcpReceiverInfo(ssrc + 1, 0, 0, 1, 0, 0, 0),
+            ],
+        )
+        await sender._handle_rtcp_packet(rr)  # type: ignore[attr-defined]
+        assert reports == [compat.ReportBlock(64, 3, 1000, 90, 0x1234, 6553)]
+        nack = RtcpRtpfbPacket(fmt=1, ssrc=1, media_ssrc=ssrc)
+        nack.lost = [5, 6, 7]
+        await sender._handle_rtcp_packet(nack)  # type: ignore[attr-defined]
+        assert nacks == [3]
+    finally:
+        await pc.close()
+
+
+async def test_history_keeps_packets_by_time_and_by_full_sequence_number() -> None:
+    pc, sender = await _sender()
+    try:
+        compat.keep_rtp_history(sender, seconds=0.2, max_packets=1000)
+        history = compat.rtp_history(sender)
+        for seq in range(300):  # more than aiortc's 128: all kept while young
+            packet = RtpPacket(sequence_number=seq)
+            history[seq % aiortc.rtcrtpsender.RTP_HISTORY_SIZE] = packet
+        assert len(history) == 300 and history[5].sequence_number == 5
+        await asyncio.sleep(0.25)
+        history[300] = RtpPacket(sequence_number=300)
+        await until_async(lambda: len(history) == 1, 1.0)
+    finally:
+        await pc.close()
+
+
+def test_abs_send_time_is_restamped_in_place() -> None:
+    packet = RtpPacket(payload_type=96, sequence_number=1, timestamp=2)
+    packet.extensions.abs_send_time = 0
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap
+
+    extensions = HeaderExtensionsMap()
+    uri = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+    extensions.configure(
+        RTCRtpParameters(headerExtensions=[RTCRtpHeaderExtensionParameters(id=3, uri=uri)])
+    )
+    data = packet.serialize(extensions)
+    stamped = compat._restamp_abs_send_time(data, 3)
+    assert len(stamped) == len(data) and stamped != data
+    again = RtpPacket.parse(stamped, extensions)
+    assert again.extensions.abs_send_time != 0
+    assert compat._restamp_abs_send_time(data, 4) == data  # another id: untouched
