@@ -10,7 +10,8 @@ pyproject.toml allows (a test checks each one still works, so an upgrade fails l
 - the RTP leaving the sender: counted, paced, abs-send-time restamped (:func:`tap_rtp_out`);
 - the retransmission history kept by time instead of aiortc's 128 packets
   (:func:`keep_rtp_history`);
-- send buffers bounded (TURN over TCP, UDP): :func:`bound_send_buffers`.
+- send buffers bounded (TURN over TCP, UDP): :func:`bound_send_buffers`;
+- the playout-delay header extension negotiated and written (:func:`negotiate_playout_delay`).
 """
 
 from __future__ import annotations
@@ -190,13 +191,15 @@ def tap_rtp_out(
     on_sent: Callable[[int, bool], None],
     pace: PaceDelay | None = None,
     allow_rtx: Callable[[int], bool] = lambda n: True,
+    playout_delay_id: int = 0,
 ) -> None:
     """Count the RTP bytes ``sender`` hands its DTLS transport (``on_sent(nbytes, rtx)``,
     retransmissions flagged, before SRTP) and, with ``pace``, hold each packet as long as it
     says, so a frame's packets leave spread out instead of in one burst. aiortc stamps
     abs-send-time before the send; a paced packet gets it again as it leaves (Chrome's
     bandwidth estimate reads it). A retransmission ``allow_rtx(nbytes)`` refuses is dropped
-    (a NACK storm on a lossy link must not take the bandwidth the picture needs)."""
+    (a NACK storm on a lossy link must not take the bandwidth the picture needs). With
+    ``playout_delay_id``, every packet carries the playout-delay extension (min = max = 0)."""
     transport = sender.transport
     original: Callable[[bytes], Awaitable[None]] = transport._send_rtp
 
@@ -212,6 +215,8 @@ def tap_rtp_out(
                     ext_id = _abs_send_time_id(sender)  # negotiated once sending started
                     if ext_id:
                         data = _restamp_abs_send_time(data, ext_id)
+            if playout_delay_id:
+                data = add_extension(data, playout_delay_id, b"\x00\x00\x00")
             on_sent(len(data), rtx)
         await original(data)
 
@@ -247,6 +252,56 @@ def _restamp_abs_send_time(data: bytes, ext_id: int) -> bytes:
             return data[: i + 1] + stamp.to_bytes(3, "big") + data[i + 4 :]
         i += 1 + length
     return data
+
+
+PLAYOUT_DELAY_URI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
+
+
+def negotiate_playout_delay(transceiver: Any, offer_sdp: str) -> int:
+    """Accept the playout-delay header extension when the offer has it (Chrome's does): call
+    between the remote description and the answer. aiortc answers only the extensions it knows;
+    this adds the offer's id to the transceiver's list. Returns the id (0: not offered)."""
+    import re
+
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
+
+    found = re.search(r"a=extmap:(\d+)(?:/\w+)? " + re.escape(PLAYOUT_DELAY_URI), offer_sdp)
+    if found is None:
+        return 0
+    ext_id = int(found.group(1))
+    if not 1 <= ext_id <= 14:
+        return 0
+    extensions: list[Any] = transceiver._headerExtensions
+    if not any(e.uri == PLAYOUT_DELAY_URI for e in extensions):
+        extensions.append(RTCRtpHeaderExtensionParameters(id=ext_id, uri=PLAYOUT_DELAY_URI))
+    return ext_id
+
+
+def add_extension(data: bytes, ext_id: int, value: bytes) -> bytes:
+    """``data`` (an RTP packet) with a one-byte-header extension element (RFC 8285) added."""
+    if len(data) < 12 or not 1 <= len(value) <= 16:
+        return data
+    start = 12 + 4 * (data[0] & 0x0F)
+    element = bytes([(ext_id << 4) | (len(value) - 1)]) + value
+    if data[0] & 0x10:
+        if data[start : start + 2] != b"\xbe\xde":
+            return data  # two-byte headers: leave it
+        end = start + 4 + 4 * int.from_bytes(data[start + 2 : start + 4], "big")
+        body, i = b"", start + 4
+        while i < end:  # the elements, without their padding
+            if data[i] == 0:
+                i += 1
+                continue
+            length = (data[i] & 0x0F) + 1
+            body += data[i : i + 1 + length]
+            i += 1 + length
+        body += element
+        rest = data[end:]
+    else:
+        body, rest = element, data[start:]
+    body += b"\x00" * (-len(body) % 4)
+    header = bytes([data[0] | 0x10]) + data[1:start]
+    return header + b"\xbe\xde" + (len(body) // 4).to_bytes(2, "big") + body + rest
 
 
 class _TimedHistory(dict[int, Any]):

@@ -48,6 +48,8 @@ class LinkSettings:
     rtx_history_s: float = 2.0
     #: the box's ICE host addresses for its peers (empty: the process-wide setting)
     ice_addresses: tuple[str, ...] = ()
+    #: ask the browser to render at once (playout-delay extension, min = max = 0)
+    playout_delay: bool = False
 
     @classmethod
     def from_config(
@@ -66,6 +68,7 @@ class LinkSettings:
             pacing=stream.pacing,
             rtx_history_s=stream.rtx_history,
             ice_addresses=stream.ice_addresses,
+            playout_delay=stream.playout_delay,
         )
 
 

@@ -135,9 +135,13 @@ class ViewerPeer:
         if feedback is not None:
             compat.tap_rtcp(sender, feedback.on_report, feedback.on_remb, feedback.on_nack)
             compat.tap_sender_reports(sender, feedback.on_sr_sent)
+        playout_delay = 0
         try:
             with compat.host_addresses(self._link.ice_addresses):
                 await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+                if self._link.playout_delay:
+                    playout_delay = compat.negotiate_playout_delay(transceiver, offer_sdp)
+                    logger.info("playout-delay extension: %s", playout_delay or "not offered")
                 await self._pc.setLocalDescription(await self._pc.createAnswer())
         except Exception as exc:
             await self.close()
@@ -149,6 +153,7 @@ class ViewerPeer:
             feedback.on_sent if feedback is not None else lambda n, rtx: None,
             pacer.delay if pacer is not None else None,
             feedback.allow_rtx if feedback is not None else lambda n: True,
+            playout_delay,
         )
         return str(self._pc.localDescription.sdp)
 

@@ -95,3 +95,43 @@ def test_abs_send_time_is_restamped_in_place() -> None:
     again = RtpPacket.parse(stamped, extensions)
     assert again.extensions.abs_send_time != 0
     assert compat._restamp_abs_send_time(data, 4) == data  # another id: untouched
+
+
+def test_the_playout_delay_element_is_added_and_the_others_survive() -> None:
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap
+
+    extensions = HeaderExtensionsMap()
+    uris = {
+        1: "urn:ietf:params:rtp-hdrext:sdes:mid",
+        3: "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+    }
+    extensions.configure(
+        RTCRtpParameters(
+            headerExtensions=[RTCRtpHeaderExtensionParameters(id=i, uri=u) for i, u in uris.items()]
+        )
+    )
+    packet = RtpPacket(payload_type=96, sequence_number=7, timestamp=9, payload=b"\x65abc")
+    packet.extensions.mid = "0"
+    packet.extensions.abs_send_time = 0x123400
+    data = packet.serialize(extensions)
+    out = compat.add_extension(data, 6, b"\x00\x00\x00")
+    parsed = RtpPacket.parse(out, extensions)
+    assert parsed.extensions.mid == "0" and parsed.extensions.abs_send_time == 0x123400
+    assert parsed.payload == b"\x65abc" and parsed.sequence_number == 7
+    assert b"\x62\x00\x00\x00" in out[12:28]  # id 6, 3 bytes: min = max = 0
+    plain = RtpPacket(payload_type=96, sequence_number=1, timestamp=2, payload=b"x").serialize()
+    again = RtpPacket.parse(compat.add_extension(plain, 6, b"\x00\x00\x00"))
+    assert again.payload == b"x"
+
+
+async def test_playout_delay_is_answered_only_when_offered() -> None:
+    pc, _ = await _sender()
+    try:
+        transceiver = pc.getTransceivers()[0]
+        offer = "a=extmap:6 " + compat.PLAYOUT_DELAY_URI + "\r\n"
+        assert compat.negotiate_playout_delay(transceiver, "m=video\r\n") == 0
+        assert compat.negotiate_playout_delay(transceiver, offer) == 6
+        assert any(e.uri == compat.PLAYOUT_DELAY_URI for e in transceiver._headerExtensions)
+    finally:
+        await pc.close()
