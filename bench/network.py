@@ -64,11 +64,13 @@ SCENARIOS = {
 class NetBox:
     """The box as its own process (bench.netbox), driven through its terminal like bench.run's."""
 
-    def __init__(self, width: int, height: int, workdir: Path, fps: int = 30) -> None:
+    def __init__(
+        self, width: int, height: int, workdir: Path, fps: int = 30, extra: str = ""
+    ) -> None:
         config = workdir / "bench.toml"
         config.write_text(
             f"[capture]\nwidth = {width}\nheight = {height}\nfps = {fps}\n"
-            f'[box]\nstate_dir = "{workdir / "state"}"\n'
+            f'[box]\nstate_dir = "{workdir / "state"}"\n' + extra.replace("\\n", "\n") + "\n"
         )
         self.decisions = workdir / "decisions.jsonl"
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -195,6 +197,9 @@ def measure(
             "step": d["step"],
             "stalled": d["stalled"],
             "rtt": d["rtt"],
+            "remb": d["remb"],
+            "loss_limit": d["loss_limit"],
+            "delay_limit": d["delay_limit"],
         }
         for d in decisions
         if 0 <= d["t"] - t0 <= s.seconds
@@ -219,13 +224,13 @@ def measure(
     return out
 
 
-def one(chromium: Any, width: int, height: int, s: Scenario) -> dict[str, Any]:
+def one(chromium: Any, width: int, height: int, s: Scenario, extra: str = "") -> dict[str, Any]:
     from bench.netem import Impairment, run_probe
 
     with tempfile.TemporaryDirectory() as tmp, Impairment(max_seconds=s.seconds + 120) as net:
         set_static(net, s)
         probe = run_probe(4.0, 1.5).summary() if (s.capacity or s.loss or s.delay_ms) else None
-        box = NetBox(width, height, Path(tmp))
+        box = NetBox(width, height, Path(tmp), extra=extra)
         context = None
         try:
             link = box.line("viewer: ")
@@ -326,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1920x1080,1280x720")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--config-extra", default="", help="TOML appended to the box's config")
     args = parser.parse_args(argv)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
 
@@ -343,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                 for width, height in sizes:
                     size = f"{width}x{height}"
                     print(f"{name} at {size} ...", flush=True)
-                    r = one(chromium, width, height, SCENARIOS[name])
+                    r = one(chromium, width, height, SCENARIOS[name], args.config_extra)
                     r["verdict"] = verdict(name, r)
                     results.setdefault(name, {})[size] = r
         finally:

@@ -184,6 +184,10 @@ class RateController:
         self._lossy_reports = 0
         self._probe: tuple[float, float, float] | None = None  # (started, rate before, RTT then)
         self._last_probe = -math.inf
+        #: steady random loss a queue probe found (no queue behind it): the loss thresholds
+        #: are raised by it for ``congestion_memory_s``, so a lossy radio link can still grow
+        self._background_loss: tuple[float, float] | None = None  # (when, loss)
+        self._recent_loss: deque[float] = deque(maxlen=4)
         self._decision = self._decide(now)
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -270,7 +274,12 @@ class RateController:
 
     def _apply_loss(self, loss: float, gap: float, sent: int, now: float) -> None:
         p = self.params
-        if loss > p.loss_high:
+        self._recent_loss.append(loss)
+        background = self._background_loss
+        if background is not None and now - background[0] > p.congestion_memory_s:
+            self._background_loss = background = None
+        extra = background[1] if background is not None else 0.0
+        if loss > p.loss_high + extra:
             if now - self._last_decrease >= self._decrease_interval():
                 before = self._loss_limit
                 basis = min(self._loss_limit, sent) if sent else self._loss_limit
@@ -282,7 +291,7 @@ class RateController:
                     int(before) // 1000,
                     int(self._loss_limit) // 1000,
                 )
-        elif loss < p.loss_low:
+        elif loss < p.loss_low + extra:
             self._loss_limit = self._grow(self._loss_limit, gap, sent, now)
 
     def _apply_delay(
@@ -342,7 +351,13 @@ class RateController:
             elif now - started >= p.probe_s:
                 self._probe = None
                 self._delay_limit = max(self._delay_limit, before)
-                logger.info("queue probe: RTT unchanged, back to %d kbit/s", int(before) // 1000)
+                level = sorted(self._recent_loss)[len(self._recent_loss) // 2]
+                self._background_loss = (now, min(level, p.loss_high))
+                logger.info(
+                    "queue probe: RTT unchanged, back to %d kbit/s; %.1f%% loss is background",
+                    int(before) // 1000,
+                    level * 100,
+                )
             return
         self._lossy_reports = self._lossy_reports + 1 if loss >= p.loss_low else 0
         if (
@@ -410,7 +425,9 @@ class RateController:
             self._loss_limit = min(self._loss_limit, ceiling)
             self._delay_limit = min(self._delay_limit, ceiling)
         self._target = max(float(p.min_bps), target)
-        step = self._ladder.update(self._target, now)
+        # a queue probe's dip lasts a moment: the picture does not step down for it
+        probing = self._probe[1] if self._probe is not None else 0.0
+        step = self._ladder.update(max(self._target, min(probing, target / p.delay_backoff)), now)
         return RateDecision(
             target_bps=int(self._target),
             encoder_bps=int(self._target * (1 - p.overhead)),
