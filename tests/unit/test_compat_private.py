@@ -135,3 +135,39 @@ async def test_playout_delay_is_answered_only_when_offered() -> None:
         assert any(e.uri == compat.PLAYOUT_DELAY_URI for e in transceiver._headerExtensions)
     finally:
         await pc.close()
+
+
+class _FakeTransport:
+    def __init__(self, buffered: int) -> None:
+        self.buffered = buffered
+        self.written: list[bytes] = []
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def sendto(self, data: bytes, addr: object = None) -> None:
+        self.written.append(data)
+
+
+async def test_full_send_buffers_drop_instead_of_queueing() -> None:
+    compat.bound_send_buffers(turn_tcp_max=1000, udp_max=1000)
+    try:
+        tcp = aioice.turn.TurnClientTcpProtocol.__new__(aioice.turn.TurnClientTcpProtocol)
+        tcp.transport = _FakeTransport(0)  # type: ignore[assignment]
+        tcp._send(b"x" * 100)
+        tcp.transport = full = _FakeTransport(5000)  # type: ignore[assignment]
+        before = compat.dropped["turn_tcp"]
+        tcp._send(b"x" * 100)
+        assert full.written == [] and compat.dropped["turn_tcp"] == before + 1
+
+        udp = aioice.ice.StunProtocol.__new__(aioice.ice.StunProtocol)
+        udp.transport = free = _FakeTransport(0)  # type: ignore[assignment]
+        await udp.send_data(b"media", ("127.0.0.1", 9))
+        udp.transport = full = _FakeTransport(5000)  # type: ignore[assignment]
+        await udp.send_data(b"media", ("127.0.0.1", 9))
+        assert free.written == [b"media"] and full.written == []
+    finally:
+        compat.bound_send_buffers()
