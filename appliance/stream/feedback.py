@@ -180,6 +180,7 @@ class SenderFeedback:
         fraction = block.fraction_lost / 256
         if fed is not None:
             if now - fed[0] < self.MIN_REPORT_S:
+                self.controller.on_report_heard(now)
                 return  # merged into the next one
             expected = block.highest_sequence - fed[1]
             if expected > 0:

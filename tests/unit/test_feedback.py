@@ -119,3 +119,17 @@ def test_link_settings_from_config() -> None:
     assert low.ladder == LADDER_720P30
     off = LinkSettings.from_config(StreamConfig(rate_control=False), 4_000_000, (640, 480, 30))
     assert off.rate is None
+
+
+def test_merged_reports_keep_the_path_alive() -> None:
+    clock = Clock()
+    fb = SenderFeedback(RateParams(), clock=clock)
+    fb.on_sent(1200)
+    fb.on_report(block(10))
+    for i in range(1, 40):  # a report every 0.3 s, most of them merged
+        clock.now += 0.3
+        fb.on_sent(1200)
+        fb.on_report(block(10 + i))
+        assert not fb.update().stalled
+    clock.now += 3.1  # then nothing: a stall 3 s after the last report heard, merged or not
+    assert fb.update().stalled
