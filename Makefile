@@ -11,7 +11,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Python trees that lint checks (bench/ joins once it exists).
 LINT_DIRS := appliance tests $(wildcard bench) $(wildcard fuzz)
 
-.PHONY: all setup system-deps node-deps image-deps demo test test-fast lint bench image-smoke screenshots fuzz clean
+.PHONY: all setup system-deps node-deps image-deps demo test test-fast lint bench bench-network soak image-smoke screenshots fuzz clean
 
 all: test
 
@@ -121,6 +121,15 @@ screenshots: setup
 
 bench: setup
 	bash bench/run.sh $(BENCH_ARGS)
+
+# The stream over a bad network (RFC 8867 5.1, 1 Mbit/s, 2 % loss at 80 ms RTT, a 10 s blackout)
+# at 1080p and 720p, in headless Chromium; root, in its own loopback-only namespace (about 12 min).
+bench-network: setup
+	bash bench/network.sh bench.network $(BENCH_ARGS)
+
+# An hour live at 1080p30 under RFC 8867 5.1 repeated: RSS, fds and threads over time.
+soak: setup
+	bash bench/network.sh bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/results

@@ -23,7 +23,7 @@ from .board import resolve
 from .capture.base import Source
 from .capture.mask import Mask
 from .capture.registry import make_source
-from .config import Config
+from .config import Config, SourceKind
 from .core import Core, Inbox, Knock, OpenSession, Press, ViewerAnswered, ViewerBye, ViewerLeft
 from .crypto import BoxIdentity, load_or_create_tls
 from .discovery import Announcer
@@ -41,8 +41,9 @@ from .signalling.client import RelayClient
 from .signalling.gate import Gate, GateHooks
 from .state import State
 from .stream.compat import confine_host_addresses
+from .stream.feedback import LinkSettings
 from .stream.pipeline import MediaPipeline, mode_for
-from .stream.viewers import Viewers
+from .stream.viewers import Viewers, viewer_health
 from .types import Rect
 from .web.app import create_app
 from .web.backend import CoreBackend
@@ -166,13 +167,22 @@ class Box:
             config, resolved, device=seams.encoder_device, root=seams.root
         )
         pipeline: MediaPipeline
+        picture = (config.capture.width, config.capture.height, float(config.capture.fps))
         viewers = Viewers(
             config.stream.ice_servers,
             request_keyframe=lambda: pipeline.request_keyframe(),
             on_count=lambda n: pipeline.set_viewers(n),
             on_left=lambda peer: inbox.post(ViewerLeft(peer)) if inbox.open else None,
+            link=LinkSettings.from_config(config.stream, config.encode.bitrate, picture),
+            on_rate=lambda bitrate, step: pipeline.set_rate(bitrate, step),
+            on_health=viewer_health,
         )
-        pipeline = MediaPipeline(source, make_encoder, viewers.publisher(loop))
+        pipeline = MediaPipeline(
+            source,
+            make_encoder,
+            viewers.publisher(loop),
+            keep_time_strip=resolved.source is SourceKind.SYNTHETIC,
+        )
 
         tls = None
         if config.web.tls:

@@ -105,6 +105,18 @@ class StreamConfig:
     ice_servers: tuple[IceServer, ...] = ()
     #: Restrict ICE host candidates to these local addresses (empty = every interface).
     ice_addresses: tuple[str, ...] = ()
+    #: Adapt the bitrate and the picture (frame rate, then size) to the viewer's link from its
+    #: RTCP feedback (docs/rate-control.md); off: always ``encode.bitrate``.
+    rate_control: bool = True
+    #: The lowest bitrate rate control goes down to (bit/s); ``encode.bitrate`` is the highest.
+    min_bitrate: int = field(default=300_000, metadata=_bounds(100_000, 4_000_000))
+    #: Spread each frame's RTP packets over a few milliseconds instead of one burst.
+    pacing: bool = True
+    #: Seconds of sent packets kept to answer the viewer's retransmission requests (NACK).
+    rtx_history: float = field(default=2.0, metadata=_bounds(1.0, 10.0))
+    #: Ask the viewer's browser to render each frame at once (the playout-delay RTP header
+    #: extension, min = max = 0) when it offers it (docs/performance.md: kept only if it helps).
+    playout_delay: bool = False
 
 
 @dataclass(frozen=True)

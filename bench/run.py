@@ -68,11 +68,11 @@ class Run:
 class Box:
     """`appliance run --demo` with the size under test, driven through its terminal."""
 
-    def __init__(self, width: int, height: int, workdir: Path) -> None:
+    def __init__(self, width: int, height: int, workdir: Path, extra: str = "") -> None:
         config = workdir / "bench.toml"
         config.write_text(
             f"[capture]\nwidth = {width}\nheight = {height}\nfps = 30\n"
-            f'[box]\nstate_dir = "{workdir / "state"}"\n'
+            f'[box]\nstate_dir = "{workdir / "state"}"\n' + extra.replace("\\n", "\n") + "\n"
         )
         self.proc = subprocess.Popen(
             [
@@ -192,10 +192,10 @@ async def aiortc_part(link: str, box: Box, seconds: float, run: Run) -> None:
         await viewer.close()
 
 
-def one_run(chromium, width: int, height: int, seconds: float) -> Run:
+def one_run(chromium, width: int, height: int, seconds: float, extra: str = "") -> Run:
     run = Run(size=f"{width}x{height}")
     with tempfile.TemporaryDirectory() as tmp:
-        box = Box(width, height, Path(tmp))
+        box = Box(width, height, Path(tmp), extra)
         try:
             link = box.line("viewer: ")
             chromium_part(chromium, box, link, seconds, run)
@@ -317,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1280x720,1920x1080")
     parser.add_argument("--quick", action="store_true", help="one short run per size")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--config-extra",
+        default="",
+        help='TOML appended to the box\'s config, e.g. "[stream]\\npacing = false"',
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.seconds = 1, 5.0
@@ -335,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             for width, height in sizes:
                 for i in range(args.runs):
                     print(f"{width}x{height} run {i + 1}/{args.runs} ...", flush=True)
-                    runs.append(one_run(chromium, width, height, args.seconds))
+                    runs.append(one_run(chromium, width, height, args.seconds, args.config_extra))
         finally:
             chromium.close()
     sources = {f"{w}x{h}": source_cost(w, h) for w, h in sizes}

@@ -147,3 +147,12 @@ class Ladder:
             self._up_since = None if self._level == 0 else now
             logger.info("ladder up to %s at %d kbit/s", self.step.name, target_bps // 1000)
         return self.step
+
+
+def ladder_for(width: int, height: int, fps: float) -> LadderParams:
+    """The preset for 1080p30 or 720p30, else thresholds scaled to the picture."""
+    if (width, height, round(fps)) == (1920, 1080, 30):
+        return LADDER_1080P30
+    if (width, height, round(fps)) == (1280, 720, 30):
+        return LADDER_720P30
+    return LadderParams.for_picture(width, height, fps)

@@ -1,4 +1,5 @@
-"""One viewer's RTCPeerConnection: H.264 forced, keyframe requests hooked, a status channel."""
+"""One viewer's RTCPeerConnection: H.264 forced, keyframe requests hooked, a status channel,
+RTCP tapped for rate control, a time-sized retransmission history, paced RTP."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ..config import IceServer
 from ..errors import SignallingError
 from . import compat
 from .fanout import PacketFanout
+from .feedback import LinkSettings, Pacer, SenderFeedback
 from .track import EncodedVideoTrack
 
 logger = logging.getLogger(__name__)
@@ -66,8 +68,15 @@ class ViewerPeer:
         ice_servers: tuple[IceServer, ...],
         on_keyframe_request: Callable[[], None],
         on_closed: Callable[[ViewerPeer], None],
+        link: LinkSettings | None = None,
     ) -> None:
         self.id = secrets.token_urlsafe(12)
+        self._link = link or LinkSettings()
+        rate = self._link.rate
+        #: the rate controller's inputs and the pacer (None without rate control / pacing)
+        self.feedback = SenderFeedback(rate, self._link.ladder) if rate is not None else None
+        self.pacer = Pacer(rate.start_bps if rate else 4_000_000) if self._link.pacing else None
+        self.stalled = False
         self._fanout = fanout
         self._on_keyframe_request = on_keyframe_request
         self._on_closed = on_closed
@@ -119,13 +128,33 @@ class ViewerPeer:
         # matches the offer's m-line to this transceiver, and ignores preferences set later.
         transceiver = self._pc.addTransceiver(self._track, direction="sendonly")
         transceiver.setCodecPreferences(h264_codecs())
-        compat.hook_keyframe_requests(transceiver.sender, self._keyframe_requested)
+        sender = transceiver.sender
+        compat.hook_keyframe_requests(sender, self._keyframe_requested)
+        compat.keep_rtp_history(sender, self._link.rtx_history_s)
+        feedback = self.feedback
+        if feedback is not None:
+            compat.tap_rtcp(sender, feedback.on_report, feedback.on_remb, feedback.on_nack)
+            compat.tap_sender_reports(sender, feedback.on_sr_sent)
+        playout_delay = 0
         try:
-            await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-            await self._pc.setLocalDescription(await self._pc.createAnswer())
+            with compat.host_addresses(self._link.ice_addresses):
+                await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+                if self._link.playout_delay:
+                    playout_delay = compat.negotiate_playout_delay(transceiver, offer_sdp)
+                    logger.info("playout-delay extension: %s", playout_delay or "not offered")
+                await self._pc.setLocalDescription(await self._pc.createAnswer())
         except Exception as exc:
             await self.close()
             raise SignallingError("the offer cannot be answered") from exc
+        # after the remote description: bundling may have given the sender another transport
+        pacer = self.pacer
+        compat.tap_rtp_out(
+            sender,
+            feedback.on_sent if feedback is not None else lambda n, rtx: None,
+            pacer.delay if pacer is not None else None,
+            feedback.allow_rtx if feedback is not None else lambda n: True,
+            playout_delay,
+        )
         return str(self._pc.localDescription.sdp)
 
     def _keyframe_requested(self) -> None:

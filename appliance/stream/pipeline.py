@@ -4,6 +4,13 @@ One thread does the whole chain, so a frame crosses no queue between capture and
 lowest latency and the least copying). The loop only ever sees finished packets, through the
 thread-safe ``publish`` callback. The mode says what to send: nothing, the live picture, or a
 slate (one keyframe a second, so the connection stays up and the last live picture is replaced).
+
+The rate controller's decision arrives through :meth:`MediaPipeline.set_rate` (from the loop):
+the encoder's bitrate and the ladder's step, applied before the next frame. At the half-rate
+step every other frame is dropped before the encoder; at the smaller step frames are scaled
+(the encoder restarts at the new size with one IDR). Keyframe requests (PLI/FIR, new viewers)
+go through a :class:`~appliance.stream.keyframes.KeyframeLimiter`: one forced IDR per half
+second at most, the rest coalesced.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from ..capture import slate
 from ..capture.base import Source
 from ..encode.base import VIDEO_TIME_BASE, Encoder, EncoderFactory
 from ..state import State
+from .keyframes import KeyframeLimiter
+from .ladder import LadderStep
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +58,9 @@ class MediaPipeline:
         make_encoder: EncoderFactory,
         publish: Callable[[av.Packet], None],
         frame_filter: FrameFilter | None = None,
+        *,
+        keyframe_interval: float = 0.5,
+        keep_time_strip: bool = False,
     ) -> None:
         self._source = source
         self._make_encoder = make_encoder
@@ -66,6 +78,13 @@ class MediaPipeline:
         self.last_frame: av.VideoFrame | None = None
         self.frames_encoded = 0
         self.keyframes_encoded = 0
+        self.frames_dropped = 0  # by the half-rate step
+        self.keyframes = KeyframeLimiter(keyframe_interval)
+        # (encoder bitrate or None, step or None): set on the loop, applied in the thread
+        self._rate: tuple[int | None, LadderStep | None] = (None, None)
+        self._frame_index = 0
+        #: scaled frames keep the source's time strip (the synthetic source's, for measuring)
+        self._keep_time_strip = keep_time_strip
 
     # -- control, from any thread ---------------------------------------------------------------
 
@@ -103,9 +122,20 @@ class MediaPipeline:
         return self.last_frame
 
     def request_keyframe(self) -> None:
+        """Ask for an IDR: at once, or (within half a second of the last) coalesced into one
+        that the media thread forces when the interval is over."""
         encoder = self._encoder
-        if encoder is not None:
+        if self.keyframes.request(time.monotonic()) and encoder is not None:
             encoder.request_keyframe()
+
+    def set_rate(self, bitrate: int, step: LadderStep) -> None:
+        """The rate controller's decision: applied before the next frame (from any thread)."""
+        self._rate = (bitrate, step)
+
+    @property
+    def step(self) -> LadderStep | None:
+        """The picture step in force (None before any rate decision)."""
+        return self._rate[1]
 
     @property
     def source(self) -> Source:
@@ -166,6 +196,8 @@ class MediaPipeline:
                         with self._wake:
                             self._preview_wanted = False
                             self._wake.notify_all()
+                    if self._drop_this_frame():
+                        continue
                     if captured.slate:
                         self._ensure_encoder(frame.width, frame.height).request_keyframe()
                     elif self._filter is not None:
@@ -203,11 +235,49 @@ class MediaPipeline:
             self._encoder.request_keyframe()
         return self._encoder
 
+    def _drop_this_frame(self) -> bool:
+        """At the half-rate step, every other frame never reaches the encoder."""
+        step = self._rate[1]
+        self._frame_index += 1
+        if step is not None and step.frame_divisor > 1 and self._frame_index % 2:
+            self.frames_dropped += 1
+            return True
+        return False
+
+    def _scaled(self, frame: av.VideoFrame) -> av.VideoFrame:
+        step = self._rate[1]
+        if step is None or step.scale >= 1.0:
+            return frame
+        width, height = step.size(frame.width, frame.height)
+        scaled = frame.reformat(width=width, height=height, format="yuv420p")
+        if self._keep_time_strip:
+            from ..capture import timestrip
+
+            src = frame.reformat(format="yuv420p") if frame.format.name != "yuv420p" else frame
+            h, w = min(timestrip.HEIGHT, height), min(timestrip.WIDTH, width)
+            luma = scaled.to_ndarray(format="yuv420p")
+            luma[:h, :w] = src.to_ndarray(format="yuv420p")[:h, :w]
+            return av.VideoFrame.from_ndarray(luma, format="yuv420p")
+        return scaled
+
+    def _apply_rate(self, encoder: Encoder) -> None:
+        bitrate, step = self._rate
+        if bitrate is not None and bitrate != encoder.bitrate:
+            encoder.bitrate = bitrate
+        if step is not None:
+            encoder.set_frame_divisor(step.frame_divisor)
+
     def _encode(self, frame: av.VideoFrame) -> None:
+        frame = self._scaled(frame)
         encoder = self._ensure_encoder(frame.width, frame.height)
-        pts = int((time.monotonic() - self._pts_origin) / VIDEO_TIME_BASE)
+        self._apply_rate(encoder)
+        now = time.monotonic()
+        if self.keyframes.poll(now):
+            encoder.request_keyframe()
+        pts = int((now - self._pts_origin) / VIDEO_TIME_BASE)
         for packet in encoder.encode(frame, pts):
             if packet.is_keyframe:
                 self.keyframes_encoded += 1
+                self.keyframes.note_keyframe(now)
             self._publish(packet)
         self.frames_encoded += 1

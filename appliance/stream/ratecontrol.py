@@ -4,13 +4,9 @@ aiortc has no congestion control, so the box decides its own rate from what the 
 browser reports back. The controller is pure (no I/O, no aiortc, time passed in) so recorded
 or simulated feedback drives it in tests exactly as a live connection would.
 
-Inputs, all with the time they arrived (seconds on a monotonic clock):
-
-* receiver reports (:class:`ReceiverReport`): fraction lost since the previous report,
-  cumulative packets lost, interarrival jitter, and the round-trip time worked out from the
-  report's LSR/DLSR (``None`` when the report had no usable LSR);
-* REMB, when the browser sends it (Chrome does; iOS Safari may not: everything works without);
-* the bytes actually sent (:meth:`RateController.on_bytes_sent`).
+Inputs, with the time they arrived (monotonic seconds): receiver reports
+(:class:`ReceiverReport`: loss, jitter, RTT from LSR/DLSR or ``None``), REMB when the browser
+sends it (iOS Safari may not: everything works without), the bytes actually sent.
 
 The target is the smallest of:
 
@@ -21,11 +17,8 @@ The target is the smallest of:
   at a bottleneck, or TURN over TCP) and is not already falling, it drops to ``delay_backoff``
   times the rate actually sent; it holds while such a queue drains and grows when it is gone.
 
-Growth is multiplicative: fast (``startup_growth``) until the first sign of congestion and
-while climbing back to the rate held before a stall, ``growth`` otherwise, and slow
-(``near_growth``) near the rate that last caused congestion. A limit never grows far above the
-rate actually sent (an encoder with a still picture proves nothing about the link). Everything
-is clamped to ``[min_bps, max_bps]``.
+Growth is multiplicative (docs/rate-control.md) and never far above the rate actually sent;
+everything is clamped to ``[min_bps, max_bps]``.
 
 No receiver report for ``stall_after_s`` (3 s) means a dead path: the decision says
 ``stalled`` and the target is cut once by ``stall_backoff``; the first report after a stall only
@@ -175,6 +168,7 @@ class RateController:
         self._rtt = _RttBaseline(p.rtt_window_s)
         self._last_rtt: float | None = None
         self._last_report: float | None = None
+        self._last_heard: float | None = None  # merged reports (on_report_heard) count here
         self._first_sent: float | None = None  # a first report is due stall_after_s after
         self._stalled = False
         self._resync = False  # the next report follows a stall: it only re-arms
@@ -184,6 +178,10 @@ class RateController:
         self._lossy_reports = 0
         self._probe: tuple[float, float, float] | None = None  # (started, rate before, RTT then)
         self._last_probe = -math.inf
+        #: steady random loss a queue probe found (no queue behind it): the loss thresholds
+        #: are raised by it for ``congestion_memory_s``, so a lossy radio link can still grow
+        self._background_loss: tuple[float, float] | None = None  # (when, loss)
+        self._recent_loss: deque[float] = deque(maxlen=4)
         self._decision = self._decide(now)
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -219,12 +217,20 @@ class RateController:
         self._probe_queue(report.fraction_lost, report.rtt, sent, now)
         self._decision = self._decide(now)
 
+    def on_report_heard(self, now: float) -> None:
+        """A report that shows packets arriving but is merged into a later one: the path is
+        alive (it keeps a stall from being declared), nothing else changes."""
+        if not self._stalled and not self._resync:
+            self._last_heard = now
+
     # -- output ---------------------------------------------------------------------------------
 
     def update(self, now: float) -> RateDecision:
         """The decision at ``now``; notices a dead path (no report for ``stall_after_s``)."""
         p = self.params
         last = self._last_report if self._last_report is not None else self._first_sent
+        if last is not None and self._last_heard is not None:
+            last = max(last, self._last_heard)
         if not self._stalled and last is not None and now - last >= p.stall_after_s:
             self._stalled = True
             self._resync = True
@@ -270,7 +276,12 @@ class RateController:
 
     def _apply_loss(self, loss: float, gap: float, sent: int, now: float) -> None:
         p = self.params
-        if loss > p.loss_high:
+        self._recent_loss.append(loss)
+        background = self._background_loss
+        if background is not None and now - background[0] > p.congestion_memory_s:
+            self._background_loss = background = None
+        extra = background[1] if background is not None else 0.0
+        if loss > p.loss_high + extra:
             if now - self._last_decrease >= self._decrease_interval():
                 before = self._loss_limit
                 basis = min(self._loss_limit, sent) if sent else self._loss_limit
@@ -282,7 +293,7 @@ class RateController:
                     int(before) // 1000,
                     int(self._loss_limit) // 1000,
                 )
-        elif loss < p.loss_low:
+        elif loss < p.loss_low + extra:
             self._loss_limit = self._grow(self._loss_limit, gap, sent, now)
 
     def _apply_delay(
@@ -342,7 +353,13 @@ class RateController:
             elif now - started >= p.probe_s:
                 self._probe = None
                 self._delay_limit = max(self._delay_limit, before)
-                logger.info("queue probe: RTT unchanged, back to %d kbit/s", int(before) // 1000)
+                level = sorted(self._recent_loss)[len(self._recent_loss) // 2]
+                self._background_loss = (now, min(level, p.loss_high))
+                logger.info(
+                    "queue probe: RTT unchanged, back to %d kbit/s; %.1f%% loss is background",
+                    int(before) // 1000,
+                    level * 100,
+                )
             return
         self._lossy_reports = self._lossy_reports + 1 if loss >= p.loss_low else 0
         if (
@@ -410,7 +427,9 @@ class RateController:
             self._loss_limit = min(self._loss_limit, ceiling)
             self._delay_limit = min(self._delay_limit, ceiling)
         self._target = max(float(p.min_bps), target)
-        step = self._ladder.update(self._target, now)
+        # a queue probe's dip lasts a moment: the picture does not step down for it
+        probing = self._probe[1] if self._probe is not None else 0.0
+        step = self._ladder.update(max(self._target, min(probing, target / p.delay_backoff)), now)
         return RateDecision(
             target_bps=int(self._target),
             encoder_bps=int(self._target * (1 - p.overhead)),

@@ -173,6 +173,7 @@ export function boxSaid(msg) {
   if (!["waiting", "live", "paused"].includes(msg.state)) return null;
   const before = viewer.box;
   viewer.box = msg.state;
+  if (msg.state === "live" || msg.state === "paused") viewer.admitted = true;
   viewer.reconnecting = msg.reconnecting === true;
   if (msg.state === "live" && before !== "live") picture.liveSince = performance.now();
   render();
@@ -188,8 +189,9 @@ export function boxGone() {
 // The code is ready (computed here, never the box's): the waiting room, unless already in.
 export function codeReady(code) {
   viewer.code = code;
-  if (viewer.box !== "live" && viewer.box !== "paused") show("admission");
-  else render();
+  // an admitted seat coming back is let straight in by the box: never "waiting to be let in"
+  if (viewer.admitted || viewer.box === "live" || viewer.box === "paused") render();
+  else show("admission");
 }
 
 // The screen that follows from the box's state and the picture itself.

@@ -201,12 +201,7 @@ async function connectOnce(room, seat, name, onReply) {
     await onReply();
     pc = new RTCPeerConnection({ iceServers: reply.iceServers });
     viewer.pc = pc;
-    pc.addEventListener("connectionstatechange", () => {
-      if (pc.connectionState === "failed" || pc.connectionState === "closed") finish("lost");
-      if (pc.connectionState === "disconnected") {
-        setTimeout(() => { if (pc.connectionState === "disconnected") finish("lost"); }, 3000);
-      }
-    });
+    watchConnection(pc, finish, () => over);
     // Session state from the box, over DTLS. The code shown stays the one computed here: the
     // point of reading it back is that both sides computed it on their own.
     const channel = pc.createDataChannel("status");
@@ -224,6 +219,7 @@ async function connectOnce(room, seat, name, onReply) {
     const offer = pc.localDescription.sdp;
     await link.send(await hs.offer(offer));
     const answer = await hs.openAnswer(await link.receive(Date.now() + TIMEOUT));
+    // an admitted seat is let straight back in by the box: never "waiting to be let in"
     codeReady(await hs.code(Seal.dtlsFingerprint(offer)));
     await pc.setRemoteDescription({ type: "answer", sdp: answer });
     viewer.attempts = 0;
@@ -269,6 +265,62 @@ async function notices(hs, link, finish, isOver) {
 
 let hangUp = null;
 window.addEventListener("pagehide", () => { if (hangUp) hangUp(); });
+
+// -- the connection's health (reconnecting without losing the seat) -----------------------------
+// The box's status over the data channel: {"type": "status", "state": ..., "step": "full" |
+// "half-rate" | "smaller", "reconnecting": true | false}. The screens render it; this part only
+// keeps what the connection needs: whether the seat was admitted (then a new connection never
+// shows "waiting to be let in": the box lets the seat straight back in) and the last state.
+const RECOVER_MS = 15000;  // a path that went quiet may come back by itself (ICE keeps trying)
+const STALL_MS = 2000;     // no new frame for this long while live: say "reconnecting"
+
+function reconnecting(on) {
+  if (!viewer.admitted || viewer.reconnecting === on) return;
+  // the flag only, through the screens' own path (the screen follows from it)
+  boxSaid({ type: "status", state: viewer.box || "live", step: viewer.step, reconnecting: on });
+}
+
+// ICE and the frames: "disconnected" or no frame for STALL_MS says reconnecting at once; the
+// connection is rebuilt (a new knock and offer on the same seat) when it failed, when it stays
+// disconnected for RECOVER_MS, or at once when the phone's network changed (new address).
+function watchConnection(pc, finish, isOver) {
+  let lostSince = 0;
+  pc.addEventListener("connectionstatechange", () => {
+    const state = pc.connectionState;
+    if (state === "failed" || state === "closed") finish("lost");
+    else if (state === "disconnected") {
+      reconnecting(true);
+      const since = lostSince = Date.now();
+      setTimeout(() => {
+        if (lostSince === since && pc.connectionState === "disconnected") finish("lost");
+      }, RECOVER_MS);
+    } else if (state === "connected") {
+      lostSince = 0;
+    }
+  });
+  const changed = () => { if (!isOver()) finish("lost"); };
+  window.addEventListener("online", changed, { once: true });
+  if (navigator.connection && navigator.connection.addEventListener) {
+    navigator.connection.addEventListener("change", changed, { once: true });
+  }
+  let frames = -1, quietSince = Date.now();
+  const timer = setInterval(async () => {
+    if (isOver()) { clearInterval(timer); return; }
+    let decoded = frames;
+    try {
+      for (const s of (await pc.getStats()).values()) {
+        if (s.type === "inbound-rtp" && s.kind === "video") decoded = s.framesDecoded || 0;
+      }
+    } catch (_) { return; }
+    if (decoded !== frames) {
+      frames = decoded;
+      quietSince = Date.now();
+      if (pc.connectionState === "connected") reconnecting(false);
+    } else if (viewer.box === "live" && Date.now() - quietSince > STALL_MS) {
+      reconnecting(true);
+    }
+  }, 500);
+}
 
 async function main() {
   translate();
@@ -329,10 +381,16 @@ async function main() {
       show(reason);
       return;
     }
-    show(reason === "restarting" ? "restarting" : "lost");
+    if (reason === "restarting") show("restarting");
+    else {
+      show("lost");
+      reconnecting(true);  // an admitted seat: the screens say "reconnecting"
+    }
     viewer.attempts += 1;
-    // 1, 2, 4, 8, then 10-15 s, with jitter so that phones do not come back all at once
-    const backoff = Math.min(10000, 500 * 2 ** Math.min(viewer.attempts, 5));
+    // 1, 2, 4, 8, then 10-15 s, with jitter so that phones do not come back all at once; an
+    // admitted seat tries again at once the first time (a network change, a dead path)
+    const backoff = viewer.admitted && viewer.attempts === 1
+      ? 100 : Math.min(10000, 500 * 2 ** Math.min(viewer.attempts, 5));
     await sleep(backoff * (1 + Math.random() / 2));
   }
 }

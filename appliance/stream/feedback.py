@@ -1,0 +1,233 @@
+"""One viewer's feedback loop: what aiortc's sender hears and sends (tapped in
+:mod:`appliance.stream.compat`) turned into the rate controller's inputs, and the pacer.
+
+* **RTT** from our own bookkeeping: the time each sender report left, by its LSR; a receiver
+  report echoing that LSR gives ``now - sent_at - DLSR`` (aiortc keeps only its last SR and
+  smooths its own RTT).
+* **One report a second**: a browser sends a receiver report with each NACK (compound RTCP),
+  so several a second on a lossy link; the controller expects RFC 3550's one a second. Reports
+  closer than ``MIN_REPORT_S`` are merged: the loss over the merged interval comes from the
+  cumulative counters (lost / expected), the RTT from the latest.
+* **Dead path**: a receiver report whose highest sequence number has not moved although packets
+  were sent since the last one says nothing got through (a browser keeps reporting for seconds
+  after the media stops). Such a report is not passed on, so the controller's stall detection
+  (no report for 3 s) sees the path die whichever way it died.
+* **Pacing** (:class:`Pacer`): a token bucket at a multiple of the target rate with a burst of a
+  few milliseconds, so a frame's packets leave spread out rather than in one burst into the
+  bottleneck's queue.
+
+Everything runs on the event loop; time is read from ``clock`` (monotonic seconds).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..config import StreamConfig
+from .compat import ReportBlock
+from .ladder import LADDER_1080P30, LadderParams, ladder_for
+from .ratecontrol import RateController, RateDecision, RateParams, ReceiverReport
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """How each viewer's link is run (from the ``[stream]`` config)."""
+
+    #: the controller's settings; None: no rate control (the encoder keeps its configured rate)
+    rate: RateParams | None = None
+    ladder: LadderParams = LADDER_1080P30
+    #: spread each frame's packets (the pacer) or send them as aiortc does, in one burst
+    pacing: bool = True
+    #: how long sent packets are kept for retransmission (NACK)
+    rtx_history_s: float = 2.0
+    #: the box's ICE host addresses for its peers (empty: the process-wide setting)
+    ice_addresses: tuple[str, ...] = ()
+    #: ask the browser to render at once (playout-delay extension, min = max = 0)
+    playout_delay: bool = False
+
+    @classmethod
+    def from_config(
+        cls, stream: StreamConfig, max_bitrate: int, picture: tuple[int, int, float]
+    ) -> LinkSettings:
+        """From ``[stream]``, the configured bitrate (the most rate control may use) and the
+        source's width, height and frame rate (the ladder's thresholds)."""
+        rate = None
+        if stream.rate_control:
+            low = min(stream.min_bitrate, max_bitrate)
+            start = min(max_bitrate, max(low, RateParams.start_bps))
+            rate = RateParams(min_bps=low, max_bps=max_bitrate, start_bps=start)
+        return cls(
+            rate=rate,
+            ladder=ladder_for(*picture),
+            pacing=stream.pacing,
+            rtx_history_s=stream.rtx_history,
+            ice_addresses=stream.ice_addresses,
+            playout_delay=stream.playout_delay,
+        )
+
+
+class Pacer:
+    """A token bucket: packets leave at up to ``factor`` x the target rate, ``burst_s`` of it
+    (at least ``min_burst`` bytes) at once. It spreads bursts and never becomes the bottleneck:
+    no packet waits more than ``max_delay_s`` (a debt beyond that is forgiven), and the caller
+    gives it the larger of the target and the rate really sent."""
+
+    def __init__(
+        self,
+        target_bps: int,
+        factor: float = 2.5,
+        burst_s: float = 0.004,
+        min_burst: int = 2500,
+        max_delay_s: float = 0.010,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.factor = factor
+        self.burst_s = burst_s
+        self.min_burst = min_burst
+        self.max_delay_s = max_delay_s
+        self._clock = clock
+        self._rate = 1.0  # bytes/s
+        self._burst = float(min_burst)
+        self.set_target(target_bps)
+        self._tokens = self._burst
+        self._last = clock()
+        self.delayed = 0  # packets held back
+
+    def set_target(self, target_bps: int) -> None:
+        self._rate = max(1.0, self.factor * target_bps / 8)
+        self._burst = max(float(self.min_burst), self._rate * self.burst_s)
+
+    def delay(self, nbytes: int) -> float:
+        """Take ``nbytes`` from the bucket; how long to wait before sending them (seconds)."""
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        self._tokens -= nbytes
+        if self._tokens >= 0:
+            return 0.0
+        self.delayed += 1
+        wait = -self._tokens / self._rate
+        if wait > self.max_delay_s:
+            self._tokens = -self.max_delay_s * self._rate
+            wait = self.max_delay_s
+        return wait
+
+
+class SenderFeedback:
+    """Feeds one sender's RTCP and bytes into a :class:`RateController`."""
+
+    #: sender reports remembered for RTT (aiortc sends one about every second)
+    KEEP_SR = 32
+    #: reports closer together than this are merged into one for the controller
+    MIN_REPORT_S = 0.8
+
+    def __init__(
+        self,
+        params: RateParams,
+        ladder: LadderParams = LADDER_1080P30,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self.controller = RateController(params, ladder, now=clock())
+        self._sr_sent: OrderedDict[int, float] = OrderedDict()
+        self._last_highest: int | None = None
+        self._bytes_total = 0
+        self._bytes_at_report = 0
+        self._fed: tuple[float, int, int] | None = None  # (when, highest seq, lost) last passed
+        self._rtt_pending: float | None = None
+        self.reports = 0  # passed on
+        self.silent_reports = 0  # dropped: nothing got through since the last
+        self.remb_bps: int | None = None
+        self.rtt: float | None = None
+        self.nacked = 0  # packets the viewer asked for again
+        self.rtx_packets = 0  # retransmissions sent
+        self.rtx_refused = 0  # over the retransmission budget
+        self._rtx_tokens = 0.0
+        self._rtx_at = clock()
+        self.bytes_sent = 0
+
+    # -- from the taps --------------------------------------------------------------------------
+
+    def on_sr_sent(self, lsr: int) -> None:
+        self._sr_sent[lsr] = self._clock()
+        self._sr_sent.move_to_end(lsr)
+        while len(self._sr_sent) > self.KEEP_SR:
+            self._sr_sent.popitem(last=False)
+
+    def on_report(self, block: ReportBlock) -> None:
+        now = self._clock()
+        rtt: float | None = None
+        sent_at = self._sr_sent.get(block.lsr) if block.lsr else None
+        if sent_at is not None:
+            rtt = now - sent_at - block.dlsr / 65536
+            if rtt < 0:
+                rtt = None
+        moved = self._last_highest is None or block.highest_sequence != self._last_highest
+        self._last_highest = block.highest_sequence
+        if not moved and self._bytes_total > self._bytes_at_report:
+            self.silent_reports += 1
+            return
+        self._bytes_at_report = self._bytes_total
+        if rtt is not None:
+            self.rtt = self._rtt_pending = rtt
+        fed = self._fed
+        fraction = block.fraction_lost / 256
+        if fed is not None:
+            if now - fed[0] < self.MIN_REPORT_S:
+                self.controller.on_report_heard(now)
+                return  # merged into the next one
+            expected = block.highest_sequence - fed[1]
+            if expected > 0:
+                fraction = min(1.0, max(0.0, (block.packets_lost - fed[2]) / expected))
+        self._fed = (now, block.highest_sequence, block.packets_lost)
+        self.reports += 1
+        rtt, self._rtt_pending = self._rtt_pending, None
+        self.controller.on_receiver_report(
+            ReceiverReport(
+                at=now,
+                fraction_lost=fraction,
+                cumulative_lost=block.packets_lost,
+                jitter=block.jitter / 90_000,
+                rtt=rtt,
+            )
+        )
+
+    def on_remb(self, bitrate: int) -> None:
+        self.remb_bps = bitrate
+        self.controller.on_remb(bitrate, self._clock())
+
+    def on_nack(self, packets: int) -> None:
+        self.nacked += packets
+
+    def on_sent(self, nbytes: int, rtx: bool = False) -> None:
+        self._bytes_total += nbytes
+        self.bytes_sent += nbytes
+        if rtx:
+            self.rtx_packets += 1
+        self.controller.on_bytes_sent(nbytes, self._clock())
+
+    #: retransmissions may use this share of the target rate (a bucket of half a second)
+    RTX_SHARE = 0.25
+
+    def allow_rtx(self, nbytes: int) -> bool:
+        """Whether a retransmission of ``nbytes`` fits the budget (RTX_SHARE of the target)."""
+        now = self._clock()
+        rate = self.RTX_SHARE * self.controller.target_bps / 8
+        self._rtx_tokens = min(rate * 0.5, self._rtx_tokens + (now - self._rtx_at) * rate)
+        self._rtx_at = now
+        if self._rtx_tokens < nbytes:
+            self.rtx_refused += 1
+            return False
+        self._rtx_tokens -= nbytes
+        return True
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def update(self) -> RateDecision:
+        return self.controller.update(self._clock())

@@ -1,0 +1,72 @@
+"""`appliance run --demo` with its media on its own loopback address, and its rate decisions logged.
+
+The network benchmarks impair box -> phone only, which the rig picks out by source address: the
+demo keeps its web server and relay on 127.0.0.1, and this launcher gives its peers ``--media``
+(127.0.0.2) instead of the demo's 127.0.0.1. Every rate-control round (5 a second) is appended
+to ``--decisions`` as a JSON line (time, target, encoder rate, rate sent, step, stall, RTT, REMB),
+which the benchmark plots against the capacity. Nothing else differs from the demo.
+
+    python -m bench.netbox --media 127.0.0.2 --decisions out.jsonl -- run --demo --port 0 ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import IO, Any
+
+
+def instrument(path: str) -> None:
+    """Log every rate decision of :class:`appliance.stream.viewers.Viewers` to ``path``."""
+    from appliance.stream.viewers import Viewers
+
+    out: IO[str] = open(path, "a", buffering=1)  # noqa: SIM115 - for the process's life
+    control_once = Viewers.control_once
+
+    def logged(self: Viewers) -> None:
+        control_once(self)
+        d = self.decision
+        if d is None:
+            return
+        peer = self.peers[0] if self.peers else None
+        fb = peer.feedback if peer is not None else None
+        line: dict[str, Any] = {
+            "t": time.time(),
+            "target": d.target_bps,
+            "encoder": d.encoder_bps,
+            "sent": d.sent_bps,
+            "step": d.step.name,
+            "stalled": d.stalled,
+            "rtt": d.rtt,
+            "remb": d.remb_bps,
+            "loss_limit": d.loss_limit_bps,
+            "delay_limit": d.delay_limit_bps,
+            "nacked": fb.nacked if fb else 0,
+            "rtx": fb.rtx_packets if fb else 0,
+        }
+        out.write(json.dumps(line) + "\n")
+
+    Viewers.control_once = logged  # type: ignore[method-assign]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.netbox")
+    parser.add_argument("--media", default="127.0.0.2")
+    parser.add_argument("--decisions", default="")
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    from appliance import demo
+
+    demo.DEMO_OVERRIDES["stream"] = {"ice_addresses": [args.media], "ice_servers": []}
+    if args.decisions:
+        instrument(args.decisions)
+    from appliance.__main__ import main as appliance_main
+
+    rest = [a for a in args.rest if a != "--"]
+    return int(appliance_main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Every private attribute of aiortc and aioice that appliance.stream.compat touches is still there
+and still behaves as compat expects: an upgrade that moves one fails here, by name, before any
+stream does. No socket: a peer connection gathers nothing until its description is set."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aioice.ice
+import aioice.turn
+import aiortc.rtcrtpsender
+from aiortc import RTCPeerConnection
+from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket, RtcpRtpfbPacket, RtpPacket
+
+from appliance.stream import compat
+from tests.support.wait import until_async
+
+
+async def _sender() -> tuple[RTCPeerConnection, object]:
+    pc = RTCPeerConnection()
+    transceiver = pc.addTransceiver("video", direction="sendonly")
+    return pc, transceiver.sender
+
+
+async def test_the_sender_attributes_compat_uses_exist() -> None:
+    pc, sender = await _sender()
+    try:
+        for name in ("_handle_rtcp_packet", "_send_rtcp", "_send_keyframe", "_ssrc", "_rtx_ssrc"):
+            assert hasattr(sender, name), name
+        assert isinstance(sender._RTCRtpSender__rtp_history, dict)  # type: ignore[attr-defined]
+        assert compat._abs_send_time_id(sender) == 0  # not negotiated yet
+        assert hasattr(sender.transport, "_send_rtp")  # type: ignore[attr-defined]
+        assert aiortc.rtcrtpsender.RTP_HISTORY_SIZE in (128, 1 << 16)
+        assert callable(aioice.ice.StunProtocol.send_data)
+        assert callable(aioice.turn.TurnClientTcpProtocol._send)
+        assert compat.dtls_fingerprint(pc)
+    finally:
+        await pc.close()
+
+
+async def test_rtcp_taps_see_reports_and_nacks_for_our_ssrc_only() -> None:
+    pc, sender = await _sender()
+    try:
+        reports: list[compat.ReportBlock] = []
+        nacks: list[int] = []
+        compat.tap_rtcp(sender, reports.append, lambda b: None, nacks.append)
+        ssrc = sender._ssrc  # type: ignore[attr-defined]
+        rr = RtcpRrPacket(
+            ssrc=1,
+            reports=[
+                RtcpReceiverInfo(ssrc, 64, 3, 1000, 90, 0x1234, 6553),
+                RtcpReceiverInfo(ssrc + 1, 0, 0, 1, 0, 0, 0),
+            ],
+        )
+        await sender._handle_rtcp_packet(rr)  # type: ignore[attr-defined]
+        assert reports == [compat.ReportBlock(64, 3, 1000, 90, 0x1234, 6553)]
+        nack = RtcpRtpfbPacket(fmt=1, ssrc=1, media_ssrc=ssrc)
+        nack.lost = [5, 6, 7]
+        await sender._handle_rtcp_packet(nack)  # type: ignore[attr-defined]
+        assert nacks == [3]
+    finally:
+        await pc.close()
+
+
+async def test_history_keeps_packets_by_time_and_by_full_sequence_number() -> None:
+    pc, sender = await _sender()
+    try:
+        compat.keep_rtp_history(sender, seconds=0.2, max_packets=1000)
+        history = compat.rtp_history(sender)
+        for seq in range(300):  # more than aiortc's 128: all kept while young
+            packet = RtpPacket(sequence_number=seq)
+            history[seq % aiortc.rtcrtpsender.RTP_HISTORY_SIZE] = packet
+        assert len(history) == 300 and history[5].sequence_number == 5
+        await asyncio.sleep(0.25)
+        history[300] = RtpPacket(sequence_number=300)
+        await until_async(lambda: len(history) == 1, 1.0)
+    finally:
+        await pc.close()
+
+
+def test_abs_send_time_is_restamped_in_place() -> None:
+    packet = RtpPacket(payload_type=96, sequence_number=1, timestamp=2)
+    packet.extensions.abs_send_time = 0
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap
+
+    extensions = HeaderExtensionsMap()
+    uri = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+    extensions.configure(
+        RTCRtpParameters(headerExtensions=[RTCRtpHeaderExtensionParameters(id=3, uri=uri)])
+    )
+    data = packet.serialize(extensions)
+    stamped = compat._restamp_abs_send_time(data, 3)
+    assert len(stamped) == len(data) and stamped != data
+    again = RtpPacket.parse(stamped, extensions)
+    assert again.extensions.abs_send_time != 0
+    assert compat._restamp_abs_send_time(data, 4) == data  # another id: untouched
+
+
+def test_the_playout_delay_element_is_added_and_the_others_survive() -> None:
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap
+
+    extensions = HeaderExtensionsMap()
+    uris = {
+        1: "urn:ietf:params:rtp-hdrext:sdes:mid",
+        3: "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+    }
+    extensions.configure(
+        RTCRtpParameters(
+            headerExtensions=[RTCRtpHeaderExtensionParameters(id=i, uri=u) for i, u in uris.items()]
+        )
+    )
+    packet = RtpPacket(payload_type=96, sequence_number=7, timestamp=9, payload=b"\x65abc")
+    packet.extensions.mid = "0"
+    packet.extensions.abs_send_time = 0x123400
+    data = packet.serialize(extensions)
+    out = compat.add_extension(data, 6, b"\x00\x00\x00")
+    parsed = RtpPacket.parse(out, extensions)
+    assert parsed.extensions.mid == "0" and parsed.extensions.abs_send_time == 0x123400
+    assert parsed.payload == b"\x65abc" and parsed.sequence_number == 7
+    assert b"\x62\x00\x00\x00" in out[12:28]  # id 6, 3 bytes: min = max = 0
+    plain = RtpPacket(payload_type=96, sequence_number=1, timestamp=2, payload=b"x").serialize()
+    again = RtpPacket.parse(compat.add_extension(plain, 6, b"\x00\x00\x00"))
+    assert again.payload == b"x"
+
+
+async def test_playout_delay_is_answered_only_when_offered() -> None:
+    pc, _ = await _sender()
+    try:
+        transceiver = pc.getTransceivers()[0]
+        offer = "a=extmap:6 " + compat.PLAYOUT_DELAY_URI + "\r\n"
+        assert compat.negotiate_playout_delay(transceiver, "m=video\r\n") == 0
+        assert compat.negotiate_playout_delay(transceiver, offer) == 6
+        assert any(e.uri == compat.PLAYOUT_DELAY_URI for e in transceiver._headerExtensions)
+    finally:
+        await pc.close()
+
+
+class _FakeTransport:
+    def __init__(self, buffered: int) -> None:
+        self.buffered = buffered
+        self.written: list[bytes] = []
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def sendto(self, data: bytes, addr: object = None) -> None:
+        self.written.append(data)
+
+
+async def test_full_send_buffers_drop_instead_of_queueing() -> None:
+    compat.bound_send_buffers(turn_tcp_max=1000, udp_max=1000)
+    try:
+        tcp = aioice.turn.TurnClientTcpProtocol.__new__(aioice.turn.TurnClientTcpProtocol)
+        tcp.transport = _FakeTransport(0)  # type: ignore[assignment]
+        tcp._send(b"x" * 100)
+        tcp.transport = full = _FakeTransport(5000)  # type: ignore[assignment]
+        before = compat.dropped["turn_tcp"]
+        tcp._send(b"x" * 100)
+        assert full.written == [] and compat.dropped["turn_tcp"] == before + 1
+
+        udp = aioice.ice.StunProtocol.__new__(aioice.ice.StunProtocol)
+        udp.transport = free = _FakeTransport(0)  # type: ignore[assignment]
+        await udp.send_data(b"media", ("127.0.0.1", 9))
+        udp.transport = full = _FakeTransport(5000)  # type: ignore[assignment]
+        await udp.send_data(b"media", ("127.0.0.1", 9))
+        assert free.written == [b"media"] and full.written == []
+    finally:
+        compat.bound_send_buffers()

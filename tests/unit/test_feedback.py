@@ -1,0 +1,135 @@
+"""One viewer's feedback loop without a network: RTT from our own sender reports, reports that show
+nothing arrived, reports merged to one a second, the retransmission budget, and the pacer."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance.config import StreamConfig
+from appliance.stream.compat import ReportBlock
+from appliance.stream.feedback import LinkSettings, Pacer, SenderFeedback
+from appliance.stream.ladder import LADDER_720P30, LADDER_1080P30
+from appliance.stream.ratecontrol import RateParams
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def block(highest: int, lost: int = 0, fraction: int = 0, lsr: int = 0, dlsr: int = 0):
+    return ReportBlock(fraction, lost, highest, 90, lsr, dlsr)
+
+
+def test_rtt_comes_from_the_sender_report_the_receiver_answers() -> None:
+    clock = Clock()
+    fb = SenderFeedback(RateParams(), clock=clock)
+    fb.on_sr_sent(0x1234)
+    clock.now += 0.5
+    fb.on_sr_sent(0x5678)
+    clock.now += 0.3
+    # answers the first SR, held 0.25 s at the receiver: 0.8 - 0.25 s
+    fb.on_sent(1200)
+    fb.on_report(block(10, lsr=0x1234, dlsr=int(0.25 * 65536)))
+    assert fb.rtt == pytest.approx(0.55, abs=1e-3)
+    assert fb.controller.decision.rtt == pytest.approx(0.55, abs=1e-3)
+    # an unknown LSR (or none) gives no RTT rather than a wrong one
+    clock.now += 1.0
+    fb.on_sent(1200)
+    fb.on_report(block(20, lsr=0x9999, dlsr=1))
+    assert fb.controller.decision.rtt is None
+
+
+def test_a_report_showing_nothing_arrived_does_not_count_so_the_path_stalls() -> None:
+    clock = Clock()
+    fb = SenderFeedback(RateParams(), clock=clock)
+    fb.on_sent(1200)
+    fb.on_report(block(10))
+    for _ in range(4):  # the browser keeps reporting, but the highest sequence stays
+        clock.now += 1.0
+        fb.on_sent(1200)
+        fb.on_report(block(10))
+        fb.update()
+    assert fb.silent_reports == 4 and fb.update().stalled
+    clock.now += 1.0
+    fb.on_report(block(50))  # packets again
+    assert not fb.update().stalled
+
+
+def test_nothing_sent_and_nothing_received_is_not_a_dead_path() -> None:
+    clock = Clock()
+    fb = SenderFeedback(RateParams(), clock=clock)
+    fb.on_sent(1200)
+    fb.on_report(block(10))
+    for _ in range(5):  # the box sends nothing (not live): the reports still count
+        clock.now += 1.0
+        fb.on_report(block(10))
+    assert fb.silent_reports == 0 and not fb.update().stalled
+
+
+def test_reports_closer_than_a_second_are_merged_with_the_loss_over_the_interval() -> None:
+    clock = Clock()
+    fb = SenderFeedback(RateParams(), clock=clock)
+    fb.on_sent(1200)
+    fb.on_report(block(100, lost=0))
+    for i in range(1, 4):  # a compound RR with each NACK: 3 within 0.6 s
+        clock.now += 0.2
+        fb.on_sent(1200)
+        fb.on_report(block(100 + 10 * i, lost=5 * i, fraction=128))
+    assert fb.reports == 1
+    clock.now += 0.3
+    fb.on_sent(1200)
+    fb.on_report(block(200, lost=20, fraction=0))
+    assert fb.reports == 2
+    # 20 lost of 100 expected since the last report passed on: 20 %, above the GCC threshold
+    assert fb.controller.decision.loss_limit_bps < RateParams().start_bps
+
+
+def test_retransmissions_are_budgeted_to_a_quarter_of_the_target() -> None:
+    clock = Clock()
+    fb = SenderFeedback(RateParams(start_bps=800_000), clock=clock)
+    clock.now += 1.0  # the bucket fills: 0.25 x 800 kbit/s for half a second = 12.5 kB
+    allowed = sum(fb.allow_rtx(1200) for _ in range(100))
+    assert 8 <= allowed <= 11 and fb.rtx_refused == 100 - allowed
+    clock.now += 0.1
+    assert fb.allow_rtx(1200)  # refilled at 25 kB/s
+
+
+def test_pacer_spreads_a_burst_and_never_holds_a_packet_long() -> None:
+    clock = Clock()
+    pacer = Pacer(2_000_000, factor=2.5, burst_s=0.004, min_burst=2500, clock=clock)
+    delays = [pacer.delay(1200) for _ in range(20)]  # one 24 kB frame at once
+    assert delays[0] == 0 and delays[1] == 0  # the burst allowance
+    assert all(0 < d <= 0.010 for d in delays[3:])
+    assert delays == sorted(delays), "each packet waits a little longer"
+    clock.now += 1.0  # the bucket refills to its burst, not beyond
+    assert pacer.delay(1200) == 0 and pacer.delay(1200) == 0 and pacer.delay(1200) > 0
+
+
+def test_link_settings_from_config() -> None:
+    link = LinkSettings.from_config(StreamConfig(), 4_000_000, (1920, 1080, 30.0))
+    assert link.rate is not None and link.rate.max_bps == 4_000_000
+    assert link.rate.min_bps == 300_000 and link.rate.start_bps == 2_500_000
+    assert link.ladder == LADDER_1080P30 and link.pacing and link.rtx_history_s == 2.0
+    low = LinkSettings.from_config(StreamConfig(), 1_000_000, (1280, 720, 30.0))
+    assert low.rate is not None and low.rate.start_bps == 1_000_000
+    assert low.ladder == LADDER_720P30
+    off = LinkSettings.from_config(StreamConfig(rate_control=False), 4_000_000, (640, 480, 30))
+    assert off.rate is None
+
+
+def test_merged_reports_keep_the_path_alive() -> None:
+    clock = Clock()
+    fb = SenderFeedback(RateParams(), clock=clock)
+    fb.on_sent(1200)
+    fb.on_report(block(10))
+    for i in range(1, 40):  # a report every 0.3 s, most of them merged
+        clock.now += 0.3
+        fb.on_sent(1200)
+        fb.on_report(block(10 + i))
+        assert not fb.update().stalled
+    clock.now += 3.1  # then nothing: a stall 3 s after the last report heard, merged or not
+    assert fb.update().stalled

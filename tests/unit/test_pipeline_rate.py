@@ -1,0 +1,114 @@
+"""The media pipeline follows the rate decision: the encoder's bitrate, every other frame dropped at
+the half-rate step, frames scaled at the smaller step (with the time strip kept for measuring),
+and keyframe requests through the limiter."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import av
+
+from appliance.capture import timestrip
+from appliance.capture.synthetic import SyntheticSource
+from appliance.stream.ladder import LADDER_720P30
+from appliance.stream.pipeline import MediaPipeline, Mode
+from tests.support.wait import until
+
+FULL, HALF, SMALLER = LADDER_720P30.steps()
+
+
+class RecordingEncoder:
+    """Stands in for an encoder: records what it is given and told."""
+
+    def __init__(self) -> None:
+        self.bitrate = 4_000_000
+        self.divisor = 1
+        self.sizes: list[tuple[int, int, float]] = []
+        self.strips: list[int | None] = []
+        self.keyframes = 0
+        self._force = False
+        self.lock = threading.Lock()
+
+    def encode(self, frame: av.VideoFrame, pts: int) -> list[Any]:
+        with self.lock:
+            self.sizes.append((frame.width, frame.height, time.monotonic()))
+            self.strips.append(timestrip.read(frame.to_ndarray(format="gray")))
+            if self._force:
+                self.keyframes += 1
+                self._force = False
+        return []
+
+    def request_keyframe(self) -> None:
+        self._force = True
+
+    def set_frame_divisor(self, divisor: int) -> None:
+        self.divisor = divisor
+
+    def close(self) -> None:
+        pass
+
+
+def frames_since(enc: RecordingEncoder, since: float) -> list[tuple[int, int, float]]:
+    with enc.lock:
+        return [s for s in enc.sizes if s[2] >= since]
+
+
+def test_the_pipeline_follows_the_bitrate_the_half_rate_and_the_smaller_step() -> None:
+    enc = RecordingEncoder()
+    pipeline = MediaPipeline(
+        SyntheticSource(1280, 720, 30), lambda w, h, fps: enc, lambda p: None, keep_time_strip=True
+    )
+    pipeline.set_mode(Mode.LIVE)
+    pipeline.set_viewers(1)
+    pipeline.start()
+    try:
+        until(lambda: len(enc.sizes) > 5, 5.0)
+        pipeline.set_rate(1_500_000, FULL)
+        time.sleep(0.2)
+        t = time.monotonic()
+        time.sleep(1.0)
+        full = len(frames_since(enc, t))
+        assert enc.bitrate == 1_500_000 and enc.divisor == 1
+
+        pipeline.set_rate(600_000, HALF)
+        time.sleep(0.2)
+        t = time.monotonic()
+        time.sleep(1.0)
+        half = len(frames_since(enc, t))
+        assert enc.divisor == 2 and enc.bitrate == 600_000
+        assert abs(half - full / 2) <= 3, (full, half)
+        assert pipeline.frames_dropped > 0
+
+        pipeline.set_rate(300_000, SMALLER)
+        time.sleep(0.3)
+        t = time.monotonic()
+        time.sleep(0.5)
+        small = frames_since(enc, t)
+        assert small and all((w, h) == (852, 480) for w, h, _ in small)
+        with enc.lock:
+            assert enc.strips[-1] is not None, "the scaled frame keeps a readable time strip"
+    finally:
+        pipeline.stop()
+
+
+def test_keyframe_requests_are_limited_and_coalesced() -> None:
+    enc = RecordingEncoder()
+    pipeline = MediaPipeline(SyntheticSource(800, 450, 30), lambda w, h, fps: enc, lambda p: None)
+    pipeline.set_mode(Mode.LIVE)
+    pipeline.set_viewers(1)
+    pipeline.start()
+    try:
+        until(lambda: len(enc.sizes) > 20, 5.0)  # past the first keyframe's interval
+        before = enc.keyframes
+        for _ in range(10):  # a burst of PLIs
+            pipeline.request_keyframe()
+        time.sleep(0.2)
+        assert enc.keyframes == before + 1, "the first at once"
+        until(lambda: enc.keyframes == before + 2, 1.0, what="the rest coalesced into one")
+        time.sleep(0.7)
+        assert enc.keyframes == before + 2
+        assert pipeline.keyframes.requests >= 10
+    finally:
+        pipeline.stop()
