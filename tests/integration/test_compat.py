@@ -55,5 +55,6 @@ def test_host_addresses_are_confined_and_restored() -> None:
     compat.confine_host_addresses(("127.0.0.1",))
     assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
     compat.confine_host_addresses(())
-    assert aioice.ice.get_host_addresses is compat._original_host_addresses
+    unconfined = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
+    assert unconfined == compat._original_host_addresses(use_ipv4=True, use_ipv6=False)
     compat.confine_host_addresses(("127.0.0.1",))  # as the other tests expect
