@@ -100,8 +100,9 @@ def test_firefox_as_shipped_is_told_it_cannot_play_and_never_knocks(running_box)
 
 @pytest.mark.xfail(
     strict=True,
-    reason="firefox-esr gathers no ICE candidate inside the loopback-only namespace "
-    "(iceGatheringState stays 'new'), so its connection to the box fails",
+    reason="firefox-esr gathers no ICE candidate inside the loopback-only namespace (with the "
+    "offline and socket-process prefs its gathering completes, but with no candidate, so ICE "
+    "fails): its H.264 playback is unproven here",
 )
 def test_firefox_with_h264_joins_watches_comes_back_and_sees_the_end(running_box) -> None:
     needed()

@@ -58,6 +58,12 @@ const CONFINED = {
   // WebRTC on loopback only, host candidates as they are (no mDNS names)
   "media.peerconnection.ice.loopback": true,
   "media.peerconnection.ice.obfuscate_host_addresses": false,
+  // the namespace has no route beyond loopback: Firefox must not think itself offline, and its
+  // WebRTC networking stays in the content process (no socket process to start there)
+  "network.manage-offline-status": false,
+  "network.offline-mirrors-connectivity": false,
+  "media.peerconnection.mtransport_process": false,
+  "network.process.enabled": false,
   "media.navigator.permission.disabled": true,
   "media.autoplay.default": 0,
 };
