@@ -35,6 +35,10 @@ from .ratecontrol import RateController, RateDecision, RateParams, ReceiverRepor
 logger = logging.getLogger(__name__)
 
 
+#: No receiver report for this long: the path is dead (the box must notice within 3 s).
+STALL_AFTER_S = 2.5
+
+
 @dataclass(frozen=True)
 class LinkSettings:
     """How each viewer's link is run (from the ``[stream]`` config)."""
@@ -61,7 +65,10 @@ class LinkSettings:
         if stream.rate_control:
             low = min(stream.min_bitrate, max_bitrate)
             start = min(max_bitrate, max(low, RateParams.start_bps))
-            rate = RateParams(min_bps=low, max_bps=max_bitrate, start_bps=start)
+            # a dead path within 3 s: a report (about every second) overdue for 2.5 s
+            rate = RateParams(
+                min_bps=low, max_bps=max_bitrate, start_bps=start, stall_after_s=STALL_AFTER_S
+            )
         return cls(
             rate=rate,
             ladder=ladder_for(*picture),
