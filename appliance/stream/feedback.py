@@ -54,7 +54,8 @@ class LinkSettings:
     rtx_history_s: float = 2.0
     #: the box's ICE host addresses for its peers (empty: the process-wide setting)
     ice_addresses: tuple[str, ...] = ()
-    #: ask the browser to render at once (playout-delay extension, min = max = 0)
+    #: tell the browser how long to buffer (playout-delay extension): nothing on a clean link,
+    #: enough for a retransmission (RTT + 20 ms) while packets are being lost
     playout_delay: bool = False
 
     @classmethod
@@ -160,6 +161,8 @@ class SenderFeedback:
         self._rtx_tokens = 0.0
         self._rtx_at = clock()
         self.bytes_sent = 0
+        self._nacked_seen = (0, -1e9)  # (nacked count, when it last grew)
+        self.playout_delay = b"\x00\x00\x00"  # min = max = 0 ms
 
     # -- from the taps --------------------------------------------------------------------------
 
@@ -236,7 +239,23 @@ class SenderFeedback:
         self._rtx_tokens -= nbytes
         return True
 
+    #: how long after the last NACK the browser keeps a retransmission's worth of buffer
+    NACK_MEMORY_S = 5.0
+
+    def _update_playout_delay(self, now: float) -> None:
+        count, since = self._nacked_seen
+        if self.nacked != count:
+            self._nacked_seen = count, since = self.nacked, now
+        if now - since <= self.NACK_MEMORY_S and self.rtt is not None:
+            low = min(40, round((self.rtt + 0.02) * 100))  # 10 ms units, at most 400 ms
+            high = min(4095, low + 50)
+        else:
+            low = high = 0
+        self.playout_delay = ((low << 12) | high).to_bytes(3, "big")
+
     # -- output ---------------------------------------------------------------------------------
 
     def update(self) -> RateDecision:
-        return self.controller.update(self._clock())
+        now = self._clock()
+        self._update_playout_delay(now)
+        return self.controller.update(now)
