@@ -203,6 +203,7 @@ def measure(
         "latency_p50_ms": percentile(lat, 50),
         "latency_p95_ms": percentile(lat, 95),
         "frames": len(shown),
+        "freezes": [(round(a, 2), round(g, 2)) for g, a in gaps if g > FREEZE_S],
     }
     series = [
         {
