@@ -61,6 +61,21 @@ SCENARIOS = {
 }
 
 
+#: Chromium's own counters for the video it received (getStats inbound-rtp).
+INBOUND_STATS = """(async () => {
+  const out = {};
+  for (const s of (await window.viewer.pc.getStats()).values()) {
+    if (s.type === "inbound-rtp" && s.kind === "video") {
+      for (const k of ["framesDecoded", "framesDropped", "framesReceived", "nackCount",
+                       "pliCount", "firCount", "packetsLost", "packetsReceived", "freezeCount",
+                       "jitterBufferDelay", "jitterBufferEmittedCount", "keyFramesDecoded"])
+        out[k] = s[k];
+    }
+  }
+  return out;
+})()"""
+
+
 class NetBox:
     """The box as its own process (bench.netbox), driven through its terminal like bench.run's."""
 
@@ -188,6 +203,7 @@ def measure(
         "latency_p50_ms": percentile(lat, 50),
         "latency_p95_ms": percentile(lat, 95),
         "frames": len(shown),
+        "freezes": [(round(a, 2), round(g, 2)) for g, a in gaps if g > FREEZE_S],
     }
     series = [
         {
@@ -243,6 +259,7 @@ def one(chromium: Any, width: int, height: int, s: Scenario, extra: str = "") ->
                 timer.cancel()
             frames = page.evaluate("window.probe.frames")
             result = measure(frames, box.read_decisions(t0), s, t0)
+            result["chromium"] = page.evaluate(INBOUND_STATS)
             result["probe"] = probe
             result["box_rss_mb"] = box.ps.memory_info().rss / 2**20
             return result

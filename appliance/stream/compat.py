@@ -192,6 +192,7 @@ def tap_rtp_out(
     pace: PaceDelay | None = None,
     allow_rtx: Callable[[int], bool] = lambda n: True,
     playout_delay_id: int = 0,
+    playout_delay: Callable[[], bytes] = lambda: b"\x00\x00\x00",
 ) -> None:
     """Count the RTP bytes ``sender`` hands its DTLS transport (``on_sent(nbytes, rtx)``,
     retransmissions flagged, before SRTP) and, with ``pace``, hold each packet as long as it
@@ -199,7 +200,8 @@ def tap_rtp_out(
     abs-send-time before the send; a paced packet gets it again as it leaves (Chrome's
     bandwidth estimate reads it). A retransmission ``allow_rtx(nbytes)`` refuses is dropped
     (a NACK storm on a lossy link must not take the bandwidth the picture needs). With
-    ``playout_delay_id``, every packet carries the playout-delay extension (min = max = 0)."""
+    ``playout_delay_id``, every packet carries the playout-delay extension (its 3 bytes from
+    ``playout_delay()``: min and max in 10 ms units, 12 bits each)."""
     transport = sender.transport
     original: Callable[[bytes], Awaitable[None]] = transport._send_rtp
 
@@ -216,7 +218,7 @@ def tap_rtp_out(
                     if ext_id:
                         data = _restamp_abs_send_time(data, ext_id)
             if playout_delay_id:
-                data = add_extension(data, playout_delay_id, b"\x00\x00\x00")
+                data = add_extension(data, playout_delay_id, playout_delay())
             on_sent(len(data), rtx)
         await original(data)
 

@@ -35,6 +35,12 @@ from .ratecontrol import RateController, RateDecision, RateParams, ReceiverRepor
 logger = logging.getLogger(__name__)
 
 
+#: No receiver report for this long: the path is dead. The box must notice within 3 s of the
+#: outage; the last report may have come up to a report interval (about 1 s) after it (it still
+#: counts the packets that arrived before), so 2 s.
+STALL_AFTER_S = 2.0
+
+
 @dataclass(frozen=True)
 class LinkSettings:
     """How each viewer's link is run (from the ``[stream]`` config)."""
@@ -48,7 +54,8 @@ class LinkSettings:
     rtx_history_s: float = 2.0
     #: the box's ICE host addresses for its peers (empty: the process-wide setting)
     ice_addresses: tuple[str, ...] = ()
-    #: ask the browser to render at once (playout-delay extension, min = max = 0)
+    #: tell the browser how long to buffer (playout-delay extension): nothing on a clean link,
+    #: enough for a retransmission (RTT + 20 ms) while packets are being lost
     playout_delay: bool = False
 
     @classmethod
@@ -61,7 +68,10 @@ class LinkSettings:
         if stream.rate_control:
             low = min(stream.min_bitrate, max_bitrate)
             start = min(max_bitrate, max(low, RateParams.start_bps))
-            rate = RateParams(min_bps=low, max_bps=max_bitrate, start_bps=start)
+            # a dead path within 3 s: a report (about every second) overdue for 2 s
+            rate = RateParams(
+                min_bps=low, max_bps=max_bitrate, start_bps=start, stall_after_s=STALL_AFTER_S
+            )
         return cls(
             rate=rate,
             ladder=ladder_for(*picture),
@@ -151,6 +161,8 @@ class SenderFeedback:
         self._rtx_tokens = 0.0
         self._rtx_at = clock()
         self.bytes_sent = 0
+        self._nacked_seen = (0, -1e9)  # (nacked count, when it last grew)
+        self.playout_delay = b"\x00\x00\x00"  # min = max = 0 ms
 
     # -- from the taps --------------------------------------------------------------------------
 
@@ -227,7 +239,23 @@ class SenderFeedback:
         self._rtx_tokens -= nbytes
         return True
 
+    #: how long after the last NACK the browser keeps a retransmission's worth of buffer
+    NACK_MEMORY_S = 5.0
+
+    def _update_playout_delay(self, now: float) -> None:
+        count, since = self._nacked_seen
+        if self.nacked != count:
+            self._nacked_seen = count, since = self.nacked, now
+        if now - since <= self.NACK_MEMORY_S and self.rtt is not None:
+            low = min(40, round((self.rtt + 0.02) * 100))  # 10 ms units, at most 400 ms
+            high = min(4095, low + 50)
+        else:
+            low = high = 0
+        self.playout_delay = ((low << 12) | high).to_bytes(3, "big")
+
     # -- output ---------------------------------------------------------------------------------
 
     def update(self) -> RateDecision:
-        return self.controller.update(self._clock())
+        now = self._clock()
+        self._update_playout_delay(now)
+        return self.controller.update(now)

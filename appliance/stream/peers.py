@@ -154,6 +154,7 @@ class ViewerPeer:
             pacer.delay if pacer is not None else None,
             feedback.allow_rtx if feedback is not None else lambda n: True,
             playout_delay,
+            (lambda: feedback.playout_delay) if feedback is not None else lambda: b"\x00" * 3,
         )
         return str(self._pc.localDescription.sdp)
 

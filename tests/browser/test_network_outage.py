@@ -74,6 +74,7 @@ def test_a_10_s_blackout_resumes_by_itself_on_the_same_seat(box_factory, chromiu
         dark = time.monotonic()
         until(lambda: box.call(lambda: peer.stalled), 6.0, 0.05, "the box noticing")
         noticed = time.monotonic() - dark
+        assert noticed <= 3.5, f"the box noticed the dead path after {noticed:.1f} s"
         wait_js(page, "window.viewer.reconnecting === true", 8)
         time.sleep(max(0.0, 10.0 - (time.monotonic() - dark)))
         before = page.evaluate("window.probe.stamped")
@@ -84,6 +85,7 @@ def test_a_10_s_blackout_resumes_by_itself_on_the_same_seat(box_factory, chromiu
             f"window.probe.frames.find(f => f.stamp !== null && f.stamp > {back * 1000})"
         )
         recovery = first["shown"] / 1000 - back
+        assert recovery < 5.0, f"the first fresh frame {recovery:.1f} s after the return"
         wait_js(page, "window.viewer.reconnecting === false", 10)
 
         seen = page.evaluate("window.seen")

@@ -133,3 +133,24 @@ def test_merged_reports_keep_the_path_alive() -> None:
         assert not fb.update().stalled
     clock.now += 3.1  # then nothing: a stall 3 s after the last report heard, merged or not
     assert fb.update().stalled
+
+
+def test_playout_delay_asks_for_a_retransmissions_worth_of_buffer_only_while_losing() -> None:
+    clock = Clock()
+    fb = SenderFeedback(RateParams(), clock=clock)
+    fb.on_sr_sent(0x10)
+    clock.now += 0.1
+    fb.on_sent(1200)
+    fb.on_report(block(10, lsr=0x10, dlsr=0))  # RTT 100 ms
+    fb.update()
+    assert fb.playout_delay == b"\x00\x00\x00", "a clean link: render at once"
+    fb.on_nack(2)
+    fb.update()
+    low, high = (
+        int.from_bytes(fb.playout_delay, "big") >> 12,
+        int.from_bytes(fb.playout_delay, "big") & 0xFFF,
+    )
+    assert (low, high) == (12, 62)  # 100 ms + 20 ms, in 10 ms units; max 500 ms more
+    clock.now += 6.0  # no NACK for longer than NACK_MEMORY_S
+    fb.update()
+    assert fb.playout_delay == b"\x00\x00\x00"
