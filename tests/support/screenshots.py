@@ -60,10 +60,12 @@ def viewer_shots(chromium: Any, lang: str, out: Path, work: Path) -> None:
         page = phone()
         join(page, box.link, "Sam")
         shot(page, "join")
+        box.freeze(True)  # as the real box: no picture before admission
         page.click("#join-button")
         wait_js(page, "window.viewer.state === 'admission' && window.viewer.code")
         page.wait_for_timeout(2500)
         shot(page, "waiting")
+        box.freeze(False)
         box.say("live")
         wait_js(page, "window.viewer.state === 'live' && window.viewer.frames > 30", 20)
         wait_js(page, "window.viewer.quality !== null")

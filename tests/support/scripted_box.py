@@ -192,6 +192,7 @@ class ScriptedBox:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._peers: list[RTCPeerConnection] = []
         self._tracks: list[PhantomTrack] = []
+        self._frozen = False
         self._channel: Any = None
         self._handshake: seal.BoxHandshake | None = None
         #: What the box says as soon as the page's channel opens.
@@ -233,6 +234,7 @@ class ScriptedBox:
 
     def freeze(self, frozen: bool = True) -> None:
         """Stop (or restart) the frames without touching the connection."""
+        self._frozen = frozen  # tracks made later start the same way
         for track in self._tracks:
             track.frozen = frozen
 
@@ -263,6 +265,7 @@ class ScriptedBox:
     async def _answer(self, pc: RTCPeerConnection, offer: str) -> str:
         await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
         track = PhantomTrack()
+        track.frozen = self._frozen
         self._tracks.append(track)
         pc.addTrack(track)
         for transceiver in pc.getTransceivers():
