@@ -23,7 +23,7 @@ from tests.support.wait import until
 
 # Property-based tests: a modest number of cases in `make test` (the unit tier stays fast);
 # `make fuzz` runs the same properties with HYPOTHESIS_PROFILE=fuzz and 2000 each.
-settings.register_profile("default", max_examples=60, deadline=None)
+settings.register_profile("default", max_examples=40, deadline=None)
 settings.register_profile("fuzz", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
