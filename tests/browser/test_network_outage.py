@@ -4,34 +4,21 @@ reconnecting and never shows "waiting to be let in"; the box notices the dead pa
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.netem import Impairment, NotIsolated, check_isolated, run_probe
+from bench.netem import Impairment, run_probe
 from tests.support.browser import join, wait_js
+from tests.support.rig import needs_rig, require_rig
 from tests.support.wait import until
 
-
-def _unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "the rig needs root"
-    try:
-        check_isolated()
-    except NotIsolated as exc:
-        return f"not in a loopback-only network namespace ({exc}); run tests/run.sh"
-    return None
-
-
-WHY = _unavailable()
-MUST_RUN = os.environ.get("CI") == "true" and os.geteuid() == 0
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(WHY is not None and not MUST_RUN, reason=WHY or ""),
+    needs_rig,
 ]
 
 PROBE = (Path(__file__).parents[1] / "support" / "probe.js").read_text()
@@ -54,8 +41,7 @@ def _knocks(box: Any) -> int:
 
 
 def test_a_10_s_blackout_resumes_by_itself_on_the_same_seat(box_factory, chromium) -> None:
-    if WHY is not None:
-        pytest.fail(f"CI as root must run the rig's tests: {WHY}")
+    require_rig()
     box = box_factory(stream={"ice_addresses": ["127.0.0.2"], "ice_servers": []})
     with Impairment(max_seconds=120) as net:
         net.blackout()

@@ -7,7 +7,6 @@ Each impairment applies to UDP from the box's address (127.0.0.2) only.
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 import threading
@@ -16,30 +15,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.netem import Impairment, NotIsolated, check_isolated, rfc8867_steps, run_probe
+from bench.netem import Impairment, rfc8867_steps, run_probe
 from bench.netem.delayq import DelayLine, flow_key
 from bench.netem.rig import tool
-
-
-def _unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "the rig needs root"
-    try:
-        check_isolated()
-    except NotIsolated as exc:
-        return f"not in a loopback-only network namespace ({exc}); run tests/run.sh"
-    return None
-
-
-WHY = _unavailable()
-MUST_RUN = os.environ.get("CI") == "true" and os.geteuid() == 0
-needs_rig = pytest.mark.skipif(WHY is not None and not MUST_RUN, reason=WHY or "")
+from tests.support.rig import needs_rig, require_rig
 
 
 @pytest.fixture
 def net() -> Iterator[Impairment]:
-    if WHY is not None:
-        pytest.fail(f"CI as root must run the rig's tests: {WHY}")
+    require_rig()
     with Impairment(max_seconds=60) as rig:
         yield rig
 
@@ -139,8 +123,7 @@ def test_only_udp_from_the_box_is_impaired_and_clear_removes_everything(net: Imp
 @needs_rig
 @pytest.mark.slow
 def test_the_rig_clears_itself_after_max_seconds() -> None:
-    if WHY is not None:
-        pytest.fail(WHY)
+    require_rig()
     with Impairment(max_seconds=1.0) as rig:
         rig.cap(0.5)
         rig.delay(200)

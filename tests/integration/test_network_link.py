@@ -11,7 +11,6 @@ seat), with bounds wide enough for a loaded machine; the figures are in docs/rel
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,26 +18,14 @@ from typing import Any
 import pytest
 
 from appliance.stream.compat import confine_host_addresses, rtp_history
-from bench.netem import Impairment, NotIsolated, check_isolated, run_probe
+from bench.netem import Impairment, run_probe
+from tests.support.rig import needs_rig, require_rig
 from tests.support.viewer_client import AiortcViewer
 from tests.support.wait import until_async
 
-
-def _unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "the rig needs root"
-    try:
-        check_isolated()
-    except NotIsolated as exc:
-        return f"not in a loopback-only network namespace ({exc}); run tests/run.sh"
-    return None
-
-
-WHY = _unavailable()
-MUST_RUN = os.environ.get("CI") == "true" and os.geteuid() == 0
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(WHY is not None and not MUST_RUN, reason=WHY or ""),
+    needs_rig,
 ]
 
 BOX_MEDIA = "127.0.0.2"
@@ -46,8 +33,7 @@ BOX_MEDIA = "127.0.0.2"
 
 @pytest.fixture
 def net() -> Iterator[Impairment]:
-    if WHY is not None:
-        pytest.fail(f"CI as root must run the rig's tests: {WHY}")
+    require_rig()
     with Impairment(max_seconds=120) as rig:
         yield rig
 
