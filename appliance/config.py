@@ -248,18 +248,23 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
 def read_toml(p: Path) -> dict[str, Any]:
     """A TOML file as plain data; a missing, unreadable or malformed file is a
     :class:`ConfigError`."""
+    text = read_text(p)
     try:
-        text = p.read_text(encoding="utf-8")
+        return tomllib.loads(text.removeprefix("\ufeff"))  # a BOM from a Windows editor
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+
+
+def read_text(p: Path) -> str:
+    """A config file's text; a missing, unreadable or non-UTF-8 file is a :class:`ConfigError`."""
+    try:
+        return p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {p} does not exist") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {p} is not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"config file {p} cannot be read: {exc.strerror}") from None
-    try:
-        return tomllib.loads(text.removeprefix("\ufeff"))  # a BOM from a Windows editor
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
 
 
 def load_dict(data: dict[str, Any]) -> Config:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config, explain, salvage
+from .config import Config, explain, merge, read_text, salvage
 from .errors import ConfigError
 
 #: A rule over the whole config: (config, the file's data as the technician wrote it) -> its
@@ -100,22 +100,20 @@ def check(data: dict[str, Any], text: str = "", written: dict[str, Any] | None =
     return Report(config, problems)
 
 
+def read(path: Path) -> tuple[str, dict[str, Any]]:
+    """A config file's text and data; a :class:`ConfigError` (with its line when it is not
+    TOML) for a file that is missing, unreadable, not UTF-8 or not TOML."""
+    text = read_text(path)
+    return text, parse(text)
+
+
 def check_file(path: Path, overrides: dict[str, Any] | None = None) -> Report:
     """Check ``path`` (plus ``overrides``, e.g. the stored secrets, merged over it). A file that
     cannot be read or parsed gives the defaults and that one problem."""
-    from .config import merge, read_toml
-
     try:
-        text = path.read_text(encoding="utf-8")
-        data = parse(text)
+        text, data = read(path)
     except ConfigError as exc:
         return Report(salvage(overrides or {})[0], [exc])
-    except (OSError, UnicodeDecodeError):
-        try:
-            read_toml(path)  # the same clear message as everywhere else
-        except ConfigError as exc:
-            return Report(salvage(overrides or {})[0], [exc])
-        raise
     return check(merge(data, overrides or {}), text)
 
 

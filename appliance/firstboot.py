@@ -175,15 +175,9 @@ def apply(boot_file: Path, state: Path, set_hostname: bool = True) -> Result:
     if not boot_file.exists():
         return _fault(fault, f"{boot_file.name} is missing from the boot partition: copy one there")
     try:
-        data = configcheck.parse(boot_file.read_text(encoding="utf-8"))
+        text, data = configcheck.read(boot_file)
     except ConfigError as exc:
         return _fault(fault, str(exc))
-    except (OSError, UnicodeDecodeError):
-        try:
-            config_mod.read_toml(boot_file)  # its clear message
-        except ConfigError as exc:
-            return _fault(fault, str(exc))
-        raise
     secrets = read_secrets(state)
     moved = []
     for section, key in SECRET_KEYS:
@@ -199,9 +193,7 @@ def apply(boot_file: Path, state: Path, set_hostname: bool = True) -> Result:
         moved.append(f"{section}.{key}")
     # Every problem at once, the valid parts kept: the secrets leave the boot partition and the
     # keys are made even when another setting is wrong (the box then shows what is wrong).
-    report = configcheck.check(
-        effective_data(data, secrets, state), boot_file.read_text(encoding="utf-8"), data
-    )
+    report = configcheck.check(effective_data(data, secrets, state), text, data)
     cfg = report.config
     wifi_ok = True
     if cfg.wifi.ssid:
@@ -212,7 +204,6 @@ def apply(boot_file: Path, state: Path, set_hostname: bool = True) -> Result:
             wifi_ok = False
     if moved:
         try:
-            text = boot_file.read_text(encoding="utf-8")
             stripped = strip_secrets(text, time.strftime("%Y-%m-%d"))
         except ConfigError as exc:
             return _fault(fault, str(exc))
@@ -254,14 +245,11 @@ def load_box_config(boot_file: Path, state: Path) -> tuple[Any, str]:
     noted = note.read_text(encoding="utf-8").strip() if note.exists() else ""
     secrets = read_secrets(state) if state.exists() else {}
     problems: list[ConfigError] = []
-    text, data = "", {}
+    text, data = "", dict[str, Any]()
     try:
-        text = boot_file.read_text(encoding="utf-8")
-        data = configcheck.parse(text)
+        text, data = configcheck.read(boot_file)
     except ConfigError as exc:
         problems.append(exc)
-    except (OSError, UnicodeDecodeError):
-        problems.append(ConfigError(f"{boot_file.name} cannot be read from the boot partition"))
     report = configcheck.check(effective_data(data, secrets, state), text, data)
     report.problems[:0] = problems
     return report.config, noted or _redacted(report.fault, data)
