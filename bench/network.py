@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
+from bench.run import Box
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = (ROOT / "tests" / "support" / "probe.js").read_text()
@@ -76,60 +75,32 @@ INBOUND_STATS = """(async () => {
 })()"""
 
 
-class NetBox:
-    """The box as its own process (bench.netbox), driven through its terminal like bench.run's."""
+class NetBox(Box):
+    """The box as its own process (bench.netbox: its media on 127.0.0.2, its rate decisions
+    logged), driven through its terminal like bench.run's."""
 
     def __init__(
         self, width: int, height: int, workdir: Path, fps: int = 30, extra: str = ""
     ) -> None:
-        config = workdir / "bench.toml"
-        config.write_text(
-            f"[capture]\nwidth = {width}\nheight = {height}\nfps = {fps}\n"
-            f'[box]\nstate_dir = "{workdir / "state"}"\n' + extra.replace("\\n", "\n") + "\n"
-        )
         self.decisions = workdir / "decisions.jsonl"
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.netbox", "--media", "127.0.0.2"]
-            + ["--decisions", str(self.decisions), "--"]
-            + ["run", "--demo", "--port", "0", "--config", str(config)],
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+        launcher: tuple[str, ...] = ("-m", "bench.netbox", "--media", "127.0.0.2")
+        launcher += ("--decisions", str(self.decisions), "--")
+        super().__init__(
+            width,
+            height,
+            workdir,
+            extra,
+            fps=fps,
+            launcher=launcher,
             stderr=open(workdir / "box.log", "w"),  # noqa: SIM115 - closed with the process
-            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
-        self.ps = psutil.Process(self.proc.pid)
-
-    def line(self, prefix: str, timeout: float = 30) -> str:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.proc.stdout.readline()
-            if not text:
-                break
-            if text.startswith(prefix):
-                return text[len(prefix) :].strip()
-        raise RuntimeError(f"the box printed no {prefix!r} line")
-
-    def key(self, text: str = "") -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
 
     def read_decisions(self, since: float) -> list[dict[str, Any]]:
         if not self.decisions.exists():
             return []
         rows = [json.loads(x) for x in self.decisions.read_text().splitlines() if x.strip()]
         return [r for r in rows if r["t"] >= since]
-
-    def stop(self) -> None:
-        self.proc.send_signal(2)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def percentile(values: list[float], q: float) -> float:

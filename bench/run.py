@@ -30,6 +30,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -68,28 +69,30 @@ class Run:
 class Box:
     """`appliance run --demo` with the size under test, driven through its terminal."""
 
-    def __init__(self, width: int, height: int, workdir: Path, extra: str = "") -> None:
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        workdir: Path,
+        extra: str = "",
+        fps: int = 30,
+        launcher: tuple[str, ...] = ("-m", "appliance"),
+        stderr: Any = subprocess.DEVNULL,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``launcher``: what runs `appliance` (bench.netbox wraps it to log rate decisions)."""
         config = workdir / "bench.toml"
         config.write_text(
-            f"[capture]\nwidth = {width}\nheight = {height}\nfps = 30\n"
+            f"[capture]\nwidth = {width}\nheight = {height}\nfps = {fps}\n"
             f'[box]\nstate_dir = "{workdir / "state"}"\n' + extra.replace("\\n", "\n") + "\n"
         )
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "appliance",
-                "run",
-                "--demo",
-                "--port",
-                "0",
-                "--config",
-                str(config),
-            ],
+            [sys.executable, *launcher, "run", "--demo", "--port", "0", "--config", str(config)],
             cwd=workdir,
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=stderr,
             text=True,
         )
         self.ps = psutil.Process(self.proc.pid)
