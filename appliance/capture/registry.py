@@ -143,4 +143,11 @@ def _synthetic(want: SourceWant) -> Source:
     from .synthetic import SyntheticSource
 
     cap = want.config.capture
-    return SyntheticSource(cap.width, cap.height, cap.fps)
+    try:
+        return SyntheticSource(cap.width, cap.height, cap.fps)
+    except ValueError as exc:  # the phantom's time strip needs the width
+        raise ConfigError(
+            f"config keys 'capture.width' and 'capture.height' = {cap.width}x{cap.height} are too "
+            f"small for the synthetic source: {exc}; use at least 768x120",
+            key="capture.width",
+        ) from None

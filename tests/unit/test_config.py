@@ -133,3 +133,13 @@ def test_the_demo_runs_any_backend_by_name() -> None:
     assert cfg.panel.pin_factory is PinFactoryKind.MOCK, "still the demo's stand-in pins"
     plain = load_config(_parser().parse_args(["run", "--demo"]), "demo password")
     assert plain.capture.source is SourceKind.SYNTHETIC
+
+
+def test_a_picture_too_small_for_the_synthetic_source_names_the_keys() -> None:
+    from appliance.board import Board, resolve
+    from appliance.capture.registry import make_source
+    from appliance.errors import ConfigError
+
+    cfg = config.load_dict({"capture": {"source": "synthetic", "width": 640, "height": 360}})
+    with pytest.raises(ConfigError, match=r"capture\.width.*use at least 768x120"):
+        make_source(cfg, resolve(cfg, Board.OTHER))
