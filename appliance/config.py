@@ -237,17 +237,14 @@ RETIRED = {
 
 def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Load the config from a TOML file (``None``: defaults only), then apply ``overrides``."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        data = read_toml(Path(path))
+    data = read_toml(Path(path)) if path is not None else {}
     if overrides:
         data = _merge(data, overrides)
     return load_dict(data)
 
 
 def read_toml(p: Path) -> dict[str, Any]:
-    """A TOML file as plain data; a missing, unreadable or malformed file is a
-    :class:`ConfigError`."""
+    """A TOML file as plain data; a missing, unreadable or malformed file is a ConfigError."""
     text = read_text(p)
     try:
         return tomllib.loads(text.removeprefix("\ufeff"))  # a BOM from a Windows editor
@@ -280,8 +277,7 @@ def salvage(data: Any) -> tuple[Config, list[ConfigError]]:
     """Build a :class:`Config` from every valid part of ``data``: a key with a bad value keeps its
     default, an unknown key is left out; the problems come back, each naming its key."""
     problems: list[ConfigError] = []
-    config = _build(Config, data, "", problems)
-    return config, problems
+    return _build(Config, data, "", problems), problems
 
 
 def explain(problems: list[ConfigError]) -> str:

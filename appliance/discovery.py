@@ -21,9 +21,11 @@ SERVICE = "_https._tcp.local."
 
 def lan_addresses() -> list[str]:
     """This machine's non-loopback IPv4 addresses (the ones a phone on the LAN can reach)."""
-    from zeroconf import get_all_addresses
+    import ifaddr  # zeroconf's own dependency; its get_all_addresses() is deprecated
 
-    return [a for a in get_all_addresses() if not ipaddress.ip_address(a).is_loopback]
+    found = {ip.ip for adapter in ifaddr.get_adapters() for ip in adapter.ips if ip.is_IPv4}
+    v4 = [a for a in found if isinstance(a, str)]
+    return sorted(a for a in v4 if not ipaddress.ip_address(a).is_loopback)
 
 
 class Announcer:
