@@ -176,6 +176,7 @@ class Box:
             link=LinkSettings.from_config(config.stream, config.encode.bitrate, picture),
             on_rate=lambda bitrate, step: pipeline.set_rate(bitrate, step),
             on_health=viewer_health,
+            first_keyframe=lambda: pipeline.request_keyframe(urgent=True),
         )
         pipeline = MediaPipeline(
             source,

@@ -114,9 +114,10 @@ class StreamConfig:
     pacing: bool = True
     #: Seconds of sent packets kept to answer the viewer's retransmission requests (NACK).
     rtx_history: float = field(default=2.0, metadata=_bounds(1.0, 10.0))
-    #: Ask the viewer's browser to render each frame at once (the playout-delay RTP header
-    #: extension, min = max = 0) when it offers it (docs/performance.md: kept only if it helps).
-    playout_delay: bool = False
+    #: Tell the viewer's browser how long to buffer (the playout-delay RTP header extension, when
+    #: it offers it): nothing on a clean link, one retransmission's worth while packets are lost
+    #: (docs/performance.md, docs/reliability.md: it lowers the latency and the frames skipped).
+    playout_delay: bool = True
 
 
 @dataclass(frozen=True)

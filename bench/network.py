@@ -162,7 +162,11 @@ def measure(
     shown = [t for t in shown if 0 <= t <= s.seconds]
     gaps = [(b - a, a) for a, b in zip(shown, shown[1:], strict=False)]
     after = [(g, a) for g, a in gaps if a >= CONVERGED_S]
-    lat = [f["latency"] for f in frames if f["latency"] is not None]
+    lat = [  # modulo 2**48 in the probe: a few ms "before" capture is a clock offset
+        f["latency"] - 2**48 if f["latency"] > 2**47 else f["latency"]
+        for f in frames
+        if f["latency"] is not None
+    ]
     out: dict[str, Any] = {
         "fps": len(shown) / s.seconds,
         "fps_converged": len([t for t in shown if t >= CONVERGED_S])

@@ -162,7 +162,13 @@ def chromium_part(chromium, box: Box, link: str, seconds: float, run: Run) -> No
     run.box_cpu_pct = box.ps.cpu_percent(None)
     elapsed = time.monotonic() - start
     frames = page.evaluate("window.probe.frames")
-    run.latencies = [f["latency"] for f in frames if f["latency"] is not None]
+    # the probe reports latency modulo 2**48: a frame shown a hair "before" its capture (the
+    # browser's and the box's clocks differ by a few ms) would read as 2**48 - a few ms
+    run.latencies = [
+        f["latency"] - 2**48 if f["latency"] > 2**47 else f["latency"]
+        for f in frames
+        if f["latency"] is not None
+    ]
     run.latency_p50_ms = percentile(run.latencies, 50)
     run.latency_p95_ms = percentile(run.latencies, 95)
     run.fps_shown = len(frames) / elapsed

@@ -56,7 +56,7 @@ class LinkSettings:
     ice_addresses: tuple[str, ...] = ()
     #: tell the browser how long to buffer (playout-delay extension): nothing on a clean link,
     #: enough for a retransmission (RTT + 20 ms) while packets are being lost
-    playout_delay: bool = False
+    playout_delay: bool = True
 
     @classmethod
     def from_config(
@@ -91,8 +91,8 @@ class Pacer:
     def __init__(
         self,
         target_bps: int,
-        factor: float = 2.5,
-        burst_s: float = 0.004,
+        factor: float = 8.0,
+        burst_s: float = 0.002,
         min_burst: int = 2500,
         max_delay_s: float = 0.010,
         clock: Callable[[], float] = time.monotonic,

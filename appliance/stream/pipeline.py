@@ -121,11 +121,15 @@ class MediaPipeline:
             self._wake.wait_for(lambda: not self._preview_wanted, timeout)
         return self.last_frame
 
-    def request_keyframe(self) -> None:
+    def request_keyframe(self, urgent: bool = False) -> None:
         """Ask for an IDR: at once, or (within half a second of the last) coalesced into one
-        that the media thread forces when the interval is over."""
+        that the media thread forces when the interval is over. ``urgent`` (a viewer that has
+        no picture yet) skips the limiter."""
         encoder = self._encoder
-        if self.keyframes.request(time.monotonic()) and encoder is not None:
+        now = time.monotonic()
+        if urgent:
+            self.keyframes.note_keyframe(now)
+        if (urgent or self.keyframes.request(now)) and encoder is not None:
             encoder.request_keyframe()
 
     def set_rate(self, bitrate: int, step: LadderStep) -> None:

@@ -62,6 +62,7 @@ class Viewers:
         link: LinkSettings | None = None,
         on_rate: OnRate | None = None,
         on_health: OnHealth = viewer_health,
+        first_keyframe: Callable[[], None] | None = None,
     ) -> None:
         self._ice_servers = ice_servers
         self._request_keyframe = request_keyframe
@@ -70,7 +71,9 @@ class Viewers:
         self._link = link or LinkSettings()
         self._on_rate = on_rate
         self._on_health = on_health
-        self.fanout = PacketFanout(request_keyframe)
+        self._first_keyframe = first_keyframe
+        # a new subscriber (or one resyncing) has no picture: its keyframe skips the limiter
+        self.fanout = PacketFanout(first_keyframe or request_keyframe)
         compat.bound_send_buffers()
         self._pending: set[ViewerPeer] = set()
         self._adopted: list[ViewerPeer] = []
@@ -171,8 +174,8 @@ class Viewers:
             if decision.stalled != peer.stalled:
                 peer.stalled = decision.stalled
                 self._on_health(peer, decision.stalled)
-                if not decision.stalled:
-                    self._request_keyframe()  # the path is back: a fresh picture at once
+                if not decision.stalled:  # the path is back: a fresh picture at once
+                    (self._first_keyframe or self._request_keyframe)()
         if not decisions:
             return
         slowest = min(decisions, key=lambda pd: pd[1].target_bps)[1]
