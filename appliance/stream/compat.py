@@ -132,9 +132,9 @@ def tap_rtcp(
     sender: Any,
     on_report: Callable[[ReportBlock], None],
     on_remb: Callable[[int], None],
-    on_nack: Callable[[int], None] = lambda n: None,
+    on_nack: Callable[[list[int]], None] = lambda seqs: None,
 ) -> None:
-    """Pass ``sender``'s receiver report blocks (RR and SR), REMB and the number of packets each
+    """Pass ``sender``'s receiver report blocks (RR and SR), REMB and the sequence numbers each
     NACK asks for to the callbacks, then let aiortc handle the packet as before (it answers a
     NACK from its history: :func:`keep_rtp_history`)."""
     original = sender._handle_rtcp_packet
@@ -155,7 +155,7 @@ def tap_rtcp(
                             )
                         )
             elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
-                on_nack(len(packet.lost))
+                on_nack(list(packet.lost))
             elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
                 with contextlib.suppress(ValueError):
                     bitrate, ssrcs = unpack_remb_fci(packet.fci)
@@ -188,20 +188,20 @@ PaceDelay = Callable[[int], float]
 
 def tap_rtp_out(
     sender: Any,
-    on_sent: Callable[[int, bool], None],
+    on_sent: Callable[[int, bool, int], None],
     pace: PaceDelay | None = None,
     allow_rtx: Callable[[int], bool] = lambda n: True,
     playout_delay_id: int = 0,
     playout_delay: Callable[[], bytes] = lambda: b"\x00\x00\x00",
 ) -> None:
-    """Count the RTP bytes ``sender`` hands its DTLS transport (``on_sent(nbytes, rtx)``,
-    retransmissions flagged, before SRTP) and, with ``pace``, hold each packet as long as it
-    says, so a frame's packets leave spread out instead of in one burst. aiortc stamps
-    abs-send-time before the send; a paced packet gets it again as it leaves (Chrome's
-    bandwidth estimate reads it). A retransmission ``allow_rtx(nbytes)`` refuses is dropped
-    (a NACK storm on a lossy link must not take the bandwidth the picture needs). With
-    ``playout_delay_id``, every packet carries the playout-delay extension (its 3 bytes from
-    ``playout_delay()``: min and max in 10 ms units, 12 bits each)."""
+    """Count the RTP bytes ``sender`` hands its DTLS transport before SRTP (``on_sent(nbytes, rtx,
+    seq)``: retransmissions flagged, the packet's sequence number) and, with ``pace``, hold each
+    packet as long as it says, so a frame's packets leave spread out instead of in one burst. aiortc
+    stamps abs-send-time before the send; a paced packet gets it again as it leaves (Chrome's
+    bandwidth estimate reads it). A retransmission ``allow_rtx(nbytes)`` refuses is dropped (a NACK
+    storm on a lossy link must not take the bandwidth the picture needs). With ``playout_delay_id``,
+    every packet carries the playout-delay extension (its 3 bytes from ``playout_delay()``: min and
+    max in 10 ms units, 12 bits each)."""
     transport = sender.transport
     original: Callable[[bytes], Awaitable[None]] = transport._send_rtp
 
@@ -219,7 +219,7 @@ def tap_rtp_out(
                         data = _restamp_abs_send_time(data, ext_id)
             if playout_delay_id:
                 data = add_extension(data, playout_delay_id, playout_delay())
-            on_sent(len(data), rtx)
+            on_sent(len(data), rtx, int.from_bytes(data[2:4], "big"))
         await original(data)
 
     transport._send_rtp = send_rtp

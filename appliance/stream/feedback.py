@@ -12,6 +12,11 @@
   were sent since the last one says nothing got through (a browser keeps reporting for seconds
   after the media stops). Such a report is not passed on, so the controller's stall detection
   (no report for 3 s) sees the path die whichever way it died.
+* **Early loss**: a browser NACKs a missing packet within a few milliseconds of the gap, long
+  before its next receiver report. The share of the packets sent over a short window (ending
+  an RTT ago, after the last such cut) that were NACKed is the loss the controller acts on at
+  once (:meth:`RateController.on_loss_seen`): a capacity drop is answered in a round trip,
+  not in a second.
 * **Pacing** (:class:`Pacer`): a token bucket at a multiple of the target rate with a burst of a
   few milliseconds, so a frame's packets leave spread out rather than in one burst into the
   bottleneck's queue.
@@ -24,7 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..config import StreamConfig
@@ -162,6 +167,12 @@ class SenderFeedback:
         self._rtx_at = clock()
         self.bytes_sent = 0
         self._nacked_seen = (0, -1e9)  # (nacked count, when it last grew)
+        # the picture's packets of the last KEEP_SENT_S: sequence number -> when sent, and the
+        # ones NACKed at least once; counted after the last early cut only
+        self._sent_at: OrderedDict[int, float] = OrderedDict()
+        self._nacked_at: dict[int, float] = {}
+        self._early_cut_at = -1e9
+        self.early_cuts = 0
         self.playout_delay = b"\x00\x00\x00"  # min = max = 0 ms
 
     # -- from the taps --------------------------------------------------------------------------
@@ -214,15 +225,43 @@ class SenderFeedback:
         self.remb_bps = bitrate
         self.controller.on_remb(bitrate, self._clock())
 
-    def on_nack(self, packets: int) -> None:
-        self.nacked += packets
+    def on_nack(self, seqs: Sequence[int]) -> None:
+        self.nacked += len(seqs)
+        for seq in seqs:
+            at = self._sent_at.get(seq)
+            if at is not None:
+                self._nacked_at[seq] = at
+        self._early_loss()
 
-    def on_sent(self, nbytes: int, rtx: bool = False) -> None:
+    def on_sent(self, nbytes: int, rtx: bool = False, seq: int | None = None) -> None:
+        now = self._clock()
         self._bytes_total += nbytes
         self.bytes_sent += nbytes
         if rtx:
             self.rtx_packets += 1
-        self.controller.on_bytes_sent(nbytes, self._clock())
+        elif seq is not None:
+            self._sent_at[seq] = now
+            self._sent_at.move_to_end(seq)
+            while next(iter(self._sent_at.values())) < now - self.KEEP_SENT_S:
+                old, _ = self._sent_at.popitem(last=False)
+                self._nacked_at.pop(old, None)
+        self.controller.on_bytes_sent(nbytes, now)
+
+    #: how long sent packets' sequence numbers are kept for the early loss
+    KEEP_SENT_S = 2.0
+
+    def _early_loss(self) -> None:
+        p = self.controller.params
+        now = self._clock()
+        end = now - min(self.rtt if self.rtt is not None else 0.1, 1.0)
+        start = max(end - p.early_window_s, self._early_cut_at)
+        sent = sum(1 for at in self._sent_at.values() if start <= at <= end)
+        if sent < p.early_min_packets:
+            return
+        nacked = sum(1 for at in self._nacked_at.values() if start <= at <= end)
+        if self.controller.on_loss_seen(nacked / sent, now):
+            self._early_cut_at = now
+            self.early_cuts += 1
 
     #: retransmissions may use this share of the target rate (a bucket of half a second)
     RTX_SHARE = 0.25

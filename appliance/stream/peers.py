@@ -150,7 +150,7 @@ class ViewerPeer:
         pacer = self.pacer
         compat.tap_rtp_out(
             sender,
-            feedback.on_sent if feedback is not None else lambda n, rtx: None,
+            feedback.on_sent if feedback is not None else lambda n, rtx, seq: None,
             pacer.delay if pacer is not None else None,
             feedback.allow_rtx if feedback is not None else lambda n: True,
             playout_delay,

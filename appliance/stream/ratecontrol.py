@@ -35,93 +35,11 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from .ladder import LADDER_1080P30, Ladder, LadderParams, LadderStep
+from .rateparams import RateDecision, RateParams, ReceiverReport
+
+__all__ = ["RateController", "RateDecision", "RateParams", "ReceiverReport"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RateParams:
-    """The controller's settings. Rates in bit/s, times in seconds, loss as a fraction."""
-
-    min_bps: int = 300_000
-    max_bps: int = 4_000_000
-    start_bps: int = 2_500_000
-    #: loss-based limit (GCC): decrease above ``loss_high``, grow below ``loss_low``
-    loss_high: float = 0.10
-    loss_low: float = 0.02
-    #: multiplicative growth per second: normal, before any congestion / back to the pre-stall
-    #: rate, and within ``near_band`` of the rate that last caused congestion
-    growth: float = 0.08
-    startup_growth: float = 0.25
-    near_growth: float = 0.03
-    near_band: float = 0.85
-    #: how long the rate that caused congestion is remembered
-    congestion_memory_s: float = 30.0
-    #: a limit grows to at most this many times the rate actually sent
-    sent_headroom: float = 1.5
-    #: delay-based limit: overuse when RTT > min RTT + max(threshold, ratio * min RTT)
-    delay_threshold_s: float = 0.05
-    delay_threshold_ratio: float = 0.25
-    delay_backoff: float = 0.85
-    #: the minimum RTT is taken over this window
-    rtt_window_s: float = 60.0
-    #: queue probe: after this many reports in a row with loss >= ``loss_low``, the rate drops
-    #: by ``delay_backoff`` for up to ``probe_s``; if the RTT falls, a standing queue was there
-    #: (and the RTT baseline was wrong); if not, the rate comes back. One per ``probe_interval_s``.
-    probe_after_reports: int = 3
-    probe_s: float = 2.5
-    probe_interval_s: float = 30.0
-    #: no receiver report for this long: the path is dead
-    stall_after_s: float = 3.0
-    stall_backoff: float = 0.5
-    remb_timeout_s: float = 3.0
-    #: the rate actually sent is measured over this window
-    send_window_s: float = 1.0
-    #: growth is credited for at most this long per report (reports ~1 s apart)
-    max_report_gap_s: float = 2.0
-    #: RTP, UDP, SRTP and retransmission overhead: the encoder gets target * (1 - overhead)
-    overhead: float = 0.05
-
-    def __post_init__(self) -> None:
-        if not 0 < self.min_bps <= self.start_bps <= self.max_bps:
-            raise ValueError("rate control needs 0 < min_bps <= start_bps <= max_bps")
-        if not 0 <= self.loss_low <= self.loss_high <= 1:
-            raise ValueError("rate control needs 0 <= loss_low <= loss_high <= 1")
-        if not 0 < self.delay_backoff < 1 or not 0 < self.stall_backoff <= 1:
-            raise ValueError("back-off factors must be in (0, 1)")
-        if not 0 <= self.overhead < 1:
-            raise ValueError("overhead must be in [0, 1)")
-
-
-@dataclass(frozen=True)
-class ReceiverReport:
-    """What one RTCP receiver report block says about the box's video stream.
-
-    ``fraction_lost`` is the report's 8-bit field divided by 256, ``jitter`` is in seconds (the
-    report's RTP-clock value / 90000), ``rtt`` in seconds or ``None``.
-    """
-
-    at: float
-    fraction_lost: float
-    cumulative_lost: int = 0
-    jitter: float = 0.0
-    rtt: float | None = None
-
-
-@dataclass(frozen=True)
-class RateDecision:
-    """The controller's output: what to send, and why."""
-
-    target_bps: int  # on the wire
-    encoder_bps: int  # for the encoder: the target less the packet overhead
-    step: LadderStep
-    stalled: bool
-    loss_limit_bps: int
-    delay_limit_bps: int
-    remb_bps: int | None  # the REMB in force (fresh), if any
-    sent_bps: int  # measured over the last ``send_window_s``
-    rtt: float | None  # the last RTT reported
-    rtt_min: float | None  # the baseline the delay limit compares it with
 
 
 @dataclass
@@ -175,6 +93,7 @@ class RateController:
         self._congested_at: tuple[float, float] | None = None  # (when, the rate then)
         self._recover_to: float | None = None  # the rate held before a stall
         self._last_decrease = -math.inf
+        self._early_at = -math.inf  # the last cut on the NACKs' early loss
         self._lossy_reports = 0
         self._probe: tuple[float, float, float] | None = None  # (started, rate before, RTT then)
         self._last_probe = -math.inf
@@ -216,6 +135,36 @@ class RateController:
         self._apply_delay(report.rtt, previous_rtt, gap, sent, now)
         self._probe_queue(report.fraction_lost, report.rtt, sent, now)
         self._decision = self._decide(now)
+
+    def on_loss_seen(self, loss: float, now: float) -> bool:
+        """Heavy loss the viewer's NACKs show before its next receiver report (a capacity drop):
+        the loss limit falls at once to the rate that got through, times ``delay_backoff``, and
+        the next report's loss (which counts the same packets) does not cut it again. Returns
+        whether it cut."""
+        p = self.params
+        if (
+            loss < p.early_loss
+            or self._stalled
+            or self._resync
+            or now - self._last_decrease < self._decrease_interval()
+        ):
+            return False
+        before = self._target
+        sent = self.sent_bps(now) or before
+        cut = max(p.min_bps, min(before, sent) * (1 - loss) * p.delay_backoff)
+        if cut >= before:
+            return False
+        self._loss_limit = cut
+        self._early_at = now
+        self._note_congestion(now, before)
+        logger.info(
+            "NACKs for %.0f%% of packets: loss limit %d -> %d kbit/s",
+            loss * 100,
+            int(before) // 1000,
+            int(cut) // 1000,
+        )
+        self._decision = self._decide(now)
+        return True
 
     def on_report_heard(self, now: float) -> None:
         """A report that shows packets arriving but is merged into a later one: the path is
@@ -282,6 +231,8 @@ class RateController:
             self._background_loss = background = None
         extra = background[1] if background is not None else 0.0
         if loss > p.loss_high + extra:
+            if now - self._early_at <= gap + p.early_window_s:
+                return  # this report counts the loss an early cut already answered
             if now - self._last_decrease >= self._decrease_interval():
                 before = self._loss_limit
                 basis = min(self._loss_limit, sent) if sent else self._loss_limit

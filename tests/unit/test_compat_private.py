@@ -42,7 +42,7 @@ async def test_rtcp_taps_see_reports_and_nacks_for_our_ssrc_only() -> None:
     pc, sender = await _sender()
     try:
         reports: list[compat.ReportBlock] = []
-        nacks: list[int] = []
+        nacks: list[list[int]] = []
         compat.tap_rtcp(sender, reports.append, lambda b: None, nacks.append)
         ssrc = sender._ssrc  # type: ignore[attr-defined]
         rr = RtcpRrPacket(
@@ -57,7 +57,7 @@ async def test_rtcp_taps_see_reports_and_nacks_for_our_ssrc_only() -> None:
         nack = RtcpRtpfbPacket(fmt=1, ssrc=1, media_ssrc=ssrc)
         nack.lost = [5, 6, 7]
         await sender._handle_rtcp_packet(nack)  # type: ignore[attr-defined]
-        assert nacks == [3]
+        assert nacks == [[5, 6, 7]]
     finally:
         await pc.close()
 

@@ -144,7 +144,7 @@ def test_playout_delay_asks_for_a_retransmissions_worth_of_buffer_only_while_los
     fb.on_report(block(10, lsr=0x10, dlsr=0))  # RTT 100 ms
     fb.update()
     assert fb.playout_delay == b"\x00\x00\x00", "a clean link: render at once"
-    fb.on_nack(2)
+    fb.on_nack([1, 2])
     fb.update()
     low, high = (
         int.from_bytes(fb.playout_delay, "big") >> 12,
@@ -154,3 +154,56 @@ def test_playout_delay_asks_for_a_retransmissions_worth_of_buffer_only_while_los
     clock.now += 6.0  # no NACK for longer than NACK_MEMORY_S
     fb.update()
     assert fb.playout_delay == b"\x00\x00\x00"
+
+
+def _sending(fb: SenderFeedback, clock: Clock, packets: int, first_seq: int = 0) -> None:
+    """``packets`` of 1200 bytes at 100 a second (about 1 Mbit/s)."""
+    for seq in range(first_seq, first_seq + packets):
+        fb.on_sent(1200, seq=seq & 0xFFFF)
+        clock.now += 0.01
+
+
+def _with_rtt(fb: SenderFeedback, clock: Clock, rtt: float = 0.05) -> None:
+    fb.on_sr_sent(0x77)
+    clock.now += rtt
+    fb.on_report(block(1, lsr=0x77, dlsr=0))
+    assert fb.rtt == pytest.approx(rtt)
+
+
+def test_nacks_for_half_the_packets_cut_the_rate_at_once_and_the_report_does_not_cut_again() -> None:
+    clock = Clock()
+    fb = SenderFeedback(RateParams(start_bps=2_500_000), clock=clock)
+    _with_rtt(fb, clock)
+    _sending(fb, clock, 100)
+    before = fb.update().target_bps
+    # the window: the 50 packets sent from 0.55 s to 0.05 s (the RTT) ago, seq 45 to 94
+    fb.on_nack(list(range(46, 56)))  # 20 %: not yet
+    assert fb.early_cuts == 0 and fb.controller.target_bps == before
+    fb.on_nack(list(range(56, 86)))  # 80 % lost: to what got through, less 15 %
+    cut = fb.controller.target_bps
+    assert fb.early_cuts == 1
+    sent = fb.controller.sent_bps(clock.now)
+    assert cut == pytest.approx(max(300_000, sent * 0.2 * 0.85), rel=0.01) and cut < before
+    # the next receiver report counts the same loss: it does not cut a second time
+    clock.now += 0.5
+    fb.on_sent(1200, seq=100)
+    fb.on_report(block(100, lost=40, fraction=100))
+    assert fb.update().target_bps >= cut
+
+
+def test_scattered_repeated_or_old_nacks_do_not_cut() -> None:
+    clock = Clock()
+    fb = SenderFeedback(RateParams(start_bps=2_500_000), clock=clock)
+    _with_rtt(fb, clock)
+    _sending(fb, clock, 100)
+    target = fb.update().target_bps
+    for seq in range(10, 100, 50):  # 2 % random loss
+        fb.on_nack([seq])
+    for _ in range(10):  # the browser asks again for the same packet: it counts once
+        fb.on_nack([60])
+    assert fb.early_cuts == 0 and fb.controller.target_bps == target
+    # after an outage the browser NACKs packets sent long ago: they are not today's loss
+    clock.now += 5.0
+    _sending(fb, clock, 60, first_seq=100)
+    fb.on_nack(list(range(0, 100)))
+    assert fb.early_cuts == 0 and fb.controller.target_bps == target
