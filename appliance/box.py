@@ -24,7 +24,17 @@ from .capture.base import Source
 from .capture.mask import Mask
 from .capture.registry import make_source
 from .config import Config, SourceKind
-from .core import Core, Inbox, Knock, OpenSession, Press, ViewerAnswered, ViewerBye, ViewerLeft
+from .core import (
+    Core,
+    Inbox,
+    Knock,
+    OpenSession,
+    Press,
+    ViewerAnswered,
+    ViewerBye,
+    ViewerLeft,
+    ViewerLink,
+)
 from .crypto import BoxIdentity, load_or_create_tls
 from .discovery import Announcer
 from .encode.registry import make_encoder_factory
@@ -42,6 +52,7 @@ from .signalling.gate import Gate, GateHooks
 from .state import State
 from .stream.compat import confine_host_addresses
 from .stream.feedback import LinkSettings
+from .stream.peers import ViewerPeer
 from .stream.pipeline import MediaPipeline, mode_for
 from .stream.viewers import Viewers, viewer_health
 from .types import Rect
@@ -175,7 +186,7 @@ class Box:
             on_left=lambda peer: inbox.post(ViewerLeft(peer)) if inbox.open else None,
             link=LinkSettings.from_config(config.stream, config.encode.bitrate, picture),
             on_rate=lambda bitrate, step: pipeline.set_rate(bitrate, step),
-            on_health=viewer_health,
+            on_health=lambda peer, stalled: tell_health(inbox, peer, stalled),
             first_keyframe=lambda: pipeline.request_keyframe(urgent=True),
         )
         pipeline = MediaPipeline(
@@ -334,3 +345,10 @@ class Box:
     def stop(self) -> None:
         """Ask :meth:`run` to finish. Idempotent; call on the loop."""
         self.core.stop()
+
+
+def tell_health(inbox: Inbox, peer: ViewerPeer, stalled: bool) -> None:
+    """A viewer's path died or came back: a log line, and the core tells the staff."""
+    viewer_health(peer, stalled)
+    if inbox.open:
+        inbox.post(ViewerLink(peer, stalled))

@@ -18,6 +18,7 @@ from .events import (
     ViewerAnswered,
     ViewerBye,
     ViewerLeft,
+    ViewerLink,
 )
 from .inbox import Inbox
 from .machine import Core, Signalling, ViewerPool
@@ -45,6 +46,7 @@ __all__ = [
     "ViewerAnswered",
     "ViewerBye",
     "ViewerLeft",
+    "ViewerLink",
     "ViewerPool",
     "ViewerView",
 ]

@@ -120,6 +120,15 @@ class ViewerLeft:
 
 
 @dataclass(frozen=True)
+class ViewerLink:
+    """The picture stopped reaching the viewer (``stalled``: no receiver report for 2 s), or
+    reaches them again."""
+
+    peer: ViewerPeer
+    stalled: bool
+
+
+@dataclass(frozen=True)
 class ViewerBye:
     """The viewer hung up on purpose (closed the page)."""
 
@@ -132,5 +141,6 @@ Event = (
     | Knock
     | ViewerAnswered
     | ViewerLeft
+    | ViewerLink
     | ViewerBye
 )

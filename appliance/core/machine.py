@@ -42,6 +42,7 @@ from .events import (
     ViewerAnswered,
     ViewerBye,
     ViewerLeft,
+    ViewerLink,
 )
 from .inbox import Inbox, Timers, notify
 from .ports import Signalling, ViewerPool
@@ -215,6 +216,10 @@ class Core:
                 await self._adopt(peer, code)
             case ViewerLeft():
                 self._viewer_left()
+            case ViewerLink(stalled=stalled):
+                viewer = self.session.viewer if self.session is not None else None
+                if viewer is not None:
+                    viewer.stalled = stalled and viewer.connected
             case ViewerBye():
                 # the viewer closed the page: the seat stays theirs, nothing ends; the staff
                 # see how long ago and may let another phone in
@@ -376,6 +381,7 @@ class Core:
         session.viewer.code = code
         session.viewer.connected = True
         session.viewer.left_at = None
+        session.viewer.stalled = False
         if self._state is State.READY:
             self._set_state(State.WAITING)
         if self._state is State.WAITING and self._config.pairing.pre_admit:
@@ -390,7 +396,7 @@ class Core:
         viewer = session.viewer if session is not None else None
         if viewer is None or (self._viewers.count and not on_purpose):
             return
-        viewer.connected = False
+        viewer.connected = viewer.stalled = False
         if viewer.left_at is None:
             viewer.left_at = time.monotonic()
         if self._state is State.WAITING and not viewer.admitted:

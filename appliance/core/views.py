@@ -24,6 +24,8 @@ class ViewerView:
     admitted: bool
     connected: bool
     left_s: int | None = None
+    #: connected, but the picture is not reaching them: the box waits for the path to recover
+    reconnecting: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,14 @@ def session_view(
         expires=session.expires,
         viewer=None
         if viewer is None
-        else ViewerView(viewer.name, viewer.code, viewer.admitted, viewer.connected, left_s),
+        else ViewerView(
+            viewer.name,
+            viewer.code,
+            viewer.admitted,
+            viewer.connected,
+            left_s,
+            viewer.connected and viewer.stalled,
+        ),
         expiring=expiring,
         extend_to=extend,
     )

@@ -42,9 +42,9 @@ OnHealth = Callable[[ViewerPeer, bool], None]
 
 
 def viewer_health(peer: ViewerPeer, stalled: bool) -> None:
-    """The default health hook: a log line (the core may show it to the staff instead)."""
+    """The default health hook: a log line (the box also tells the core, for the staff)."""
     if stalled:
-        logger.warning("viewer %s: no receiver report for 3 s, path stalled", peer.short_id)
+        logger.warning("viewer %s: no receiver report for 2 s, path stalled", peer.short_id)
     else:
         logger.info("viewer %s: receiver reports again", peer.short_id)
 

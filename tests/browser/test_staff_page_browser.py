@@ -23,11 +23,17 @@ served = pairing_browser.served  # the page over HTTPS with the in-memory backen
 TABLET = {"width": 1024, "height": 768}
 LOCALES = {"en": "en-GB", "fr": "fr-FR"}
 WORDS = {
-    "en": {"title": "Live scan sharing", "left": "1:15 ago", "extend": "Extend to"},
+    "en": {
+        "title": "Live scan sharing",
+        "left": "1:15 ago",
+        "extend": "Extend to",
+        "reconnecting": "not reaching the viewer",
+    },
     "fr": {
         "title": "Partage de l'échographie en direct",
         "left": "il y a 1:15",
         "extend": "Prolonger",
+        "reconnecting": "n'arrive plus",
     },
 }
 
@@ -97,6 +103,12 @@ def test_a_dropped_viewer_and_the_expiry_warning(served: Served, chromium: Any, 
     state_is(page, "waiting")
     page.click("#admit")
     state_is(page, "live")
+    assert page.locator("#viewer-reconnecting").is_hidden()
+    served.backend.stalled(True)  # the picture stopped reaching the phone
+    wait_js(page, "!document.getElementById('viewer-reconnecting').hidden")
+    assert WORDS[lang]["reconnecting"] in page.locator("#viewer-reconnecting").inner_text()
+    served.backend.stalled(False)
+    wait_js(page, "document.getElementById('viewer-reconnecting').hidden")
     served.backend.left(75)
     wait_js(page, "!document.getElementById('viewer-left').hidden")
     assert WORDS[lang]["left"] in page.locator("#viewer-left-text").inner_text()

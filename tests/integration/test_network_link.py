@@ -130,7 +130,8 @@ async def test_a_10_s_blackout_then_frames_again_on_the_same_seat_without_admiss
     viewer = await _live_viewer(box)
     health: list[tuple[float, bool]] = []
     try:
-        box.call(lambda: setattr(box.box.viewers, "_on_health", _recorder(health)))
+        viewers = box.box.viewers
+        box.call(lambda: setattr(viewers, "_on_health", _recorder(health, viewers._on_health)))
         peer = _peer(box)
         knocks = await _knocks(box)
         await viewer.frames(30, timeout=5)
@@ -140,6 +141,7 @@ async def test_a_10_s_blackout_then_frames_again_on_the_same_seat_without_admiss
         noticed = health[-1][0] - went_dark
         assert noticed <= 3.5, f"the box noticed the dead path after {noticed:.1f} s"
         assert box.state() == "live"
+        await until_async(_staff_see(box, reconnecting=True), 2.0, 0.05, "the staff told")
         await asyncio.sleep(max(0.0, 10.0 - (time.monotonic() - went_dark)))
         await viewer.frames(1000, timeout=0.2)  # whatever was decoded before the blackout
         net.restore()
@@ -153,6 +155,7 @@ async def test_a_10_s_blackout_then_frames_again_on_the_same_seat_without_admiss
         # than Chromium (the benchmark's figure is the phone's)
         assert recovery < 8.0, f"the first fresh frame {recovery:.1f} s after the return"
         await until_async(lambda: health[-1][1] is False, 5.0, 0.05, "the box seeing reports")
+        await until_async(_staff_see(box, reconnecting=False), 2.0, 0.05, "the staff told")
         assert _peer(box) is peer, "the same connection: nothing rebuilt"
         assert box.state() == "live"
         assert await _knocks(box) == knocks, "no new knock"
@@ -192,8 +195,19 @@ async def _knocks(box: Any) -> int:
     return sum(1 for e in events if e.get("kind") == "knock")
 
 
-def _recorder(into: list[tuple[float, bool]]) -> Any:
+def _recorder(into: list[tuple[float, bool]], then: Any) -> Any:
     def record(peer: Any, stalled: bool) -> None:
         into.append((time.monotonic(), stalled))
+        then(peer, stalled)
 
     return record
+
+
+def _staff_see(box: Any, reconnecting: bool) -> Any:
+    """Whether the staff's page is told the picture is (not) reaching the viewer."""
+
+    def check() -> bool:
+        session = box.call(lambda: box.core.status().session)
+        return session.viewer is not None and session.viewer.reconnecting is reconnecting
+
+    return check

@@ -145,6 +145,11 @@ class Backend:
         self.state = "waiting"
         self.viewer = ViewerView(name, code, admitted=False, connected=True)
 
+    def stalled(self, stalled: bool) -> None:
+        """The picture stopped reaching the seat holder (or reaches them again)."""
+        assert self.viewer is not None
+        self.viewer = replace(self.viewer, reconnecting=stalled)
+
     def left(self, seconds: int) -> None:
         """The seat holder's connection dropped ``seconds`` ago."""
         assert self.viewer is not None
@@ -384,6 +389,7 @@ def test_the_status_is_json_and_never_cached(backend: Backend) -> None:
         "admitted": False,
         "connected": True,
         "left_s": None,
+        "reconnecting": False,
     }
 
 

@@ -26,6 +26,7 @@ from appliance.core import (
     ViewerAnswered,
     ViewerBye,
     ViewerLeft,
+    ViewerLink,
 )
 from appliance.errors import InvalidStateError
 from appliance.state import ALLOWED, LED_PATTERNS, State, ViewerStatus, viewer_status
@@ -325,6 +326,35 @@ async def test_a_viewer_leaving_frees_nothing_and_ends_nothing() -> None:
     assert gone.viewer.admitted, "still admitted: coming back needs no new admission"
     assert back.viewer.connected and back.viewer.left_s is None and back.viewer.admitted
     assert peers == [second] and "close:viewer-hangup" not in rig.signalling.calls
+
+
+async def test_the_staff_see_when_the_picture_stops_reaching_the_viewer() -> None:
+    """The box hears nothing from the viewer's phone for 2 s: the staff's page says it is
+    reconnecting (not "Live" alone) until reports come again or the phone reconnects."""
+    peer, again = DummyPeer(), DummyPeer()
+    views: list = []
+
+    def look(r: Any) -> None:
+        views.append(r.core.session_view().viewer.reconnecting)
+
+    await drive(
+        [
+            OpenSessionStep(),
+            knock(),
+            answered(peer),
+            Press(),  # LIVE
+            look,
+            ViewerLink(peer, stalled=True),  # type: ignore[arg-type]
+            look,
+            ViewerLink(peer, stalled=False),  # type: ignore[arg-type]
+            look,
+            ViewerLink(peer, stalled=True),  # type: ignore[arg-type]
+            knock(),  # the phone rebuilt its connection
+            answered(again),
+            look,
+        ]
+    )
+    assert views == [False, True, False, False]
 
 
 async def test_the_staff_let_another_phone_in_when_the_viewer_is_gone() -> None:

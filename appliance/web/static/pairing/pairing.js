@@ -130,6 +130,7 @@ function render(status) {
     const left = viewer.connected === false && typeof viewer.left_s === "number";
     $("viewer-offline").hidden = viewer.connected !== false || left;
     $("viewer-left").hidden = !left;
+    $("viewer-reconnecting").hidden = viewer.reconnecting !== true;
     if (left) $("viewer-left-text").textContent = T.left.replace("{time}", mss(viewer.left_s));
   }
 
