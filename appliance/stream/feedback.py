@@ -163,6 +163,7 @@ class SenderFeedback:
         self.nacked = 0  # packets the viewer asked for again
         self.rtx_packets = 0  # retransmissions sent
         self.rtx_refused = 0  # over the retransmission budget
+        self._refused_taken = 0
         self._rtx_tokens = 0.0
         self._rtx_at = clock()
         self.bytes_sent = 0
@@ -277,6 +278,11 @@ class SenderFeedback:
             return False
         self._rtx_tokens -= nbytes
         return True
+
+    def take_refused(self) -> int:
+        """Retransmissions refused since the last call."""
+        refused, self._refused_taken = self.rtx_refused - self._refused_taken, self.rtx_refused
+        return refused
 
     #: how long after the last NACK the browser keeps a retransmission's worth of buffer
     NACK_MEMORY_S = 5.0

@@ -9,8 +9,9 @@ While someone watches, a control task runs every ``RATE_PERIOD`` seconds: each a
 rate controller decides from its RTCP feedback, and the pipeline (shared by all viewers) gets
 the slowest viewer's decision through ``on_rate`` (its encoder bitrate and ladder step); the
 pacers follow their own viewer's target. A peer whose path goes dead (no receiver report for
-3 s) or comes back is reported through ``on_health(peer, stalled)``; on its return the encoder
-is asked for a keyframe at once. The viewers' status messages carry the picture step
+2 s) or comes back is reported through ``on_health(peer, stalled)``; on its return the encoder
+is asked for a keyframe at once, and so it is when retransmissions the budget refused leave a
+viewer waiting for packets that will not come. The viewers' status messages carry the picture step
 (``"step"``) and ``"reconnecting"`` while the path is stalled.
 """
 
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 #: How often the rate controllers decide (seconds).
 RATE_PERIOD = 0.2
+#: this many retransmissions refused (over budget) in one round: a keyframe instead
+REFUSED_FOR_KEYFRAME = 3
 
 OnRate = Callable[[int, LadderStep], None]
 OnHealth = Callable[[ViewerPeer, bool], None]
@@ -169,6 +172,10 @@ class Viewers:
                 continue
             decision = peer.feedback.update()
             decisions.append((peer, decision))
+            if peer.feedback.take_refused() >= REFUSED_FOR_KEYFRAME and not decision.stalled:
+                # the viewer waits for packets the budget will not resend: a fresh picture at
+                # the new rate costs less than the backlog and ends the wait (limited as a PLI)
+                self._request_keyframe()
             if peer.pacer is not None:
                 peer.pacer.set_target(max(decision.target_bps, decision.sent_bps))
             if decision.stalled != peer.stalled:

@@ -1,0 +1,39 @@
+"""The viewers' owner without a network: a viewer left waiting for retransmissions the budget
+refused gets a fresh keyframe instead."""
+
+from __future__ import annotations
+
+from appliance.config import StreamConfig
+from appliance.stream.feedback import LinkSettings
+from appliance.stream.viewers import Viewers
+
+
+async def test_refused_retransmissions_are_answered_with_a_keyframe() -> None:
+    keyframes: list[str] = []
+    viewers = Viewers(
+        (),
+        request_keyframe=lambda: keyframes.append("asked"),
+        on_count=lambda n: None,
+        on_left=lambda peer: None,
+        link=LinkSettings.from_config(StreamConfig(), 4_000_000, (1280, 720, 30.0)),
+        first_keyframe=lambda: keyframes.append("first"),
+    )
+    peer = viewers.make()
+    try:
+        assert await viewers.adopt(peer)
+        feedback = peer.feedback
+        assert feedback is not None
+        viewers.control_once()
+        assert keyframes == []
+        # a loss burst: the viewer NACKs far more than a quarter of the rate may resend
+        refused = [feedback.allow_rtx(1200) for _ in range(400)].count(False)
+        assert refused >= 3
+        viewers.control_once()
+        assert keyframes == ["asked"], "a keyframe instead of the refused packets"
+        viewers.control_once()
+        assert keyframes == ["asked"], "once per burst"
+        feedback.allow_rtx(10**6)  # one refusal alone: a retransmission is not worth an IDR
+        viewers.control_once()
+        assert keyframes == ["asked"]
+    finally:
+        await viewers.close_all()
