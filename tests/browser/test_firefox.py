@@ -3,14 +3,27 @@ BiDi by puppeteer-core from a small Node script (tests/support/firefox.mjs), aga
 on loopback. Firefox as shipped has no H.264 for WebRTC: the page must say so before it knocks
 (the box sees nothing, so logs no tamper). With the test-only prefs that let it decode H.264 with
 the system's libavcodec: join, the code, admission, frames whose time strip advances, a reload
-back to the seat, the end."""
+back to the seat, the end.
+
+Firefox gathers ICE candidates only on the default route's interface unless the page has a camera
+or microphone (PeerConnectionImpl's default-address-only mode: its pref can only force it on), and
+finds that interface by connecting a UDP socket to 8.8.8.8, which sends nothing. The tests'
+namespace has no default route, so that connect fails and Firefox gathers no candidate at all
+(MOZ_LOG=nicer:5 says "use only default local addresses: yes", then mtransport "ICE FAILED:
+Couldn't gather ICE candidates ... error=3"); a phone on the guests' Wi-Fi has a default route. So,
+in that namespace only, the watching test gives loopback a documentation address (RFC 5737) and a
+default route through it (the `default_route` fixture): Firefox offers a host candidate on that
+address, which the box on 127.0.0.1 reaches over loopback. Loopback stays the namespace's only
+interface: nothing can leave it."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +111,38 @@ def test_firefox_as_shipped_is_told_it_cannot_play_and_never_knocks(running_box)
     assert running_box.state() == "ready"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="firefox-esr gathers no ICE candidate inside the loopback-only namespace (with the "
-    "offline and socket-process prefs its gathering completes, but with no candidate, so ICE "
-    "fails): its H.264 playback is unproven here",
-)
+#: TEST-NET-2 (RFC 5737): documentation only, never routed anywhere.
+HOST_ADDRESS = "198.51.100.1"
+
+
+def ip(*args: str) -> None:
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    subprocess.run(["ip", *args], check=True, env={**os.environ, "PATH": path})  # noqa: S603,S607
+
+
+@pytest.fixture
+def default_route() -> Iterator[None]:
+    """In the tests' own loopback-only namespace (tests/run.sh as root), a default route through
+    loopback with a host address on it, for the length of one test: Firefox's ICE gathers only on
+    the default route's interface (the module's docstring). Outside that namespace the machine's
+    own default route does it, and nothing is changed."""
+    if os.environ.get("APPLIANCE_IN_NETNS") != "1" or os.geteuid() != 0:
+        yield
+        return
+    interfaces = {name for _, name in socket.if_nameindex()}
+    assert interfaces == {"lo"}, f"not the loopback-only namespace: {interfaces}"
+    ip("address", "add", f"{HOST_ADDRESS}/32", "dev", "lo")
+    try:
+        ip("route", "add", "default", "dev", "lo", "src", HOST_ADDRESS)
+        try:
+            yield
+        finally:
+            ip("route", "del", "default", "dev", "lo")
+    finally:
+        ip("address", "del", f"{HOST_ADDRESS}/32", "dev", "lo")
+
+
+@pytest.mark.usefixtures("default_route")
 def test_firefox_with_h264_joins_watches_comes_back_and_sees_the_end(running_box) -> None:
     needed()
     firefox = Firefox(mode="watch", link=running_box.viewer_url, h264=True)

@@ -2,7 +2,8 @@
 // as a co-parent's phone, for tests/browser/test_firefox.py. Confined like the project's Chromium:
 // no telemetry, updates, captive-portal or connectivity checks, safe browsing, Normandy, plugin
 // downloads (no OpenH264), prefetching or DNS over HTTPS; ICE on loopback, host addresses as they
-// are (no mDNS). The test runs it inside a loopback-only network namespace anyway.
+// are (no mDNS). The test runs it inside a loopback-only network namespace anyway, which for
+// watching has a default route through loopback (Firefox's ICE gathers on that route's interface).
 //
 //   node tests/support/firefox.mjs '{"mode": "unsupported" | "watch", "link": "...", "h264": bool}'
 //
@@ -58,12 +59,6 @@ const CONFINED = {
   // WebRTC on loopback only, host candidates as they are (no mDNS names)
   "media.peerconnection.ice.loopback": true,
   "media.peerconnection.ice.obfuscate_host_addresses": false,
-  // the namespace has no route beyond loopback: Firefox must not think itself offline, and its
-  // WebRTC networking stays in the content process (no socket process to start there)
-  "network.manage-offline-status": false,
-  "network.offline-mirrors-connectivity": false,
-  "media.peerconnection.mtransport_process": false,
-  "network.process.enabled": false,
   "media.navigator.permission.disabled": true,
   "media.autoplay.default": 0,
 };
