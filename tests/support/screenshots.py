@@ -168,6 +168,10 @@ def staff_shots(chromium: Any, lang: str, out: Path, work: Path) -> None:
         page.click("#admit")
         wait_js(page, "document.body.dataset.state === 'live'")
         shot("live")
+        backend.stalled(True)
+        wait_js(page, "!document.getElementById('viewer-reconnecting').hidden")
+        shot("viewer-reconnecting")
+        backend.stalled(False)
         backend.left(75)
         backend.expiring, backend.extend_to = True, Backend.EXPIRES + 3600
         wait_js(page, "!document.getElementById('viewer-left').hidden")
