@@ -374,8 +374,10 @@ def bound_send_buffers(
         _turn_tcp_send(self, data)
 
     async def send_data(self: Any, data: bytes, addr: tuple[str, int]) -> None:
-        transport = self.transport
-        if transport is not None and transport.get_write_buffer_size() >= udp_max:
+        # a relayed candidate's transport is aioice's TurnTransport, which has no buffer of its
+        # own (over TCP, the bound above applies to the connection under it)
+        buffered = getattr(self.transport, "get_write_buffer_size", None)
+        if buffered is not None and buffered() >= udp_max:
             dropped["udp"] += 1
             return
         await _udp_send_data(self, data, addr)

@@ -1,11 +1,13 @@
-"""The impairment rig: capacity, loss, blackout and delay for one UDP source on loopback.
+"""The impairment rig: capacity, loss, blackout and delay for one UDP source on loopback, and
+a capacity for one TCP flow (``cap_tcp``: the box's TURN-over-TCP upload).
 
 Used inside a network namespace that has only ``lo`` (the test suite's, or ``unshare -n``), as
 root; it refuses to touch anything else. The box's media is sent from its own loopback address
 (127.0.0.2), so the direction box -> phone can be told apart from everything else on ``lo``:
 
 * cap:      an HTB class on ``lo`` (egress), a u32 filter for UDP from the source, and under it a
-            drop-tail bfifo of ``queue_ms`` at the cap (the bottleneck of RFC 8868);
+            drop-tail bfifo of ``queue_ms`` at the cap (the bottleneck of RFC 8868); cap_tcp the
+            same for TCP to or from one port;
 * loss:     nftables, input hook: ``numgen random`` drops that share of the source's UDP;
 * blackout: nftables, input hook: every UDP datagram from the source is dropped until restore();
 * delay:    iptables NFQUEUE on the input hook and ``delayq.py`` holding each packet late.
@@ -32,12 +34,14 @@ from pathlib import Path
 from types import TracebackType
 
 from .probe import BOX
+from .profile import Profile
 
 TABLE = "netrig"  # nftables table (family ip) holding the loss and blackout chains
 CHAIN = "NETRIG"  # iptables chain (filter table) holding the NFQUEUE rule
 _NFT_TABLE = f"""table ip {TABLE} {{
   chain blackout {{ }}
   chain loss {{ }}
+  chain mss {{ type filter hook output priority mangle; policy accept; }}
   chain input {{
     type filter hook input priority filter - 10; policy accept;
     ip saddr {{src}} meta l4proto udp jump blackout
@@ -51,6 +55,11 @@ _SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 RFC8867_STEPS: tuple[tuple[float, float], ...] = ((0.0, 1.0), (40.0, 2.5), (60.0, 0.6), (80.0, 1.0))
 RFC8867_DURATION_S = 100.0
 RFC8867_REFERENCE_MBIT = 1.0
+#: (HTB class, its bfifo's handle, the filter's priority) of the UDP cap and of the TCP cap.
+_UDP_CLASS = ("1:1", "10:", "1")
+_TCP_CLASS = ("1:2", "20:", "2")
+#: The MSS a capped TCP flow is clamped to: an Ethernet path's (1500-byte MTU).
+TCP_MSS = 1460
 
 
 class RigError(RuntimeError):
@@ -80,7 +89,7 @@ def check_isolated() -> None:
 
 
 def tool(name: str) -> str:
-    """The path of ``tc``, ``nft`` or ``iptables`` (often only in /usr/sbin)."""
+    """The path of ``tc``, ``nft``, ``iptables`` or ``ip`` (often only in /usr/sbin)."""
     found = shutil.which(name, path=_SBIN)
     if found is None:
         raise RigError(f"{name} is not installed (make system-deps)")
@@ -94,56 +103,6 @@ def _run(*args: str, stdin: str | None = None, check: bool = True) -> str:
     if check and done.returncode != 0:
         raise RigError(f"{' '.join(args)}: {done.stderr.strip()}")
     return done.stdout
-
-
-class Profile(threading.Thread):
-    """Capacity steps applied on time in the background; stops by itself after its duration."""
-
-    def __init__(
-        self,
-        rig: Impairment,
-        steps: Sequence[tuple[float, float]],
-        duration_s: float,
-        queue_ms: float,
-        time_scale: float,
-    ) -> None:
-        super().__init__(name="netem-profile", daemon=True)
-        self.rig = rig
-        self.steps = sorted(steps)
-        self.duration_s = duration_s * time_scale
-        self.queue_ms = queue_ms
-        self.time_scale = time_scale
-        self.applied: list[tuple[float, float]] = []  # (seconds since start, Mbit/s) as done
-        self.error: BaseException | None = None
-        self._halt = threading.Event()
-        self.started_at = 0.0
-
-    def run(self) -> None:
-        self.started_at = time.monotonic()
-        try:
-            for at, mbit in self.steps:
-                if at * self.time_scale >= self.duration_s:
-                    break
-                if self._halt.wait(
-                    max(0.0, self.started_at + at * self.time_scale - time.monotonic())
-                ):
-                    return
-                self.rig.cap(mbit, self.queue_ms)
-                self.applied.append((round(time.monotonic() - self.started_at, 3), mbit))
-            self._halt.wait(max(0.0, self.started_at + self.duration_s - time.monotonic()))
-        except BaseException as exc:  # noqa: BLE001 - kept for wait() to raise
-            self.error = exc
-
-    def stop(self) -> None:
-        self._halt.set()
-        if self is not threading.current_thread() and self.is_alive():
-            self.join(5)
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Until the profile's end; raises what went wrong in it."""
-        self.join(timeout)
-        if self.error is not None:
-            raise RigError(f"profile step failed: {self.error}") from self.error
 
 
 class Impairment:
@@ -167,6 +126,10 @@ class Impairment:
         self.max_seconds = max_seconds
         self.deadline = 0.0
         self.capacity_mbit: float | None = None
+        self.tcp_capacity_mbit: float | None = None
+        self.tcp_flow: tuple[str, int] | None = None  # ("dport" or "sport", port)
+        self._htb_root = False
+        self._gso_segs: int | None = None  # lo's own, while a TCP cap has set it to 1
         self.loss_percent = 0.0
         self.blacked_out = False
         self.delay_ms: tuple[float, float] | None = None
@@ -220,7 +183,11 @@ class Impairment:
         _run("iptables", "-w", "-D", "INPUT", "-j", CHAIN, check=False)
         _run("iptables", "-w", "-F", CHAIN, check=False)
         _run("iptables", "-w", "-X", CHAIN, check=False)
+        self._restore_gso()
+        self._htb_root = False
         self.capacity_mbit = None
+        self.tcp_capacity_mbit = None
+        self.tcp_flow = None
         self.loss_percent = 0.0
         self.blacked_out = False
         self.delay_ms = None
@@ -232,47 +199,90 @@ class Impairment:
         Called again, it changes the class and the queue in place (a capacity step), so what is
         queued stays queued.
         """
+        udp = ["match", "ip", "src", f"{self.src}/32", "match", "ip", "protocol", "17", "0xff"]
+        with self._lock:
+            self._need()
+            self._shape(_UDP_CLASS, mbit, queue_ms, udp, self.capacity_mbit is None)
+            self.capacity_mbit = mbit
+
+    def cap_tcp(
+        self, mbit: float, queue_ms: float = 300.0, *, dport: int = 0, sport: int = 0
+    ) -> None:
+        """Limit TCP to (``dport``) or from (``sport``) one port, any loopback address, to
+        ``mbit`` with a drop-tail queue of ``queue_ms`` at that rate: the box's upload to a TURN
+        server over TCP is ``dport=<its port>``. The flow's MSS is clamped to TCP_MSS on its
+        SYNs (a real link's segments, not loopback's 64 KiB). Called again it changes the rate
+        and the queue in place, for the same flow. While it is on, ``lo`` hands the qdisc one
+        segment per packet (``gso_max_segs 1``): a 64 KiB GSO packet could never fit the queue."""
+        port, field_ = (int(dport), "dport") if dport else (int(sport), "sport")
+        if bool(dport) == bool(sport) or not 1 <= port <= 65535:
+            raise ValueError("pick the flow by one port, dport or sport (1..65535)")
+        tcp = ["match", "ip", "protocol", "6", "0xff", "match", "ip", field_, str(port), "0xffff"]
+        with self._lock:
+            self._need()
+            if self.tcp_capacity_mbit is not None and self.tcp_flow != (field_, port):
+                raise RigError(f"one TCP flow at a time: {self.tcp_flow} is capped already")
+            if self.tcp_capacity_mbit is None:
+                clamp = f"tcp flags & (syn | rst) == syn tcp option maxseg size set {TCP_MSS}"
+                for side in ("dport", "sport"):
+                    _run("nft", f"add rule ip {TABLE} mss tcp {side} {port} {clamp}")
+                if self._gso_segs is None:
+                    link = json.loads(_run("ip", "-j", "-d", "link", "show", self.dev))[0]
+                    self._gso_segs = int(link.get("gso_max_segs", 65535))
+                    _run("ip", "link", "set", self.dev, "gso_max_segs", "1")
+            self._shape(_TCP_CLASS, mbit, queue_ms, tcp, self.tcp_capacity_mbit is None)
+            self.tcp_capacity_mbit = mbit
+            self.tcp_flow = (field_, port)
+
+    def _shape(
+        self, which: tuple[str, str, str], mbit: float, queue_ms: float, match: list[str], new: bool
+    ) -> None:
+        """Add (``new``) or change an HTB class with its bfifo, for packets that ``match``."""
         if not 0.01 <= mbit <= 10_000 or not 1 <= queue_ms <= 10_000:
             raise ValueError("capacity or queue out of range")
+        classid, handle, prio = which
         rate_bytes = mbit * 1e6 / 8
         burst = str(max(3200, int(rate_bytes * 0.005)))  # a few packets: no long bursts
         limit = str(max(3200, int(rate_bytes * queue_ms / 1000)))
         rate = f"{mbit * 1000:.0f}kbit"
         htb = ["htb", "rate", rate, "ceil", rate, "burst", burst, "cburst", burst]
-        with self._lock:
-            self._need()
-            if self.capacity_mbit is None:
-                _run("tc", "qdisc", "add", "dev", self.dev, "root", "handle", "1:", "htb")
-                _run("tc", "class", "add", "dev", self.dev, "parent", "1:", "classid", "1:1", *htb)
-                _run(
-                    "tc", "qdisc", "add", "dev", self.dev, "parent", "1:1", "handle", "10:",
-                    "bfifo", "limit", limit,
-                )  # fmt: skip
-                _run(
-                    "tc", "filter", "add", "dev", self.dev, "parent", "1:", "protocol", "ip",
-                    "prio", "1", "u32", "match", "ip", "src", f"{self.src}/32",
-                    "match", "ip", "protocol", "17", "0xff", "flowid", "1:1",
-                )  # fmt: skip
-            else:
-                _run(
-                    "tc", "class", "change", "dev", self.dev, "parent", "1:", "classid", "1:1", *htb
-                )
-                _run(
-                    "tc", "qdisc", "change", "dev", self.dev, "parent", "1:1", "handle", "10:",
-                    "bfifo", "limit", limit,
-                )  # fmt: skip
-            self.capacity_mbit = mbit
+        dev = ("dev", self.dev)
+        verb = "add" if new else "change"
+        if new and not self._htb_root:
+            _run("tc", "qdisc", "add", *dev, "root", "handle", "1:", "htb")
+            self._htb_root = True
+        _run("tc", "class", verb, *dev, "parent", "1:", "classid", classid, *htb)
+        _run(
+            "tc", "qdisc", verb, *dev, "parent", classid, "handle", handle, "bfifo", "limit", limit
+        )
+        if new:
+            _run(
+                "tc", "filter", "add", *dev, "parent", "1:", "protocol", "ip", "prio", prio,
+                "u32", *match, "flowid", classid,
+            )  # fmt: skip
 
     def uncap(self) -> None:
-        """Remove the capacity limit (and its queue) only."""
+        """Remove the capacity limits (UDP and TCP, and their queues) only."""
         with self._lock:
             _run("tc", "qdisc", "del", "dev", self.dev, "root", check=False)
+            _run("nft", "flush", "chain", "ip", TABLE, "mss", check=False)
+            self._restore_gso()
+            self._htb_root = False
             self.capacity_mbit = None
+            self.tcp_capacity_mbit = None
+            self.tcp_flow = None
 
-    def queue_stats(self) -> dict[str, int]:
-        """The bottleneck queue's counters: bytes and packets sent, drops, backlog bytes."""
+    def _restore_gso(self) -> None:
+        segs, self._gso_segs = self._gso_segs, None
+        if segs is not None:
+            _run("ip", "link", "set", self.dev, "gso_max_segs", str(segs), check=False)
+
+    def queue_stats(self, tcp: bool = False) -> dict[str, int]:
+        """The bottleneck queue's counters (the UDP one; ``tcp``: the TCP flow's): bytes and
+        packets sent, drops, backlog bytes."""
+        handle = (_TCP_CLASS if tcp else _UDP_CLASS)[1]
         for q in json.loads(_run("tc", "-s", "-j", "qdisc", "show", "dev", self.dev) or "[]"):
-            if q.get("kind") == "bfifo":
+            if q.get("kind") == "bfifo" and q.get("handle") == handle:
                 return {
                     "sent_bytes": int(q.get("bytes", 0)),
                     "sent_packets": int(q.get("packets", 0)),

@@ -2,7 +2,8 @@
 
 These run as root inside the suite's loopback-only namespace (tests/run.sh); they are skipped
 only when not root or outside such a namespace, and under CI=true as root they never skip.
-Each impairment applies to UDP from the box's address (127.0.0.2) only.
+Each impairment applies to UDP from the box's address (127.0.0.2) only; the TCP cap to one TCP
+port only, measured with the TCP probe (a bulk sender).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import pytest
 
 from bench.netem import Impairment, rfc8867_steps, run_probe
 from bench.netem.delayq import DelayLine, flow_key
-from bench.netem.rig import tool
+from bench.netem.rig import TCP_MSS, tool
+from bench.netem.tcpprobe import TcpProbe
 from tests.support.rig import needs_rig, require_rig
 
 
@@ -118,6 +120,45 @@ def test_only_udp_from_the_box_is_impaired_and_clear_removes_everything(net: Imp
     assert "htb" not in _show("tc", "qdisc", "show", "dev", "lo")
     assert "netrig" not in _show("nft", "list", "tables")
     assert "NFQUEUE" not in _show("iptables", "-S")
+
+
+@needs_rig
+@pytest.mark.slow
+def test_a_tcp_cap_on_one_port_delivers_the_capacity_and_fills_its_queue(net: Impairment) -> None:
+    probe, other = TcpProbe(), TcpProbe()
+    gso = _show("ip", "-d", "link", "show", "lo").split("gso_max_segs ")[1].split()[0]
+    net.cap_tcp(1.5, queue_ms=300, dport=probe.port)
+    backlog: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            backlog.append(net.queue_stats(tcp=True)["backlog_bytes"])
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        r = probe.run(3.0)
+    finally:
+        done.set()
+        sampler.join()
+    # payload: 1448 of every 1514 bytes HTB counts (MSS with timestamps, headers, link header)
+    assert 1.3 <= r.goodput_mbit <= 1.5, r.summary()
+    early = r.delays_between(0, 0.05)
+    assert early and max(early) < 60  # an empty queue first
+    limit = 1.5e6 / 8 * 0.3
+    assert 0.8 * limit <= max(backlog) <= limit, (max(backlog), limit)  # full, never beyond
+    assert r.delay_max_ms >= 250, r.summary()  # the 300 ms queue (and the sender's own)
+    stats = net.queue_stats(tcp=True)
+    assert stats["dropped"] > 0 and stats["sent_bytes"] / stats["sent_packets"] <= TCP_MSS + 66
+    # another TCP port and the box's UDP go by untouched
+    fast = other.run(1.5)  # goodput counts from 0.5 s
+    assert fast.goodput_mbit > 50 and fast.delay_p95_ms < 50, fast.summary()
+    udp = run_probe(4.0, 1.0)
+    assert udp.loss == 0 and udp.delay_p95_ms < 5, udp.summary()
+    net.clear()
+    assert "htb" not in _show("tc", "qdisc", "show", "dev", "lo")
+    assert f"gso_max_segs {gso} " in _show("ip", "-d", "link", "show", "lo")  # as it was
 
 
 @needs_rig

@@ -169,5 +169,18 @@ async def test_full_send_buffers_drop_instead_of_queueing() -> None:
         udp.transport = full = _FakeTransport(5000)  # type: ignore[assignment]
         await udp.send_data(b"media", ("127.0.0.1", 9))
         assert free.written == [b"media"] and full.written == []
+
+        # a relayed candidate's protocol sends through aioice's TurnTransport, which has no
+        # write buffer of its own: the data goes on to it (the box relaying over TURN)
+        class Relayed:
+            def __init__(self) -> None:
+                self.sent: list[bytes] = []
+
+            def sendto(self, data: bytes, addr: object) -> None:
+                self.sent.append(data)
+
+        udp.transport = relayed = Relayed()  # type: ignore[assignment]
+        await udp.send_data(b"media", ("127.0.0.1", 9))
+        assert relayed.sent == [b"media"]
     finally:
         compat.bound_send_buffers()
