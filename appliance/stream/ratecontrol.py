@@ -138,9 +138,10 @@ class RateController:
 
     def on_loss_seen(self, loss: float, now: float) -> bool:
         """Heavy loss the viewer's NACKs show before its next receiver report (a capacity drop):
-        the loss limit falls at once to the rate that got through, times ``delay_backoff``, and
-        the next report's loss (which counts the same packets) does not cut it again. Returns
-        whether it cut."""
+        the loss limit falls at once to the rate that got through, times ``delay_backoff``, but
+        at most by half per cut (the loss of the first moments overstates it: a cut's
+        retransmissions and keyframes are still in the queue), and the next report's loss
+        (which counts the same packets) does not cut it again. Returns whether it cut."""
         p = self.params
         if (
             loss < p.early_loss
@@ -151,7 +152,7 @@ class RateController:
             return False
         before = self._target
         sent = self.sent_bps(now) or before
-        cut = max(p.min_bps, min(before, sent) * (1 - loss) * p.delay_backoff)
+        cut = max(p.min_bps, 0.5 * before, min(before, sent) * (1 - loss) * p.delay_backoff)
         if cut >= before:
             return False
         self._loss_limit = cut

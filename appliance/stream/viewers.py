@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -37,8 +39,10 @@ logger = logging.getLogger(__name__)
 
 #: How often the rate controllers decide (seconds).
 RATE_PERIOD = 0.2
-#: this many retransmissions refused (over budget) in one round: a keyframe instead
+#: this many retransmissions refused (over budget) in one round: a keyframe instead, at most
+#: one per REFUSED_KEYFRAME_S (an IDR is several times a frame: into a full queue, more loss)
 REFUSED_FOR_KEYFRAME = 3
+REFUSED_KEYFRAME_S = 1.5
 
 OnRate = Callable[[int, LadderStep], None]
 OnHealth = Callable[[ViewerPeer, bool], None]
@@ -85,6 +89,7 @@ class Viewers:
         self._extra: dict[str, Any] = {}
         #: the decision the pipeline follows (the slowest viewer's), for logs, tests and bench
         self.decision: RateDecision | None = None
+        self._refused_keyframe_at = -math.inf
 
     @property
     def peers(self) -> tuple[ViewerPeer, ...]:
@@ -172,9 +177,16 @@ class Viewers:
                 continue
             decision = peer.feedback.update()
             decisions.append((peer, decision))
-            if peer.feedback.take_refused() >= REFUSED_FOR_KEYFRAME and not decision.stalled:
+            refused = peer.feedback.take_refused()
+            now = time.monotonic()
+            if (
+                refused >= REFUSED_FOR_KEYFRAME
+                and not decision.stalled
+                and now - self._refused_keyframe_at >= REFUSED_KEYFRAME_S
+            ):
                 # the viewer waits for packets the budget will not resend: a fresh picture at
                 # the new rate costs less than the backlog and ends the wait (limited as a PLI)
+                self._refused_keyframe_at = now
                 self._request_keyframe()
             if peer.pacer is not None:
                 peer.pacer.set_target(max(decision.target_bps, decision.sent_bps))
