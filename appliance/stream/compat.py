@@ -21,6 +21,7 @@ import contextlib
 import contextvars
 import ipaddress
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
@@ -350,6 +351,10 @@ TURN_TCP_MAX_BUFFER = 256 * 1024
 #: Most bytes waiting in a UDP socket's user-space buffer (asyncio's, when the kernel says
 #: EAGAIN) before data packets are dropped.
 UDP_MAX_BUFFER = 64 * 1024
+#: Most unsent bytes the kernel keeps in a TURN/TCP socket (TCP_NOTSENT_LOWAT): without it the
+#: socket's buffer grows by itself to megabytes, seconds of delay under the bound above.
+TURN_TCP_NOTSENT_LOWAT = 32 * 1024
+_TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)  # Linux's value
 _turn_tcp_send = aioice.turn.TurnClientTcpProtocol._send
 _udp_send_data = aioice.ice.StunProtocol.send_data
 dropped = {"turn_tcp": 0, "udp": 0}
@@ -364,10 +369,17 @@ def bound_send_buffers(
     (TURN over TCP) or a full socket buffer the media would queue for seconds, and memory grow,
     instead of being lost. Dropped, it shows as loss (and the delay up to the bound) in the
     viewer's reports, which the rate controller backs off from. STUN (ICE's checks) is never
-    dropped here."""
+    dropped here. A TURN/TCP socket also keeps at most ``TURN_TCP_NOTSENT_LOWAT`` unsent bytes
+    in the kernel (the rest waits, bounded, in asyncio's buffer above)."""
 
     def _send(self: Any, data: bytes) -> None:
         transport = self.transport
+        if transport is not None and not getattr(self, "_appliance_lowat", False):
+            self._appliance_lowat = True
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT, TURN_TCP_NOTSENT_LOWAT)
         if transport is not None and transport.get_write_buffer_size() >= turn_tcp_max:
             dropped["turn_tcp"] += 1
             return

@@ -16,7 +16,6 @@ import contextlib
 import fcntl
 import statistics
 import struct
-import termios
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -59,9 +58,13 @@ def _turn_tcp_protocol(box: Any) -> Any:
     return inner if isinstance(inner, compat.aioice.turn.TurnClientTcpProtocol) else None
 
 
+#: the kernel's unsent bytes on a TCP socket (linux/sockios.h)
+SIOCOUTQNSD = 0x894B
+
+
 class Sampler(threading.Thread):
     """Every 0.1 s: the box's target, its TURN/TCP connection's user-space send buffer (what
-    compat bounds) and the kernel's unsent and unacknowledged bytes on that socket."""
+    compat bounds) and the kernel's unsent bytes on that socket (SIOCOUTQNSD)."""
 
     def __init__(self, box: Any, protocol: Any) -> None:
         super().__init__(name="turn-tcp-sampler", daemon=True)
@@ -80,7 +83,7 @@ class Sampler(threading.Thread):
 
             try:
                 target, buffered = self.box.call(read)
-                raw = fcntl.ioctl(fd, termios.TIOCOUTQ, struct.pack("i", 0))
+                raw = fcntl.ioctl(fd, SIOCOUTQNSD, struct.pack("i", 0))
             except Exception:  # noqa: BLE001 - the box is stopping
                 return
             self.rows.append((time.monotonic(), target, buffered, struct.unpack("i", raw)[0]))
@@ -131,7 +134,7 @@ async def _relayed(
 def _report(sampler: Sampler, net: Impairment, settled: list[tuple[float, int, int, int]]) -> str:
     return (
         f"send buffer at most {max(r[2] for r in sampler.rows)} B, median "
-        f"{statistics.median(r[2] for r in settled)} B over the last 3 s; kernel queue at most "
+        f"{statistics.median(r[2] for r in settled)} B over the last 3 s; kernel unsent at most "
         f"{max(r[3] for r in sampler.rows)} B; dropped {compat.dropped['turn_tcp']} so far; "
         f"bottleneck {net.queue_stats(tcp=True)}"
     )
@@ -183,3 +186,7 @@ async def test_without_rate_control_the_turn_tcp_buffer_fills_to_its_bound_and_n
         assert statistics.median(r[2] for r in settled) > 128 * 1024, "it stays full"
         assert compat.dropped["turn_tcp"] > before, "the box drops instead of queueing"
         assert frames, "frames still arrive, damaged"
+        # and under it the kernel keeps little unsent (TCP_NOTSENT_LOWAT; a write may overshoot
+        # it by one segment's worth of buffer): not the megabytes its own autotuning would allow
+        unsent = max(r[3] for r in sampler.rows)
+        assert unsent <= compat.TURN_TCP_NOTSENT_LOWAT + 64 * 1024, f"{unsent} B unsent"

@@ -145,6 +145,9 @@ class _FakeTransport:
     def get_write_buffer_size(self) -> int:
         return self.buffered
 
+    def get_extra_info(self, name: str) -> object:
+        return None  # no socket: the kernel's bound is the integration test's
+
     def write(self, data: bytes) -> None:
         self.written.append(data)
 
