@@ -14,9 +14,9 @@
   (no report for 3 s) sees the path die whichever way it died.
 * **Early loss**: a browser NACKs a missing packet within a few milliseconds of the gap, long
   before its next receiver report. The share of the packets sent over a short window (ending
-  an RTT ago, after the last such cut) that were NACKed is the loss the controller acts on at
-  once (:meth:`RateController.on_loss_seen`): a capacity drop is answered in a round trip,
-  not in a second.
+  with the newest packet the NACK names, after the last such cut) that were NACKed is the loss
+  the controller acts on at once (:meth:`RateController.on_loss_seen`): a capacity drop is
+  answered in a round trip, not in a second.
 * **Pacing** (:class:`Pacer`): a token bucket at a multiple of the target rate with a burst of a
   few milliseconds, so a frame's packets leave spread out rather than in one burst into the
   bottleneck's queue.
@@ -228,11 +228,14 @@ class SenderFeedback:
 
     def on_nack(self, seqs: Sequence[int]) -> None:
         self.nacked += len(seqs)
+        newest: float | None = None
         for seq in seqs:
             at = self._sent_at.get(seq)
             if at is not None:
                 self._nacked_at[seq] = at
-        self._early_loss()
+                newest = at if newest is None else max(newest, at)
+        if newest is not None:
+            self._early_loss(newest)
 
     def on_sent(self, nbytes: int, rtx: bool = False, seq: int | None = None) -> None:
         now = self._clock()
@@ -251,10 +254,12 @@ class SenderFeedback:
     #: how long sent packets' sequence numbers are kept for the early loss
     KEEP_SENT_S = 2.0
 
-    def _early_loss(self) -> None:
+    def _early_loss(self, end: float) -> None:
+        """The loss among the packets sent over ``early_window_s`` up to ``end``: when the newest
+        packet this NACK names was sent (the viewer has judged every packet up to it; a later
+        one may still be in a queue, which the RTT of the last report would not tell)."""
         p = self.controller.params
         now = self._clock()
-        end = now - min(self.rtt if self.rtt is not None else 0.1, 1.0)
         start = max(end - p.early_window_s, self._early_cut_at)
         sent = sum(1 for at in self._sent_at.values() if start <= at <= end)
         if sent < p.early_min_packets:

@@ -178,10 +178,10 @@ def test_nacks_for_half_the_packets_cut_the_rate_at_once_and_the_report_does_not
     _with_rtt(fb, clock)
     _sending(fb, clock, 100)
     before = fb.update().target_bps
-    # the window: the 50 packets sent from 0.55 s to 0.05 s (the RTT) ago, seq 45 to 94
-    fb.on_nack(list(range(46, 56)))  # 20 %: not yet
+    # the window: the half second of packets up to the newest one a NACK names
+    fb.on_nack(list(range(46, 56)))  # 10 of the 51 packets up to seq 55, 20 %: not yet
     assert fb.early_cuts == 0 and fb.controller.target_bps == before
-    fb.on_nack(list(range(56, 86)))  # 80 % lost: towards what got through, by half at most
+    fb.on_nack(list(range(56, 86)))  # 40 of the 51 up to seq 85: by half at most
     cut = fb.controller.target_bps
     assert fb.early_cuts == 1
     assert cut == pytest.approx(0.5 * before, rel=0.01)
