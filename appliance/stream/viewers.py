@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,10 +37,9 @@ logger = logging.getLogger(__name__)
 
 #: How often the rate controllers decide (seconds).
 RATE_PERIOD = 0.2
-#: this many retransmissions refused (over budget) in one round: a keyframe instead, at most
-#: one per REFUSED_KEYFRAME_S (an IDR is several times a frame: into a full queue, more loss)
+#: this many retransmissions refused (over budget) in one round: a keyframe instead (through
+#: the pipeline's limiter, as a PLI: at most two a second)
 REFUSED_FOR_KEYFRAME = 3
-REFUSED_KEYFRAME_S = 1.5
 
 OnRate = Callable[[int, LadderStep], None]
 OnHealth = Callable[[ViewerPeer, bool], None]
@@ -89,7 +86,6 @@ class Viewers:
         self._extra: dict[str, Any] = {}
         #: the decision the pipeline follows (the slowest viewer's), for logs, tests and bench
         self.decision: RateDecision | None = None
-        self._refused_keyframe_at = -math.inf
 
     @property
     def peers(self) -> tuple[ViewerPeer, ...]:
@@ -177,16 +173,9 @@ class Viewers:
                 continue
             decision = peer.feedback.update()
             decisions.append((peer, decision))
-            refused = peer.feedback.take_refused()
-            now = time.monotonic()
-            if (
-                refused >= REFUSED_FOR_KEYFRAME
-                and not decision.stalled
-                and now - self._refused_keyframe_at >= REFUSED_KEYFRAME_S
-            ):
+            if peer.feedback.take_refused() >= REFUSED_FOR_KEYFRAME and not decision.stalled:
                 # the viewer waits for packets the budget will not resend: a fresh picture at
                 # the new rate costs less than the backlog and ends the wait (limited as a PLI)
-                self._refused_keyframe_at = now
                 self._request_keyframe()
             if peer.pacer is not None:
                 peer.pacer.set_target(max(decision.target_bps, decision.sent_bps))
