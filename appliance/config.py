@@ -82,8 +82,7 @@ class EncodeConfig:
     encoder: EncoderKind = EncoderKind.AUTO
     #: Target bitrate in bit/s (ultrasound speckle compresses badly: 4 Mbit/s at 1080p).
     bitrate: int = field(default=4_000_000, metadata=_bounds(200_000, 20_000_000))
-    #: Seconds between keyframes nobody asked for: a backstop (PLI/FIR, a new viewer and refused
-    #: retransmissions get one at once); each costs a bottleneck's queue (docs/reliability.md).
+    #: Seconds between keyframes nobody asked for: a backstop (docs/reliability.md).
     keyframe_interval: float = field(default=10.0, metadata=_bounds(0.5, 30.0))
     #: Threads for the software encoder; 0 = the board's choice: 4 on a Pi 5 (1080p30 needs
     #: them), 1 elsewhere (x264's sliced threads cost more CPU than they save in latency on a PC:

@@ -28,12 +28,14 @@ WORDS = {
         "left": "1:15 ago",
         "extend": "Extend to",
         "reconnecting": "not reaching the viewer",
+        "unseen": "Live, but",
     },
     "fr": {
         "title": "Partage de l'échographie en direct",
         "left": "il y a 1:15",
         "extend": "Prolonger",
         "reconnecting": "n'arrive plus",
+        "unseen": "En direct, mais",
     },
 }
 
@@ -107,8 +109,11 @@ def test_a_dropped_viewer_and_the_expiry_warning(served: Served, chromium: Any, 
     served.backend.stalled(True)  # the picture stopped reaching the phone
     wait_js(page, "!document.getElementById('viewer-reconnecting').hidden")
     assert WORDS[lang]["reconnecting"] in page.locator("#viewer-reconnecting").inner_text()
+    live = page.locator("#state-text").inner_text()
+    assert WORDS[lang]["unseen"] in live, "the headline does not say the viewer sees it"
     served.backend.stalled(False)
     wait_js(page, "document.getElementById('viewer-reconnecting').hidden")
+    assert WORDS[lang]["unseen"] not in page.locator("#state-text").inner_text()
     served.backend.left(75)
     wait_js(page, "!document.getElementById('viewer-left').hidden")
     assert WORDS[lang]["left"] in page.locator("#viewer-left-text").inner_text()

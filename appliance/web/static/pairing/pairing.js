@@ -110,7 +110,11 @@ function render(status) {
   const signal = status.signal || "unknown";
   document.body.dataset.state = state;
   document.body.dataset.signal = signal;
-  $("state-text").textContent = T["state_" + state] || state;
+  // Live, but the picture is not reaching the phone (dropped, or the path is dead): say so.
+  const viewing = status.session && status.session.viewer;
+  const unseen = viewing && (viewing.connected === false || viewing.reconnecting === true);
+  const key = state === "live" && unseen ? "state_live_unseen" : "state_" + state;
+  $("state-text").textContent = T[key] || state;
 
   const noPicture = !GOOD_SIGNALS.includes(signal);
   $("signal-text").hidden = !noPicture;
