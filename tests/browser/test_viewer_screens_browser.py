@@ -6,6 +6,7 @@ whole box for a damaged link."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from tests.support.browser import wait_js
 from tests.support.scripted_box import ScriptedBox
+from tests.support.wait import until
 
 pytestmark = pytest.mark.browser
 
@@ -45,6 +47,20 @@ def joined(page: Any, link: str) -> None:
     page.goto(link)
     wait_js(page, "window.viewer && window.viewer.state === 'join'")
     page.click("#join-button")
+
+
+def frames_stopped(page: Any) -> None:
+    """Wait until the page presents no more frames after :meth:`ScriptedBox.freeze`: one still in
+    flight (decoding on a loaded machine) would make the page LIVE the moment the box says so."""
+    seen = [-1, time.monotonic()]
+
+    def settled() -> bool:
+        frames = page.evaluate("window.viewer.frames")
+        if frames != seen[0]:
+            seen[:] = [frames, time.monotonic()]
+        return time.monotonic() - seen[1] > 0.5
+
+    until(settled, 10.0, 0.1, "the page presenting no more frames")
 
 
 def text(page: Any) -> str:
@@ -147,6 +163,7 @@ def test_the_waiting_room_the_picture_and_its_quality(chromium, box, lang) -> No
 
     # the box says live, but no frame comes: not LIVE
     box.freeze()
+    frames_stopped(page)
     box.say("live")
     wait_js(page, "window.viewer.state === 'starting'")
     wait_js(page, "window.viewer.state === 'delayed'", timeout=8)
