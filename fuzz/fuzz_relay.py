@@ -12,22 +12,14 @@ import time
 import atheris
 
 with atheris.instrument_imports():
+    from appliance.relay import paths
     from appliance.relay.app import create_relay_app
     from appliance.relay.config import RelayConfig, hash_token
     from appliance.relay.rooms import Rooms
 
 TOKEN = "box-token-" + "f" * 30
 ROOM = "Abcdefghijklmnopqrstuv"
-PATHS = [
-    f"/api/box/rooms/{ROOM}",
-    f"/api/box/rooms/{ROOM}/messages",
-    f"/api/box/rooms/{ROOM}/refuse",
-    "/api/box/turn",
-    "/api/box/ping",
-    f"/api/rooms/{ROOM}/knock",
-    f"/api/rooms/{ROOM}/messages",
-    f"/v/{ROOM}",
-]
+PATHS = paths.every_path(ROOM)
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
 
 

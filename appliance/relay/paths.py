@@ -48,3 +48,18 @@ def room_messages(room: str) -> str:
 
 def viewer_page(room: str) -> str:
     return f"{VIEWER}/{room}"
+
+
+def every_path(room: str) -> tuple[str, ...]:
+    """Every path the relay answers for ``room`` (the fuzzer and the property tests walk them)."""
+    return (
+        box_room(room),
+        box_expiry(room),
+        box_messages(room),
+        box_refuse(room),
+        box_turn(),
+        box_ping(),
+        room_knock(room),
+        room_messages(room),
+        viewer_page(room),
+    )

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from appliance.relay import paths
 from appliance.relay.app import create_relay_app
 from appliance.relay.config import RelayConfig, hash_token
 from appliance.relay.rooms import Rooms
@@ -57,21 +58,7 @@ numbers = st.one_of(
 def requests(draw: Any) -> dict[str, Any]:
     kind = draw(st.sampled_from(["known", "any"]))
     if kind == "known":
-        path = draw(
-            st.sampled_from(
-                [
-                    f"/api/box/rooms/{ROOM}",
-                    f"/api/box/rooms/{ROOM}/messages",
-                    f"/api/box/rooms/{ROOM}/refuse",
-                    "/api/box/turn",
-                    "/api/box/ping",
-                    f"/api/rooms/{ROOM}/knock",
-                    f"/api/rooms/{ROOM}/messages",
-                    f"/v/{ROOM}",
-                    "/v/viewer.js",
-                ]
-            )
-        )
+        path = draw(st.sampled_from([*paths.every_path(ROOM), "/v/viewer.js"]))
     else:
         raw = "/" + "/".join(draw(st.lists(segment, min_size=1, max_size=6)))
         path = "/" + urllib.parse.quote(raw.lstrip("/"), safe="/%")  # as it comes on the wire
