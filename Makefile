@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The unit tier's venv: the package and its test tools, nothing that needs a Debian package.
+BASE_STAMP := $(VENV)/.installed-base
 # Debian packages the tests drive for real: the phone's browser, a TURN server, and the network
 # impairment rig's tools (bench/netem; NetfilterQueue builds against libnetfilter-queue-dev).
 # firefox-esr is the second browser engine (with libavcodec59, which its test-only H.264 uses).
@@ -15,10 +17,14 @@ LINT_DIRS := appliance tests $(wildcard bench) $(wildcard fuzz)
 
 all: test
 
-$(STAMP): pyproject.toml | system-deps
+$(BASE_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[box,test,bench]'
+	$(BIN)/python -m pip install -q -e '.[box,test]'
+	touch $@
+
+$(STAMP): $(BASE_STAMP) | system-deps
+	$(BIN)/python -m pip install -q -e '.[box,test,rig,bench]'
 	touch $@
 
 # Installs Debian's chromium (and the other test tools) with apt-get when run as root and missing.
@@ -73,11 +79,14 @@ setup: $(STAMP) system-deps node-deps
 demo: setup
 	$(BIN)/appliance run --demo
 
+# The unit tier first and alone (no socket, no program, seconds: a broken rule fails fast), then
+# the integration tier (real sockets and servers on loopback) and the browsers.
 test: setup lint
-	bash tests/run.sh
+	bash tests/run.sh tests/unit
+	bash tests/run.sh tests/integration tests/browser tests/hw
 
-# The unit tier only: no socket, no browser, seconds (tests/unit).
-test-fast: $(STAMP)
+# The unit tier only: installs nothing system-wide (no apt, no NetfilterQueue build).
+test-fast: $(BASE_STAMP)
 	bash tests/run.sh tests/unit
 
 lint: $(STAMP)

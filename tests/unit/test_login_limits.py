@@ -13,10 +13,11 @@ from flask import Flask
 from appliance.passwords import hash_password
 from appliance.web import pairing
 from appliance.web.pairing import configure, create_pairing_blueprint
+from tests.unit.conftest import CHEAP_SCRYPT
 from tests.unit.test_pairing_page import Backend, csrf
 
 PASSWORD = "correct horse battery"
-HASH = hash_password(PASSWORD)
+HASH = hash_password(PASSWORD, n=CHEAP_SCRYPT)
 
 
 def make_client() -> Any:

@@ -24,9 +24,10 @@ from appliance.passwords import hash_password
 from appliance.web import pairing
 from appliance.web.app import create_app
 from appliance.web.pairing import configure, create_pairing_blueprint
+from tests.unit.conftest import CHEAP_SCRYPT
 
 PASSWORD = "correct horse battery"
-HASH = hash_password(PASSWORD)
+HASH = hash_password(PASSWORD, n=CHEAP_SCRYPT)
 LINK = "https://relay.test/v/room#secret.hash"
 STATIC = pairing.STATIC_DIR
 

@@ -1,0 +1,78 @@
+"""The unit tier's promise, enforced: no network socket, no subprocess, and seconds in all.
+
+A unit test that opens an internet socket or starts a program fails at once with the reason (it
+belongs in tests/integration); one whose call takes more than ``UNIT_SECONDS`` fails after it
+ends (make it cheaper, or move it). Unix socket pairs stay allowed: every asyncio loop makes one
+to wake itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from appliance import passwords
+
+#: The most one unit test's call may take, on this project's 2-core machines.
+UNIT_SECONDS = 1.0
+#: scrypt's cost in the unit tier: what these tests check is who may log in and where secrets
+#: go, not the hash's cost (the box's own cost, ``passwords.N``, is used everywhere else).
+CHEAP_SCRYPT = 2**10
+
+_NET_FAMILIES = {socket.AF_INET, socket.AF_INET6}
+
+
+class UnitTierViolation(AssertionError):
+    """A unit test reached for what only the integration tier may use."""
+
+
+def _refuse(what: str) -> UnitTierViolation:
+    return UnitTierViolation(f"a unit test may not {what}: move the test to tests/integration")
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(passwords, "N", CHEAP_SCRYPT)
+
+
+@pytest.fixture(autouse=True)
+def unit_tier_has_no_network_and_no_programs(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_init = socket.socket.__init__
+
+    def guarded_init(self: socket.socket, family: Any = -1, *args: Any, **kwargs: Any) -> None:
+        if family in _NET_FAMILIES or (family == -1 and not args and "fileno" not in kwargs):
+            raise _refuse("open a network socket")
+        real_init(self, family, *args, **kwargs)
+
+    def refuse_program(*args: Any, **kwargs: Any) -> Any:
+        raise _refuse("start a program")
+
+    monkeypatch.setattr(socket.socket, "__init__", guarded_init)
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse_program)
+    monkeypatch.setattr(os, "posix_spawn", refuse_program)
+    monkeypatch.setattr(os, "posix_spawnp", refuse_program)
+    monkeypatch.setattr(os, "system", refuse_program)
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", refuse_program)
+    monkeypatch.setattr(asyncio, "create_subprocess_shell", refuse_program)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    started = time.monotonic()
+    result = yield
+    took = time.monotonic() - started
+    # `make fuzz` runs the properties with thousands of cases each (HYPOTHESIS_PROFILE=fuzz).
+    if took > UNIT_SECONDS and os.environ.get("HYPOTHESIS_PROFILE", "default") == "default":
+        pytest.fail(
+            f"this unit test took {took:.2f} s, over the unit tier's {UNIT_SECONDS:.0f} s: "
+            "make it cheaper or move it to tests/integration",
+            pytrace=False,
+        )
+    return result
