@@ -35,19 +35,19 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 #: What can happen. Sessions: opened, knock, admitted, refused, tamper (a message that failed
-#: its seal or replayed), viewer-left, ended (with a reason), expired. The staff page: login,
-#: login-failed, logout, mask-saved. The box: started.
+#: its seal or replayed), viewer-left, extended, ended (with a reason: the expiry is one). The
+#: staff page: login, login-failed, logout, mask-saved. Every kind the code records is here and
+#: nothing else (tests/unit/test_eventlog.py reads the code to check).
 KINDS = frozenset(
     {
-        "started",
         "opened",
         "knock",
         "admitted",
         "refused",
         "tamper",
         "viewer-left",
+        "extended",
         "ended",
-        "expired",
         "login",
         "login-failed",
         "logout",

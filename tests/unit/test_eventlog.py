@@ -3,6 +3,7 @@ address, bounded on disk with the oldest entries dropped first, kept across rest
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import time
@@ -11,7 +12,28 @@ from pathlib import Path
 
 import pytest
 
+import appliance
 from appliance.eventlog import FIELDS, KINDS, EventLog
+
+PACKAGE = Path(appliance.__file__).parent
+#: The names under which the code hands a kind to the event log (the log's own, and the
+#: recorders the core, the gate and the pairing page are given).
+RECORDERS = {"record", "_record", "note"}
+
+
+def recorded_kinds() -> dict[str, str]:
+    """Every event kind the package's code records, read from its source: kind -> where."""
+    found: dict[str, str] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and node.args):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            first = node.args[0]
+            if name in RECORDERS and isinstance(first, ast.Constant):
+                found.setdefault(str(first.value), f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    return found
 
 
 @pytest.fixture(params=["disk", "memory"])
@@ -69,7 +91,7 @@ def test_anything_that_could_be_personal_is_refused(
 
 
 def test_the_whitelists_are_small_and_say_what_they_hold() -> None:
-    assert {"opened", "knock", "admitted", "refused", "tamper", "ended", "expired"} <= KINDS
+    assert {"opened", "knock", "admitted", "refused", "tamper", "ended", "extended"} <= KINDS
     assert {"viewer-left", "login-failed"} <= KINDS
     for field in FIELDS:
         words = set(field.split("_"))
@@ -154,3 +176,17 @@ def test_a_disk_that_cannot_be_written_does_not_stop_the_box(
 def test_a_tiny_bound_is_refused() -> None:
     with pytest.raises(ValueError, match="at least"):
         EventLog(None, max_bytes=10)
+
+
+def test_every_kind_the_code_records_is_one_the_log_keeps_and_none_is_dead() -> None:
+    recorded = recorded_kinds()
+    assert {"opened", "extended", "login-failed", "tamper"} <= recorded.keys(), "the scan works"
+    refused = {kind: where for kind, where in recorded.items() if kind not in KINDS}
+    assert not refused, f"recorded but refused by the event log (lost): {refused}"
+    assert not KINDS - recorded.keys(), f"listed but never recorded: {KINDS - recorded.keys()}"
+
+
+def test_an_extend_is_kept(log: EventLog) -> None:
+    log.record("extended", valid_minutes=30)
+    log.flush()
+    assert [(e["kind"], e["valid_minutes"]) for e in log.entries()] == [("extended", 30)]
