@@ -19,6 +19,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
+from ..httpd import jsonbody
 from ..httpd.addresses import client_address, parse_networks
 from ..httpd.headers import security_headers
 from . import paths
@@ -89,13 +90,11 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
             raise RelayError(429, "slow-down")
 
     def body() -> dict[str, Any]:
+        """The request's JSON object, its numbers finite and bounded (httpd.jsonbody)."""
         try:
-            data = request.get_json(silent=True)
-        except RecursionError:  # nested deeper than the parser goes
-            data = None
-        if not isinstance(data, dict):
-            raise RelayError(400, "bad-request")
-        return data
+            return jsonbody.load_object(request.get_data(cache=True))
+        except jsonbody.BodyError:
+            raise RelayError(400, "bad-request") from None
 
     def after() -> int:
         """``after``: a non-negative integer, written in decimal digits."""
@@ -115,16 +114,11 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
         return min(value, MAX_WAIT)
 
     def seconds(value: object) -> float:
-        """A number from a JSON body: finite, not a boolean."""
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise RelayError(400, "bad-request")
+        """A number from a JSON body: finite, bounded, not a boolean."""
         try:
-            result = float(value)
-        except OverflowError:
+            return jsonbody.number(value)
+        except jsonbody.BodyError:
             raise RelayError(400, "bad-request") from None
-        if not math.isfinite(result):
-            raise RelayError(400, "bad-request")
-        return result
 
     def checked(room: str) -> str:
         if not 16 <= len(room) <= 64 or not set(room) <= _ROOM_CHARS:
@@ -185,10 +179,8 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
     @app.put(paths.box_expiry("<room>"))
     def extend_room(room: str) -> tuple[str, int]:
         owner = box()
-        expires = body().get("expires")
-        if isinstance(expires, bool) or not isinstance(expires, int | float):
-            raise RelayError(400, "bad-request")
-        rooms.extend(owner, checked(room), float(expires))
+        expires = seconds(body().get("expires"))
+        rooms.extend(owner, checked(room), expires)
         return "", 204
 
     @app.delete(paths.box_room("<room>"))

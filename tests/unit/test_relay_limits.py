@@ -257,6 +257,49 @@ def test_after_and_wait_must_be_plain_numbers(value: str, caplog) -> None:
     assert not [r for r in caplog.records if r.exc_info], "no traceback"
 
 
+# -- numbers and nesting in a body (issue 18, item 6; httpd/jsonbody.py) ----------------------------
+
+HOSTILE_BODIES = [
+    '{"expires": NaN}',
+    '{"expires": Infinity}',
+    '{"expires": -Infinity}',
+    '{"expires": 1e400}',
+    '{"expires": ' + "9" * 400 + "}",
+    '{"expires": true}',
+    '{"expires": "soon"}',
+    '{"expires": 1, "x": ' + "[" * 50 + "]" * 50 + "}",
+    '{"expires": 1, "x": ' + "[" * 5000 + "]" * 5000 + "}",
+    "[1]",
+    "not json",
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE_BODIES)
+def test_a_box_body_with_a_number_that_is_not_one_is_a_400(raw: str, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    client, rooms = make()
+    open_room(client)
+    before = rooms._rooms[ROOM].expires
+    for method, path in (
+        (client.put, f"/api/box/rooms/{ROOM}/expiry"),
+        (client.put, f"/api/box/rooms/{ROOM2}"),
+    ):
+        response = method(path, data=raw, content_type="application/json", headers=BOX)
+        assert (response.status_code, response.get_json()) == (400, {"error": "bad-request"})
+    assert rooms._rooms[ROOM].expires == before, "the room's expiry is untouched"
+    assert ROOM2 not in rooms._rooms
+    assert not [r for r in caplog.records if r.exc_info], "no traceback"
+
+
+def test_a_later_expiry_in_a_plain_body_still_extends() -> None:
+    client, rooms = make()
+    open_room(client)
+    later = int(time.time()) + 3600
+    response = client.put(f"/api/box/rooms/{ROOM}/expiry", json={"expires": later}, headers=BOX)
+    assert response.status_code == 204
+    assert rooms._rooms[ROOM].expires == later
+
+
 # -- the viewer contract ----------------------------------------------------------------------------
 
 
