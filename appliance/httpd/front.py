@@ -4,16 +4,18 @@ cheroot does the TLS handshake in its accept loop (one silent connection froze e
 the handshake timeout) and hands a connection to a worker thread as soon as it is readable (a
 client dribbling its headers held a thread each). Here the selector thread that accepts also
 does, without blocking, everything a client controls the pace of: the TLS handshake, the request
-head and a small body. A worker gets a connection only once its request has arrived, so a worker
-never waits on a client's first bytes. A connection that has not delivered its request within
-``HEAD_TIMEOUT`` (``HANDSHAKE_TIMEOUT`` for the handshake) is closed; each client address (an
+head and its whole body (:mod:`.request` says what is refused instead: a chunked body, one over
+64 KiB). A worker gets a connection only once its request has arrived, so a worker never waits
+on a client. A connection that has not delivered its whole request within ``HEAD_TIMEOUT``
+(``HANDSHAKE_TIMEOUT`` for the handshake) is closed: one deadline for the request, not one per
+read; each client address (an
 IPv6 one by its /64) holds at most ``PER_ADDRESS`` connections, and the server ``MAX_OPEN``.
 Keep-alive connections come back here between requests, so the rules hold for every request.
 """
 
 from __future__ import annotations
 
-import re
+import logging
 import selectors
 import socket
 import ssl
@@ -27,39 +29,18 @@ from cheroot.connections import ConnectionManager
 from cheroot.makefile import MakeFile
 from cheroot.server import HTTPConnection
 
+from . import request
 from .addresses import Networks, address_key, in_networks
+
+logger = logging.getLogger(__name__)
 
 #: Seconds a new TLS connection has to finish its handshake.
 HANDSHAKE_TIMEOUT = 5.0
-#: Seconds a connection has to send its request head (and a small body), from its accept or its
+#: Seconds a connection has to send its whole request (head and body), from its accept or its
 #: previous response; also how long an idle keep-alive connection is kept.
 HEAD_TIMEOUT = 10.0
-#: The largest request head; a larger one is handed on for cheroot to refuse.
-MAX_HEAD = 16 * 1024
-#: Bodies up to this size (with a Content-Length) are read here too, before a worker sees them.
-MAX_BODY = 64 * 1024
 #: Open connections per client address, and in all.
 PER_ADDRESS, MAX_OPEN = 32, 512
-
-_LENGTH = re.compile(rb"\ncontent-length:[ \t]*(\d{1,12})[ \t]*\r?\n", re.IGNORECASE)
-_EXPECT = re.compile(rb"\nexpect:", re.IGNORECASE)
-
-
-def request_complete(data: bytes | bytearray) -> bool:
-    """Whether ``data`` holds a whole request head and the body a worker should not wait for."""
-    end = data.find(b"\r\n\r\n")
-    end = end + 4 if end >= 0 else -1
-    if end < 0:
-        bare = data.find(b"\n\n")  # cheroot refuses it: hand it on at once
-        end = bare + 2 if bare >= 0 else -1
-    if end < 0:
-        return len(data) > MAX_HEAD
-    head = b"\n" + bytes(data[:end])
-    length = _LENGTH.search(head)
-    if length is None or _EXPECT.search(head) is not None:
-        return True
-    size = int(length.group(1))
-    return size > MAX_BODY or len(data) >= end + size
 
 
 class PrefixedSocket:
@@ -223,7 +204,7 @@ class Front:
                 waiting.handshaken = True
                 conn.ssl_env = self._env(sock) if self._env is not None else {}
                 waiting.expire_after(HEAD_TIMEOUT, self._server.timeout)
-            while not request_complete(waiting.data):
+            while request.judge(waiting.data) == request.WAIT:
                 chunk = sock.recv(65536)
                 if not chunk:
                     self._drop(waiting)
@@ -236,9 +217,7 @@ class Front:
         except (OSError, ValueError):
             self._drop(waiting)
             return
-        if request_complete(waiting.data):
-            self._dispatch(waiting)
-        else:
+        if not self._decided(waiting):
             assert self.manager is not None
             self.manager.register(waiting, events)
 
@@ -261,12 +240,33 @@ class Front:
         self._wait(waiting, manager)
 
     def _wait(self, waiting: Waiting, manager: Manager) -> None:
-        if request_complete(waiting.data):
-            self._dispatch(waiting)
+        if self._decided(waiting):
             return
         with self._lock:
             self._waiting[id(waiting)] = waiting
         manager.register(waiting, selectors.EVENT_READ)
+
+    def _decided(self, waiting: Waiting) -> bool:
+        """Dispatch or refuse the request if it is complete or refusable; False: wait on."""
+        verdict = request.judge(waiting.data)
+        if verdict == request.WAIT:
+            return False
+        if verdict == request.COMPLETE:
+            self._dispatch(waiting)
+        else:
+            self._refuse(waiting, verdict)
+        return True
+
+    def _refuse(self, waiting: Waiting, status: int) -> None:
+        """Answer ``status`` without a worker (the socket is non-blocking and the answer small:
+        one send, or nothing if the client's window is shut) and close."""
+        logger.info("web server: a request refused before any worker (%d)", status)
+        if waiting.handshaken:
+            try:
+                waiting.conn.socket._sock.send(request.refusal(status))
+            except (OSError, ValueError):
+                pass  # the client is not reading: it gets the close alone
+        self._drop(waiting)
 
     def _dispatch(self, waiting: Waiting) -> None:
         with self._lock:

@@ -14,6 +14,7 @@ from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from . import front as front_mod
+from . import request
 from .addresses import parse_networks
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class WebServer:
             server_name="appliance",
             request_queue_size=128,  # cheroot's 5 drops connections that arrive together
         )
-        self._server.max_request_header_size = front_mod.MAX_HEAD
+        self._server.max_request_header_size = request.MAX_HEAD
         self._server.shutdown_timeout = 1
         # idle keep-alive connections cost no thread here, only a file descriptor
         self._server.keep_alive_conn_limit = 128

@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 from ..httpd import jsonbody
 from ..httpd.addresses import client_address, parse_networks
 from ..httpd.headers import security_headers
+from ..httpd.request import MAX_BODY
 from . import paths
 from .config import RelayConfig
 from .limits import Buckets, InFlight
@@ -56,7 +57,7 @@ def mint_turn(config: RelayConfig, room: str, ttl: float) -> list[dict[str, Any]
 
 def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
     app = Flask(__name__, static_folder=None)
-    app.config.update(MAX_CONTENT_LENGTH=64 * 1024)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
     token_hashes = [bytes.fromhex(h) for h in config.boxes]
     trusted = parse_networks(config.trusted_proxies)
     viewers = Buckets(RATE, BURST)

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, redirect
 
 from ..httpd.headers import security_headers
+from ..httpd.request import MAX_BODY
 from .pairing import PAIRING_CSP, PairingBackend, configure, create_pairing_blueprint
 
 
@@ -25,7 +26,7 @@ def create_app(
     The viewer page is not served here but by the relay (built into the box when it has no
     external one): there is no path to the video but the sealed protocol."""
     app = Flask(__name__, static_folder=None, template_folder="templates")
-    app.config.update(MAX_CONTENT_LENGTH=64 * 1024)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
     configure(app, secure_cookies)
     app.register_blueprint(
         create_pairing_blueprint(

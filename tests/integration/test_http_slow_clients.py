@@ -216,3 +216,127 @@ def test_keep_alive_and_pipelined_requests_still_work(tls) -> None:
                     chunk = s.recv(4096)
                     assert chunk
                     got += chunk
+
+
+# -- issue 18, item 1: slow bodies ----------------------------------------------------------------
+
+
+def post_head(length: int | None, chunked: bool = False) -> bytes:
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    if chunked:
+        head += b"Transfer-Encoding: chunked\r\n"
+    if length is not None:
+        head += b"Content-Length: %d\r\n" % length
+    return head + b"\r\n"
+
+
+def held(socks: list[socket.socket]) -> int:
+    """How many of ``socks`` (plain or TLS) the server still holds open without answering."""
+    count = 0
+    for s in socks:
+        if not isinstance(s, ssl.SSLSocket):
+            count += still_open([s])
+            continue
+        s.setblocking(False)
+        try:
+            s.recv(1)  # an answer or the close: not held
+        except (ssl.SSLWantReadError, BlockingIOError):
+            count += 1
+        except OSError:
+            pass
+        s.settimeout(5)
+    return count
+
+
+def answer(sock: socket.socket) -> bytes:
+    """What the server sent before closing (b"" if it closed without a word)."""
+    got = b""
+    with contextlib.suppress(OSError):
+        while chunk := sock.recv(4096):
+            got += chunk
+    return got
+
+
+@pytest.mark.parametrize("over_tls", [False, True], ids=["http", "https"])
+def test_slow_bodies_hold_no_worker_and_unbounded_ones_are_refused_at_once(tls, over_tls) -> None:
+    """60 connections from 2 addresses: 20 announce a 1 MB body, 20 a chunked one, 20 a 60 KB one
+    they dribble a byte at a time. The first 40 are refused before any worker (413, 411); the
+    dribblers are held by the front; the staff page answers throughout (8 workers)."""
+    context = ssl.create_default_context(cafile=str(tls.cert)) if over_tls else None
+    server = WebServer(
+        hello, "127.0.0.1", 0, *((str(tls.cert), str(tls.key)) if over_tls else (None, None))
+    )
+    with serving(server):
+        raw = attackers(server.port, 60, per_address=30)
+        socks = [
+            context.wrap_socket(s, server_hostname="127.0.0.1") if context is not None else s
+            for s in raw
+        ]
+        try:
+            for s in socks[:20]:
+                s.sendall(post_head(1_000_000) + b"{")
+            for s in socks[20:40]:
+                s.sendall(post_head(None, chunked=True) + b"1\r\n{\r\n")
+            for s in socks[40:]:
+                s.sendall(post_head(60_000) + b"{")
+            refused = [answer(s) for s in socks[:40]]
+            assert all(r.startswith(b"HTTP/1.1 413 ") for r in refused[:20]), refused[0]
+            assert all(r.startswith(b"HTTP/1.1 411 ") for r in refused[20:]), refused[20]
+            assert b'{"error": "too-large"}' in refused[0]
+            for _ in range(5):
+                for s in socks[40:]:
+                    with contextlib.suppress(OSError):
+                        s.send(b" ")
+                started = time.monotonic()
+                assert get(server.port, context=context) == (200, b"hello")
+                assert time.monotonic() - started < 2
+            assert held(socks[40:]) == 20, "the dribblers were held, not dropped"
+        finally:
+            close_all(socks)
+
+
+def test_a_body_dribbled_past_the_deadline_is_dropped(monkeypatch) -> None:
+    """One deadline for the whole request: a byte of body now and then does not extend it."""
+    from appliance.httpd import front
+
+    monkeypatch.setattr(front, "HEAD_TIMEOUT", 1.0)
+    server = WebServer(hello, "127.0.0.1", 0)
+    with serving(server):
+        slow = attackers(server.port, 5)
+        try:
+            for s in slow:
+                s.sendall(post_head(1000))
+            deadline = time.monotonic() + 6
+            while still_open(slow) and time.monotonic() < deadline:
+                for s in slow:
+                    with contextlib.suppress(OSError):
+                        s.send(b"x")
+                time.sleep(0.1)
+            assert still_open(slow) == 0, "a body dribbled past the deadline is dropped"
+        finally:
+            close_all(slow)
+
+
+def test_a_whole_body_within_the_limit_still_reaches_the_app() -> None:
+    seen: list[bytes] = []
+
+    def echo(environ, start_response):
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        seen.append(environ["wsgi.input"].read(size))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"got %d" % size]
+
+    server = WebServer(echo, "127.0.0.1", 0)
+    with serving(server):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=3)
+        try:
+            body = b"y" * (64 * 1024)
+            conn.request("POST", "/", body=body)
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, b"got 65536")
+            conn.request("POST", "/", body=body + b"y")
+            response = conn.getresponse()
+            assert response.status == 413
+        finally:
+            conn.close()
+    assert seen == [body]
