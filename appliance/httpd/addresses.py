@@ -32,6 +32,15 @@ def address_key(address: str) -> str:
     return str(ip)
 
 
+def site_key(address: str) -> str:
+    """The wider group a connection cap also counts ``address`` under: an IPv6 address its /56
+    (what one customer or host is typically given), anything else its address key."""
+    ip = _ip(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, 56), strict=False))
+    return address_key(address)
+
+
 def parse_networks(values: Iterable[str]) -> Networks:
     """Addresses or networks (``10.0.0.1``, ``10.0.0.0/8``, ``::1``); a ValueError names the
     bad one."""

@@ -30,7 +30,7 @@ from cheroot.makefile import MakeFile
 from cheroot.server import HTTPConnection
 
 from . import request
-from .addresses import Networks, address_key, in_networks
+from .addresses import Networks, address_key, in_networks, site_key
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +39,12 @@ HANDSHAKE_TIMEOUT = 5.0
 #: Seconds a connection has to send its whole request (head and body), from its accept or its
 #: previous response; also how long an idle keep-alive connection is kept.
 HEAD_TIMEOUT = 10.0
-#: Open connections per client address, and in all.
-PER_ADDRESS, MAX_OPEN = 32, 512
+#: Open connections per client address (an IPv6 client by its /64), per IPv6 site (its /56,
+#: which holds 256 /64s), and in all.
+PER_ADDRESS, PER_SITE, MAX_OPEN = 32, 64, 512
+#: The box's own clients (its relay client, to the relay built into the same server): never
+#: refused, never counted against an address.
+OWN = frozenset({"127.0.0.1", "::1"})
 
 
 class PrefixedSocket:
@@ -73,6 +77,8 @@ class Connection(HTTPConnection):
 
     on_close: Callable[[], None] | None = None
     closed = False
+    #: What the caps count it under (its address's key).
+    key = ""
 
     def close(self) -> None:
         if self.closed:  # the front and cheroot may both close it
@@ -126,6 +132,7 @@ class Front:
         self._per_address, self._max_open, self._exempt = per_address, max_open, exempt
         self._lock = threading.Lock()
         self._open: dict[str, int] = {}
+        self._sites: dict[str, int] = {}
         self._count = 0
         self._waiting: OrderedDict[int, Waiting] = OrderedDict()
         self.manager: Manager | None = None
@@ -133,34 +140,58 @@ class Front:
     # -- slots -----------------------------------------------------------------------------------
 
     def _admit(self, address: str) -> str | None:
-        key = address_key(address)
-        exempt = in_networks(address, self._exempt)
+        """A slot for a new connection from ``address`` (its key), or None: refused.
+
+        Past an address's or a site's share it is refused. At the server's cap the newcomer
+        takes the slot of the oldest waiting connection of whoever holds the most, unless the
+        newcomer would then hold as many itself: so the cap cannot be filled by a few
+        addresses against everyone else, and the box's own client always gets in."""
+        key, site = address_key(address), site_key(address)
+        own = address in OWN
+        capped = not own and not in_networks(address, self._exempt)
         with self._lock:
-            if self._count >= self._max_open:
-                self._shed_oldest()
+            if capped and (
+                self._open.get(key, 0) >= self._per_address or self._sites.get(site, 0) >= PER_SITE
+            ):
                 return None
-            if not exempt and self._open.get(key, 0) >= self._per_address:
+            victim = self._victim(key, own) if self._count >= self._max_open else None
+            if self._count >= self._max_open and victim is None:
                 return None
+        if victim is not None:
+            self._evict(victim)
+        with self._lock:
             self._open[key] = self._open.get(key, 0) + 1
+            self._sites[site] = self._sites.get(site, 0) + 1
             self._count += 1
         return key
 
-    def _release(self, key: str) -> None:
+    def _victim(self, key: str, own: bool) -> Waiting | None:
+        """The oldest waiting connection of the key holding the most (under the lock)."""
+        best: Waiting | None = None
+        most = -1
+        for waiting in self._waiting.values():  # oldest first
+            held = self._open.get(waiting.conn.key, 0)
+            if held > most:
+                best, most = waiting, held
+        if best is None or (not own and most <= self._open.get(key, 0) + 1):
+            return None
+        return best
+
+    def _evict(self, waiting: Waiting) -> None:
+        logger.info("web server: at the connection cap, the oldest of the most held gives way")
+        if self.manager is not None:
+            self.manager.unregister(waiting)
+        self._drop(waiting)
+
+    def _release(self, key: str, site: str) -> None:
         with self._lock:
             self._count -= 1
-            left = self._open.get(key, 1) - 1
-            if left > 0:
-                self._open[key] = left
-            else:
-                self._open.pop(key, None)
-
-    def _shed_oldest(self) -> None:
-        """At the cap: the oldest connection still sending its request goes at the next expiry
-        pass, so slow clients make room for new ones rather than hold the server."""
-        for waiting in self._waiting.values():
-            if waiting.last_used > 0:
-                waiting.last_used = 0.0
-                return
+            for table, name in ((self._open, key), (self._sites, site)):
+                left = table.get(name, 1) - 1
+                if left > 0:
+                    table[name] = left
+                else:
+                    table.pop(name, None)
 
     # -- the selector thread ----------------------------------------------------------------------
 
@@ -184,12 +215,13 @@ class Front:
                 )
         except (OSError, ValueError):
             sock.close()
-            self._release(key)
+            self._release(key, site_key(address))
             return
         conn = Connection(self._server, PrefixedSocket(raw), MakeFile)
         conn.remote_addr, conn.remote_port = address, addr[1] if isinstance(addr, tuple) else 0
         conn.ssl_env = {}
-        conn.on_close = lambda: self._release(key)
+        conn.key, site = key, site_key(address)
+        conn.on_close = lambda: self._release(key, site)
         budget = HANDSHAKE_TIMEOUT if tls else HEAD_TIMEOUT
         self._wait(Waiting(conn, budget, self._server.timeout, handshaken=not tls), manager)
 
@@ -307,6 +339,12 @@ class Manager(ConnectionManager):
 
     def put(self, conn: Connection) -> None:
         self._front.come_back(conn, self)
+
+    def unregister(self, waiting: Waiting) -> None:
+        try:
+            self._waiting_on.unregister(waiting.fileno())
+        except (KeyError, ValueError, OSError):
+            pass  # not registered (between a worker and the selector), or already closed
 
     def register(self, waiting: Waiting, events: int) -> None:
         try:

@@ -340,3 +340,36 @@ def test_a_whole_body_within_the_limit_still_reaches_the_app() -> None:
         finally:
             conn.close()
     assert seen == [body]
+
+
+# -- issue 18, item 2: the connection cap cannot be filled against bystanders ---------------------
+
+
+def test_at_the_cap_a_bystander_and_the_box_itself_still_get_in() -> None:
+    """9 addresses hold 8 silent connections each against a cap of 64 (so: full). A bystander's
+    request is served, and so is the box's own client (127.0.0.1), by the oldest connection of
+    whoever holds the most giving way; an attacker cannot take more than its share back."""
+    server = WebServer(hello, "127.0.0.1", 0, per_address=8)
+    server.front._max_open = 64
+    with serving(server):
+        silent = attackers(server.port, 72, per_address=8)  # 127.0.0.2 .. 127.0.0.10
+        try:
+            time.sleep(0.3)
+            assert still_open(silent) <= 64, "the cap holds"
+            bystander = socket.socket()
+            bystander.bind(("127.0.0.50", 0))
+            bystander.settimeout(3)
+            bystander.connect(("127.0.0.1", server.port))
+            bystander.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            reply = answer(bystander)
+            assert reply.startswith(b"HTTP/1.1 200 ") and b"hello" in reply, "a bystander is served"
+            bystander.close()
+            for _ in range(3):
+                assert get(server.port) == (200, b"hello"), "the box's own client gets in"
+            more = attackers(server.port, 8, first=2, per_address=8)  # one that gave way, again
+            time.sleep(0.3)
+            assert still_open(more) <= 1, "it takes back at most the slot it gave up"
+            assert still_open(silent + more) <= 64
+            close_all(more)
+        finally:
+            close_all(silent)

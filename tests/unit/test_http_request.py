@@ -50,3 +50,17 @@ def test_any_bytes_get_a_verdict_and_a_complete_one_holds_its_whole_body(tail: b
     assert verdict in (WAIT, COMPLETE, 400, 411, 413, 417, 431)
     data = HEAD + b"Content-Length: 10\r\n\r\n" + tail
     assert judge(data) == (COMPLETE if len(tail) >= 10 else WAIT)
+
+
+def test_an_ipv6_site_holds_at_most_its_share_however_many_64s_it_uses() -> None:
+    from appliance.httpd import front
+
+    gate = front.Front(server=None, context=None, env=None, per_address=32, max_open=512)
+    admitted = [
+        gate._admit(f"2001:db8:0:{prefix:x}::{host + 1:x}")
+        for prefix in range(16)  # a /60: sixteen /64s
+        for host in range(32)
+    ]
+    assert sum(key is not None for key in admitted) == front.PER_SITE
+    assert gate._admit("2001:db8:1::1") is not None, "another site is not affected"
+    assert gate._admit("198.51.100.7") is not None
