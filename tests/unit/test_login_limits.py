@@ -41,7 +41,8 @@ def test_guesses_from_four_addresses_do_not_lock_out_the_staff() -> None:
     for n in range(1, 5):  # 5 wrong passwords from each of 4 addresses: 20 in all
         for i in range(5):
             assert login(client, f"guess {i}", f"10.0.0.{n}") == 403
-    assert login(client, PASSWORD, "10.0.0.200") == 303, "the staff's tablet still logs in"
+    tablet = client.application.test_client()
+    assert login(tablet, PASSWORD, "10.0.0.200") == 303, "the staff's tablet still logs in"
     assert login(client, PASSWORD, "10.0.0.1") == 429, "an address that failed 5 times waits"
 
 
@@ -102,3 +103,59 @@ def test_an_ipv6_client_counts_by_its_64() -> None:
     for i in range(5):
         assert login(client, "guess", f"2001:db8:7:7::{i + 1:x}") == 403
     assert login(client, PASSWORD, "2001:db8:7:7::99") == 429, "the same /64 waits"
+
+
+# -- issue 18, item 5: a full table, and the staff's own tablets during an attack ------------------
+
+
+def test_a_full_table_never_refuses_a_new_address_and_stays_bounded() -> None:
+    limiter = pairing.auth.LoginLimiter()
+    for i in range(pairing.auth.MAX_ADDRESSES + 4):  # each sends one wrong password
+        assert limiter.attempt(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}") == 0
+    assert len(limiter._fails) <= pairing.auth.MAX_ADDRESSES
+    app = Flask("login-test")
+    configure(app, secure_cookies=True)
+    app.register_blueprint(create_pairing_blueprint(Backend(), HASH, "salle-2", limiter=limiter))
+    client = app.test_client()
+    assert login(client, PASSWORD, "192.0.2.77") == 303, "the right password from a new address"
+
+
+def logout(client: Any) -> None:
+    client.post("/pairing/logout", data={"csrf": csrf(client)})
+
+
+def attack(client: Any, addresses: int = 25) -> None:
+    for n in range(addresses):
+        assert login(client, "guess", f"10.9.0.{n + 1}") == 403
+
+
+def test_a_tablet_that_logged_in_before_is_not_locked_out_by_an_attack_or_a_typo() -> None:
+    client = make_client()
+    assert login(client, PASSWORD, "10.0.0.5") == 303
+    cookie = client.get_cookie("pairing_device", path="/pairing")
+    assert cookie is not None and cookie.http_only and cookie.secure
+    assert cookie.same_site == "Strict"
+    logout(client)
+    attack(client.application.test_client())  # past the overall cap: under attack
+    assert login(client, "typo", "10.0.0.5") == 403
+    assert login(client, PASSWORD, "10.0.0.5") == 303, "the tablet's typo cost nothing"
+    other = client.application.test_client()
+    assert login(other, "typo", "10.0.0.6") == 403
+    assert login(other, PASSWORD, "10.0.0.6") == 429, "without the cookie: one guess a window"
+
+
+def test_a_tablet_s_own_budget_is_still_five_guesses() -> None:
+    client = make_client()
+    assert login(client, PASSWORD, "10.0.0.5") == 303
+    logout(client)
+    for _ in range(5):
+        assert login(client, "guess", "10.0.0.5") == 403
+    assert login(client, PASSWORD, "10.0.0.5") == 429
+
+
+def test_a_forged_device_cookie_counts_for_nothing() -> None:
+    client = make_client()
+    attack(client)
+    client.set_cookie("pairing_device", "abcdefgh." + "0" * 32, path="/pairing")
+    assert login(client, "typo", "10.0.0.7") == 403
+    assert login(client, PASSWORD, "10.0.0.7") == 429

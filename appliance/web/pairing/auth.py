@@ -4,11 +4,13 @@ signed session cookie's settings. Nothing here logs a password or an address."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import math
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from flask import Flask, abort, has_request_context, request, session
@@ -25,8 +27,14 @@ FAILS_PER_ADDRESS, FAILS_OVERALL, FAIL_WINDOW = 5, 20, 300.0
 #: Password checks (scrypt, 16 MiB and tens of milliseconds each) running at once, and how long a
 #: login waits for its turn before it is told to try again.
 CHECKS_AT_ONCE, CHECK_QUEUE_SECONDS = 2, 10.0
-#: Addresses the limiter remembers at most (an IPv6 client counts by its /64).
+#: Addresses the limiter remembers at most (an IPv6 client counts by its /64); past it the one
+#: whose last failure is oldest is forgotten, so a full table never refuses a new address.
 MAX_ADDRESSES = 4096
+#: A browser that logged in here before carries this signed cookie (a random token, nothing
+#: about anyone) for this long: it keeps a budget of failures of its own, outside the address
+#: and overall limits, so an attack from many addresses never locks the staff's tablets out
+#: and one typo during an attack costs nothing. The key is made at each start, like the login.
+DEVICE_COOKIE, DEVICE_DAYS = "pairing_device", 30
 
 
 def _now() -> float:
@@ -52,67 +60,107 @@ class LoginLimiter:
         self._per_address, self._overall, self._window = per_address, overall, window
         self._clock = clock or (lambda: _now())
         self._lock = threading.Lock()
-        self._fails: dict[str, deque[float]] = {}
+        # failures by key, the key failed least recently first
+        self._fails: OrderedDict[str, deque[float]] = OrderedDict()
         self._all: deque[float] = deque(maxlen=overall)  # the latest failures, all addresses
         self.checks = threading.BoundedSemaphore(checks_at_once)
 
+    @staticmethod
+    def _key(address: str, device: str | None) -> str:
+        return f"device {device}" if device else address_key(address)
+
+    def _count(self, key: str, now: float) -> None:
+        fails = self._fails.pop(key, None) or deque(maxlen=self._per_address)
+        fails.append(now)
+        self._fails[key] = fails
+        while len(self._fails) > MAX_ADDRESSES:
+            self._fails.popitem(last=False)
+        if not key.startswith("device "):
+            self._all.append(now)
+
     def _prune(self, now: float) -> None:
+        """Forget failures older than the window: the keys whose last failure is (they come
+        first), at once; a kept key's older ones when it is next looked at."""
         while self._all and now - self._all[0] >= self._window:
             self._all.popleft()
-        for key, fails in list(self._fails.items()):
-            while fails and now - fails[0] >= self._window:
-                fails.popleft()
-            if not fails:
-                del self._fails[key]
+        while self._fails:
+            key, fails = next(iter(self._fails.items()))
+            if now - fails[-1] < self._window:
+                break
+            del self._fails[key]
 
     def _wait(self, key: str, now: float) -> float:
         mine = self._fails.get(key)
-        if mine is None:
-            # a new address may try even under an attack from many, while there is room
-            return 0.0 if len(self._fails) < MAX_ADDRESSES else self._window
+        while mine and now - mine[0] >= self._window:
+            mine.popleft()
+        if not mine:
+            return 0.0  # a new address may try even under an attack from many
         if len(mine) >= self._per_address:
             return mine[-self._per_address] + self._window - now
-        if len(self._all) >= self._overall:
+        if len(self._all) >= self._overall and not key.startswith("device "):
             return mine[-1] + self._window - now  # under attack: one guess per window
         return 0.0
 
-    def retry_after(self, address: str) -> int:
-        """Seconds until ``address`` may try again; 0: now."""
+    def retry_after(self, address: str, device: str | None = None) -> int:
+        """Seconds until ``address`` (or the browser with ``device``'s cookie) may try again;
+        0: now."""
         with self._lock:
             now = self._clock()
             self._prune(now)
-            return math.ceil(max(0.0, self._wait(address_key(address), now)))
+            return math.ceil(max(0.0, self._wait(self._key(address, device), now)))
 
-    def attempt(self, address: str) -> int:
-        """Count an attempt from ``address`` as failed unless :meth:`succeeded` follows: 0 if
-        it may check its password now, else the seconds to wait (nothing counted)."""
-        key = address_key(address)
+    def attempt(self, address: str, device: str | None = None) -> int:
+        """Count an attempt from ``address`` (by ``device``, a browser that logged in here
+        before, when it has one) as failed unless :meth:`succeeded` follows: 0 if it may check
+        its password now, else the seconds to wait (nothing counted)."""
+        key = self._key(address, device)
         with self._lock:
             now = self._clock()
             self._prune(now)
             wait = self._wait(key, now)
             if wait > 0:
                 return math.ceil(wait)
-            self._fails.setdefault(key, deque()).append(now)
-            self._all.append(now)
+            self._count(key, now)
             return 0
 
-    def failed(self, address: str) -> None:
+    def failed(self, address: str, device: str | None = None) -> None:
         """A failure from ``address`` not counted by :meth:`attempt`."""
         with self._lock:
-            now = self._clock()
-            self._fails.setdefault(address_key(address), deque()).append(now)
-            self._all.append(now)
+            self._count(self._key(address, device), self._clock())
 
-    def succeeded(self, address: str) -> None:
+    def succeeded(self, address: str, device: str | None = None) -> None:
         """The right password from ``address``: its own failures are forgotten."""
+        key = self._key(address, device)
         with self._lock:
-            fails = self._fails.pop(address_key(address), None)
-            if fails:
+            fails = self._fails.pop(key, None)
+            if fails and not key.startswith("device "):
                 try:
                     self._all.remove(fails[-1])  # its last attempt was this success
                 except ValueError:
                     pass
+
+
+class DeviceCookies:
+    """The signed cookie of a browser that logged in here before: ``<token>.<HMAC>`` with a key
+    made at each start. It identifies a browser to the limiter, nothing more (it logs nobody
+    in)."""
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+
+    def _sign(self, token: str) -> str:
+        return hmac.new(self._key, token.encode("ascii"), hashlib.sha256).hexdigest()[:32]
+
+    def issue(self) -> str:
+        token = secrets.token_urlsafe(12)
+        return f"{token}.{self._sign(token)}"
+
+    def read(self, value: str | None) -> str | None:
+        """The token of a cookie this box signed; None for anything else."""
+        token, _, signature = (value or "").partition(".")
+        if not token or len(value or "") > 80 or not token.isascii():
+            return None
+        return token if hmac.compare_digest(signature, self._sign(token)) else None
 
 
 class Logins:

@@ -16,6 +16,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     jsonify,
     make_response,
     redirect,
@@ -31,7 +32,17 @@ from ...errors import InvalidStateError
 from ...limits import MAX_MINUTES, MIN_MINUTES
 from ...passwords import verify_password
 from ..facade import LoopBlockedError
-from .auth import CHECK_QUEUE_SECONDS, IDLE_MINUTES, LoginLimiter, Logins, check_csrf, csrf_token
+from .auth import (
+    CHECK_QUEUE_SECONDS,
+    DEVICE_COOKIE,
+    DEVICE_DAYS,
+    IDLE_MINUTES,
+    DeviceCookies,
+    LoginLimiter,
+    Logins,
+    check_csrf,
+    csrf_token,
+)
 from .backend import PairingBackend
 from .export import events_to_csv, export_name
 from .strings import TEXT, language
@@ -88,6 +99,7 @@ def create_pairing_blueprint(
     )
     limiter = limiter or LoginLimiter()
     logins = Logins(idle=idle_minutes * 60)
+    devices = DeviceCookies()
     configured = bool(password_hash)
     if not configured:
         logger.warning("no pairing password is set: the pairing page refuses every login")
@@ -152,8 +164,9 @@ def create_pairing_blueprint(
     def login() -> BaseResponse:
         check_csrf()
         address = request.remote_addr or "?"
+        device = devices.read(request.cookies.get(DEVICE_COOKIE))  # logged in here before
         # counted before the password is checked: concurrent guesses cannot all get through
-        wait = limiter.attempt(address)
+        wait = limiter.attempt(address, device)
         if wait:
             return too_many(wait)
         password = request.form.get("password", "")
@@ -171,7 +184,7 @@ def create_pairing_blueprint(
             logger.warning("pairing page: a failed login")
             note("login-failed")
             return login_page("bad_password", 403)
-        limiter.succeeded(address)
+        limiter.succeeded(address, device)
         logins.end(session.get("staff"))
         session.clear()
         session["staff"] = logins.start()
@@ -179,7 +192,17 @@ def create_pairing_blueprint(
         session.permanent = True
         logger.info("pairing page: staff logged in")
         note("login")
-        return redirect(url_for("pairing.index"), 303)
+        response = redirect(url_for("pairing.index"), 303)
+        response.set_cookie(
+            DEVICE_COOKIE,
+            devices.issue(),
+            max_age=DEVICE_DAYS * 86400,
+            path="/pairing",
+            secure=current_app.session_interface.get_cookie_secure(current_app),
+            httponly=True,
+            samesite="Strict",
+        )
+        return response
 
     @bp.post("/logout")
     def logout() -> BaseResponse:
