@@ -12,15 +12,13 @@ import dataclasses
 import difflib
 import enum
 import logging
-import math
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from . import validators
+from .configvalues import convert, kind
 from .errors import ConfigError
 from .limits import MAX_MINUTES, MIN_MINUTES
 
@@ -325,24 +323,11 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _describe(tp: Any) -> str:
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return "one of " + ", ".join(repr(m.value) for m in tp)
-    if dataclasses.is_dataclass(tp):
-        return "a table"
-    origin = typing.get_origin(tp)
-    if origin is tuple:
-        return f"a list of {_describe(typing.get_args(tp)[0])}"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        tp, str(tp)
-    )
-
-
 def _build(cls: Any, data: Any, prefix: str, problems: list[ConfigError]) -> Any:
     """``cls`` from ``data``: what is wrong goes to ``problems`` and keeps its default."""
     where = prefix.rstrip(".") or "the top level"
     if not isinstance(data, dict):
-        problems.append(ConfigError(f"{where} must be a table, got {_kind(data)}", key=where))
+        problems.append(ConfigError(f"{where} must be a table, got {kind(data)}", key=where))
         return cls()
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -370,80 +355,8 @@ def _build(cls: Any, data: Any, prefix: str, problems: list[ConfigError]) -> Any
             kwargs[name] = _build(hints[name], data[name], f"{prefix}{name}.", problems)
             continue
         try:
-            kwargs[name] = _convert(hints[name], data[name], f"{prefix}{name}", f.metadata)
+            kwargs[name] = convert(hints[name], data[name], f"{prefix}{name}", f.metadata, build)
         except ConfigError as exc:
             exc.key = exc.key or f"{prefix}{name}"
             problems.append(exc)
     return cls(**kwargs)
-
-
-def _convert(tp: Any, value: Any, key: str, meta: Any) -> Any:
-    def bad(allowed: str) -> ConfigError:
-        shown = "(not shown: a secret)" if meta.get("secret") else _shown(value)
-        return ConfigError(
-            f"config key {key!r} has invalid value {shown}: expected {allowed}", key=key
-        )
-
-    if dataclasses.is_dataclass(tp):
-        return build(cast(type[Any], tp), value, key + ".")
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        try:
-            return tp(value)
-        except ValueError:
-            raise bad(_describe(tp)) from None
-    origin = typing.get_origin(tp)
-    if origin is tuple:
-        (item,) = (a for a in typing.get_args(tp) if a is not Ellipsis)
-        if not isinstance(value, list | tuple):
-            raise bad(_describe(tp))
-        return tuple(_convert(item, v, f"{key}[{i}]", {}) for i, v in enumerate(value))
-    if origin in (typing.Union, types.UnionType):
-        raise bad(_describe(tp))  # pragma: no cover - no union-typed settings yet
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("an integer")
-    elif tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad("a number")
-        try:
-            value = float(value)
-        except OverflowError:
-            raise bad("a number") from None
-        if math.isnan(value):
-            raise bad("a number")
-    elif tp is str:
-        if not isinstance(value, str):
-            raise bad("a string")
-    lo, hi = meta.get("min"), meta.get("max")
-    if lo is not None and value < lo or hi is not None and value > hi:
-        raise bad(f"a value from {lo} to {hi}")
-    if meta.get("multiple") and value % meta["multiple"]:
-        raise bad(f"a multiple of {meta['multiple']}")
-    choices = meta.get("choices")
-    if choices and value not in choices:
-        raise bad("one of " + ", ".join(repr(c) for c in choices))
-    if meta.get("pattern") == "hostname" and not validators.is_hostname_label(value):
-        raise bad("a host name label: 1-63 lowercase letters, digits or '-', not starting with '-'")
-    if meta.get("pattern") == "relay-url":
-        validators.check_relay_url(value)
-    return value
-
-
-def _shown(value: Any) -> str:
-    """A bad value as an error message shows it: a scalar as written, a table or list only by its
-    kind (it may hold a secret one level down, e.g. ``wifi.password = ["..."]``)."""
-    return _kind(value) if isinstance(value, dict | list | tuple) else repr(value)
-
-
-def _kind(value: Any) -> str:
-    """What a value is, not what it holds: what stands where a section was expected may be a
-    secret written in the wrong place (``pairing = "..."``)."""
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return "true or false" if isinstance(value, bool) else _describe(type(value))
