@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import __version__, logs
+from . import __version__, configcheck, logs
 from . import config as config_mod
 from .errors import ApplianceError, ConfigError
 
@@ -64,6 +64,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(path: Path, report: configcheck.Report) -> int:
+    """check-config's output: the problems (exit 2) or "valid", then every warning."""
+    count = len(report.warnings)
+    many = f"{count} warning{'s' if count != 1 else ''}"
+    out = sys.stdout if report.ok else sys.stderr
+    if not report.ok:
+        print(f"appliance: {path}: {report.fault}", file=sys.stderr)
+        if count:
+            print(f"and {many}:", file=sys.stderr)
+    elif count:
+        print(f"{path}: valid (the box runs with it), with {many}:")
+    else:
+        print(f"{path}: valid")
+    for warning in report.warnings:
+        print(f"- {warning.detail}\n  fix: {warning.fix}", file=out)
+    return 0 if report.ok else 2
+
+
 def load_config(args: argparse.Namespace, password: str = "") -> config_mod.Config:
     from .demo import DEMO_BOUNDARY, DEMO_OVERRIDES
 
@@ -73,9 +91,10 @@ def load_config(args: argparse.Namespace, password: str = "") -> config_mod.Conf
     if getattr(args, "encoder", None):
         backends["encode"] = {"encoder": args.encoder}
     if getattr(args, "boot_config", None) is not None:
-        from .firstboot import STATE_DIR, load_box_config
+        from .firstboot import STATE_DIR, box_report
 
-        cfg, args.fault = load_box_config(args.boot_config, args.state_dir or STATE_DIR)
+        report, args.fault = box_report(args.boot_config, args.state_dir or STATE_DIR)
+        cfg, args.warnings = report.config, report.warnings
         if args.demo:  # the box's own config and backends, the demo's pins (image-smoke)
             cfg = cfg.replace(**DEMO_BOUNDARY)
         return cfg.replace(**backends) if backends else cfg
@@ -96,7 +115,14 @@ def load_config(args: argparse.Namespace, password: str = "") -> config_mod.Conf
             )
     if args.port is not None:
         overrides = config_mod.merge(overrides, {"web": {"port": args.port}})
-    return config_mod.load(args.config, config_mod.merge(overrides, backends))
+    # The one validator, as check-config, doctor and first boot: the same problems stop the box,
+    # the same warnings are logged at start.
+    text, data = configcheck.read(args.config) if args.config is not None else ("", {})
+    report = configcheck.check(config_mod.merge(data, config_mod.merge(overrides, backends)), text)
+    if not report.ok:
+        raise ConfigError(report.fault)
+    args.warnings = report.warnings
+    return report.config
 
 
 async def _run(args: argparse.Namespace, cfg: config_mod.Config, password: str = "") -> None:
@@ -106,7 +132,13 @@ async def _run(args: argparse.Namespace, cfg: config_mod.Config, password: str =
     loop = asyncio.get_running_loop()
     lan = (lan_address(),) if args.demo and args.lan else ()
     seams = Seams(clock_ok=(lambda: True) if args.demo else None)  # the demo is exempt
-    box = await Box.build(cfg, seams, lan_hosts=lan, fault=getattr(args, "fault", ""))
+    box = await Box.build(
+        cfg,
+        seams,
+        lan_hosts=lan,
+        fault=getattr(args, "fault", ""),
+        warnings=getattr(args, "warnings", ()),
+    )
     terminal: Terminal | None = None
 
     def started(box: Box) -> None:
@@ -148,11 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             from .configcheck import check_file
 
             report = check_file(args.config)
-            if not report.ok:
-                print(f"appliance: {args.config}: {report.fault}", file=sys.stderr)
-                return 2
-            print(f"{args.config}: valid")
-            return 0
+            return _report(args.config, report)
         password = secrets.token_urlsafe(9) if getattr(args, "demo", False) else ""
         cfg = load_config(args, password)
     except ConfigError as exc:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,18 +130,23 @@ class Box:
         *,
         lan_hosts: tuple[str, ...] = (),
         fault: str = "",
+        warnings: Sequence[object] = (),
     ) -> Box:
         """Build the box from ``config``; call on the loop that will run it.
 
         With ``relay.url`` empty the box runs the relay itself (the demo, or a clinic without
         one) in its own web server, and its own client reaches it through the same protocol.
-        ``fault`` (a bad appliance.toml, from first boot) puts the box in ERROR when it runs.
+        ``fault`` (a bad appliance.toml, from first boot) puts the box in ERROR when it runs;
+        ``warnings`` (the config's, :mod:`appliance.configcheck`) are logged and counted on the
+        pairing page after the login.
         """
         loop = asyncio.get_running_loop()
+        for warning in warnings:
+            logger.warning("appliance.toml: %s", warning)
         # Everything below reads files, binds sockets or makes keys: done in a thread, so the
         # loop never blocks (the tests' guard checks it).
         return await asyncio.to_thread(
-            cls._assemble, config, seams or Seams(), loop, lan_hosts, fault
+            cls._assemble, config, seams or Seams(), loop, lan_hosts, fault, len(warnings)
         )
 
     @classmethod
@@ -152,6 +157,7 @@ class Box:
         loop: asyncio.AbstractEventLoop,
         lan_hosts: tuple[str, ...],
         fault: str,
+        warnings: int,
     ) -> Box:
         confine_host_addresses(config.stream.ice_addresses)
         resolved = resolve(config, root=seams.root)
@@ -161,8 +167,6 @@ class Box:
             resolved.source.value,
             resolved.encoder.value,
         )
-        if config.pairing.pre_admit:
-            logger.warning("pairing.pre_admit is on: viewers are admitted without the staff")
         keys = state_dir(config)
         identity = BoxIdentity.load_or_create(keys)
         events = EventLog(keys / "events.jsonl")
@@ -282,6 +286,7 @@ class Box:
             room_name=config.box.name,
             default_minutes=config.pairing.valid_minutes,
             record=events.record,
+            config_warnings=warnings,
         )
         return cls(
             config,

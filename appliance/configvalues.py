@@ -79,6 +79,8 @@ def convert(tp: Any, value: Any, key: str, meta: Any, table: Table) -> Any:
     elif tp is str:
         if not isinstance(value, str):
             raise bad("a string")
+        if meta.get("nonblank") and value and not value.strip():
+            raise ConfigError(f"config key {key!r} is only spaces: {meta['nonblank']}", key=key)
     lo, hi = meta.get("min"), meta.get("max")
     if lo is not None and value < lo or hi is not None and value > hi:
         raise bad(f"a value from {lo} to {hi}")

@@ -215,6 +215,8 @@ def apply(boot_file: Path, state: Path, set_hostname: bool = True) -> Result:
     _keys(cfg, state)
     if set_hostname:
         _hostname(cfg.box.name)
+    for warning in report.warnings:
+        logger.warning("appliance.toml: %s", warning)
     if report.problems:
         result = _fault(fault, _redacted(report.fault, data))
         result.moved, result.hostname = moved, cfg.box.name
@@ -238,9 +240,16 @@ def effective(data: dict[str, Any], secrets: dict[str, dict[str, str]], state: P
 
 
 def load_box_config(boot_file: Path, state: Path) -> tuple[Any, str]:
-    """(config, fault) for `appliance run` on the box: every valid part of the file with the
+    """(config, fault) for `appliance run` on the box: see :func:`box_report`."""
+    report, fault = box_report(boot_file, state)
+    return report.config, fault
+
+
+def box_report(boot_file: Path, state: Path) -> tuple[configcheck.Report, str]:
+    """The report on the box's config, and its fault: every valid part of the file with the
     stored secrets (a typo never loses the password, the name or the web settings, so the page
-    that explains the fault is where the staff expect it), and every problem in ``fault``."""
+    that explains the fault is where the staff expect it), every problem in the fault (first
+    boot's note, when it left one), the warnings in the report."""
     note = state / FAULT_NAME
     noted = note.read_text(encoding="utf-8").strip() if note.exists() else ""
     secrets = read_secrets(state) if state.exists() else {}
@@ -252,7 +261,7 @@ def load_box_config(boot_file: Path, state: Path) -> tuple[Any, str]:
         problems.append(exc)
     report = configcheck.check(effective_data(data, secrets, state), text, data)
     report.problems[:0] = problems
-    return report.config, noted or _redacted(report.fault, data)
+    return report, noted or _redacted(report.fault, data)
 
 
 def _fault(note: Path, message: str) -> Result:
