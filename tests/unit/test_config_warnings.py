@@ -70,6 +70,28 @@ def test_the_box_runs_on_a_file_with_a_typo_with_the_defaults_kept(tmp_path: Pat
     assert cfg.box.name == "echo-3" and cfg.pairing.valid_minutes == 90
 
 
+def test_the_box_logs_its_warnings_at_start_and_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from appliance import __main__ as cli
+    from tests.conftest import RunningBox, make_config
+
+    args = cli._parser().parse_args(["run", "--config", str(write(tmp_path, TYPOS))])
+    cli.load_config(args)
+    assert [w.key for w in args.warnings] == ["box.nmae", "pairing.valid_minuts"]
+    box = RunningBox(make_config(box={"state_dir": str(tmp_path / "state")}), False)
+    box._warnings = tuple(args.warnings)
+    with caplog.at_level("WARNING", logger="appliance"):
+        box.start()
+        try:
+            assert box.state() == "idle", "a typo never stops the box"
+        finally:
+            box.stop()
+    logged = caplog.text
+    assert "appliance.toml: line 2: unknown config key 'box.nmae' is ignored" in logged
+    assert "did you mean 'pairing.valid_minutes'?" in logged
+
+
 @pytest.mark.parametrize(
     ("toml", "loud"),
     [
