@@ -9,11 +9,14 @@ import os
 import re
 import stat
 import tomllib
+from pathlib import Path
 
 import pytest
 
 from appliance import firstboot
 from appliance.passwords import hash_password, verify_password
+
+SAMPLE = Path(__file__).parents[2] / "image-build" / "boot" / "appliance.toml"
 
 GOOD = """# appliance.toml for the exam room
 [box]
@@ -333,3 +336,22 @@ def test_the_state_goes_to_the_app_user_but_the_wifi_and_ssh_stay_roots(tmp_path
         st = item.stat()
         assert (st.st_uid, st.st_gid) == (0, 0) and not st.st_mode & 0o077, item
     assert (tmp_path / "bootfs").stat().st_uid == 0, "a link is not followed"
+
+
+def test_the_note_names_exactly_what_was_moved_and_the_empty_lines_stay(tmp_path) -> None:
+    """The shipped file with only the password filled in: the note says the password was moved
+    (not the relay token or the Wi-Fi password, which were empty), and their lines stay for the
+    technician to fill in later."""
+    sample = SAMPLE.read_text(encoding="utf-8")
+    path, state = boot(tmp_path, sample.replace('password = ""', 'password = "staff pass"', 1))
+    result = firstboot.apply(path, state, set_hostname=False)
+    assert result.ok and result.moved == ["pairing.password"]
+    left = path.read_text()
+    (note,) = [line for line in left.splitlines() if "moved to the box's" in line]
+    assert note.startswith("# pairing.password: moved to the box's persistent storage (")
+    assert "relay.token" not in note and "wifi.password" not in note
+    assert 'token = ""                   # this box\'s token at the relay' in left
+    assert left.count('password = ""') == 1, "the Wi-Fi password's empty line stays"
+    assert left.replace(note + "\n", "", 1) == sample.replace(
+        'password = ""                # the staff\'s password for the pairing page (required)\n', ""
+    ), "every other line kept as written"

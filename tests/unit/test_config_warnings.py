@@ -176,6 +176,8 @@ def test_no_usable_password_is_a_problem_with_the_fix(
     assert 'password = "' in out, "the fix"
     doctored = run_doctor(path, tmp_path, capsys)
     assert "FAIL  config:" in doctored and "nobody on the staff can log in" in doctored
+    result = firstboot.apply(path, tmp_path / "state", set_hostname=False)
+    assert not result.ok and "nobody on the staff can log in" in result.fault, "the box says so"
 
 
 def test_a_password_of_spaces_is_refused_at_load_without_showing_it() -> None:
