@@ -1,4 +1,7 @@
-"""The composition root: `appliance run`, `appliance doctor`, `appliance relay`, ..."""
+"""The composition root: `appliance run`, `appliance doctor`, `appliance relay`, ...
+
+(`appliance --help` shows :data:`DESCRIPTION` to the technician.)
+"""
 
 from __future__ import annotations
 
@@ -19,11 +22,20 @@ from .errors import ApplianceError, ConfigError
 logger = logging.getLogger("appliance")
 
 
+#: What `appliance --help` tells the technician.
+DESCRIPTION = (
+    "The box that shares an ultrasound scanner's picture live with one remote viewer's phone "
+    "(docs/technician.md)."
+)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="appliance", description=__doc__)
+    parser = argparse.ArgumentParser(prog="appliance", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the appliance")
+    run = sub.add_parser(
+        "run", help="run the box (on the box: --boot-config; on any computer: --demo)"
+    )
     run.add_argument("--config", type=Path, help="appliance.toml (default: built-in defaults)")
     run.add_argument(
         "--demo",
@@ -52,13 +64,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--state-dir", type=Path, help="on the box: the persistent partition's appliance folder"
     )
-    check = sub.add_parser("check-config", help="validate a config file and exit")
-    check.add_argument("config", type=Path)
-    sub.add_parser("relay", help="run the self-hosted relay (docs/relay.md)", add_help=False)
-    sub.add_parser("firstboot", help="on the box: apply appliance.toml at boot", add_help=False)
+    check = sub.add_parser(
+        "check-config",
+        help="check an appliance.toml on any computer: its problems (exit 2 on a problem) and "
+        "warnings, each with its line and the fix",
+    )
+    check.add_argument("config", type=Path, help="the appliance.toml to check")
+    sub.add_parser(
+        "relay", help="run the clinic's self-hosted relay (docs/relay.md)", add_help=False
+    )
+    sub.add_parser(
+        "firstboot",
+        help="on the box, at every boot: take appliance.toml's secrets off the boot partition, "
+        "make the box's keys",
+        add_help=False,
+    )
     sub.add_parser(
         "doctor",
-        help="check the box: bridge, EDID, signal, encoder, pins, clock, relay, ...",
+        help="check the box: settings, HDMI bridge and signal, encoder, pins, clock, relay, "
+        "TURN, temperature...; each line OK, WARN or FAIL with the fix",
         add_help=False,
     )
     return parser
