@@ -70,8 +70,9 @@ node-deps: $(NODE_STAMP)
 
 setup: $(STAMP) system-deps node-deps
 
+# DEMO_ARGS: more options for the demo, e.g. `make demo DEMO_ARGS=--qr` (the QR code when piped)
 demo: setup
-	$(BIN)/appliance run --demo
+	$(BIN)/appliance run --demo $(DEMO_ARGS)
 
 test: setup lint
 	bash tests/run.sh

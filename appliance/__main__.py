@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--lan", action="store_true", help="with --demo: offer the viewer page on the LAN"
     )
+    run.add_argument(
+        "--qr",
+        action="store_true",
+        help="with --demo: print the viewer link's QR code even when the output is not a "
+        "terminal (in plain characters)",
+    )
     run.add_argument("--port", type=int, help="the web server's port (overrides the config)")
     run.add_argument(
         "--source",
@@ -171,9 +177,16 @@ async def _run(args: argparse.Namespace, cfg: config_mod.Config, password: str =
             loop.add_signal_handler(sig, box.stop)
         if args.demo:
             terminal = Terminal(box.panel, cfg.panel.hold_time)
+            # every other line is written above the terminal's LED line, log lines too
+            out = terminal.above(sys.stdout)
+            for handler in logging.getLogger().handlers:
+                if isinstance(handler, logging.StreamHandler):
+                    handler.setStream(terminal.above(handler.stream))
             box.core.add_listener(terminal.state_changed)
-            box.core.add_session_listener(lambda session: print_session(box))
-            print_banner(box.pairing_url, password)
+            box.core.add_session_listener(
+                lambda session: print_session(box, out, qr=args.qr or None)
+            )
+            print_banner(box.pairing_url, password, out)
             terminal.start()
 
     try:
