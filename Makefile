@@ -76,8 +76,9 @@ node-deps: $(NODE_STAMP)
 
 setup: $(STAMP) system-deps node-deps
 
+# DEMO_ARGS: more options for the demo, e.g. `make demo DEMO_ARGS=--qr` (the QR code when piped)
 demo: setup
-	$(BIN)/appliance run --demo
+	$(BIN)/appliance run --demo $(DEMO_ARGS)
 
 # The unit tier first and alone (no socket, no program, seconds: a broken rule fails fast), then
 # the integration tier (real sockets and servers on loopback) and the browsers.

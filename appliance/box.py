@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,18 +130,23 @@ class Box:
         *,
         lan_hosts: tuple[str, ...] = (),
         fault: str = "",
+        warnings: Sequence[object] = (),
     ) -> Box:
         """Build the box from ``config``; call on the loop that will run it.
 
         With ``relay.url`` empty the box runs the relay itself (the demo, or a clinic without
         one) in its own web server, and its own client reaches it through the same protocol.
-        ``fault`` (a bad appliance.toml, from first boot) puts the box in ERROR when it runs.
+        ``fault`` (a bad appliance.toml, from first boot) puts the box in ERROR when it runs;
+        ``warnings`` (the config's, :mod:`appliance.configcheck`) are logged and counted on the
+        pairing page after the login.
         """
         loop = asyncio.get_running_loop()
+        for warning in warnings:
+            logger.warning("appliance.toml: %s", warning)
         # Everything below reads files, binds sockets or makes keys: done in a thread, so the
         # loop never blocks (the tests' guard checks it).
         return await asyncio.to_thread(
-            cls._assemble, config, seams or Seams(), loop, lan_hosts, fault
+            cls._assemble, config, seams or Seams(), loop, lan_hosts, fault, len(warnings)
         )
 
     @classmethod
@@ -152,6 +157,25 @@ class Box:
         loop: asyncio.AbstractEventLoop,
         lan_hosts: tuple[str, ...],
         fault: str,
+        warnings: int,
+    ) -> Box:
+        """The box, or the exception that stopped it with what it had started stopped again (a
+        web server left running would keep the process up answering "starting" forever)."""
+        with contextlib.ExitStack() as undo:
+            box = cls._parts(config, seams, loop, lan_hosts, fault, warnings, undo)
+            undo.pop_all()
+            return box
+
+    @classmethod
+    def _parts(
+        cls,
+        config: Config,
+        seams: Seams,
+        loop: asyncio.AbstractEventLoop,
+        lan_hosts: tuple[str, ...],
+        fault: str,
+        warnings: int,
+        undo: contextlib.ExitStack,
     ) -> Box:
         confine_host_addresses(config.stream.ice_addresses)
         resolved = resolve(config, root=seams.root)
@@ -161,11 +185,10 @@ class Box:
             resolved.source.value,
             resolved.encoder.value,
         )
-        if config.pairing.pre_admit:
-            logger.warning("pairing.pre_admit is on: viewers are admitted without the staff")
         keys = state_dir(config)
         identity = BoxIdentity.load_or_create(keys)
         events = EventLog(keys / "events.jsonl")
+        undo.callback(events.close)
         clock_ok = seams.clock_ok
         if clock_ok is None:
             from .clock import is_synchronised
@@ -173,6 +196,14 @@ class Box:
             clock_ok = is_synchronised
 
         inbox = Inbox(loop)
+        # The pins first: a box whose GPIO cannot be used stops with the reason before it serves
+        # anything (systemd reports it and restarts it).
+        panel = Panel(
+            config.panel,
+            on_press=lambda long: inbox.post_threadsafe(Press(long=long)),
+            pin_factory=seams.pin_factory or make_pin_factory(config.panel.pin_factory),
+        )
+        undo.callback(panel.close)
         source = seams.source or make_source(config, resolved, bridge=seams.bridge, root=seams.root)
         make_encoder = make_encoder_factory(
             config, resolved, device=seams.encoder_device, root=seams.root
@@ -218,6 +249,7 @@ class Box:
             threads=RELAY_THREADS,
         )
         web.start()
+        undo.callback(web.stop)
         relay: Relay | None = None
         if config.relay.url:
             relay_url, token, ca = config.relay.url.rstrip("/"), config.relay.token, None
@@ -225,6 +257,7 @@ class Box:
         else:
             token = secrets.token_urlsafe(32)
             relay = Relay(relay_config_for_box(token)).start()
+            undo.callback(relay.stop)
             dispatch.inner = relay.app
             # its own client reaches it on loopback (the certificate names 127.0.0.1), never at
             # the address it listens on: 0.0.0.0 on the LAN is nobody's address
@@ -265,11 +298,6 @@ class Box:
             pipeline.set_frame_filter(Mask(rects).apply if rects else None)
 
         masks = MaskStore(keys / "mask.json", config.mask.rects, apply_mask)
-        panel = Panel(
-            config.panel,
-            on_press=lambda long: inbox.post_threadsafe(Press(long=long)),
-            pin_factory=seams.pin_factory or make_pin_factory(config.panel.pin_factory),
-        )
         core.add_listener(lambda old, new: panel.show(new, core.expiring))
         core.add_expiry_listener(lambda expiring: panel.show(core.state, expiring))
         panel.show(State.IDLE)
@@ -282,6 +310,7 @@ class Box:
             room_name=config.box.name,
             default_minutes=config.pairing.valid_minutes,
             record=events.record,
+            config_warnings=warnings,
         )
         return cls(
             config,

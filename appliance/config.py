@@ -1,26 +1,25 @@
 """One typed, frozen configuration, loaded from TOML and validated once at start.
 
 Every section is a frozen dataclass. The loader walks the dataclasses, so adding a setting is
-adding a field: its type, default and (in ``metadata``) its bounds. Unknown or invalid keys fail
-with a :class:`~appliance.errors.ConfigError` that names the key, the bad value and what is
-allowed. With no file at all the defaults run the demo.
+adding a field: its type, default and (in ``metadata``) its bounds. Invalid values fail with a
+:class:`~appliance.errors.ConfigError` that names the key, the bad value and what is allowed; an
+unknown key is a :class:`~appliance.configwarnings.ConfigWarning` (a typo never stops the box)
+unless it would make the box unsafe. With no file at all the defaults run the demo.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import enum
 import logging
-import math
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from . import validators
+from .configvalues import convert, kind
+from .configwarnings import RETIRED, ConfigWarning, retired, unknown
 from .errors import ConfigError
 from .limits import MAX_MINUTES, MIN_MINUTES
 
@@ -155,7 +154,14 @@ class PairingConfig:
     #: The staff's pairing-page password, as given by the technician in appliance.toml.
     #: A secret: first boot hashes it into ``password_hash`` in the persistent partition and
     #: removes it from the boot partition. There is no default.
-    password: str = field(default="", metadata={"secret": True})
+    password: str = field(
+        default="",
+        metadata={
+            "secret": True,
+            "nonblank": "nobody on the staff can log in to the pairing page with it; write the "
+            'staff\'s password there: [pairing] password = "..."',
+        },
+    )
     #: scrypt hash of the password (written by first boot, never by hand).
     password_hash: str = ""
     #: How long a session's link stays valid, in minutes (opened ahead, e.g. at check-in).
@@ -227,12 +233,6 @@ class Config:
         return load_dict(_merge(to_dict(self), sections))
 
 
-#: Keys earlier versions took and this one ignores (with a warning, never a fault), and why.
-RETIRED = {
-    "pairing.hangup_grace": "a viewer leaving no longer ends the session (the staff let another "
-    "phone in, or end it); remove the line",
-}
-
 # -- loading -------------------------------------------------------------------------------------
 
 
@@ -267,21 +267,25 @@ def read_text(p: Path) -> str:
 
 def load_dict(data: dict[str, Any]) -> Config:
     """Build and validate a :class:`Config` from plain data (as parsed from TOML); every problem
-    at once in one :class:`ConfigError`."""
-    config, problems = salvage(data)
+    at once in one :class:`ConfigError`. Warnings are logged."""
+    config, problems, warnings = salvage(data)
     if problems:
         raise ConfigError(explain(problems))
+    for warning in warnings:
+        logger.warning("%s", warning)
     return config
 
 
-def salvage(data: Any) -> tuple[Config, list[ConfigError]]:
+def salvage(data: Any) -> tuple[Config, list[ConfigError], list[ConfigWarning]]:
     """Build a :class:`Config` from every valid part of ``data``: a key with a bad value keeps its
-    default, an unknown key is left out; the problems come back, each naming its key."""
+    default, an unknown key is left out; the problems and the warnings come back, each naming its
+    key."""
     problems: list[ConfigError] = []
-    return _build(Config, data, "", problems), problems
+    warnings: list[ConfigWarning] = []
+    return _build(Config, data, "", problems, warnings), problems, warnings
 
 
-def explain(problems: list[ConfigError]) -> str:
+def explain(problems: list[Any]) -> str:
     """One message for several problems (one per line when there are more than one)."""
     if len(problems) == 1:
         return str(problems[0])
@@ -289,9 +293,13 @@ def explain(problems: list[ConfigError]) -> str:
 
 
 def build(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
-    """Validate ``data`` against any frozen config dataclass ``cls`` (e.g. the relay's own)."""
+    """Validate ``data`` against any frozen config dataclass ``cls`` (e.g. the relay's own);
+    warnings are logged."""
     problems: list[ConfigError] = []
-    built = _build(cls, data, prefix, problems)
+    warnings: list[ConfigWarning] = []
+    built = _build(cls, data, prefix, problems, warnings)
+    for warning in warnings:
+        logger.warning("%s", warning)
     if len(problems) == 1:
         raise problems[0]
     if problems:
@@ -325,125 +333,46 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _describe(tp: Any) -> str:
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return "one of " + ", ".join(repr(m.value) for m in tp)
-    if dataclasses.is_dataclass(tp):
-        return "a table"
-    origin = typing.get_origin(tp)
-    if origin is tuple:
-        return f"a list of {_describe(typing.get_args(tp)[0])}"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        tp, str(tp)
-    )
-
-
-def _build(cls: Any, data: Any, prefix: str, problems: list[ConfigError]) -> Any:
+def _build(
+    cls: Any, data: Any, prefix: str, problems: list[ConfigError], warnings: list[ConfigWarning]
+) -> Any:
     """``cls`` from ``data``: what is wrong goes to ``problems`` and keeps its default."""
     where = prefix.rstrip(".") or "the top level"
     if not isinstance(data, dict):
-        problems.append(ConfigError(f"{where} must be a table, got {_kind(data)}", key=where))
+        problems.append(ConfigError(f"{where} must be a table, got {kind(data)}", key=where))
         return cls()
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in data:
+    for key, value in data.items():
         if f"{prefix}{key}" in RETIRED:
-            logger.warning(
-                "config key '%s%s' is ignored: %s", prefix, key, RETIRED[f"{prefix}{key}"]
-            )
-            continue
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
-            problems.append(
-                ConfigError(
-                    f"unknown config key '{prefix}{key}'{hint} "
-                    f"(allowed in {where}: {', '.join(sorted(fields))})",
-                    key=f"{prefix}{key}",
-                )
-            )
+            warnings.append(retired(f"{prefix}{key}"))
+        elif key not in fields:
+            found = unknown(prefix, key, value, list(fields))
+            if isinstance(found, ConfigError):
+                problems.append(found)
+            else:
+                warnings.append(found)
+
+    def table(tp: Any, value: Any, prefix: str) -> Any:
+        """A table in a list (``[[mask.rects]]``): its problems as one, its warnings kept."""
+        inner: list[ConfigError] = []
+        built = _build(tp, value, prefix, inner, warnings)
+        if len(inner) == 1:
+            raise inner[0]
+        if inner:
+            raise ConfigError(explain(inner), key=inner[0].key)
+        return built
+
     kwargs = {}
     for name, f in fields.items():
         if name not in data:
             continue
         if dataclasses.is_dataclass(hints[name]):
-            kwargs[name] = _build(hints[name], data[name], f"{prefix}{name}.", problems)
+            kwargs[name] = _build(hints[name], data[name], f"{prefix}{name}.", problems, warnings)
             continue
         try:
-            kwargs[name] = _convert(hints[name], data[name], f"{prefix}{name}", f.metadata)
+            kwargs[name] = convert(hints[name], data[name], f"{prefix}{name}", f.metadata, table)
         except ConfigError as exc:
             exc.key = exc.key or f"{prefix}{name}"
             problems.append(exc)
     return cls(**kwargs)
-
-
-def _convert(tp: Any, value: Any, key: str, meta: Any) -> Any:
-    def bad(allowed: str) -> ConfigError:
-        shown = "(not shown: a secret)" if meta.get("secret") else _shown(value)
-        return ConfigError(
-            f"config key {key!r} has invalid value {shown}: expected {allowed}", key=key
-        )
-
-    if dataclasses.is_dataclass(tp):
-        return build(cast(type[Any], tp), value, key + ".")
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        try:
-            return tp(value)
-        except ValueError:
-            raise bad(_describe(tp)) from None
-    origin = typing.get_origin(tp)
-    if origin is tuple:
-        (item,) = (a for a in typing.get_args(tp) if a is not Ellipsis)
-        if not isinstance(value, list | tuple):
-            raise bad(_describe(tp))
-        return tuple(_convert(item, v, f"{key}[{i}]", {}) for i, v in enumerate(value))
-    if origin in (typing.Union, types.UnionType):
-        raise bad(_describe(tp))  # pragma: no cover - no union-typed settings yet
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("an integer")
-    elif tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad("a number")
-        try:
-            value = float(value)
-        except OverflowError:
-            raise bad("a number") from None
-        if math.isnan(value):
-            raise bad("a number")
-    elif tp is str:
-        if not isinstance(value, str):
-            raise bad("a string")
-    lo, hi = meta.get("min"), meta.get("max")
-    if lo is not None and value < lo or hi is not None and value > hi:
-        raise bad(f"a value from {lo} to {hi}")
-    if meta.get("multiple") and value % meta["multiple"]:
-        raise bad(f"a multiple of {meta['multiple']}")
-    choices = meta.get("choices")
-    if choices and value not in choices:
-        raise bad("one of " + ", ".join(repr(c) for c in choices))
-    if meta.get("pattern") == "hostname" and not validators.is_hostname_label(value):
-        raise bad("a host name label: 1-63 lowercase letters, digits or '-', not starting with '-'")
-    if meta.get("pattern") == "relay-url":
-        validators.check_relay_url(value)
-    return value
-
-
-def _shown(value: Any) -> str:
-    """A bad value as an error message shows it: a scalar as written, a table or list only by its
-    kind (it may hold a secret one level down, e.g. ``wifi.password = ["..."]``)."""
-    return _kind(value) if isinstance(value, dict | list | tuple) else repr(value)
-
-
-def _kind(value: Any) -> str:
-    """What a value is, not what it holds: what stands where a section was expected may be a
-    secret written in the wrong place (``pairing = "..."``)."""
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return "true or false" if isinstance(value, bool) else _describe(type(value))

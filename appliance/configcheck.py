@@ -5,8 +5,9 @@ Every problem is found at once, each with its key, its line in the file when it 
 the fix; what is valid is kept (a typo in one key never loses the password, the name or the web
 settings), so a box with a faulty file still serves its pairing page where the technician expects
 it and says what is wrong there. A UTF-8 byte-order mark (some Windows editors write one) is
-accepted. Rules that span keys (the button and the LED on one pin, no pairing password) are here
-too.
+accepted. Rules that span keys (the button and the LED on one pin, no pairing password, a session
+that could not last as long as its link is valid) are here too, and the warnings about settings
+that work but are risky (pre-admission) or ignored (an unknown key: a typo never stops the box).
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, explain, merge, read_text, salvage
+from .configwarnings import ConfigWarning
 from .errors import ConfigError
 
-#: A rule over the whole config: (config, the file's data as the technician wrote it) -> its
-#: problems.
-Rule = Callable[[Config, dict[str, Any]], list[ConfigError]]
+#: A rule over the whole config: (config, the file's data as the technician wrote it, its text)
+#: -> its problems.
+Rule = Callable[[Config, dict[str, Any], str], list[ConfigError]]
+#: What first boot writes at the top of the file for the secrets it moved (firstboot.py).
+MOVED_NOTE = "moved to the box's persistent storage"
 
 
-def _pins(config: Config, data: dict[str, Any]) -> list[ConfigError]:
+def _pins(config: Config, data: dict[str, Any], text: str) -> list[ConfigError]:
     panel = config.panel
     section = data.get("panel")
     written: dict[str, Any] = section if isinstance(section, dict) else {}
@@ -41,23 +45,70 @@ def _pins(config: Config, data: dict[str, Any]) -> list[ConfigError]:
     return []
 
 
-def _password(config: Config, data: dict[str, Any]) -> list[ConfigError]:
-    """A password given empty: nobody could log in to the pairing page. (A file after first boot
-    holds no password at all: it was moved; :func:`box_rules` checks the stored one.)"""
+def _password(config: Config, data: dict[str, Any], text: str) -> list[ConfigError]:
+    """No password to log in with: nobody on the staff can use the box. A file first boot went
+    through holds none (it was moved, and the box keeps its hash): its note says so."""
+    pairing = config.pairing
+    if pairing.password.strip() or pairing.password_hash or moved(text, "pairing.password"):
+        return []
     section = data.get("pairing")
     given = isinstance(section, dict) and "password" in section
-    if given and not config.pairing.password and not config.pairing.password_hash:
-        return [
-            ConfigError(
-                "config key 'pairing.password' is empty: nobody can log in to the pairing page; "
-                'write the staff\'s password there (pairing.password = "...")',
-                key="pairing.password",
-            )
-        ]
-    return []
+    return [
+        ConfigError(
+            "config key 'pairing.password' "
+            + ("is empty or only spaces" if given else "is missing (no pairing password)")
+            + ": nobody on the staff can log in to the pairing page, so the box cannot be used; "
+            'write the staff\'s password in appliance.toml: [pairing] password = "..." (first '
+            "boot then moves it off the boot partition)",
+            key="pairing.password" if given else "pairing",
+        )
+    ]
 
 
-RULES: list[Rule] = [_pins, _password]
+def _minutes(config: Config, data: dict[str, Any], text: str) -> list[ConfigError]:
+    """A session's longest life shorter than its link's validity."""
+    longest, valid = config.pairing.max_minutes, config.pairing.valid_minutes
+    if longest >= valid:
+        return []
+    section = data.get("pairing")
+    written = section if isinstance(section, dict) else {}
+    return [
+        ConfigError(
+            f"config key 'pairing.max_minutes' ({longest}) is less than 'pairing.valid_minutes' "
+            f"({valid}): a session would end before its link expires; raise "
+            f"pairing.max_minutes to at least {valid}, or lower pairing.valid_minutes",
+            key="pairing.max_minutes" if "max_minutes" in written else "pairing.valid_minutes",
+        )
+    ]
+
+
+def moved(text: str, key: str) -> bool:
+    """Whether first boot's note in ``text`` says it moved ``key`` off the boot partition."""
+    return any(
+        line.startswith("#") and MOVED_NOTE in line and key in line.split(":")[0]
+        for line in text.removeprefix("\ufeff").splitlines()
+    )
+
+
+RULES: list[Rule] = [_pins, _password, _minutes]
+
+
+def _pre_admit(config: Config) -> list[ConfigWarning]:
+    if not config.pairing.pre_admit:
+        return []
+    return [
+        ConfigWarning(
+            "config key 'pairing.pre_admit' is on: a viewer who knocks is let in and sees the "
+            "scan without the staff comparing the verification code, so anyone holding the link "
+            "can watch",
+            "pairing.pre_admit",
+            "set pairing.pre_admit = false (or remove the line) unless the clinic decided so",
+        )
+    ]
+
+
+#: Settings that work but that the technician should know about: config -> its warnings.
+ADVICE: list[Callable[[Config], list[ConfigWarning]]] = [_pre_admit]
 
 
 @dataclass
@@ -66,6 +117,9 @@ class Report:
 
     config: Config
     problems: list[ConfigError] = field(default_factory=list)
+    #: What works but the technician should look at (logged at start, shown by check-config and
+    #: doctor, counted on the pairing page).
+    warnings: list[ConfigWarning] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -91,13 +145,17 @@ def parse(text: str) -> dict[str, Any]:
 def check(data: dict[str, Any], text: str = "", written: dict[str, Any] | None = None) -> Report:
     """Check parsed data; ``text`` is the file as written (to find each problem's line) and
     ``written`` its data when ``data`` has more merged in (the box's stored secrets)."""
-    config, problems = salvage(data)
+    config, problems, warnings = salvage(data)
     for rule in RULES:
-        problems += rule(config, data if written is None else written)
-    for problem in problems:
-        if problem.line is None and problem.key and text:
-            problem.line = locate(text, problem.key)
-    return Report(config, problems)
+        found = rule(config, data if written is None else written, text)
+        problems += [p for p in found if p.key not in {q.key for q in problems}]
+    for advise in ADVICE:
+        warnings += advise(config)
+    found_in_file: list[ConfigError | ConfigWarning] = [*problems, *warnings]
+    for item in found_in_file:
+        if item.line is None and item.key and text:
+            item.line = locate(text, item.key)
+    return Report(config, problems, warnings)
 
 
 def read(path: Path) -> tuple[str, dict[str, Any]]:

@@ -2,20 +2,24 @@
 press, the LED drawn live).
 
 The key presses drive gpiozero's MockFactory pins, so the real Button code (bounce, hold time)
-runs unchanged; the LED is read back from its mock pin.
+runs unchanged; the LED is read back from its mock pin. In a terminal the LED has the bottom line
+to itself: everything else (log lines, links, the QR code) is written above it through
+:meth:`Terminal.above`. It says what the staff's page says, in the page's own words.
 """
 
 from __future__ import annotations
 
+import io
 import socket
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import segno
 
 from .panel import Panel, mock_pin, press_pin
 from .state import State
+from .web.pairing.strings import TEXT
 
 if TYPE_CHECKING:
     from .box import Box
@@ -52,16 +56,34 @@ def print_banner(pairing_url: str, password: str, out: TextIO = sys.stdout) -> N
     )
 
 
-def print_session(box: Box, out: TextIO = sys.stdout) -> None:
+#: Said instead of the QR code when the output is not a terminal (piped, to a file).
+NO_QR = (
+    "(no QR code: the output is not a terminal; open the viewer link above, or run with --qr, "
+    "e.g. make demo DEMO_ARGS=--qr, to print it in plain characters)"
+)
+
+
+def print_session(box: Box, out: TextIO = sys.stdout, qr: bool | None = None) -> None:
     """For every session the demo opens: the viewer's link and the pairing page on lines of
-    their own, then the link as a terminal QR code."""
+    their own, then the link as a QR code in plain (Unicode block) characters: in a terminal, or
+    anywhere with ``qr``; else a line saying why not and how to get it."""
     viewer = box.viewer_url()
     if viewer is None:
         return
     print(f"viewer: {viewer}", file=out, flush=True)
     print(f"pairing: {box.pairing_url}", file=out, flush=True)
-    if out.isatty():
-        segno.make(viewer, error="m").terminal(out=out, compact=True)
+    if qr or qr is None and out.isatty():
+        drawn = io.StringIO()
+        segno.make(viewer, error="m").terminal(out=drawn, compact=True)
+        out.write(drawn.getvalue())  # at once: nothing else lands between its rows
+        out.flush()
+    else:
+        print(NO_QR, file=out, flush=True)
+
+
+def led_words(state: State, lang: str = "en") -> str:
+    """What the staff's page says in ``state`` (its strings), for the demo's LED line."""
+    return TEXT[lang].get(f"state_{state.value}", state.value)
 
 
 def lan_address() -> str:
@@ -81,7 +103,11 @@ def press(panel: Panel, hold: float) -> None:
 
 
 class Terminal:
-    """Reads key presses from stdin and draws the LED, in daemon threads."""
+    """Reads key presses from stdin and draws the LED, in daemon threads.
+
+    In a terminal the LED is drawn on the last line, redrawn in place; whatever else is printed
+    goes through :meth:`above`, which clears that line, writes, and draws it again, so nothing
+    runs into it. Elsewhere (piped) every change of state is a line of its own."""
 
     def __init__(self, panel: Panel, hold_time: float, out: TextIO = sys.stdout) -> None:
         self._panel = panel
@@ -89,24 +115,47 @@ class Terminal:
         self._out = out
         self._state = State.IDLE
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._status = ""  # the LED line as drawn ("" while none is)
 
     def start(self, stdin: TextIO = sys.stdin) -> None:
         threading.Thread(target=self._read_keys, args=(stdin,), name="keys", daemon=True).start()
         if self._out.isatty():
             threading.Thread(target=self._draw_led, name="led", daemon=True).start()
 
+    def above(self, stream: TextIO) -> TextIO:
+        """``stream`` (this terminal's stdout or stderr) as a file whose whole lines are written
+        above the LED line (for print and for logging's handler)."""
+        return cast(TextIO, _Above(self, stream))
+
+    def write_above(self, stream: TextIO, text: str) -> None:
+        with self._lock:
+            if self._status:
+                self._out.write("\r\x1b[K")
+                self._out.flush()
+            stream.write(text)
+            stream.flush()
+            if self._status:
+                self._out.write(self._status)
+                self._out.flush()
+
     def state_changed(self, old: Any, new: State) -> None:
         self._state = new
         if not self._out.isatty():
             led = "on" if self._panel.led.value else "off"
             print(
-                f"[LED {led}, pattern {self._panel.pattern}] {new.value}",
+                f"[LED {led}, pattern {self._panel.pattern}] {led_words(new)}",
                 file=self._out,
                 flush=True,
             )
 
     def stop(self) -> None:
         self._stop.set()
+        with self._lock:
+            if self._status:
+                self._out.write("\r\x1b[K")
+                self._out.flush()
+            self._status = ""
 
     def _read_keys(self, stdin: TextIO) -> None:
         for line in stdin:
@@ -114,12 +163,9 @@ class Terminal:
                 return
             key = line.strip().lower()
             if key == "l":
-                print(
-                    f"(holding the button for {self._hold_time + 0.3:.1f} s)",
-                    file=self._out,
-                    flush=True,
-                )
-                press(self._panel, self._hold_time + 0.3)
+                hold = self._hold_time + 0.3
+                self.write_above(self._out, f"(holding the button for {hold:.1f} s)\n")
+                press(self._panel, hold)
             elif key == "":
                 press(self._panel, 0.1)
 
@@ -132,5 +178,34 @@ class Terminal:
             if frame != shown:
                 shown = frame
                 dot = "\x1b[1;31m●\x1b[0m" if lit else "○"
-                self._out.write(f"\r\x1b[K LED {dot}  {self._state.value.upper():8s}")
-                self._out.flush()
+                with self._lock:
+                    if self._stop.is_set():
+                        return
+                    self._status = f" LED {dot}  {led_words(self._state)}"
+                    self._out.write(f"\r\x1b[K{self._status}")
+                    self._out.flush()
+
+
+class _Above(io.TextIOBase):
+    """A text stream whose complete lines :class:`Terminal` writes above its LED line."""
+
+    def __init__(self, terminal: Terminal, stream: TextIO) -> None:
+        self._terminal = terminal
+        self._stream = stream
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._pending += text
+            if "\n" not in self._pending:
+                return len(text)
+            lines, _, self._pending = self._pending.rpartition("\n")
+        self._terminal.write_above(self._stream, lines + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()

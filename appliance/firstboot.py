@@ -100,35 +100,39 @@ def write_secrets(state: Path, secrets: dict[str, dict[str, str]]) -> None:
     _write_durably(state / SECRETS_NAME, "\n".join(lines), private=True)
 
 
-def strip_secrets(text: str, when: str) -> str:
-    """The boot file without its secrets, in whatever form TOML allows them (``[pairing]``
-    tables however spelled, inline tables, dotted and quoted keys, multi-line strings), with a
-    note at the top saying where they went; every other setting and comment kept as written.
+def strip_secrets(text: str, when: str, moved: list[str] | None = None) -> str:
+    """The boot file without the secrets ``moved`` ("pairing.password", ...; default: every
+    secret given a value), in whatever form TOML allows them (``[pairing]`` tables however
+    spelled, inline tables, dotted and quoted keys, multi-line strings), with a note at the top
+    naming exactly those; every other line and comment kept as written (an empty secret's line
+    too, for the technician to fill in).
 
     Fails closed: the result is parsed again and must hold exactly the settings the file held
-    minus the secrets; otherwise :class:`ConfigError` (the caller writes nothing back). A
+    minus those secrets; otherwise :class:`ConfigError` (the caller writes nothing back). A
     byte-order mark is dropped."""
     text = text.removeprefix("\ufeff")
     try:
-        doc = tomlkit.parse(text)
-        removed = []
-        for section, key in SECRET_KEYS:
-            table = doc.get(section)
-            if isinstance(table, dict) and key in table:
-                del table[key]
-                removed.append(f"{section}.{key}")
-        stripped = tomlkit.dumps(doc)
-    except (tomlkit.exceptions.TOMLKitError, KeyError, TypeError, ValueError):
-        raise ConfigError(_UNSTRIPPABLE) from None
-    if removed:
-        note = f"# {', '.join(removed)}: moved to the box's persistent storage ({when})\n"
-        stripped = note + stripped
-    try:
-        after = tomllib.loads(stripped)
         before = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
         raise ConfigError(_UNSTRIPPABLE) from None
-    if _pruned(after) != _pruned(without_secrets(before)) or _secret_paths(after):
+    keys = _given_secrets(before) if moved is None else moved
+    try:
+        doc = tomlkit.parse(text)
+        for section, key in SECRET_KEYS:
+            table = doc.get(section)
+            if f"{section}.{key}" in keys and isinstance(table, dict) and key in table:
+                del table[key]
+        stripped = tomlkit.dumps(doc)
+    except (tomlkit.exceptions.TOMLKitError, KeyError, TypeError, ValueError):
+        raise ConfigError(_UNSTRIPPABLE) from None
+    if keys:
+        stripped = f"# {', '.join(keys)}: {configcheck.MOVED_NOTE} ({when})\n" + stripped
+    try:
+        after = tomllib.loads(stripped)
+    except tomllib.TOMLDecodeError:
+        raise ConfigError(_UNSTRIPPABLE) from None
+    left = set(_given_secrets(after))
+    if _pruned(after) != _pruned(without_secrets(before, keys)) or left & set(keys):
         raise ConfigError(_UNSTRIPPABLE)
     return stripped
 
@@ -139,17 +143,23 @@ _UNSTRIPPABLE = (
 )
 
 
-def without_secrets(data: dict[str, Any]) -> dict[str, Any]:
-    """A copy of parsed TOML without the secret keys (their tables kept)."""
+def without_secrets(data: dict[str, Any], keys: list[str] | None = None) -> dict[str, Any]:
+    """A copy of parsed TOML without the secret keys (``keys``: only those; their tables
+    kept)."""
     clean = {s: dict(v) if isinstance(v, dict) else v for s, v in data.items()}
     for section, key in SECRET_KEYS:
-        if isinstance(clean.get(section), dict):
+        if isinstance(clean.get(section), dict) and (keys is None or f"{section}.{key}" in keys):
             clean[section].pop(key, None)
     return clean
 
 
-def _secret_paths(data: dict[str, Any]) -> list[str]:
-    return [f"{s}.{k}" for s, k in SECRET_KEYS if isinstance(data.get(s), dict) and k in data[s]]
+def _given_secrets(data: dict[str, Any]) -> list[str]:
+    """The secrets parsed TOML gives a value to (an empty one is no secret: it stays)."""
+    return [
+        f"{s}.{k}"
+        for s, k in SECRET_KEYS
+        if isinstance(data.get(s), dict) and data[s].get(k) not in (None, "")
+    ]
 
 
 def _pruned(data: Any) -> Any:
@@ -184,6 +194,12 @@ def apply(boot_file: Path, state: Path, set_hostname: bool = True) -> Result:
         value = data.get(section, {}).get(key) if isinstance(data.get(section), dict) else None
         if value is None or value == "":
             continue
+        if (
+            (section, key) == ("pairing", "password")
+            and isinstance(value, str)
+            and not value.strip()
+        ):
+            continue  # only spaces: no password (the check says so), nothing to keep
         if not isinstance(value, str):
             return _fault(fault, f"config key '{section}.{key}' must be a string in quotes")
         if (section, key) == ("pairing", "password"):
@@ -204,7 +220,7 @@ def apply(boot_file: Path, state: Path, set_hostname: bool = True) -> Result:
             wifi_ok = False
     if moved:
         try:
-            stripped = strip_secrets(text, time.strftime("%Y-%m-%d"))
+            stripped = strip_secrets(text, time.strftime("%Y-%m-%d"), moved)
         except ConfigError as exc:
             return _fault(fault, str(exc))
         write_secrets(state, secrets)
@@ -215,6 +231,8 @@ def apply(boot_file: Path, state: Path, set_hostname: bool = True) -> Result:
     _keys(cfg, state)
     if set_hostname:
         _hostname(cfg.box.name)
+    for warning in report.warnings:
+        logger.warning("appliance.toml: %s", warning)
     if report.problems:
         result = _fault(fault, _redacted(report.fault, data))
         result.moved, result.hostname = moved, cfg.box.name
@@ -238,9 +256,16 @@ def effective(data: dict[str, Any], secrets: dict[str, dict[str, str]], state: P
 
 
 def load_box_config(boot_file: Path, state: Path) -> tuple[Any, str]:
-    """(config, fault) for `appliance run` on the box: every valid part of the file with the
+    """(config, fault) for `appliance run` on the box: see :func:`box_report`."""
+    report, fault = box_report(boot_file, state)
+    return report.config, fault
+
+
+def box_report(boot_file: Path, state: Path) -> tuple[configcheck.Report, str]:
+    """The report on the box's config, and its fault: every valid part of the file with the
     stored secrets (a typo never loses the password, the name or the web settings, so the page
-    that explains the fault is where the staff expect it), and every problem in ``fault``."""
+    that explains the fault is where the staff expect it), every problem in the fault (first
+    boot's note, when it left one), the warnings in the report."""
     note = state / FAULT_NAME
     noted = note.read_text(encoding="utf-8").strip() if note.exists() else ""
     secrets = read_secrets(state) if state.exists() else {}
@@ -252,7 +277,7 @@ def load_box_config(boot_file: Path, state: Path) -> tuple[Any, str]:
         problems.append(exc)
     report = configcheck.check(effective_data(data, secrets, state), text, data)
     report.problems[:0] = problems
-    return report.config, noted or _redacted(report.fault, data)
+    return report, noted or _redacted(report.fault, data)
 
 
 def _fault(note: Path, message: str) -> Result:

@@ -57,7 +57,12 @@ class Panel:
             )
             self.led = LED(config.led_pin, pin_factory=pin_factory)
         except Exception as exc:  # gpiozero raises many kinds: pin in use, no factory...
-            raise DeviceError(f"cannot use the panel's GPIO pins: {exc}") from exc
+            raise DeviceError(
+                f"cannot use the panel's GPIO pins (BCM {config.button_pin} button, "
+                f"BCM {config.led_pin} LED): {exc} (on the box: check panel.button_pin and "
+                "panel.led_pin and what holds them with appliance doctor; off a Raspberry Pi: "
+                'set panel.pin_factory = "mock", or run with --demo)'
+            ) from exc
         self.led.source_delay = LED_STEP
         self.button.when_pressed = self._when_pressed
         self.button.when_held = self._when_held

@@ -100,6 +100,7 @@ class RunningBox:
         self._started = threading.Event()
         self._error: BaseException | None = None
         self._fault = ""
+        self._warnings: tuple[Any, ...] = ()
         self._thread = threading.Thread(
             target=self._main, args=(open_session, source), name="box", daemon=True
         )
@@ -112,7 +113,7 @@ class RunningBox:
 
         async def main() -> None:
             seams = Seams(source=source, pin_factory=self.pin_factory, clock_ok=lambda: True)
-            box = await Box.build(self.cfg, seams, fault=self._fault)
+            box = await Box.build(self.cfg, seams, fault=self._fault, warnings=self._warnings)
             await box.run(open_session=open_session, started=on_started)
 
         try:

@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 from .. import config as config_mod
-from ..configcheck import check_file
+from ..board import under
+from ..configcheck import Report, check_file
+from ..firstboot import STATE_DIR, read_secrets
 from .checks import (
     check_board,
     check_bridge,
@@ -82,11 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     if path is None and Path(DEFAULT_CONFIG).exists():
         path = Path(DEFAULT_CONFIG)
     if path is None:
-        cfg, error = config_mod.load_dict({}), ""
+        report = Report(config_mod.load_dict({}))  # no file here: the defaults, nothing to check
     else:
-        report = check_file(path)  # the one validator: check-config's and first boot's
-        cfg, error = report.config, report.fault
-    results = run_checks(DoctorEnv(cfg, error, args.root))
+        # the one validator (check-config's and first boot's), with the secrets first boot
+        # stored (the password it moved off the boot partition)
+        stored = under(args.root, str(STATE_DIR))
+        report = check_file(path, read_secrets(stored) if stored.is_dir() else None)
+    env = DoctorEnv(report.config, report.fault, args.root)
+    env.config_warnings = report.warnings
+    results = run_checks(env)
     for result in results:
         sys.stdout.write(f"{result}\n")
     failed = sum(r.status is FAIL for r in results)

@@ -32,9 +32,11 @@ from .env import (
 
 
 def check_config(env: DoctorEnv) -> list[CheckResult]:
+    warnings = [CheckResult("config", WARN, w.detail, w.fix) for w in env.config_warnings]
     if env.config_error:
-        return [CheckResult("config", FAIL, env.config_error, "correct appliance.toml, then rerun")]
-    return [CheckResult("config", OK, "valid")]
+        fix = "correct appliance.toml, then rerun"
+        return [CheckResult("config", FAIL, env.config_error, fix), *warnings]
+    return warnings or [CheckResult("config", OK, "valid")]
 
 
 def check_board(env: DoctorEnv) -> list[CheckResult]:

@@ -13,6 +13,7 @@ from .. import board as board_mod
 from ..board import Board, under
 from ..capture.bridge import Bridge, BridgeNodes
 from ..config import Config
+from ..configwarnings import ConfigWarning
 
 DEFAULT_CONFIG = "/boot/firmware/appliance.toml"
 TLS_CERT_NAME = "tls.crt"  # in box.state_dir
@@ -56,6 +57,8 @@ class DoctorEnv:
     cert_path: Path | None = None
     open_bridge: Callable[[BridgeNodes], Bridge] | None = None
     timeout: float = 3.0
+    #: The config's warnings (appliance.configcheck): each one a WARN line.
+    config_warnings: Sequence[ConfigWarning] = ()
     _board: Board | None = field(default=None, init=False, repr=False)
 
     def path(self, p: str) -> Path:

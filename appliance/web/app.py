@@ -20,6 +20,7 @@ def create_app(
     room_name: str = "",
     default_minutes: int = 90,
     record: Callable[..., None] | None = None,
+    config_warnings: int = 0,
 ) -> Flask:
     """The box's app: the staff's pairing page and a public status with no personal data.
 
@@ -30,7 +31,12 @@ def create_app(
     configure(app, secure_cookies)
     app.register_blueprint(
         create_pairing_blueprint(
-            backend, password_hash, room_name, default_minutes=default_minutes, record=record
+            backend,
+            password_hash,
+            room_name,
+            default_minutes=default_minutes,
+            record=record,
+            config_warnings=config_warnings,
         )
     )
 

@@ -358,11 +358,12 @@ def test_turn_url_parsing() -> None:
 
 def test_main_exit_status_and_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text("[capture]\nsourc = 'hdmi'\n")
+    bad.write_text("[capture]\nsource = 'usb'\n")
     assert doctor.main(["--config", str(bad), "--root", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert (
-        "FAIL  config: line 2: unknown config key 'capture.sourc'" in out
+        "FAIL  config: 2 problems:\n- line 2: config key 'capture.source' has invalid value 'usb'"
+        in out
         and "fix: correct appliance.toml" in out
     )
     assert out.rstrip().splitlines()[-1].endswith("warnings")

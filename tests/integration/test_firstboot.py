@@ -9,11 +9,14 @@ import os
 import re
 import stat
 import tomllib
+from pathlib import Path
 
 import pytest
 
 from appliance import firstboot
-from appliance.passwords import verify_password
+from appliance.passwords import hash_password, verify_password
+
+SAMPLE = Path(__file__).parents[2] / "image-build" / "boot" / "appliance.toml"
 
 GOOD = """# appliance.toml for the exam room
 [box]
@@ -39,6 +42,16 @@ def boot(tmp_path, text: str | None):
     if text is not None:
         path.write_text(text)
     return path, tmp_path / "state"
+
+
+STORED_HASH = hash_password("stored pass phrase")
+
+
+def has_password(state) -> None:
+    """The box holds the staff's password from an earlier boot (without one, first boot reports
+    that nobody could log in)."""
+    state.mkdir(mode=0o700)
+    firstboot.write_secrets(state, {"pairing": {"password_hash": STORED_HASH}})
 
 
 def test_a_good_file_moves_its_secrets_and_keeps_the_rest(tmp_path) -> None:
@@ -98,6 +111,7 @@ def test_a_missing_file_is_a_fault(tmp_path) -> None:
 
 def test_a_fixed_file_clears_the_fault(tmp_path) -> None:
     path, state = boot(tmp_path, "[box]\nname = 'Bad Name!'\n")
+    has_password(state)
     assert not firstboot.apply(path, state, set_hostname=False).ok
     path.write_text("[box]\nname = 'room-3'\n")
     assert firstboot.apply(path, state, set_hostname=False).ok
@@ -107,6 +121,7 @@ def test_a_fixed_file_clears_the_fault(tmp_path) -> None:
 def test_an_ssh_key_turns_ssh_on(tmp_path) -> None:
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLE tech"
     path, state = boot(tmp_path, f'[ssh]\nauthorized_keys = ["{key}"]\n')
+    has_password(state)
     assert firstboot.apply(path, state, set_hostname=False).ok
     assert (state / "ssh" / "enabled").exists()
     assert key in (state / "ssh" / "authorized_keys").read_text()
@@ -117,10 +132,11 @@ def test_the_box_runs_in_error_with_a_bad_file_and_says_why(tmp_path) -> None:
     message on the pairing page's status, no session opens with the button."""
     from appliance.state import LED_PATTERNS, State
 
-    path, state = boot(tmp_path, "[box]\nnmae = 'typo'\n")
+    path, state = boot(tmp_path, "[box]\nname = 'Bad Name!'\n")
+    has_password(state)
     result = firstboot.apply(path, state, set_hostname=False)
     cfg, fault = firstboot.load_box_config(path, state)
-    assert fault == result.fault and "box.nmae" in fault
+    assert fault == result.fault and "box.name" in fault
     from tests.conftest import RunningBox, make_config
 
     rb = RunningBox(make_config(box={"state_dir": str(state)}), False)
@@ -180,6 +196,7 @@ SECRET_FORMS = {
 def test_a_secret_in_any_toml_form_leaves_the_boot_partition(tmp_path, form) -> None:
     text = "# the technician's note\n" + SECRET_FORMS[form] + '\n[box]\nname = "echo-2"  # room\n'
     path, state = boot(tmp_path, text)
+    has_password(state)
     before = tomllib.loads(text)
     result = firstboot.apply(path, state, set_hostname=False)
     assert result.ok, result.fault
@@ -218,6 +235,7 @@ def test_a_file_the_secrets_cannot_be_taken_from_is_refused_and_left_alone(
 def test_a_secret_beyond_the_basic_plane_is_stored_exactly(tmp_path) -> None:
     token = "tok-\U0001b2fc-\x7f-\u2028"  # unassigned, a control, a separator: all escaped
     path, state = boot(tmp_path, '[relay]\ntoken = "tok-\\U0001b2fc-\\u007f-\\u2028"\n')
+    has_password(state)
     assert firstboot.apply(path, state, set_hostname=False).ok
     assert firstboot.read_secrets(state)["relay"]["token"] == token
 
@@ -260,6 +278,7 @@ def test_the_wifi_keyfile_holds_any_ssid_and_password_exactly(tmp_path, ssid) ->
     password = ssid.replace("\n", " ") + " =;#[x]\\ pass "  # no control characters
     text = f"[wifi]\nssid = {json.dumps(ssid)}\npassword = {json.dumps(password)}\n"
     path, state = boot(tmp_path, text)
+    has_password(state)
     assert firstboot.apply(path, state, set_hostname=False).ok
     keyfile = state / "network" / "appliance-wifi.nmconnection"
     assert stat.S_IMODE(keyfile.stat().st_mode) == 0o600
@@ -317,3 +336,22 @@ def test_the_state_goes_to_the_app_user_but_the_wifi_and_ssh_stay_roots(tmp_path
         st = item.stat()
         assert (st.st_uid, st.st_gid) == (0, 0) and not st.st_mode & 0o077, item
     assert (tmp_path / "bootfs").stat().st_uid == 0, "a link is not followed"
+
+
+def test_the_note_names_exactly_what_was_moved_and_the_empty_lines_stay(tmp_path) -> None:
+    """The shipped file with only the password filled in: the note says the password was moved
+    (not the relay token or the Wi-Fi password, which were empty), and their lines stay for the
+    technician to fill in later."""
+    sample = SAMPLE.read_text(encoding="utf-8")
+    path, state = boot(tmp_path, sample.replace('password = ""', 'password = "staff pass"', 1))
+    result = firstboot.apply(path, state, set_hostname=False)
+    assert result.ok and result.moved == ["pairing.password"]
+    left = path.read_text()
+    (note,) = [line for line in left.splitlines() if "moved to the box's" in line]
+    assert note.startswith("# pairing.password: moved to the box's persistent storage (")
+    assert "relay.token" not in note and "wifi.password" not in note
+    assert 'token = ""                   # this box\'s token at the relay' in left
+    assert left.count('password = ""') == 1, "the Wi-Fi password's empty line stays"
+    assert left.replace(note + "\n", "", 1) == sample.replace(
+        'password = ""                # the staff\'s password for the pairing page (required)\n', ""
+    ), "every other line kept as written"

@@ -105,3 +105,34 @@ def test_the_led_blinks_at_the_documented_rate(panel, factory) -> None:
     changes = led.states[1:]  # the first entry is the state before the pattern started
     assert [c.state for c in changes] == [True, False, True]
     assert all(0.9 < c.timestamp < 1.2 for c in changes[1:])
+
+
+def test_a_box_whose_pins_cannot_be_used_exits_with_the_setting_and_the_fix(tmp_path) -> None:
+    """Off the Pi, gpiozero finds no pin factory: `appliance run` must exit non-zero with the
+    reason (systemd then reports and restarts it), not stay alive answering "starting" (503)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = tmp_path / "appliance.toml"
+    config.write_text(
+        f'[box]\nstate_dir = "{tmp_path / "state"}"\n'
+        '[capture]\nsource = "synthetic"\nwidth = 1280\nheight = 720\n'
+        '[web]\nport = 0\n[pairing]\npassword = "a long pass phrase"\n'
+        '[panel]\npin_factory = "default"\n'
+    )
+    root = Path(__file__).parents[2]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "appliance", "run", "--config", str(config)],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={"PATH": "/usr/bin:/bin", "GPIOZERO_PIN_FACTORY": "", "HOME": str(tmp_path)},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process stayed alive after its GPIO failed")
+    assert done.returncode != 0
+    assert "panel.pin_factory" in done.stderr and "GPIO" in done.stderr, done.stderr

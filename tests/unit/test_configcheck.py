@@ -12,7 +12,7 @@ from appliance import doctor, firstboot
 from appliance.__main__ import main
 from appliance.configcheck import check, check_file, locate, parse
 
-FAULTY = """\ufeff# written on Windows (a byte-order mark), with three mistakes
+FAULTY = """\ufeff# written on Windows (a byte-order mark), with two mistakes and a typo
 [box]
 nmae = "typo"
 name = "echo-7"
@@ -34,23 +34,27 @@ valid_minutes = 90
 def test_every_problem_at_once_with_its_line_and_the_valid_parts_kept() -> None:
     report = check(parse(FAULTY), FAULTY)
     assert [(p.key, p.line) for p in report.problems] == [
-        ("box.nmae", 3),
         ("web.port", 8),
         ("panel.button_pin", 12),  # the button on the LED's pin (27 by default)
     ]
-    assert "did you mean 'box.name'" in report.fault and "line 8" in report.fault
+    assert "line 8" in report.fault
+    assert [(w.key, w.line) for w in report.warnings] == [("box.nmae", 3)], "a typo warns"
+    assert "did you mean 'box.name'" in str(report.warnings[0])
     cfg = report.config
     assert (cfg.box.name, cfg.web.host, cfg.web.tls) == ("echo-7", "0.0.0.0", True)
     assert cfg.web.port == 8080, "a bad value keeps its default"
     assert cfg.pairing.password == "s3cret pass phrase", "a typo elsewhere never loses it"
 
 
-def test_an_empty_password_is_a_problem_an_absent_one_is_not() -> None:
+def test_an_empty_password_is_a_problem_a_moved_one_is_not() -> None:
     empty = '[pairing]\npassword = ""\n'
     (problem,) = check(parse(empty), empty).problems
     assert problem.key == "pairing.password" and problem.line == 2
-    assert "nobody can log in" in str(problem)
-    assert check(parse("[box]\nname = 'echo-1'\n")).ok, "first boot moved it: fine"
+    assert "nobody on the staff can log in" in str(problem)
+    moved = "# pairing.password: moved to the box's persistent storage (2026-01-02)\n[box]\n"
+    assert check(parse(moved), moved).ok, "first boot moved it: fine"
+    stored = {"pairing": {"password_hash": "scrypt$x"}}
+    assert check(stored, "[box]\n", {}).ok, "the box holds it: fine"
 
 
 def test_lines_are_found_in_every_toml_form() -> None:

@@ -79,6 +79,7 @@ def create_pairing_blueprint(
     record: Callable[..., None] | None = None,
     idle_minutes: float = IDLE_MINUTES,
     limiter: LoginLimiter | None = None,
+    config_warnings: int = 0,
 ) -> Blueprint:
     """The pairing page, to mount at ``/pairing/`` on an app set up by :func:`configure`.
 
@@ -88,6 +89,7 @@ def create_pairing_blueprint(
     :param default_minutes: the validity the form offers (config ``pairing.valid_minutes``).
     :param record: ``EventLog.record``, to log logins, failed logins, logouts and mask changes
         (no address, no name).
+    :param config_warnings: how many warnings the box's settings have (shown after the login).
     """
     bp = Blueprint(
         "pairing",
@@ -129,15 +131,16 @@ def create_pairing_blueprint(
         return make_response(body, status)
 
     def login_page(error: str = "", status: int = 200) -> Response:
-        return render("login.html", status, configured=configured, error=error, fault=box_fault())
+        return render("login.html", status, configured=configured, error=error, fault=faulty())
 
-    def box_fault() -> str:
-        """The box's fault (a faulty appliance.toml), shown before the login too: the staff and
-        the technician see what is wrong wherever they open the page (no secret is in it)."""
+    def faulty() -> bool:
+        """Whether the box has a fault (a faulty appliance.toml). Before the login the page says
+        only that the box needs its technician: the details (keys, values, lines) are for the
+        staff logged in and the technician (check-config, doctor), not anyone on the LAN."""
         try:
-            return backend.status().error or ""
+            return bool(backend.status().error)
         except Exception:  # noqa: BLE001 - the login page works without it
-            return ""
+            return False
 
     def too_many(wait: int) -> Response:
         response = login_page("too_many", 429)
@@ -158,7 +161,7 @@ def create_pairing_blueprint(
     def index() -> Response:
         if not logged_in(used=True):
             return login_page("logged_out" if session.get("staff") else "")
-        return render("main.html", default_minutes=default_minutes)
+        return render("main.html", default_minutes=default_minutes, config_warnings=config_warnings)
 
     @bp.post("/login")
     def login() -> BaseResponse:
