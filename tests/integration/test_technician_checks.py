@@ -15,6 +15,8 @@ import pytest
 
 from appliance import doctor, firstboot
 from appliance.__main__ import main
+from appliance.configcheck import check_file
+from tests.unit import test_configcheck
 
 PASSWORD = '[pairing]\npassword = "a long pass phrase"\n'
 TYPOS = '[box]\nnmae = "echo-3"\nname = "echo-3"\n\n' + PASSWORD + "valid_minuts = 60\n"
@@ -180,3 +182,27 @@ def test_a_session_longer_than_its_maximum_is_a_problem_naming_both_keys(
     assert "'pairing.max_minutes' (120)" in out and "'pairing.valid_minutes' (240)" in out
     assert "raise pairing.max_minutes to at least 240" in out
     assert "FAIL  config:" in run_doctor(path, tmp_path, capsys)
+
+
+def test_check_config_doctor_and_first_boot_say_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bootfs" / "appliance.toml"
+    path.parent.mkdir()
+    path.write_text(test_configcheck.FAULTY, encoding="utf-8")
+    expected = check_file(path).fault
+
+    assert main(["check-config", str(path)]) == 2
+    assert expected in capsys.readouterr().err
+
+    assert doctor.main(["--config", str(path), "--root", str(tmp_path / "root")]) == 1
+    assert f"FAIL  config: {expected}" in capsys.readouterr().out
+
+    state = tmp_path / "state"
+    result = firstboot.apply(path, state, set_hostname=False)
+    assert not result.ok and result.fault == expected
+    assert "s3cret" not in path.read_text(), "the secrets moved all the same"
+    cfg, fault = firstboot.load_box_config(path, state)
+    assert fault == expected
+    assert (cfg.box.name, cfg.web.host, cfg.web.port) == ("echo-7", "0.0.0.0", 8080)
+    assert cfg.pairing.password_hash, "the box keeps its password through the fault"

@@ -33,8 +33,11 @@ class UnitTierViolation(AssertionError):
     """A unit test reached for what only the integration tier may use."""
 
 
-def _refuse(what: str) -> UnitTierViolation:
-    return UnitTierViolation(f"a unit test may not {what}: move the test to tests/integration")
+@pytest.fixture
+def unit_tier_violations() -> list[str]:
+    """What the test reached for and was refused, even if the code under test caught the error
+    (a test that checks the refusal itself empties it)."""
+    return []
 
 
 @pytest.fixture(autouse=True)
@@ -43,8 +46,14 @@ def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def unit_tier_has_no_network_and_no_programs(monkeypatch: pytest.MonkeyPatch) -> None:
+def unit_tier_has_no_network_and_no_programs(
+    monkeypatch: pytest.MonkeyPatch, unit_tier_violations: list[str]
+) -> Iterator[None]:
     real_init = socket.socket.__init__
+
+    def _refuse(what: str) -> UnitTierViolation:
+        unit_tier_violations.append(what)
+        return UnitTierViolation(f"a unit test may not {what}: move the test to tests/integration")
 
     def guarded_init(self: socket.socket, family: Any = -1, *args: Any, **kwargs: Any) -> None:
         if family in _NET_FAMILIES or (family == -1 and not args and "fileno" not in kwargs):
@@ -61,6 +70,13 @@ def unit_tier_has_no_network_and_no_programs(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(os, "system", refuse_program)
     monkeypatch.setattr(asyncio, "create_subprocess_exec", refuse_program)
     monkeypatch.setattr(asyncio, "create_subprocess_shell", refuse_program)
+    yield
+    if unit_tier_violations:
+        pytest.fail(
+            f"a unit test may not {unit_tier_violations[0]} (even where the code caught the "
+            "refusal): move the test to tests/integration",
+            pytrace=False,
+        )
 
 
 def _queued() -> float:

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from appliance import doctor, firstboot
-from appliance.__main__ import main
 from appliance.configcheck import check, check_file, locate, parse
 
 FAULTY = """\ufeff# written on Windows (a byte-order mark), with two mistakes and a typo
@@ -70,27 +66,3 @@ def test_a_file_that_is_not_toml_names_its_line(tmp_path: Path) -> None:
     path.write_text('[box]\nname = "unclosed\n')
     (problem,) = check_file(path).problems
     assert problem.line == 2 and "not valid TOML" in str(problem)
-
-
-def test_check_config_doctor_and_first_boot_say_the_same(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = tmp_path / "bootfs" / "appliance.toml"
-    path.parent.mkdir()
-    path.write_text(FAULTY, encoding="utf-8")
-    expected = check_file(path).fault
-
-    assert main(["check-config", str(path)]) == 2
-    assert expected in capsys.readouterr().err
-
-    assert doctor.main(["--config", str(path), "--root", str(tmp_path / "root")]) == 1
-    assert f"FAIL  config: {expected}" in capsys.readouterr().out
-
-    state = tmp_path / "state"
-    result = firstboot.apply(path, state, set_hostname=False)
-    assert not result.ok and result.fault == expected
-    assert "s3cret" not in path.read_text(), "the secrets moved all the same"
-    cfg, fault = firstboot.load_box_config(path, state)
-    assert fault == expected
-    assert (cfg.box.name, cfg.web.host, cfg.web.port) == ("echo-7", "0.0.0.0", 8080)
-    assert cfg.pairing.password_hash, "the box keeps its password through the fault"

@@ -14,16 +14,34 @@ from tests.unit.conftest import UnitTierViolation
 pytest_plugins = ["pytester"]
 
 
-def test_a_network_socket_is_refused_with_the_reason() -> None:
+def test_a_network_socket_is_refused_with_the_reason(unit_tier_violations: list[str]) -> None:
     with pytest.raises(UnitTierViolation, match="tests/integration"):
         socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     with pytest.raises(UnitTierViolation):
         socket.create_connection(("127.0.0.1", 9))
+    assert unit_tier_violations == ["open a network socket"] * 2
+    unit_tier_violations.clear()
 
 
-def test_a_program_is_refused_with_the_reason() -> None:
+def test_a_program_is_refused_with_the_reason(unit_tier_violations: list[str]) -> None:
     with pytest.raises(UnitTierViolation, match="start a program"):
         subprocess.run(["true"], check=False)
+    unit_tier_violations.clear()
+
+
+def test_a_refusal_the_code_caught_still_fails_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("from tests.unit.conftest import *  # noqa: F403\n")
+    pytester.makepyfile(
+        "import subprocess\n"
+        "def test_swallows():\n"
+        "    try:\n"
+        "        subprocess.run(['true'])\n"
+        "    except Exception:\n"
+        "        pass\n"
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*even where the code caught the refusal*"])
 
 
 def test_an_event_loop_still_works() -> None:
