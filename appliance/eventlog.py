@@ -29,6 +29,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,13 @@ KINDS = frozenset(
         "mask-saved",
     }
 )
+#: Kinds an outsider can cause as often as they like (a wrong password, a refused knock, a
+#: tampered message): at most one entry per ``THROTTLE_SECONDS`` for each kind and its fields;
+#: what is held back meanwhile is written when the window ends, as one entry with its ``count``.
+#: The log keeps the scale of an attack without being flooded by it (a flood would push out the
+#: entries the clinic must keep).
+THROTTLED = frozenset({"login-failed", "refused", "tamper"})
+THROTTLE_SECONDS = 60.0
 #: The only field names an entry may carry: durations (``*_s``, ``valid_minutes``), counts,
 #: flags and reasons.
 FIELDS = frozenset(
@@ -83,9 +91,17 @@ class EventLog:
     :param max_bytes: the size the log never exceeds; the oldest entries go first.
     """
 
-    def __init__(self, path: Path | None, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        max_bytes: int = MAX_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if max_bytes < _MIN_BYTES:
             raise ValueError(f"an event log needs at least {_MIN_BYTES} bytes")
+        self._clock = clock
+        # throttled kinds: (kind, fields) -> [window's end, events held back]
+        self._held: dict[tuple[str, tuple[tuple[str, Any], ...]], list[float]] = {}
         self._path = path
         self._max = max_bytes
         self._lock = threading.Lock()
@@ -107,12 +123,44 @@ class EventLog:
 
     def record(self, kind: str, **fields: Any) -> None:
         """Add an entry now, without blocking: it is written by the log's writer thread. An entry
-        the rules refuse is logged as a bug (its kind and field names only) and dropped."""
+        the rules refuse is logged as a bug (its kind and field names only) and dropped. A kind
+        in :data:`THROTTLED` is held back within its window (see there)."""
         try:
-            entry = make_entry(kind, time.time(), fields)
+            make_entry(kind, 0, fields)
         except ValueError as exc:
             logger.error("bug: an event log entry was refused and dropped: %s", exc)
             return
+        self._release_held()
+        if kind in THROTTLED and self._hold(kind, fields):
+            return
+        self._add(make_entry(kind, time.time(), fields))
+
+    def _hold(self, kind: str, fields: dict[str, Any]) -> bool:
+        """Whether this event is held back (its window is open); else a window opens for it."""
+        count = int(fields.pop("count", 1))
+        key = (kind, tuple(sorted(fields.items())))
+        now = self._clock()
+        with self._lock:
+            held = self._held.get(key)
+            if held is not None and now < held[0]:
+                held[1] += count
+                return True
+            self._held[key] = [now + THROTTLE_SECONDS, 0]
+        if count != 1:
+            fields["count"] = count
+        return False
+
+    def _release_held(self, final: bool = False) -> None:
+        """Write what was held back in every window that has ended (every window, ``final``)."""
+        now = self._clock()
+        with self._lock:
+            ended = [key for key, (end, _) in self._held.items() if final or now >= end]
+            released = [(key, self._held.pop(key)[1]) for key in ended]
+        for (kind, fields), count in released:
+            if count:
+                self._add(make_entry(kind, time.time(), {**dict(fields), "count": int(count)}))
+
+    def _add(self, entry: dict[str, Any]) -> None:
         line = json.dumps(entry, separators=(",", ":")) + "\n"
         if self._path is None:
             with self._lock:
@@ -132,8 +180,9 @@ class EventLog:
         self._pending.join()
 
     def close(self) -> None:
-        """Write what is pending and stop the writer thread. Idempotent; record() after it drops
-        the entry with a warning."""
+        """Write what is pending (and held back) and stop the writer thread. Idempotent;
+        record() after it drops the entry with a warning."""
+        self._release_held(final=True)
         with self._lock:
             self._closed = True
             writer, self._writer = self._writer, None
@@ -149,6 +198,7 @@ class EventLog:
 
     def entries(self) -> list[dict[str, Any]]:
         """Every entry kept, oldest first (a line torn by a power cut is skipped)."""
+        self._release_held()
         self.flush()
         with self._lock:
             if self._path is None:

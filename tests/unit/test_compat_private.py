@@ -65,13 +65,13 @@ async def test_rtcp_taps_see_reports_and_nacks_for_our_ssrc_only() -> None:
 async def test_history_keeps_packets_by_time_and_by_full_sequence_number() -> None:
     pc, sender = await _sender()
     try:
-        compat.keep_rtp_history(sender, seconds=0.2, max_packets=1000)
+        compat.keep_rtp_history(sender, seconds=0.1, max_packets=1000)
         history = compat.rtp_history(sender)
         for seq in range(300):  # more than aiortc's 128: all kept while young
             packet = RtpPacket(sequence_number=seq)
             history[seq % aiortc.rtcrtpsender.RTP_HISTORY_SIZE] = packet
         assert len(history) == 300 and history[5].sequence_number == 5
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.15)
         history[300] = RtpPacket(sequence_number=300)
         await until_async(lambda: len(history) == 1, 1.0)
     finally:

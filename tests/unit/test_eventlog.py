@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import appliance
-from appliance.eventlog import FIELDS, KINDS, EventLog
+from appliance.eventlog import FIELDS, KINDS, THROTTLE_SECONDS, EventLog
 
 PACKAGE = Path(appliance.__file__).parent
 #: The names under which the code hands a kind to the event log (the log's own, and the
@@ -190,3 +190,62 @@ def test_an_extend_is_kept(log: EventLog) -> None:
     log.record("extended", valid_minutes=30)
     log.flush()
     assert [(e["kind"], e["valid_minutes"]) for e in log.entries()] == [("extended", 30)]
+
+
+# -- issue 18, item 3 and 5: what an outsider can trigger is rate-limited -------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_flood_of_refusals_is_one_entry_a_minute_with_its_count(tmp_path: Path) -> None:
+    clock = Clock()
+    with EventLog(tmp_path / "events.jsonl", clock=clock) as log:
+        log.record("opened", valid_minutes=90)
+        for _ in range(4200):  # a link holder's junk knocks, all within the minute
+            log.record("refused", reason="bad")
+        log.record("login-failed")
+        log.record("login-failed")
+        assert [e["kind"] for e in log.entries()] == ["opened", "refused", "login-failed"]
+        clock.now += THROTTLE_SECONDS
+        log.record("refused", reason="bad")  # the next minute's first
+        log.record("refused", reason="taken")  # another reason has its own window
+        kinds = [(e["kind"], e.get("reason"), e.get("count")) for e in log.entries()]
+    assert kinds == [
+        ("opened", None, None),
+        ("refused", "bad", None),
+        ("login-failed", None, None),
+        ("refused", "bad", 4199),  # the minute's held-back refusals, counted
+        ("login-failed", None, 1),
+        ("refused", "bad", None),
+        ("refused", "taken", None),
+    ]
+
+
+def test_a_flood_cannot_push_out_what_the_clinic_keeps(tmp_path: Path) -> None:
+    clock = Clock()
+    with EventLog(tmp_path / "events.jsonl", max_bytes=4096, clock=clock) as log:
+        log.record("opened", valid_minutes=90)
+        log.record("login")
+        for _minute in range(10):
+            for _ in range(500):
+                log.record("login-failed")
+                log.record("tamper", what="knock", count=1)
+            clock.now += THROTTLE_SECONDS
+        kinds = [e["kind"] for e in log.entries()]
+    assert kinds[:2] == ["opened", "login"], "the flood kept to a few lines"
+    assert sum(e.get("count", 1) for e in log.entries() if e["kind"] == "login-failed") == 5000
+
+
+def test_what_is_held_back_is_written_at_close(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    with EventLog(path, clock=Clock()) as log:
+        for _ in range(3):
+            log.record("tamper", what="knock", count=2)
+    with EventLog(path) as again:
+        assert [e.get("count") for e in again.entries()] == [2, 4]
