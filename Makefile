@@ -104,7 +104,7 @@ FUZZ_OUT ?= $${TMPDIR:-/tmp}/appliance-fuzz
 fuzz: $(STAMP)
 	@$(BIN)/python -c 'import atheris' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[fuzz]'
 	@mkdir -p $(FUZZ_OUT)
-	@for target in fuzz/fuzz_envelope.py fuzz/fuzz_relay.py fuzz/fuzz_config.py; do \
+	@for target in fuzz/fuzz_envelope.py fuzz/fuzz_relay.py fuzz/fuzz_config.py fuzz/fuzz_body.py; do \
 	  echo "$$target: $(FUZZ_SECONDS) s"; \
 	  PYTHONPATH=. $(BIN)/python $$target -max_total_time=$(FUZZ_SECONDS) \
 	    -artifact_prefix=$(FUZZ_OUT)/ > $(FUZZ_OUT)/last.log 2>&1; status=$$?; \
@@ -114,6 +114,7 @@ fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz bash tests/run.sh -q -p no:cacheprovider --hypothesis-show-statistics \
 	  tests/unit/test_envelope_properties.py tests/unit/test_relay_properties.py \
 	  tests/unit/test_config_properties.py tests/unit/test_firstboot_properties.py \
+	  tests/unit/test_jsonbody.py tests/unit/test_http_request.py \
 	  | grep -E "passing examples|passed|failed"
 
 # Builds a Debian rootfs with the app layer and boots it under qemu (no network): image-build/README.md

@@ -253,10 +253,22 @@ def read_toml(p: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
 
 
+#: The largest config file read (a box's is a few KiB; a relay's lists a token hash per box).
+MAX_CONFIG_BYTES = 512 * 1024
+
+
 def read_text(p: Path) -> str:
-    """A config file's text; a missing, unreadable or non-UTF-8 file is a :class:`ConfigError`."""
+    """A config file's text; a missing, unreadable, oversized or non-UTF-8 file is a
+    :class:`ConfigError` (nothing past :data:`MAX_CONFIG_BYTES` is read)."""
     try:
-        return p.read_text(encoding="utf-8")
+        with p.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"config file {p} is over {MAX_CONFIG_BYTES // 1024} KiB: it is not a config "
+                "(a box's is a few KiB); copy the sample config back and edit it"
+            )
+        return raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {p} does not exist") from None
     except UnicodeDecodeError as exc:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from appliance.configcheck import check, check_file, locate, parse
 
 FAULTY = """\ufeff# written on Windows (a byte-order mark), with two mistakes and a typo
@@ -66,3 +68,24 @@ def test_a_file_that_is_not_toml_names_its_line(tmp_path: Path) -> None:
     path.write_text('[box]\nname = "unclosed\n')
     (problem,) = check_file(path).problems
     assert problem.line == 2 and "not valid TOML" in str(problem)
+
+
+def test_a_huge_file_is_refused_without_being_read(tmp_path: Path) -> None:
+    """A 200 MB appliance.toml took first boot 256 s and 1 GB: only the first 512 KiB is read."""
+    from appliance import firstboot
+    from appliance.config import MAX_CONFIG_BYTES, ConfigError, load
+    from appliance.relay import config as relay_config
+
+    path = tmp_path / "appliance.toml"
+    with path.open("wb") as file:
+        file.write(b'[box]\nname = "echo-7"\n')
+        file.truncate(200 * 1024 * 1024)  # sparse: no time, no disk
+    for read in (load, relay_config.load):
+        with pytest.raises(ConfigError, match="over 512 KiB"):
+            read(path)
+    assert "over 512 KiB" in check_file(path).fault
+    result = firstboot.apply(path, tmp_path / "state", set_hostname=False)
+    assert not result.ok and "over 512 KiB" in result.fault
+    body = b'[pairing]\npassword = "a long pass phrase"\n'
+    path.write_bytes(body + b"#" * (MAX_CONFIG_BYTES - len(body) - 1) + b"\n")
+    assert not check_file(path).problems, "a file just under the bound is read"
