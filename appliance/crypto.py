@@ -17,7 +17,6 @@ import datetime
 import hashlib
 import ipaddress
 import logging
-import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from . import files
 from .errors import ApplianceError
 
 logger = logging.getLogger(__name__)
@@ -61,31 +61,33 @@ def _private_dir(path: Path) -> Path:
 
 
 def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` beside ``path`` then rename it in place, so a power cut leaves either the
-    old file or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as out:
-        os.fchmod(out.fileno(), mode)  # O_CREAT's mode does not apply to an existing .new
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    tmp.replace(path)
+    """Write ``data`` beside ``path`` then rename it in place (a power cut leaves either the old
+    file or the new one), never through a link (:func:`appliance.files.write_atomic`)."""
+    files.write_atomic(path, data, mode)
 
 
 def _restrict(path: Path) -> None:
-    """A key file readable by others (copied in by hand, say) is made 0600."""
-    if stat.S_IMODE(path.stat().st_mode) & 0o077:
-        try:
-            path.chmod(0o600)
-        except OSError:
-            logger.warning("%s is readable by others and cannot be restricted", path.name)
+    """A key file readable by others (copied in by hand, say) is made 0600 (never through a
+    link)."""
+    try:
+        files.restrict(path, 0o600)
+    except OSError:
+        logger.warning("%s is readable by others and cannot be restricted", path.name)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return files.read_regular(path)
+    except OSError as exc:
+        raise KeyFileError(
+            f"{path.name} is not a regular file: remove it to make a new one"
+        ) from exc
 
 
 def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
     _restrict(path)
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(_read(path), password=None)
     except (ValueError, TypeError) as exc:
         raise KeyFileError(
             f"{path.name} is not a private key: remove it to make a new one"
@@ -201,8 +203,8 @@ def load_or_create_tls(
     names: list[str] = []
     if key is not None and cert_path.exists():
         try:
-            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        except ValueError:
+            cert = x509.load_pem_x509_certificate(_read(cert_path))
+        except (ValueError, KeyFileError):
             logger.warning("the TLS certificate is unreadable: making a new one")
         else:
             names = _names(cert)

@@ -34,7 +34,8 @@ from typing import Any
 import tomlkit
 
 from . import config as config_mod
-from . import configcheck
+from . import configcheck, files
+from .crypto import KeyFileError
 from .errors import ConfigError
 from .passwords import hash_password
 
@@ -70,25 +71,28 @@ def _toml_escape(c: str) -> str:
 
 
 def read_secrets(state: Path) -> dict[str, dict[str, str]]:
+    """The secrets first boot moved, read without following a link (one is ignored: the box
+    then asks for its secrets again)."""
     path = state / SECRETS_NAME
-    if not path.exists():
+    try:
+        raw = files.read_regular(path)
+    except FileNotFoundError:
         return {}
-    data = config_mod.read_toml(path)
+    except OSError:
+        logger.warning("%s is not a regular file: ignored", SECRETS_NAME)
+        return {}
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        raise ConfigError(f"{SECRETS_NAME} in the state directory is not valid TOML") from None
     return {s: {k: str(v) for k, v in d.items()} for s, d in data.items() if isinstance(d, dict)}
 
 
 def _write_durably(path: Path, text: str, private: bool = False) -> None:
-    """Replace ``path`` by a whole new file (a power cut leaves the old one or the new one);
-    ``private``: mode 0600 whatever a leftover file had (not on the FAT boot partition)."""
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    if private:
-        os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    tmp.replace(path)
+    """Replace ``path`` by a whole new file (a power cut leaves the old one or the new one),
+    never through a link the app's user left there or beside it; mode 0600 (``private`` says
+    that it matters: not on the FAT boot partition)."""
+    files.write_atomic(path, text.encode("utf-8"), 0o600)
 
 
 def write_secrets(state: Path, secrets: dict[str, dict[str, str]]) -> None:
@@ -228,7 +232,10 @@ def apply(boot_file: Path, state: Path, set_hostname: bool = True) -> Result:
         logger.info("moved %d secret(s) off the boot partition", len(moved))
     if wifi_ok:
         _wifi(cfg, state)
-    _keys(cfg, state)
+    try:
+        _keys(cfg, state)
+    except KeyFileError as exc:  # a key file damaged, or something else in its place
+        report.problems.append(ConfigError(str(exc)))
     if set_hostname:
         _hostname(cfg.box.name)
     for warning in report.warnings:
@@ -267,7 +274,10 @@ def box_report(boot_file: Path, state: Path) -> tuple[configcheck.Report, str]:
     that explains the fault is where the staff expect it), every problem in the fault (first
     boot's note, when it left one), the warnings in the report."""
     note = state / FAULT_NAME
-    noted = note.read_text(encoding="utf-8").strip() if note.exists() else ""
+    try:
+        noted = files.read_regular(note).decode("utf-8", "replace").strip()
+    except OSError:  # none, or not a file first boot wrote
+        noted = ""
     secrets = read_secrets(state) if state.exists() else {}
     problems: list[ConfigError] = []
     text, data = "", dict[str, Any]()
@@ -281,7 +291,7 @@ def box_report(boot_file: Path, state: Path) -> tuple[configcheck.Report, str]:
 
 
 def _fault(note: Path, message: str) -> Result:
-    note.write_text(message + "\n", encoding="utf-8")
+    _write_durably(note, message + "\n")
     logger.error("appliance.toml: %s", message)
     return Result(False, fault=message)
 
@@ -327,10 +337,9 @@ def _wifi(cfg: Any, state: Path) -> None:
 
 
 def _root_dir(path: Path) -> None:
-    """A directory of :data:`ROOT_ONLY`, never a link the app's user left in its place."""
-    if path.is_symlink() or path.exists() and not path.is_dir():
-        path.unlink()
-    path.mkdir(mode=0o700, exist_ok=True)
+    """A directory of :data:`ROOT_ONLY`, root's: never a link, a file or a directory the app's
+    user left in its place (with links inside)."""
+    files.own_directory(path, 0o700)
 
 
 def hand_over(state: Path, uid: int, gid: int) -> None:
@@ -355,8 +364,7 @@ def _keys(cfg: Any, state: Path) -> None:
     ssh = state / "ssh"
     if cfg.ssh.authorized_keys:
         _root_dir(ssh)
-        (ssh / "authorized_keys").write_text("\n".join(cfg.ssh.authorized_keys) + "\n")
-        os.chmod(ssh / "authorized_keys", 0o600)
+        _write_durably(ssh / "authorized_keys", "\n".join(cfg.ssh.authorized_keys) + "\n")
         keygen = "ssh-keygen"
         for kind in ("ed25519", "ecdsa"):
             key = ssh / f"ssh_host_{kind}_key"

@@ -355,3 +355,70 @@ def test_the_note_names_exactly_what_was_moved_and_the_empty_lines_stay(tmp_path
     assert left.replace(note + "\n", "", 1) == sample.replace(
         'password = ""                # the staff\'s password for the pairing page (required)\n', ""
     ), "every other line kept as written"
+
+
+# -- issue 18, item 4: links the app's user plants in its state directory --------------------------
+
+
+def planted(tmp_path: Path, name: str = "victim") -> Path:
+    """A file root's first boot must never touch (as /boot/firmware/cmdline.txt), 0644."""
+    victim = tmp_path / name
+    victim.write_text("console=serial0 root=PARTUUID=1\n")
+    victim.chmod(0o644)
+    return victim
+
+
+def untouched(victim: Path) -> None:
+    assert victim.read_text() == "console=serial0 root=PARTUUID=1\n", "written through a link"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644, "its mode changed through a link"
+
+
+def test_first_boot_writes_no_fault_through_a_link(tmp_path) -> None:
+    victim = planted(tmp_path)
+    path, state = boot(tmp_path, '[box]\nname = "init=/bin/sh"\n')  # a fault naming this text
+    has_password(state)
+    os.symlink(victim, state / "fault")
+    os.symlink(victim, state / "fault.new")
+    result = firstboot.apply(path, state, set_hostname=False)
+    assert not result.ok
+    untouched(victim)
+    assert not (state / "fault").is_symlink() and (state / "fault").read_text().strip()
+
+
+def test_first_boot_writes_no_secret_through_a_link(tmp_path) -> None:
+    victim = planted(tmp_path)
+    path, state = boot(tmp_path, GOOD)
+    state.mkdir(mode=0o700)
+    for name in ("secrets.toml.new", "identity.key.new", "tls.key.new", "tls.crt.new"):
+        os.symlink(victim, state / name)
+    assert firstboot.apply(path, state, set_hostname=False).ok
+    untouched(victim)
+    assert verify_password(
+        "s3cret pass phrase", firstboot.read_secrets(state)["pairing"]["password_hash"]
+    )
+
+
+def test_first_boot_changes_no_mode_and_reads_no_key_through_a_link(tmp_path) -> None:
+    victim = planted(tmp_path)
+    path, state = boot(tmp_path, GOOD)
+    state.mkdir(mode=0o700)
+    os.symlink(victim, state / "identity.key")
+    os.symlink(victim, state / "secrets.toml")
+    result = firstboot.apply(path, state, set_hostname=False)
+    untouched(victim)
+    assert not result.ok and "identity.key" in result.fault, "the box says what to remove"
+
+
+def test_an_ssh_directory_the_app_user_made_is_replaced_not_written_into(tmp_path) -> None:
+    victim = planted(tmp_path)
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLE tech"
+    path, state = boot(tmp_path, f'[ssh]\nauthorized_keys = ["{key}"]\n')
+    has_password(state)
+    (state / "ssh").mkdir()
+    os.symlink(victim, state / "ssh" / "authorized_keys")
+    os.symlink(victim, state / "ssh" / "authorized_keys.new")
+    os.chown(state / "ssh", 4321, 4321, follow_symlinks=False)
+    assert firstboot.apply(path, state, set_hostname=False).ok
+    untouched(victim)
+    assert (state / "ssh").stat().st_uid == 0
+    assert key in (state / "ssh" / "authorized_keys").read_text()
