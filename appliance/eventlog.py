@@ -52,6 +52,7 @@ KINDS = frozenset(
         "login-failed",
         "logout",
         "mask-saved",
+        "extended",
     }
 )
 #: The only field names an entry may carry: durations (``*_s``, ``valid_minutes``), counts,

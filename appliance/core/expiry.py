@@ -56,9 +56,9 @@ class Expiry:
         self._expiring = expiring
         notify(self._listeners, expiring)
 
-    def extend_to(self, session: Session) -> int | None:
-        """The latest expiry an extension may give the session (None: none left)."""
-        return extend_to(session, self.max_minutes)
+    def extend_to(self, session: Session, minutes: int = 0) -> int | None:
+        """The expiry an extension by ``minutes`` gives (0: the latest; None: none left)."""
+        return extend_to(session, self.max_minutes, minutes)
 
     def start(self, session: Session) -> None:
         """(Re)start the timers for the session's expiry and the warning before it."""
@@ -66,9 +66,10 @@ class Expiry:
         self._timers.start("expiry", left, EndSession("expired"))
         self._timers.start("warning", max(0.0, left - EXPIRY_WARNING), ExpiryWarning())
 
-    async def extend(self, session: Session) -> None:
-        """Push the expiry as far as allowed; InvalidStateError when nothing is left."""
-        expires = self.extend_to(session)
+    async def extend(self, session: Session, minutes: int = 0) -> None:
+        """Push the expiry by ``minutes`` (0: as far as allowed), capped at the longest a session
+        may last; InvalidStateError when nothing is left."""
+        expires = self.extend_to(session, minutes)
         if expires is None:
             raise InvalidStateError("this session cannot be extended")
         old = session.expires

@@ -47,7 +47,7 @@ from .events import (
 from .expiry import Expiry, ExpiryListener
 from .inbox import Inbox, Timers, notify
 from .ports import Signalling, ViewerPool
-from .views import SessionView, Status, session_view, viewer_message
+from .views import EndedView, SessionView, Status, session_view, viewer_message
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class Core:
         self._listeners: list[StateListener] = []
         self._session_listeners: list[SessionListener] = []
         self._end_reason = ""
+        self._ended: EndedView | None = None
         self._timers = Timers(inbox.post)
         self._expiry = Expiry(self._timers, signalling, self._record, config.pairing.max_minutes)
         self._stopped = asyncio.Event()
@@ -145,6 +146,7 @@ class Core:
             clock_ok=self._clock_ok(),
             error=self.error,
             session=self.session_view(),
+            ended=self._ended,
         )
 
     def session_view(self) -> SessionView | None:
@@ -246,10 +248,10 @@ class Core:
                 if viewer.admitted and viewer.connected:
                     raise InvalidStateError("the viewer is watching: pause or end instead")
                 await self._release()
-            case Extend():
+            case Extend(minutes=minutes):
                 if self.session is None or state not in _OPEN:
                     raise InvalidStateError("this session cannot be extended")
-                await self._expiry.extend(self.session)
+                await self._expiry.extend(self.session, minutes)
             case Pause():
                 if state is not State.LIVE:
                     raise InvalidStateError("the picture is not live")
@@ -375,6 +377,7 @@ class Core:
     async def _end(self, reason: str) -> None:
         session = self.session
         self._end_reason = reason
+        self._ended = EndedView(reason, int(time.time()))
         self._expiry.set_expiring(False)
         self._set_state(State.ENDED)
         self._timers.cancel_all()
