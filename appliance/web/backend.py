@@ -74,8 +74,8 @@ class CoreBackend:
     def release(self) -> None:
         self._facade.call(self._core.command(Release()))
 
-    def extend(self) -> None:
-        self._facade.call(self._core.command(Extend()))
+    def extend(self, minutes: int) -> None:
+        self._facade.call(self._core.command(Extend(minutes=minutes)))
 
     def end(self) -> None:
         self._facade.call(self._core.command(End(reason="page")))
