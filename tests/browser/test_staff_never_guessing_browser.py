@@ -282,6 +282,12 @@ def test_the_card_labels_its_expiry_keeps_it_current_and_breathes(
         " return [parseFloat(s.fontSize), parseFloat(s.lineHeight)]; })()"
     )
     assert line / size >= 1.3, "air between the lines"
+    card.emulate_media(media="print")
+    assert card.evaluate(
+        "(() => { const c = document.getElementById('card');"
+        " return c.scrollHeight <= c.clientHeight + 1; })()"
+    ), "all of it fits on the A6 page"
+    card.emulate_media(media="screen")
     served.backend.end()
     wait_js(card, "!document.getElementById('card-ended').hidden", 10)
     watch.check(served.origin)
