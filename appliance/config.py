@@ -166,8 +166,8 @@ class PairingConfig:
     password_hash: str = ""
     #: How long a session's link stays valid, in minutes (opened ahead, e.g. at check-in).
     valid_minutes: int = field(default=90, metadata=_bounds(MIN_MINUTES, MAX_MINUTES))
-    #: The longest a session may last from its opening, in minutes: the staff's one "extend"
-    #: pushes the expiry to it (they are warned 10 minutes before the expiry).
+    #: The longest a session may last from its opening, in minutes: "extend" (+15 min, +30 min,
+    #: +1 h, offered from 10 minutes before the expiry) never pushes the expiry past it.
     max_minutes: int = field(default=180, metadata=_bounds(MIN_MINUTES, MAX_MINUTES))
     #: Admit the viewer without the staff (no verification of the code). Off by default; the
     #: box warns at start when it is on.

@@ -66,7 +66,10 @@ class Release(StaffCommand):
 
 @dataclass(frozen=True)
 class Extend(StaffCommand):
-    """Push the session's expiry to the furthest the config allows (once)."""
+    """Push the session's expiry by ``minutes`` (0: as far as allowed), never past the longest
+    a session may last (config ``pairing.max_minutes`` from its opening)."""
+
+    minutes: int = 0
 
 
 @dataclass(frozen=True)

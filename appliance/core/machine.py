@@ -44,22 +44,19 @@ from .events import (
     ViewerLeft,
     ViewerLink,
 )
+from .expiry import Expiry, ExpiryListener
 from .inbox import Inbox, Timers, notify
 from .ports import Signalling, ViewerPool
-from .views import SessionView, Status, extend_to, session_view, viewer_message
+from .views import EndedView, SessionView, Status, session_view, viewer_message
 
 logger = logging.getLogger(__name__)
 
 #: How long a viewer is given to read the "ended" message before its connection is closed.
 END_GRACE = 0.3
-#: The staff are warned (page and LED) this long before a session expires.
-EXPIRY_WARNING = 600.0
 
 _OPEN = (State.READY, State.WAITING, State.LIVE, State.PAUSED)
 
 StateListener = Callable[[State, State], None]
-#: Called with True when a session enters its last minutes, False when that ends.
-ExpiryListener = Callable[[bool], None]
 SessionListener = Callable[[Session], None]
 
 
@@ -92,10 +89,10 @@ class Core:
         self._state = State.IDLE
         self._listeners: list[StateListener] = []
         self._session_listeners: list[SessionListener] = []
-        self._expiry_listeners: list[ExpiryListener] = []
-        self._expiring = False
         self._end_reason = ""
+        self._ended: EndedView | None = None
         self._timers = Timers(inbox.post)
+        self._expiry = Expiry(self._timers, signalling, self._record, config.pairing.max_minutes)
         self._stopped = asyncio.Event()
         self.session: Session | None = None
         self.error: str | None = None
@@ -117,17 +114,11 @@ class Core:
     def add_expiry_listener(self, listener: ExpiryListener) -> None:
         """Call ``listener(expiring)`` on the loop when a session enters (or leaves) its last
         minutes (the LED's warning)."""
-        self._expiry_listeners.append(listener)
+        self._expiry.add_listener(listener)
 
     @property
     def expiring(self) -> bool:
-        return self._expiring
-
-    def _set_expiring(self, expiring: bool) -> None:
-        if expiring is self._expiring:
-            return
-        self._expiring = expiring
-        notify(self._expiry_listeners, expiring)
+        return self._expiry.expiring
 
     def _set_state(self, new: State) -> None:
         old = self._state
@@ -155,6 +146,7 @@ class Core:
             clock_ok=self._clock_ok(),
             error=self.error,
             session=self.session_view(),
+            ended=self._ended,
         )
 
     def session_view(self) -> SessionView | None:
@@ -166,8 +158,8 @@ class Core:
             session,
             self._config.box.name,
             self.link(session),
-            self._expiring,
-            extend_to(session, self._config.pairing.max_minutes),
+            self._expiry.expiring,
+            self._expiry.extend_to(session),
         )
 
     def link(self, session: Session) -> str:
@@ -228,7 +220,7 @@ class Core:
             case ExpiryWarning():
                 if self.session is not None and state in _OPEN:
                     logger.info("session %s expires soon", self.session.short_id)
-                    self._set_expiring(True)
+                    self._expiry.set_expiring(True)
         return None
 
     async def _command(self, command: StaffCommand) -> Any:
@@ -256,12 +248,10 @@ class Core:
                 if viewer.admitted and viewer.connected:
                     raise InvalidStateError("the viewer is watching: pause or end instead")
                 await self._release()
-            case Extend():
-                session = self.session
-                target = extend_to(session, self._config.pairing.max_minutes) if session else None
-                if session is None or state not in _OPEN or target is None:
+            case Extend(minutes=minutes):
+                if self.session is None or state not in _OPEN:
                     raise InvalidStateError("this session cannot be extended")
-                await self._extend(session, target)
+                await self._expiry.extend(self.session, minutes)
             case Pause():
                 if state is not State.LIVE:
                     raise InvalidStateError("the picture is not live")
@@ -302,7 +292,7 @@ class Core:
         self._set_state(State.READY)
         self._record("opened", valid_minutes=minutes)
         logger.info("session %s opened for %d min", session.short_id, minutes)
-        self._start_expiry_timers(session)
+        self._expiry.start(session)
         notify(self._session_listeners, session)
         return session
 
@@ -348,24 +338,6 @@ class Core:
         await self._viewers.close_all()
         self._set_state(State.READY)
 
-    async def _extend(self, session: Session, expires: int) -> None:
-        old = session.expires
-        session.expires, session.extended = expires, True
-        try:
-            await self._signalling.extend(session)
-        except Exception as exc:
-            session.expires, session.extended = old, False
-            logger.warning("could not extend the room at the relay: %s", type(exc).__name__)
-            raise InvalidStateError("the relay cannot be reached: try again shortly") from exc
-        self._record("extended", valid_minutes=round((expires - old) / 60))
-        self._set_expiring(False)
-        self._start_expiry_timers(session)
-
-    def _start_expiry_timers(self, session: Session) -> None:
-        left = max(0.0, session.expires - time.time())
-        self._timers.start("expiry", left, EndSession("expired"))
-        self._timers.start("warning", max(0.0, left - EXPIRY_WARNING), ExpiryWarning())
-
     def _code_shown(self) -> bool:
         viewer = self.session.viewer if self.session is not None else None
         return viewer is not None and viewer.code is not None
@@ -405,7 +377,8 @@ class Core:
     async def _end(self, reason: str) -> None:
         session = self.session
         self._end_reason = reason
-        self._set_expiring(False)
+        self._ended = EndedView(reason, int(time.time()))
+        self._expiry.set_expiring(False)
         self._set_state(State.ENDED)
         self._timers.cancel_all()
         if session is not None:

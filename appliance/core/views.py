@@ -38,8 +38,17 @@ class SessionView:
     viewer: ViewerView | None
     #: The session ends within the warning time (10 min): the page and the LED say so.
     expiring: bool = False
-    #: The latest expiry one "extend" may give (the configured maximum); None: no more extending.
+    #: The latest expiry "extend" may give (the configured maximum); None: no more extending.
     extend_to: int | None = None
+
+
+@dataclass(frozen=True)
+class EndedView:
+    """How the last session ended: ``reason`` is the core's word ("expired", "button", "page"),
+    ``at`` the time, seconds since the epoch (the page shows it in its local time)."""
+
+    reason: str
+    at: int
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,8 @@ class Status:
     clock_ok: bool
     error: str | None
     session: SessionView | None = None
+    #: The last session's end, until the box restarts (the staff are told why it ended).
+    ended: EndedView | None = None
 
     def to_json(self) -> dict[str, Any]:
         """As the pages' JSON API sends it."""
@@ -69,11 +80,13 @@ def viewer_message(state: State, session: Session | None, end_reason: str) -> di
     return message
 
 
-def extend_to(session: Session, max_minutes: int) -> int | None:
-    """The expiry the staff's one "extend" gives (the longest a session may last from its
-    opening), None when it was used or gives nothing."""
+def extend_to(session: Session, max_minutes: int, minutes: int = 0) -> int | None:
+    """The expiry the staff's "extend" by ``minutes`` gives (0: the furthest), never past the
+    longest a session may last from its opening; None when nothing is left to give."""
     furthest = int(session.opened_wall + max_minutes * 60)
-    return None if session.extended or furthest <= session.expires else furthest
+    if furthest <= session.expires:
+        return None
+    return furthest if minutes <= 0 else min(furthest, session.expires + minutes * 60)
 
 
 def session_view(

@@ -63,7 +63,7 @@ class Session:
     opened_at: float = field(default_factory=time.monotonic)
     #: When it opened, wall clock (the furthest extension counts from it).
     opened_wall: float = field(default_factory=time.time)
-    #: Extended once already (a session is extended at most once).
+    #: The staff extended it (as often as they like, up to the longest a session may last).
     extended: bool = False
     viewer: Viewer | None = None
     _salts: SeenSalts = field(default_factory=lambda: SeenSalts(MAX_SALTS), repr=False)

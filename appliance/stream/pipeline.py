@@ -22,9 +22,10 @@ import time
 from collections.abc import Callable
 
 import av
+import numpy as np
 
 from ..capture import slate
-from ..capture.base import Source
+from ..capture.base import CapturedFrame, Source
 from ..encode.base import VIDEO_TIME_BASE, Encoder, EncoderFactory
 from ..state import State
 from .keyframes import KeyframeLimiter
@@ -47,6 +48,22 @@ def mode_for(state: State) -> Mode:
 
 
 SLATE_PERIOD = 1.0  # seconds between slate keyframes
+#: The staff's preview is at most this wide (and as high as the picture's shape gives).
+PREVIEW_WIDTH = 640
+
+
+def preview_picture(frame: av.VideoFrame, width: int = PREVIEW_WIDTH) -> np.ndarray:
+    """``frame`` as a small RGB array of its own (height x width x 3), for the staff's preview.
+
+    Made in the media thread only: a frame's conversions share one libswscale context, so two
+    threads converting the same frame at once crash the process. The array shares nothing with
+    the frame, so any thread may read it."""
+    if frame.width > width:
+        height = max(2, round(frame.height * width / frame.width) // 2 * 2)
+        small = frame.reformat(width=width, height=height, format="rgb24")
+    else:
+        small = frame.reformat(format="rgb24")
+    return np.array(small.to_ndarray(), copy=True)
 
 
 class MediaPipeline:
@@ -74,8 +91,10 @@ class MediaPipeline:
         self._thread: threading.Thread | None = None
         self._pts_origin = time.monotonic()
         self._preview_wanted = False
-        #: The last picture from the scanner, before the mask (for the staff's mask editor).
-        self.last_frame: av.VideoFrame | None = None
+        #: The last picture from the scanner, before the mask, for the staff's mask editor: an
+        #: RGB array of its own (see :func:`preview_picture`), replaced, never modified.
+        self._preview: np.ndarray | None = None
+        self.previews_made = 0
         self.frames_encoded = 0
         self.keyframes_encoded = 0
         self.frames_dropped = 0  # by the half-rate step
@@ -112,14 +131,16 @@ class MediaPipeline:
         """Replace the privacy mask; the next frame is masked by the new one."""
         self._filter = frame_filter
 
-    def preview(self, timeout: float = 2.0) -> av.VideoFrame | None:
-        """A fresh unmasked frame from the scanner (read by the media thread even when nothing
-        is being sent), or the last one if none comes in time. Never encoded, never stored."""
+    def preview(self, timeout: float = 2.0) -> np.ndarray | None:
+        """A fresh unmasked picture from the scanner (read by the media thread even when nothing
+        is being sent), or the last one if none comes in time; None without a signal. A small
+        RGB array of its own, made by the media thread (:func:`preview_picture`): one for each
+        call, so callers bound how often they ask. Never encoded, never stored."""
         with self._wake:
             self._preview_wanted = True
             self._wake.notify_all()
             self._wake.wait_for(lambda: not self._preview_wanted, timeout)
-        return self.last_frame
+            return self._preview
 
     def request_keyframe(self, urgent: bool = False) -> None:
         """Ask for an IDR: at once, or (within half a second of the last) coalesced into one
@@ -194,12 +215,8 @@ class MediaPipeline:
                     if captured is None:
                         continue
                     frame = captured.frame
-                    if not captured.slate:
-                        self.last_frame = frame
                     if self._preview_wanted:
-                        with self._wake:
-                            self._preview_wanted = False
-                            self._wake.notify_all()
+                        self._keep_preview(captured)
                     if self._drop_this_frame():
                         continue
                     if captured.slate:
@@ -227,9 +244,19 @@ class MediaPipeline:
 
     def _read_preview(self) -> None:
         captured = self._source.read(timeout=0.5)
+        if captured is not None:
+            self._keep_preview(captured)
+        else:
+            with self._wake:  # none in time: the caller gets the last one
+                self._preview_wanted = False
+                self._wake.notify_all()
+
+    def _keep_preview(self, captured: CapturedFrame) -> None:
+        """The staff asked for a picture: convert this one here, in the media thread."""
+        picture = None if captured.slate else preview_picture(captured.frame)
         with self._wake:
-            if captured is not None:
-                self.last_frame = None if captured.slate else captured.frame
+            self._preview = picture
+            self.previews_made += picture is not None
             self._preview_wanted = False
             self._wake.notify_all()
 

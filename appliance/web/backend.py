@@ -7,7 +7,6 @@ order with the button's presses.
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +28,7 @@ from ..stream.pipeline import MediaPipeline
 from ..types import Rect
 from .facade import LoopFacade
 from .masks import MaskStore
+from .preview import SharedPreview
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +46,9 @@ class CoreBackend:
     ) -> None:
         self._facade = facade
         self._core = core
-        self._pipeline = pipeline
         self._entries = entries
         self._masks = mask_store
+        self._preview = SharedPreview(pipeline.preview)
 
     def status(self) -> Status:
         status: Status = self._facade.run(self._core.status)
@@ -74,14 +74,14 @@ class CoreBackend:
     def release(self) -> None:
         self._facade.call(self._core.command(Release()))
 
-    def extend(self) -> None:
-        self._facade.call(self._core.command(Extend()))
+    def extend(self, minutes: int) -> None:
+        self._facade.call(self._core.command(Extend(minutes=minutes)))
 
     def end(self) -> None:
         self._facade.call(self._core.command(End(reason="page")))
 
     def preview_jpeg(self) -> bytes | None:
-        return preview_jpeg(self._pipeline)
+        return self._preview.jpeg()
 
     def mask(self) -> list[Rect]:
         return self._masks.rects()
@@ -91,15 +91,3 @@ class CoreBackend:
 
     def events(self) -> list[dict[str, Any]]:
         return self._entries()
-
-
-def preview_jpeg(pipeline: MediaPipeline, width: int = 640) -> bytes | None:
-    """The last frame the source gave, unmasked, as a small JPEG (None without a signal)."""
-    frame = pipeline.preview()
-    if frame is None:
-        return None
-    image = frame.to_image()
-    image.thumbnail((width, width))
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=70)
-    return out.getvalue()

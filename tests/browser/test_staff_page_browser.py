@@ -26,14 +26,14 @@ WORDS = {
     "en": {
         "title": "Live scan sharing",
         "left": "1:15 ago",
-        "extend": "Extend to",
+        "until": "until",
         "reconnecting": "not reaching the viewer",
         "unseen": "Live, but",
     },
     "fr": {
         "title": "Partage de l'échographie en direct",
         "left": "il y a 1:15",
-        "extend": "Prolonger",
+        "until": "jusqu'à",
         "reconnecting": "n'arrive plus",
         "unseen": "En direct, mais",
     },
@@ -55,6 +55,14 @@ def opened(page: Any, served: Served, minutes: str | None = None) -> None:
         page.fill("#valid", minutes)
     page.click("#open")
     state_is(page, "ready")
+
+
+def paris(unix: int) -> str:
+    """``unix`` as HH:MM in the tests' time zone (Europe/Paris)."""
+    import datetime as dt
+    import zoneinfo
+
+    return dt.datetime.fromtimestamp(unix, zoneinfo.ZoneInfo("Europe/Paris")).strftime("%H:%M")
 
 
 def box_of(page: Any, selector: str) -> dict[str, float]:
@@ -127,18 +135,25 @@ def test_a_dropped_viewer_and_the_expiry_warning(served: Served, chromium: Any, 
     assert served.backend.calls[-1] == "release"
 
     assert page.locator("#expiring").is_hidden()
+    # Extend offers a choice, each capped at the longest a session may last (here 30 min more)
     served.backend.expiring, served.backend.extend_to = True, Backend.EXPIRES + 1800
     wait_js(page, "!document.getElementById('expiring').hidden")
-    later = page.evaluate(
-        "new Date((2e9 + 1800) * 1000).toLocaleTimeString('fr-FR', "
-        "{hour: '2-digit', minute: '2-digit', hourCycle: 'h23'})"
-    )
-    assert page.locator("#extend").inner_text() == f"{WORDS[lang]['extend']} " + (
-        f"{later}" if lang == "en" else f"jusqu'à {later}"
-    )
-    page.click("#extend")
+    until = WORDS[lang]["until"]
+    assert page.locator("#extend-options button").all_inner_texts() == [
+        f"+15 min ({until} {paris(Backend.EXPIRES + 900)})",
+        f"+30 min ({until} {paris(Backend.EXPIRES + 1800)})",
+    ], "+1 h would give no more than +30 min: not offered"
+    page.click("#extend-options button >> nth=0")
     wait_js(page, "document.getElementById('expiring').hidden")
-    assert served.backend.calls[-1] == "extend"
+    assert served.backend.calls[-1] == "extend:15", "not straight to the maximum"
+    assert page.locator("#expires").inner_text() == paris(Backend.EXPIRES + 900)
+    served.backend.expiring = True  # 15 min are left to give: one choice
+    wait_js(page, "!document.getElementById('expiring').hidden")
+    assert page.locator("#extend-options button").all_inner_texts() == [
+        f"+15 min ({until} {paris(Backend.EXPIRES + 1800)})"
+    ]
+    page.click("#extend-options button")
+    wait_js(page, "document.getElementById('expiring').hidden")
     served.backend.expiring = True  # no further extension: the warning, no button
     wait_js(page, "!document.getElementById('expiring').hidden")
     assert page.locator("#extend").is_hidden()

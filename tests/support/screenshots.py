@@ -177,6 +177,14 @@ def staff_shots(chromium: Any, lang: str, out: Path, work: Path) -> None:
         wait_js(page, "!document.getElementById('viewer-left').hidden")
         shot("viewer-left-expiring")
         backend.expiring, backend.extend_to = False, None
+        backend.knock("Alex", "482913")  # back, watching
+        backend.state = "live"
+        wait_js(page, "document.getElementById('viewer-left').hidden")
+        backend.stuck = True  # the box stops answering under a live page
+        wait_js(page, "!document.getElementById('box-gone').hidden", 10)
+        shot("box-gone")
+        backend.stuck = False
+        wait_js(page, "document.getElementById('box-gone').hidden", 10)
         page.locator("#mask-editor").scroll_into_view_if_needed()
         area = page.locator("#preview-wrap").bounding_box()
         page.mouse.move(area["x"] + 30, area["y"] + 20)
@@ -203,6 +211,11 @@ def staff_shots(chromium: Any, lang: str, out: Path, work: Path) -> None:
         card.emulate_media(media="print")
         card.locator("#card").screenshot(path=str(out / f"staff-card-{lang}.png"))
         print(f"staff-card-{lang}.png")  # noqa: T201
+        card.close()
+        backend.end("expired", 1_750_005_400)
+        page.evaluate("window.scrollTo(0, 0)")
+        wait_js(page, "!document.getElementById('ended').hidden")
+        shot("ended-reason")
         context.close()
     finally:
         server.stop()

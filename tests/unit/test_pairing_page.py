@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from appliance.core.views import SessionView, Status, ViewerView
+from appliance.core.views import EndedView, SessionView, Status, ViewerView
 from appliance.errors import InvalidStateError
 from appliance.eventlog import EventLog
 from appliance.passwords import hash_password
 from appliance.web import pairing
 from appliance.web.app import create_app
+from appliance.web.facade import LoopBlockedError
 from appliance.web.pairing import configure, create_pairing_blueprint
 from tests.unit.conftest import CHEAP_SCRYPT
 
@@ -55,8 +56,13 @@ class Backend:
         self.expires = self.EXPIRES
         self.expiring = False
         self.extend_to: int | None = None
+        self.ended: EndedView | None = None
+        #: The core's loop does not answer (the page gets 503s), as a stuck box's would.
+        self.stuck = False
 
     def status(self) -> Status:
+        if self.stuck:
+            raise LoopBlockedError("the core did not answer")
         session = None
         if self.state != "idle":
             session = SessionView(
@@ -68,7 +74,13 @@ class Backend:
                 extend_to=self.extend_to,
             )
         return Status(
-            self.state, self.signal, int(self.viewer is not None), self.clock_ok, None, session
+            self.state,
+            self.signal,
+            int(self.viewer is not None),
+            self.clock_ok,
+            None,
+            session,
+            self.ended,
         )
 
     def open_session(self, *, consent: bool, valid_minutes: int) -> SessionView | None:
@@ -115,19 +127,25 @@ class Backend:
         self.calls.append("release")
         self.state, self.viewer = "ready", None
 
-    def extend(self) -> None:
+    def extend(self, minutes: int) -> None:
         if self.state == "idle":
             raise InvalidStateError("no session is open")
         if self.extend_to is None:
             raise InvalidStateError("the session cannot be extended further")
-        self.calls.append("extend")
-        self.expires, self.extend_to, self.expiring = self.extend_to, None, False
+        self.calls.append(f"extend:{minutes}")
+        self.expires = min(self.expires + minutes * 60, self.extend_to)
+        self.expiring = False
+        if self.expires >= self.extend_to:
+            self.extend_to = None
 
-    def end(self) -> None:
+    def end(self, reason: str = "page", at: int = 1_750_000_000) -> None:
+        if self.stuck:
+            raise LoopBlockedError("the core did not answer")
         if self.state == "idle":
             raise InvalidStateError("no session is open")
         self.calls.append("end")
         self.state, self.viewer = "idle", None
+        self.ended = EndedView(reason, at)
 
     def preview_jpeg(self) -> bytes | None:
         return self.jpeg
@@ -648,14 +666,20 @@ def test_release_extend_and_the_contract_s_refusals(backend: Backend) -> None:
     assert client.post("/pairing/api/release", headers=headers).status_code == 200
     assert client.get("/pairing/api/status").json["session"]["viewer"] is None
 
-    assert client.post("/pairing/api/extend", headers=headers).status_code == 409
+    extend = "/pairing/api/extend"
+    assert client.post(extend, json={"minutes": 15}, headers=headers).status_code == 409
     backend.expiring, backend.extend_to = True, Backend.EXPIRES + 3600
     session = client.get("/pairing/api/status").json["session"]
     assert session["expiring"] is True and session["extend_to"] == Backend.EXPIRES + 3600
-    assert client.post("/pairing/api/extend", headers=headers).status_code == 200
+    for bad in ({}, {"minutes": "15"}, {"minutes": True}, {"minutes": 0}, {"minutes": 1441}):
+        assert client.post(extend, json=bad, headers=headers).status_code == 400, bad
+    assert client.post(extend, json={"minutes": 15}, headers=headers).status_code == 200
+    session = client.get("/pairing/api/status").json["session"]
+    assert session["expires"] == Backend.EXPIRES + 900, "by the minutes chosen"
+    assert client.post(extend, json={"minutes": 60}, headers=headers).status_code == 200
     session = client.get("/pairing/api/status").json["session"]
     assert session["expires"] == Backend.EXPIRES + 3600 and session["extend_to"] is None
-    assert backend.calls[-3:] == ["admit", "release", "extend"]
+    assert backend.calls[-4:] == ["admit", "release", "extend:15", "extend:60"]
 
 
 def test_the_card_reads_at_9_to_10_points_and_asks_for_the_link_not_a_photo(
@@ -670,3 +694,67 @@ def test_the_card_reads_at_9_to_10_points_and_asks_for_the_link_not_a_photo(
     css = (STATIC / "card.css").read_text()
     body = re.search(r"\.card \{[^}]*font-size:\s*([\d.]+)pt", css)
     assert body and 9 <= float(body.group(1)) <= 10, "the card's text is 9-10 pt"
+
+
+# -- issue 14: the language switch, why the session ended ------------------------------------------
+
+
+def test_the_staff_choose_the_language_and_it_is_kept(backend: Backend) -> None:
+    client, headers = logged_in(backend)
+    page = client.get("/pairing/", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert '<html lang="fr">' in page
+    for code, name in (("en", "English"), ("fr", "Français")):  # each by its own name
+        assert f'name="lang" value="{code}" lang="{code}"' in page and f">{name}</button>" in page
+    chosen = client.post("/pairing/lang", data={"lang": "en", "csrf": headers["X-CSRF-Token"]})
+    assert chosen.status_code == 303
+    cookie = chosen.headers["Set-Cookie"]
+    assert "pairing_lang=en" in cookie and "Path=/pairing" in cookie and "SameSite=Strict" in cookie
+    page = client.get("/pairing/", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert '<html lang="en">' in page, "the choice wins over the browser's language"
+    refused = client.post(
+        "/pairing/api/open", json={}, headers={**headers, "Accept-Language": "fr"}
+    )
+    assert "patient's agreement" in refused.json["error"], "the API answers in it too"
+    assert client.post("/pairing/lang", data={"lang": "fr"}).status_code == 403, "CSRF"
+    client.post("/pairing/lang", data={"lang": "xx", "csrf": headers["X-CSRF-Token"]})
+    page = client.get("/pairing/", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert '<html lang="en">' in page, "an unknown language changes nothing"
+
+
+def test_the_login_page_has_the_switch_too(backend: Backend) -> None:
+    client = make_client(backend)
+    page = client.get("/pairing/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert 'id="password"' in page and ">Français</button>" in page
+    token = csrf(client)
+    client.post("/pairing/lang", data={"lang": "fr", "csrf": token})
+    assert '<html lang="fr">' in client.get("/pairing/").get_data(as_text=True)
+
+
+def test_a_language_is_one_file(tmp_path: Any) -> None:
+    """The languages are the files present: a third one is found, with its own name."""
+    from appliance.web.pairing.strings import load_texts
+
+    for code in pairing.LANGUAGES:
+        (tmp_path / f"{code}.json").write_text(json.dumps(pairing.TEXT[code]))
+    (tmp_path / "de.json").write_text(
+        json.dumps({**pairing.TEXT["en"], "_name": "Deutsch", "_locale": "de-DE"})
+    )
+    (tmp_path / "notes.txt").write_text("not a language")
+    found = load_texts(tmp_path)
+    assert sorted(found) == sorted([*pairing.LANGUAGES, "de"])
+    assert found["de"]["_name"] == "Deutsch"
+    assert set(pairing.LANGUAGES) >= {"en", "fr"}
+    for code in pairing.LANGUAGES:
+        assert set(pairing.TEXT[code]) == set(pairing.TEXT["en"]), f"{code}: the same keys"
+        assert pairing.TEXT[code]["_name"] and pairing.TEXT[code]["_locale"]
+
+
+def test_the_status_says_how_and_when_the_last_session_ended(backend: Backend) -> None:
+    client, headers = logged_in(backend)
+    assert client.get("/pairing/api/status").json["ended"] is None
+    client.post("/pairing/api/open", json={"consent": True}, headers=headers)
+    client.post("/pairing/api/end", headers=headers)
+    assert client.get("/pairing/api/status").json["ended"] == {
+        "reason": "page",
+        "at": 1_750_000_000,
+    }

@@ -29,6 +29,7 @@ from appliance.core import (
     ViewerLink,
 )
 from appliance.errors import InvalidStateError
+from appliance.eventlog import EventLog
 from appliance.state import ALLOWED, LED_PATTERNS, State, ViewerStatus, viewer_status
 from appliance.stream.pipeline import Mode, mode_for
 
@@ -114,12 +115,13 @@ class Rig:
         self.inbox = Inbox(asyncio.get_running_loop())
         self.viewers = FakeViewers(self.inbox)
         self.signalling = RecordingSignalling()
+        self.events = EventLog(None)  # the real rules: an entry they refuse is dropped
         self.core = Core(
             config.load_dict({"pairing": pairing}),
             self.inbox,
             self.viewers,
             self.signalling,
-            NullRecorder(),
+            self.events,
             clock_ok=lambda: clock_ok,
         )
         self.modes: list[Mode] = []
@@ -398,7 +400,9 @@ async def test_refuse_works_on_any_seat_holder_not_admitted_and_admit_needs_the_
     assert [v.value for v in rig.verdicts] == ["new", "refused"], "the refused key stays out"
 
 
-async def test_the_staff_are_warned_before_the_expiry_and_may_extend_once() -> None:
+async def test_the_staff_are_warned_before_the_expiry_and_extend_by_what_they_choose() -> None:
+    """+15 min, +30 min, +1 h as the staff choose, as often as they like, never past the longest
+    a session may last (``pairing.max_minutes`` from its opening); each one logged."""
     results: list = []
     expiring: list = []
     views: list = []
@@ -406,25 +410,75 @@ async def test_the_staff_are_warned_before_the_expiry_and_may_extend_once() -> N
     def watch(r: Rig) -> None:
         r.core.add_expiry_listener(expiring.append)
 
+    def view(r: Rig) -> None:
+        views.append(r.core.session_view())
+
     seen, rig = await drive(
         [
             watch,
             command(OpenSession(consent=True, valid_minutes=5)),  # within the 10 min warning
             0.05,
-            lambda r: views.append(r.core.session_view()),
-            command(Extend(), results),
-            lambda r: views.append(r.core.session_view()),
-            command(Extend(), results),  # once only
+            view,
+            command(Extend(minutes=15), results),
+            view,
+            command(Extend(minutes=30), results),
+            view,
+            command(Extend(minutes=60), results),  # capped at the maximum
+            view,
+            command(Extend(minutes=15), results),  # nothing left to give
         ],
         max_minutes=60,
     )
-    before, after = views
-    assert before.expiring and before.extend_to is not None
-    assert before.extend_to - before.expires == 55 * 60
-    assert results == [None, "this session cannot be extended"]
-    assert after.expires == before.extend_to and not after.expiring and after.extend_to is None
+    first, fifteen, thirty, capped = views
+    assert first.expiring and first.extend_to is not None
+    assert first.extend_to - first.expires == 55 * 60, "the maximum counts from the opening"
+    assert fifteen.expires - first.expires == 15 * 60, "not straight to the maximum"
+    assert thirty.expires - fifteen.expires == 30 * 60
+    assert capped.expires == first.extend_to and capped.extend_to is None
+    assert results == [None, None, None, "this session cannot be extended"]
+    assert not fifteen.expiring and fifteen.extend_to == first.extend_to
     assert expiring == [True, False], "the LED warned, then stopped warning"
-    assert f"extend:{after.expires}" in rig.signalling.calls, "the relay keeps the room as long"
+    assert f"extend:{capped.expires}" in rig.signalling.calls, "the relay keeps the room as long"
+    logged = [e["valid_minutes"] for e in rig.events.entries() if e["kind"] == "extended"]
+    assert logged == [15, 30, 10], "every extension is in the event log"
+
+
+async def test_the_staff_s_status_says_how_and_when_the_last_session_ended() -> None:
+    import time
+
+    ends: list = []
+
+    def ended(r: Rig) -> None:
+        status = r.core.status()
+        ends.append(None if status.ended is None else (status.state, status.ended.reason))
+        assert status.ended is None or abs(status.ended.at - time.time()) < 5
+
+    def expire_now(r: Rig) -> None:
+        r.core._timers.start("expiry", 0.05, EndSession("expired"))
+
+    _, rig = await drive(
+        [
+            ended,
+            OpenSessionStep(),
+            Press(long=True),
+            ended,
+            OpenSessionStep(),
+            ended,  # a new session: the last one's end is still known
+            command(End(reason="page")),
+            ended,
+            OpenSessionStep(),
+            expire_now,
+            0.2,
+            ended,
+        ]
+    )
+    assert ends == [
+        None,
+        ("idle", "button"),
+        ("ready", "button"),
+        ("idle", "page"),
+        ("idle", "expired"),
+    ]
 
 
 async def test_at_the_expiry_the_viewer_is_told_it_expired() -> None:

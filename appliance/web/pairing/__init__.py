@@ -1,6 +1,6 @@
 """The staff's pairing page on the box: log in, open a session, show and print its QR card, admit
-or refuse the viewer, pause, resume, end; the privacy mask editor; the event log. French and
-English, by the browser's language.
+or refuse the viewer, pause, resume, end; the privacy mask editor; the event log. In every
+language of strings/ (French and English), by the staff's choice or the browser's language.
 
 Security: no default password (without one configured nobody can log in, and the page says how
 to set one); the password is checked against its scrypt hash (:mod:`appliance.passwords`); a CSRF

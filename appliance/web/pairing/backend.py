@@ -29,8 +29,8 @@ class PairingBackend(Protocol):
         """Let another phone in: the seat goes to the next knock (with a new code)."""
         ...
 
-    def extend(self) -> None:
-        """Push the expiry to the furthest allowed (once)."""
+    def extend(self, minutes: int) -> None:
+        """Push the expiry by ``minutes``, never past the longest a session may last."""
         ...
 
     def end(self) -> None:

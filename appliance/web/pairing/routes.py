@@ -45,7 +45,7 @@ from .auth import (
 )
 from .backend import PairingBackend
 from .export import events_to_csv, export_name
-from .strings import TEXT, language
+from .strings import LANG_COOKIE, TEXT, language, languages
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,9 @@ T = TypeVar("T")
 
 
 #: Endpoints open without a login (CSRF still applies to the POSTs).
-_PUBLIC = frozenset({"pairing.index", "pairing.login", "pairing.logout", "pairing.static"})
+_PUBLIC = frozenset(
+    {"pairing.index", "pairing.login", "pairing.logout", "pairing.static", "pairing.choose_lang"}
+)
 #: Requests the page makes by itself (polls): they do not keep an idle login alive, except the
 #: status poll while a session is open (see ``status``).
 _PASSIVE = frozenset(
@@ -126,6 +128,7 @@ def create_pairing_blueprint(
             lang=lang,
             csrf=csrf_token(),
             room_name=room_name,
+            languages=languages(),
             **context,
         )
         return make_response(body, status)
@@ -207,6 +210,24 @@ def create_pairing_blueprint(
         )
         return response
 
+    @bp.post("/lang")
+    def choose_lang() -> BaseResponse:
+        """The staff's choice of language, kept in a cookie (a year) on this browser."""
+        check_csrf()
+        chosen = request.form.get("lang", "")
+        response = redirect(url_for("pairing.index"), 303)
+        if chosen in TEXT:
+            response.set_cookie(
+                LANG_COOKIE,
+                chosen,
+                max_age=365 * 24 * 3600,
+                path="/pairing",
+                secure=request.is_secure,
+                httponly=True,
+                samesite="Strict",
+            )
+        return response
+
     @bp.post("/logout")
     def logout() -> BaseResponse:
         check_csrf()
@@ -253,8 +274,20 @@ def create_pairing_blueprint(
         "resume": backend.resume,
         "end": backend.end,
         "release": backend.release,
-        "extend": backend.extend,
     }
+
+    @bp.post("/api/extend")
+    def extend() -> Response:
+        """Extend the session by the minutes the staff chose (the core caps it)."""
+        check_csrf()
+        data = request.get_json(silent=True)
+        minutes = data.get("minutes") if isinstance(data, dict) else None
+        if isinstance(minutes, bool) or not isinstance(minutes, int):
+            return error("bad_extend")
+        if not 1 <= minutes <= MAX_MINUTES:
+            return error("bad_extend")
+        _call(lambda: backend.extend(minutes))
+        return jsonify({"ok": True})
 
     @bp.post("/api/<command>")
     def act(command: str) -> Response:
@@ -282,7 +315,7 @@ def create_pairing_blueprint(
             return redirect(url_for("pairing.index"))
         expires = int(info.expires)
         until = dt.datetime.fromtimestamp(expires).strftime("%H:%M")  # the page shows local
-        steps = {lang: TEXT[lang]["card_steps"].split("{time}", 1) for lang in ("fr", "en")}
+        steps = {lang: TEXT[lang]["card_step_end"].split("{time}", 1) for lang in ("fr", "en")}
         return render(
             "card.html",
             until=until,
