@@ -53,7 +53,6 @@ KINDS = frozenset(
         "login-failed",
         "logout",
         "mask-saved",
-        "extended",
     }
 )
 #: Kinds an outsider can cause as often as they like (a wrong password, a refused knock, a
