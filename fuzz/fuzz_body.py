@@ -45,7 +45,7 @@ def one_input(data: bytes) -> None:
             assert len(raw) >= end + 4 + int(found.group(1)), "complete without its whole body"
     else:
         assert verdict == request.WAIT or request.refusal(verdict).startswith(b"HTTP/1.1 ")
-    body = fdp.ConsumeRemainingBytes()
+    body = fdp.ConsumeBytes(fdp.remaining_bytes())
     try:
         value = jsonbody.loads(body)
     except jsonbody.BodyError:
