@@ -44,6 +44,7 @@ from .events import (
     ViewerLeft,
     ViewerLink,
 )
+from .expiry import ExpiryListener, ExpiryWatch
 from .inbox import Inbox, Timers, notify
 from .ports import Signalling, ViewerPool
 from .views import SessionView, Status, extend_to, session_view, viewer_message
@@ -52,14 +53,10 @@ logger = logging.getLogger(__name__)
 
 #: How long a viewer is given to read the "ended" message before its connection is closed.
 END_GRACE = 0.3
-#: The staff are warned (page and LED) this long before a session expires.
-EXPIRY_WARNING = 600.0
 
 _OPEN = (State.READY, State.WAITING, State.LIVE, State.PAUSED)
 
 StateListener = Callable[[State, State], None]
-#: Called with True when a session enters its last minutes, False when that ends.
-ExpiryListener = Callable[[bool], None]
 SessionListener = Callable[[Session], None]
 
 
@@ -92,10 +89,9 @@ class Core:
         self._state = State.IDLE
         self._listeners: list[StateListener] = []
         self._session_listeners: list[SessionListener] = []
-        self._expiry_listeners: list[ExpiryListener] = []
-        self._expiring = False
         self._end_reason = ""
         self._timers = Timers(inbox.post)
+        self._expiry = ExpiryWatch(self._timers)
         self._stopped = asyncio.Event()
         self.session: Session | None = None
         self.error: str | None = None
@@ -117,17 +113,11 @@ class Core:
     def add_expiry_listener(self, listener: ExpiryListener) -> None:
         """Call ``listener(expiring)`` on the loop when a session enters (or leaves) its last
         minutes (the LED's warning)."""
-        self._expiry_listeners.append(listener)
+        self._expiry.add_listener(listener)
 
     @property
     def expiring(self) -> bool:
-        return self._expiring
-
-    def _set_expiring(self, expiring: bool) -> None:
-        if expiring is self._expiring:
-            return
-        self._expiring = expiring
-        notify(self._expiry_listeners, expiring)
+        return self._expiry.expiring
 
     def _set_state(self, new: State) -> None:
         old = self._state
@@ -166,7 +156,7 @@ class Core:
             session,
             self._config.box.name,
             self.link(session),
-            self._expiring,
+            self._expiry.expiring,
             extend_to(session, self._config.pairing.max_minutes),
         )
 
@@ -228,7 +218,7 @@ class Core:
             case ExpiryWarning():
                 if self.session is not None and state in _OPEN:
                     logger.info("session %s expires soon", self.session.short_id)
-                    self._set_expiring(True)
+                    self._expiry.set(True)
         return None
 
     async def _command(self, command: StaffCommand) -> Any:
@@ -302,7 +292,7 @@ class Core:
         self._set_state(State.READY)
         self._record("opened", valid_minutes=minutes)
         logger.info("session %s opened for %d min", session.short_id, minutes)
-        self._start_expiry_timers(session)
+        self._expiry.start(session)
         notify(self._session_listeners, session)
         return session
 
@@ -358,13 +348,8 @@ class Core:
             logger.warning("could not extend the room at the relay: %s", type(exc).__name__)
             raise InvalidStateError("the relay cannot be reached: try again shortly") from exc
         self._record("extended", valid_minutes=round((expires - old) / 60))
-        self._set_expiring(False)
-        self._start_expiry_timers(session)
-
-    def _start_expiry_timers(self, session: Session) -> None:
-        left = max(0.0, session.expires - time.time())
-        self._timers.start("expiry", left, EndSession("expired"))
-        self._timers.start("warning", max(0.0, left - EXPIRY_WARNING), ExpiryWarning())
+        self._expiry.set(False)
+        self._expiry.start(session)
 
     def _code_shown(self) -> bool:
         viewer = self.session.viewer if self.session is not None else None
@@ -405,7 +390,7 @@ class Core:
     async def _end(self, reason: str) -> None:
         session = self.session
         self._end_reason = reason
-        self._set_expiring(False)
+        self._expiry.set(False)
         self._set_state(State.ENDED)
         self._timers.cancel_all()
         if session is not None:
