@@ -41,6 +41,7 @@ from .events import (
     StaffCommand,
     ViewerAnswered,
     ViewerBye,
+    ViewerCancel,
     ViewerLeft,
     ViewerLink,
 )
@@ -215,6 +216,10 @@ class Core:
                 # see how long ago and may let another phone in
                 self._record("viewer-left", on_purpose=True)
                 self._viewer_left(on_purpose=True)
+            case ViewerCancel():
+                viewer = self.session.viewer if self.session is not None else None
+                if viewer is not None and state in _OPEN:
+                    await self._release(by_viewer=True)
             case ExpiryWarning():
                 if self.session is not None and state in _OPEN:
                     logger.info("session %s expires soon", self.session.short_id)
@@ -302,6 +307,8 @@ class Core:
         if session is None or self._state not in _OPEN:
             return Verdict.TAKEN
         verdict = session.judge(knock.salt, knock.seat)
+        if verdict is Verdict.TAKEN and session.turn_away(knock.seat):
+            self._record("refused", reason="taken")  # once per phone: it keeps knocking
         if verdict in (Verdict.NEW, Verdict.RETURNING):
             session.seat(knock.seat, knock.name, knock.client)
             self._record("knock", returning=verdict is Verdict.RETURNING)
@@ -328,13 +335,17 @@ class Core:
         await self._viewers.close_all()
         self._set_state(State.READY)
 
-    async def _release(self) -> None:
-        """Let another phone in: the holder is told and dropped (not banned), the seat is free."""
+    async def _release(self, by_viewer: bool = False) -> None:
+        """Let another phone in: the holder is told and dropped (not banned), the seat is free;
+        or the holder gave the seat up itself (``by_viewer``: its Cancel)."""
         assert self.session is not None
         assert self.session.viewer is not None
-        await self._signalling.refuse(self.session, self.session.viewer)
+        if by_viewer:
+            self._record("viewer-left", on_purpose=True, reason="cancelled")
+        else:
+            await self._signalling.refuse(self.session, self.session.viewer)
+            self._record("refused", reason="released")
         self.session.release()
-        self._record("refused", reason="released")
         await self._viewers.close_all()
         self._set_state(State.READY)
 
@@ -350,6 +361,7 @@ class Core:
         self._record("extended", valid_minutes=round((expires - old) / 60))
         self._expiry.set(False)
         self._expiry.start(session)
+        self._viewers.tell(self.viewer_message())  # the phone's "ends at" follows
 
     def _code_shown(self) -> bool:
         viewer = self.session.viewer if self.session is not None else None
@@ -363,7 +375,7 @@ class Core:
             return
         if not await self._viewers.adopt(peer):
             return  # it closed before its turn
-        session.viewer.code = code
+        session.viewer.new_code(code)
         session.viewer.connected = True
         session.viewer.left_at = None
         session.viewer.stalled = False
