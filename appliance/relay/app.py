@@ -25,7 +25,7 @@ from . import paths
 from .config import RelayConfig
 from .limits import Buckets, InFlight
 from .rooms import MAX_WAIT, REFUSALS, RelayError, Rooms, room_hash
-from .viewer import VIEWER_CSP, VIEWER_DIR
+from .viewer import LANG_DIR, VIEWER_CSP, VIEWER_DIR, languages
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,13 @@ def mint_turn(config: RelayConfig, room: str, ttl: float) -> list[dict[str, Any]
     return [{"urls": list(config.turn.urls), "username": username, "credential": credential}]
 
 
-def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
+def create_relay_app(config: RelayConfig, rooms: Rooms, *, reopen_window: float = 0.0) -> Flask:
+    """The relay's app. ``reopen_window``: for this long after it starts, a room it does not
+    know may be one it forgot by restarting, which its box will open again (a relay of its own);
+    0 for a box's built-in relay, whose restart is the box's (its rooms are gone for good)."""
     app = Flask(__name__, static_folder=None)
+    started = time.monotonic()
+    listed = {"languages": languages()}
     app.config.update(MAX_CONTENT_LENGTH=64 * 1024)
     token_hashes = [bytes.fromhex(h) for h in config.boxes]
     trusted = parse_networks(config.trusted_proxies)
@@ -143,7 +148,10 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
 
     @app.errorhandler(RelayError)
     def refused(exc: RelayError) -> tuple[Response, int]:
-        response = jsonify({"error": exc.code})
+        answer: dict[str, Any] = {"error": exc.code}
+        if exc.code == "unknown" and time.monotonic() - started < reopen_window:
+            answer["restarted"] = True  # the box may open it again: not known to be gone
+        response = jsonify(answer)
         if exc.status == 429:
             response.headers["Retry-After"] = "5"
         return response, exc.status
@@ -166,6 +174,16 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
             return send_from_directory(VIEWER_DIR, name)
         checked(name)
         return send_from_directory(VIEWER_DIR, "index.html")
+
+    @app.get(paths.viewer_languages())
+    def viewer_languages() -> Response:
+        limited(viewers)
+        return jsonify(listed)
+
+    @app.get(paths.VIEWER + "/lang/<name>")
+    def viewer_language(name: str) -> Response:
+        limited(viewers)
+        return send_from_directory(LANG_DIR, name)
 
     # -- the box -------------------------------------------------------------------------------
 
@@ -248,6 +266,14 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
         return jsonify({"ice_servers": mint_turn(config, room, ttl)})
 
     # -- viewers -------------------------------------------------------------------------------
+
+    @app.get(paths.room_status("<room>"))
+    def room_status(room: str) -> tuple[str, int]:
+        """Whether the room is open (204), unknown (404) or over (410): nothing sealed, nothing
+        secret, so a phone can say at once that a link is dead before asking for a name."""
+        known(room)
+        limited(viewers)
+        return "", 204
 
     @app.post(paths.room_knock("<room>"))
     def knock(room: str) -> tuple[Response, int]:
