@@ -54,6 +54,7 @@ class Backend:
         self.expires = self.EXPIRES
         self.expiring = False
         self.extend_to: int | None = None
+        self.turned_away = 0
 
     def status(self) -> Status:
         session = None
@@ -65,6 +66,7 @@ class Backend:
                 self.viewer,
                 expiring=self.expiring,
                 extend_to=self.extend_to,
+                turned_away=self.turned_away,
             )
         return Status(
             self.state, self.signal, int(self.viewer is not None), self.clock_ok, None, session
