@@ -392,6 +392,9 @@ def test_the_status_is_json_and_never_cached(backend: Backend) -> None:
         "connected": True,
         "left_s": None,
         "reconnecting": False,
+        "code_at": None,
+        "code_renewed": False,
+        "connecting": False,
     }
 
 
