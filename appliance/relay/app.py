@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 #: Unauthenticated requests per client address: a bucket of BURST refilled at RATE per second.
 RATE, BURST = 2.0, 40
 KNOCK_RATE, KNOCK_BURST = 0.2, 5  # knocks: one every 5 s after a burst of 5
+#: The viewer page's own files (about a dozen per load), in a bucket of their own: a phone that
+#: reloads never spends what its polls and knocks need.
+FILES_RATE, FILES_BURST = 4.0, 60
 MISS_RATE, MISS_BURST = 1.0, 20  # requests to a room that is not open (unknown, ended)
 #: Viewers' long polls waiting at once per client address, and in all (the server has more
 #: threads than that, so the box and the staff always find one).
@@ -66,6 +69,7 @@ def create_relay_app(config: RelayConfig, rooms: Rooms, *, reopen_window: float 
     viewers = Buckets(RATE, BURST)
     knocks = Buckets(KNOCK_RATE, KNOCK_BURST)
     misses = Buckets(MISS_RATE, MISS_BURST)
+    files = Buckets(FILES_RATE, FILES_BURST)
     polls = InFlight(POLLS_PER_ADDRESS, POLLS_TOTAL)
 
     def address() -> str:
@@ -169,7 +173,7 @@ def create_relay_app(config: RelayConfig, rooms: Rooms, *, reopen_window: float 
 
     @app.get(paths.VIEWER + "/<name>")
     def viewer_page(name: str) -> Response:
-        limited(viewers)
+        limited(files)
         if "." in name:
             return send_from_directory(VIEWER_DIR, name)
         checked(name)
@@ -177,12 +181,12 @@ def create_relay_app(config: RelayConfig, rooms: Rooms, *, reopen_window: float 
 
     @app.get(paths.viewer_languages())
     def viewer_languages() -> Response:
-        limited(viewers)
+        limited(files)
         return jsonify(listed)
 
     @app.get(paths.VIEWER + "/lang/<name>")
     def viewer_language(name: str) -> Response:
-        limited(viewers)
+        limited(files)
         return send_from_directory(LANG_DIR, name)
 
     # -- the box -------------------------------------------------------------------------------
