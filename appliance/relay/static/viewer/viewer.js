@@ -230,17 +230,18 @@ async function connectOnce(room, seat, name, onReply) {
     const offer = pc.localDescription.sdp;
     await link.send(await hs.offer(offer));
     const answer = await hs.openAnswer(await link.receive(Date.now() + TIMEOUT));
-    // an admitted seat is let straight back in by the box: never "waiting to be let in"
-    codeReady(await hs.code(Seal.dtlsFingerprint(offer)), renewed);
-    await pc.setRemoteDescription({ type: "answer", sdp: answer });
-    viewer.attempts = 0;
     hangUp = async () => link.bye(await hs.seal({ type: "bye" }));
-    // Cancel gives the seat up (sealed: only this phone can): the next phone may take it.
+    // Cancel gives the seat up (sealed: only this phone can): the next phone may take it. Set
+    // before the waiting room shows its Cancel button.
     whenCancelled(async () => {
       hangUp = null;
       try { link.bye(await hs.seal({ type: "leave" })); } catch (_) { /* over meanwhile */ }
       finish("cancelled");
     });
+    // an admitted seat is let straight back in by the box: never "waiting to be let in"
+    codeReady(await hs.code(Seal.dtlsFingerprint(offer)), renewed);
+    await pc.setRemoteDescription({ type: "answer", sdp: answer });
+    viewer.attempts = 0;
     notices(hs, link, finish, () => over);
     return await ended;
   } catch (err) {
