@@ -328,3 +328,15 @@ def test_a_relay_config_names_a_bad_token_hash(tmp_path) -> None:
     path.write_text(f'port = 0\nboxes = ["{hash_token(TOKEN)}"]\n[turn]\nttl = 5\n')
     with pytest.raises(ConfigError, match="turn.ttl"):
         load(path)
+
+
+def test_adding_a_language_is_adding_one_file(tmp_path) -> None:
+    from appliance.relay.viewer import LANG_DIR, languages
+
+    for path in LANG_DIR.glob("*.json"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "pt-br.json").write_text('{"name": "Português", "text": {}}', encoding="utf-8")
+    (tmp_path / "Bad.json").write_text('{"name": "no"}', encoding="utf-8")  # not a code
+    listed = languages(tmp_path)
+    assert {"code": "pt-br", "name": "Português"} in listed
+    assert [entry["code"] for entry in listed] == ["en", "fr", "pt-br"]
