@@ -32,6 +32,7 @@ from .core import (
     Press,
     ViewerAnswered,
     ViewerBye,
+    ViewerCancel,
     ViewerLeft,
     ViewerLink,
 )
@@ -277,6 +278,7 @@ class Box:
                 judge=judge,
                 answered=lambda peer, code: inbox.post(ViewerAnswered(peer, code)),
                 bye=lambda: inbox.post(ViewerBye()),
+                leave=lambda: inbox.post(ViewerCancel()),
                 make_peer=viewers.make,
                 release_peer=viewers.release,
             ),

@@ -17,6 +17,7 @@ from .events import (
     StaffCommand,
     ViewerAnswered,
     ViewerBye,
+    ViewerCancel,
     ViewerLeft,
     ViewerLink,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "Status",
     "ViewerAnswered",
     "ViewerBye",
+    "ViewerCancel",
     "ViewerLeft",
     "ViewerLink",
     "ViewerPool",

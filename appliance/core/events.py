@@ -136,6 +136,12 @@ class ViewerBye:
     """The viewer hung up on purpose (closed the page)."""
 
 
+@dataclass(frozen=True)
+class ViewerCancel:
+    """The viewer gave up its seat (Cancel in the waiting room): the seat is free for the next
+    knock, that key is no longer its owner, and nobody is banned."""
+
+
 Event = (
     Press
     | StaffCommand
@@ -146,4 +152,5 @@ Event = (
     | ViewerLeft
     | ViewerLink
     | ViewerBye
+    | ViewerCancel
 )

@@ -41,6 +41,7 @@ from .events import (
     StaffCommand,
     ViewerAnswered,
     ViewerBye,
+    ViewerCancel,
     ViewerLeft,
     ViewerLink,
 )
@@ -217,6 +218,10 @@ class Core:
                 # see how long ago and may let another phone in
                 self._record("viewer-left", on_purpose=True)
                 self._viewer_left(on_purpose=True)
+            case ViewerCancel():
+                viewer = self.session.viewer if self.session is not None else None
+                if viewer is not None and state in _OPEN:
+                    await self._release(by_viewer=True)
             case ExpiryWarning():
                 if self.session is not None and state in _OPEN:
                     logger.info("session %s expires soon", self.session.short_id)
@@ -252,6 +257,7 @@ class Core:
                 if self.session is None or state not in _OPEN:
                     raise InvalidStateError("this session cannot be extended")
                 await self._expiry.extend(self.session, minutes)
+                self._viewers.tell(self.viewer_message())  # the phone's "ends at" follows
             case Pause():
                 if state is not State.LIVE:
                     raise InvalidStateError("the picture is not live")
@@ -302,6 +308,8 @@ class Core:
         if session is None or self._state not in _OPEN:
             return Verdict.TAKEN
         verdict = session.judge(knock.salt, knock.seat)
+        if verdict is Verdict.TAKEN and session.turn_away(knock.seat):
+            self._record("refused", reason="taken")  # once per phone: it keeps knocking
         if verdict in (Verdict.NEW, Verdict.RETURNING):
             session.seat(knock.seat, knock.name, knock.client)
             self._record("knock", returning=verdict is Verdict.RETURNING)
@@ -328,13 +336,17 @@ class Core:
         await self._viewers.close_all()
         self._set_state(State.READY)
 
-    async def _release(self) -> None:
-        """Let another phone in: the holder is told and dropped (not banned), the seat is free."""
+    async def _release(self, by_viewer: bool = False) -> None:
+        """Let another phone in: the holder is told and dropped (not banned), the seat is free;
+        or the holder gave the seat up itself (``by_viewer``: its Cancel)."""
         assert self.session is not None
         assert self.session.viewer is not None
-        await self._signalling.refuse(self.session, self.session.viewer)
+        if by_viewer:
+            self._record("viewer-left", on_purpose=True, reason="cancelled")
+        else:
+            await self._signalling.refuse(self.session, self.session.viewer)
+            self._record("refused", reason="released")
         self.session.release()
-        self._record("refused", reason="released")
         await self._viewers.close_all()
         self._set_state(State.READY)
 
@@ -350,7 +362,7 @@ class Core:
             return
         if not await self._viewers.adopt(peer):
             return  # it closed before its turn
-        session.viewer.code = code
+        session.viewer.new_code(code)
         session.viewer.connected = True
         session.viewer.left_at = None
         session.viewer.stalled = False

@@ -26,6 +26,12 @@ class ViewerView:
     left_s: int | None = None
     #: connected, but the picture is not reaching them: the box waits for the path to recover
     reconnecting: bool = False
+    #: When (unix seconds) the current code was made, and whether it replaced an earlier one
+    #: (the phone reloaded or reconnected: every connection has a new code)
+    code_at: int | None = None
+    code_renewed: bool = False
+    #: seated, the handshake under way: not yet connected, and never dropped
+    connecting: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,8 @@ class SessionView:
     expiring: bool = False
     #: The latest expiry "extend" may give (the configured maximum); None: no more extending.
     extend_to: int | None = None
+    #: Other phones turned away (the seat was held) since they last held it.
+    turned_away: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,8 @@ def viewer_message(state: State, session: Session | None, end_reason: str) -> di
     message: dict[str, Any] = {"type": "status", "state": viewer_status(state).value}
     if viewer is not None and viewer.code is not None:
         message["code"] = viewer.code
+    if session is not None:
+        message["expires"] = session.expires  # the phone says when the session ends
     if state is State.ENDED and end_reason:
         message["reason"] = "expired" if end_reason == "expired" else "ended"
     return message
@@ -109,7 +119,11 @@ def session_view(
             viewer.connected,
             left_s,
             viewer.connected and viewer.stalled,
+            None if viewer.code_at is None else int(viewer.code_at),
+            viewer.renewed,
+            not viewer.connected and viewer.left_at is None and viewer.code is None,
         ),
         expiring=expiring,
         extend_to=extend,
+        turned_away=len(session.turned_away),
     )

@@ -27,13 +27,16 @@ from . import paths
 from .config import RelayConfig
 from .limits import Buckets, InFlight
 from .rooms import MAX_WAIT, REFUSALS, RelayError, Rooms, room_hash
-from .viewer import VIEWER_CSP, VIEWER_DIR
+from .viewer import LANG_DIR, VIEWER_CSP, VIEWER_DIR, languages
 
 logger = logging.getLogger(__name__)
 
 #: Unauthenticated requests per client address: a bucket of BURST refilled at RATE per second.
 RATE, BURST = 2.0, 40
 KNOCK_RATE, KNOCK_BURST = 0.2, 5  # knocks: one every 5 s after a burst of 5
+#: The viewer page's own files (about a dozen per load), in a bucket of their own: a phone that
+#: reloads never spends what its polls and knocks need.
+FILES_RATE, FILES_BURST = 4.0, 60
 MISS_RATE, MISS_BURST = 1.0, 20  # requests to a room that is not open (unknown, ended)
 #: Viewers' long polls waiting at once per client address, and in all (the server has more
 #: threads than that, so the box and the staff always find one).
@@ -55,14 +58,20 @@ def mint_turn(config: RelayConfig, room: str, ttl: float) -> list[dict[str, Any]
     return [{"urls": list(config.turn.urls), "username": username, "credential": credential}]
 
 
-def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
+def create_relay_app(config: RelayConfig, rooms: Rooms, *, reopen_window: float = 0.0) -> Flask:
+    """The relay's app. ``reopen_window``: for this long after it starts, a room it does not
+    know may be one it forgot by restarting, which its box will open again (a relay of its own);
+    0 for a box's built-in relay, whose restart is the box's (its rooms are gone for good)."""
     app = Flask(__name__, static_folder=None)
+    started = time.monotonic()
+    listed = {"languages": languages()}
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
     token_hashes = [bytes.fromhex(h) for h in config.boxes]
     trusted = parse_networks(config.trusted_proxies)
     viewers = Buckets(RATE, BURST)
     knocks = Buckets(KNOCK_RATE, KNOCK_BURST)
     misses = Buckets(MISS_RATE, MISS_BURST)
+    files = Buckets(FILES_RATE, FILES_BURST)
     polls = InFlight(POLLS_PER_ADDRESS, POLLS_TOTAL)
 
     def address() -> str:
@@ -138,7 +147,10 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
 
     @app.errorhandler(RelayError)
     def refused(exc: RelayError) -> tuple[Response, int]:
-        response = jsonify({"error": exc.code})
+        answer: dict[str, Any] = {"error": exc.code}
+        if exc.code == "unknown" and time.monotonic() - started < reopen_window:
+            answer["restarted"] = True  # the box may open it again: not known to be gone
+        response = jsonify(answer)
         if exc.status == 429:
             response.headers["Retry-After"] = "5"
         return response, exc.status
@@ -156,11 +168,21 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
 
     @app.get(paths.VIEWER + "/<name>")
     def viewer_page(name: str) -> Response:
-        limited(viewers)
+        limited(files)
         if "." in name:
             return send_from_directory(VIEWER_DIR, name)
         checked(name)
         return send_from_directory(VIEWER_DIR, "index.html")
+
+    @app.get(paths.viewer_languages())
+    def viewer_languages() -> Response:
+        limited(files)
+        return jsonify(listed)
+
+    @app.get(paths.VIEWER + "/lang/<name>")
+    def viewer_language(name: str) -> Response:
+        limited(files)
+        return send_from_directory(LANG_DIR, name)
 
     # -- the box -------------------------------------------------------------------------------
 
@@ -241,6 +263,14 @@ def create_relay_app(config: RelayConfig, rooms: Rooms) -> Flask:
         return jsonify({"ice_servers": mint_turn(config, room, ttl)})
 
     # -- viewers -------------------------------------------------------------------------------
+
+    @app.get(paths.room_status("<room>"))
+    def room_status(room: str) -> tuple[str, int]:
+        """Whether the room is open (204), unknown (404) or over (410): nothing sealed, nothing
+        secret, so a phone can say at once that a link is dead before asking for a name."""
+        known(room)
+        limited(viewers)
+        return "", 204
 
     @app.post(paths.room_knock("<room>"))
     def knock(room: str) -> tuple[Response, int]:

@@ -38,6 +38,10 @@ def box_turn() -> str:
     return f"{BOX}/turn"
 
 
+def room_status(room: str) -> str:
+    return f"{ROOMS}/{room}"
+
+
 def room_knock(room: str) -> str:
     return f"{ROOMS}/{room}/knock"
 
@@ -50,6 +54,11 @@ def viewer_page(room: str) -> str:
     return f"{VIEWER}/{room}"
 
 
+def viewer_languages() -> str:
+    """The viewer page's languages: the list of ``/v/lang/<code>.json`` present."""
+    return f"{VIEWER}/lang/"
+
+
 def every_path(room: str) -> tuple[str, ...]:
     """Every path the relay answers for ``room`` (the fuzzer and the property tests walk them)."""
     return (
@@ -59,7 +68,9 @@ def every_path(room: str) -> tuple[str, ...]:
         box_refuse(room),
         box_turn(),
         box_ping(),
+        room_status(room),
         room_knock(room),
         room_messages(room),
         viewer_page(room),
+        viewer_languages(),
     )

@@ -16,6 +16,10 @@ logger = logging.getLogger(__name__)
 #: Long polls hold a thread each: one box and a few viewers per room, a few rooms.
 THREADS = 48
 REAP_EVERY = 5.0
+#: A relay of its own, just restarted, does not know the rooms its boxes will open again: for
+#: this long, a room it does not know is not known to be gone (a box reopens within its backoff,
+#: at most 15 s, plus a poll).
+REOPEN_WINDOW = 60.0
 
 
 class Relay:
@@ -23,10 +27,10 @@ class Relay:
     own :class:`RelayServer`, or mounted into the box's web server (a box without an external
     relay: one port, one certificate, the same protocol)."""
 
-    def __init__(self, config: RelayConfig) -> None:
+    def __init__(self, config: RelayConfig, reopen_window: float = 0.0) -> None:
         self.config = config
         self.rooms = Rooms()
-        self.app = create_relay_app(config, self.rooms)
+        self.app = create_relay_app(config, self.rooms, reopen_window=reopen_window)
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
 
@@ -53,7 +57,7 @@ class RelayServer(Relay):
     """The relay on its own cheroot server: `appliance relay serve`, and the tests."""
 
     def __init__(self, config: RelayConfig) -> None:
-        super().__init__(config)
+        super().__init__(config, REOPEN_WINDOW)
         self._web = WebServer(
             self.app,
             config.host,

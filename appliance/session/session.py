@@ -21,6 +21,8 @@ from .seal import SeenSalts, new_room_id, new_secret
 #: Salts remembered per session to refuse a replayed knock (a session sees few knocks); past
 #: that, every knock is refused (SeenSalts fails closed).
 MAX_SALTS = 4096
+#: Other phones turned away while the seat was held, remembered (for the staff's page) at most.
+MAX_TURNED_AWAY = 16
 
 
 class Verdict(enum.Enum):
@@ -49,6 +51,15 @@ class Viewer:
     stalled: bool = False
     #: The relay's handle for this viewer's current connection attempt.
     client: str = ""
+    #: When (wall clock) the current code was made; ``renewed``: this seat had a code before
+    #: (every connection makes a new one: a reload or a reconnection shows a new code).
+    code_at: float | None = None
+    renewed: bool = False
+
+    def new_code(self, code: str) -> None:
+        """The viewer's connection was answered: ``code`` is the one both sides show now."""
+        self.renewed = self.code_at is not None
+        self.code, self.code_at = code, time.time()
 
 
 @dataclass
@@ -68,6 +79,8 @@ class Session:
     viewer: Viewer | None = None
     _salts: SeenSalts = field(default_factory=lambda: SeenSalts(MAX_SALTS), repr=False)
     _banned: set[bytes] = field(default_factory=set, repr=False)
+    #: Other phones' keys turned away ("taken") since they last held the seat.
+    turned_away: set[bytes] = field(default_factory=set, repr=False)
 
     @classmethod
     def new(cls, box_key_hash: bytes, valid_minutes: int, now: float | None = None) -> Session:
@@ -100,6 +113,7 @@ class Session:
 
     def seat(self, seat: bytes, name: str | None, client: str) -> Viewer:
         """Give the seat to ``seat`` (or refresh its holder's connection handle)."""
+        self.turned_away.discard(seat)
         if self.viewer is None or self.viewer.seat != seat:
             self.viewer = Viewer(seat=seat, name=name)
         else:
@@ -107,6 +121,14 @@ class Session:
         self.viewer.client = client
         self.viewer.code = None
         return self.viewer
+
+    def turn_away(self, seat: bytes) -> bool:
+        """Another phone knocked while the seat was held: remember it for the staff (True the
+        first time for that key)."""
+        if seat in self.turned_away or len(self.turned_away) >= MAX_TURNED_AWAY:
+            return False
+        self.turned_away.add(seat)
+        return True
 
     def refuse(self) -> None:
         """The staff refused the viewer: free the seat, ban that key for this session."""
@@ -125,3 +147,4 @@ class Session:
         self.viewer = None
         self._salts.clear()
         self._banned.clear()
+        self.turned_away.clear()

@@ -61,6 +61,7 @@ class GateHooks:
       accepted one);
     - ``answered(peer, code)``: the seated viewer's offer was answered, with this code;
     - ``bye()``: the viewer hung up on purpose;
+    - ``leave()``: the viewer gave up its seat (its Cancel in the waiting room);
     - ``make_peer(ice_servers)`` / ``release_peer(peer)``: a peer connection for an accepted
       knock, and giving back one whose attempt was dropped (closed unless the core adopted it).
     """
@@ -68,6 +69,7 @@ class GateHooks:
     judge: Callable[[bytes, bytes, str | None, str], Awaitable[Verdict]]
     answered: Callable[[Any, str], None]
     bye: Callable[[], None]
+    leave: Callable[[], None]
     make_peer: Callable[[tuple[IceServer, ...]], Any]
     release_peer: Callable[[Any], Awaitable[None]]
 
@@ -163,7 +165,8 @@ class Gate:
             await self._tamper(session, client, "replayed knock")
             return
         if verdict in (Verdict.TAKEN, Verdict.BANNED):
-            self._record("refused", reason=verdict.value)
+            if verdict is Verdict.BANNED:  # "taken" is recorded by the core, once per phone
+                self._record("refused", reason=verdict.value)
             with contextlib.suppress(Exception):
                 await self._client.refuse(session.room, client, verdict.value)
             return
@@ -194,6 +197,9 @@ class Gate:
             await self._answer(session, attempt, body["sdp"])
         elif kind == "bye":
             self._hooks.bye()
+        elif kind == "leave":
+            await self._drop_attempt()
+            self._hooks.leave()
 
     async def _answer(self, session: Session, attempt: _Attempt, offer: str) -> None:
         try:

@@ -85,12 +85,15 @@ def test_viewer_shows_ended_after_a_long_press(running_box, chromium) -> None:
     secret = link.split("#")[1].split(".")[0]
     assert len(kept) == 1 and kept[0][0].startswith("outcome:")
     assert room not in str(kept) and secret not in str(kept), "no room id, no secret kept"
-    # another phone is told by the relay (410) after it joins
+    # another phone is told by the relay (410) at once: no name asked, no knock
     other = chromium.new_context().new_page()
+    states: list[str] = []
+    other.on("request", lambda r: knocks.append(r.url) if "/knock" in r.url else None)
     other.goto(link)
-    wait_js(other, "window.viewer && window.viewer.state === 'join'")
-    other.click("#join-button")
-    wait_js(other, "window.viewer.state === 'ended'")
+    wait_js(other, "window.viewer && window.viewer.state !== 'connecting'")
+    states.append(other.evaluate("window.viewer.state"))
+    assert states == ["ended"], "told before being asked for a name"
+    assert knocks == [] and other.locator("#join").is_hidden()
 
 
 def test_one_seat_a_second_phone_is_refused_the_first_comes_back_after_a_reload(
@@ -119,4 +122,4 @@ def test_one_seat_a_second_phone_is_refused_the_first_comes_back_after_a_reload(
     running_box.long_press()
     wait_js(first, "window.viewer.state === 'ended'")
     first.reload()  # the seat was wiped at the end; the phone remembers only how it finished
-    wait_js(first, "window.viewer.state === 'ended'")
+    wait_js(first, "window.viewer && window.viewer.state === 'ended'")

@@ -152,7 +152,7 @@ def test_a_whole_exchange_and_the_seat_granted_only_by_the_box(relay) -> None:
         {"error": "ended"},
     )
     assert knock(base)[:2] == (410, {"error": "ended"})
-    assert knock(base, room=ROOM2)[:2] == (404, {"error": "unknown"})
+    assert knock(base, room=ROOM2)[:2] == (404, {"error": "unknown", "restarted": True})
 
 
 def test_a_long_poll_wakes_on_a_message_and_times_out_empty(relay) -> None:
@@ -200,7 +200,7 @@ def test_pending_knocks_are_bounded_but_failed_knocks_never_lock_the_room() -> N
 def test_unauthenticated_requests_are_rate_limited_and_the_box_is_not(relay) -> None:
     base = relay.url
     open_room(base)
-    statuses = [call(base, "GET", f"/v/{ROOM}")[0] for _ in range(60)]
+    statuses = [call(base, "GET", f"/v/{ROOM}")[0] for _ in range(100)]
     assert statuses[0] == 200 and 429 in statuses
     assert all(call(base, "GET", "/api/box/ping", token=TOKEN)[0] == 200 for _ in range(60))
 
@@ -238,18 +238,67 @@ def test_turn_credentials_follow_coturns_rest_scheme_and_the_rooms_expiry(relay)
 
 def test_the_viewer_files_are_the_packaged_ones_with_a_strict_csp(relay) -> None:
     base = relay.url
-    for path, name in (
-        (f"/v/{ROOM}", "index.html"),
-        ("/v/viewer.js", "viewer.js"),
-        ("/v/seal.js", "seal.js"),
-        ("/v/viewer.css", "viewer.css"),
-    ):
-        status, body, headers = call(base, "GET", path)
-        assert status == 200
+    served = [(f"/v/{ROOM}", "index.html")] + [
+        (f"/v/{p.relative_to(VIEWER_DIR)}", str(p.relative_to(VIEWER_DIR)))
+        for p in sorted(VIEWER_DIR.rglob("*"))
+        if p.is_file() and p.name != "index.html"
+    ]
+    assert ("/v/lang/fr.json", "lang/fr.json") in served
+    for path, name in served:
+        with urllib.request.urlopen(base + path, timeout=10) as answer:
+            body, headers = answer.read(), answer.headers
         assert body == (VIEWER_DIR / name).read_bytes(), f"{path} differs from the package"
         assert headers["Content-Security-Policy"] == VIEWER_CSP
         assert headers["Referrer-Policy"] == "no-referrer"
     assert call(base, "GET", "/v/..%2fapp.py")[0] == 404
+
+
+def test_the_viewer_s_languages_are_the_files_present_each_naming_itself(relay) -> None:
+    status, listed, headers = call(relay.url, "GET", "/v/lang/")
+    assert status == 200 and headers["Content-Security-Policy"] == VIEWER_CSP
+    codes = [entry["code"] for entry in listed["languages"]]
+    assert codes == sorted(p.stem for p in (VIEWER_DIR / "lang").glob("*.json"))
+    assert {"code": "fr", "name": "Français"} in listed["languages"]
+    english = json.loads((VIEWER_DIR / "lang" / "en.json").read_text())["text"]
+    for entry in listed["languages"]:  # every language has every word English has
+        text = json.loads((VIEWER_DIR / "lang" / f"{entry['code']}.json").read_text())["text"]
+        assert set(text) == set(english), entry["code"]
+
+
+def test_a_room_s_status_says_open_unknown_or_over_and_a_fresh_relay_says_it_forgot(
+    relay,
+) -> None:
+    base = relay.url
+    status, answer, _ = call(base, "GET", f"/api/rooms/{ROOM}")
+    assert (status, answer) == (404, {"error": "unknown", "restarted": True}), (
+        "just started: the box may open it again"
+    )
+    open_room(base)
+    assert call(base, "GET", f"/api/rooms/{ROOM}")[0] == 204
+    call(base, "DELETE", f"/api/box/rooms/{ROOM}?reason=expired", token=TOKEN)
+    assert call(base, "GET", f"/api/rooms/{ROOM}")[:2] == (410, {"error": "expired"})
+
+
+def test_loading_the_page_does_not_spend_what_the_phone_s_polls_need(relay) -> None:
+    base = relay.url
+    open_room(base)
+    files = [f"/v/{ROOM}", "/v/lang/", "/v/lang/en.json"] + [
+        f"/v/{p.name}" for p in VIEWER_DIR.glob("*.*") if p.name != "index.html"
+    ]
+    for _ in range(4):  # four page loads in a row
+        for path in files:
+            assert call(base, "GET", path)[0] == 200, path
+    for _ in range(30):  # the room's status, as the page and its knocks would spend
+        assert call(base, "GET", f"/api/rooms/{ROOM}")[0] == 204
+
+
+def test_a_box_s_own_relay_knows_an_unknown_room_is_gone() -> None:
+    from appliance.relay.server import Relay
+
+    relay = Relay(RelayConfig(boxes=(hash_token(TOKEN),)))  # no reopen window: the box's own
+    client = relay.app.test_client()
+    answer = client.get(f"/api/rooms/{ROOM}")
+    assert answer.status_code == 404 and answer.get_json() == {"error": "unknown"}
 
 
 def test_no_file_is_written_and_nothing_identifying_is_logged(
@@ -279,3 +328,15 @@ def test_a_relay_config_names_a_bad_token_hash(tmp_path) -> None:
     path.write_text(f'port = 0\nboxes = ["{hash_token(TOKEN)}"]\n[turn]\nttl = 5\n')
     with pytest.raises(ConfigError, match="turn.ttl"):
         load(path)
+
+
+def test_adding_a_language_is_adding_one_file(tmp_path) -> None:
+    from appliance.relay.viewer import LANG_DIR, languages
+
+    for path in LANG_DIR.glob("*.json"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "pt-br.json").write_text('{"name": "Português", "text": {}}', encoding="utf-8")
+    (tmp_path / "Bad.json").write_text('{"name": "no"}', encoding="utf-8")  # not a code
+    listed = languages(tmp_path)
+    assert {"code": "pt-br", "name": "Português"} in listed
+    assert [entry["code"] for entry in listed] == ["en", "fr", "pt-br"]

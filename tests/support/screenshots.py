@@ -70,6 +70,10 @@ def viewer_shots(chromium: Any, lang: str, out: Path, work: Path) -> None:
         wait_js(page, "window.viewer.state === 'live' && window.viewer.frames > 30", 20)
         wait_js(page, "window.viewer.quality !== null")
         shot(page, "live")
+        page.click("#zoom")  # Enlarge: the scan fills the portrait screen's height
+        wait_js(page, "document.body.classList.contains('zoomed')")
+        shot(page, "live-fill")
+        page.click("#zoom")
         box.say("live", step="half-rate")
         wait_js(page, "!document.getElementById('step').hidden")
         box.freeze()
@@ -103,12 +107,25 @@ def viewer_shots(chromium: Any, lang: str, out: Path, work: Path) -> None:
         shot(page, "cancelled")
         page.context.close()
 
+        page = phone()  # "Send this link" where neither Web Share nor the clipboard is there
+        page.add_init_script(
+            "delete Navigator.prototype.share;"
+            " Object.defineProperty(navigator, 'clipboard', { value: undefined });"
+        )
+        join(page, box.link)
+        page.click("#share-button")
+        shot(page, "share")
+        page.context.close()
+
         for name, status, code in ANSWERS:
             box.relay.refusal = (status, code)
             page = phone()
-            join(page, box.link)
-            page.click("#join-button")
-            wait_js(page, f"window.viewer.state === {name!r}", 20)
+            if status in (404, 410):  # said at once, before a name is asked
+                page.goto(box.link)
+            else:
+                join(page, box.link)
+                page.click("#join-button")
+            wait_js(page, f"window.viewer && window.viewer.state === {name!r}", 20)
             shot(page, name)
             page.context.close()
         box.relay.refusal = None
@@ -124,6 +141,23 @@ def viewer_shots(chromium: Any, lang: str, out: Path, work: Path) -> None:
         page.goto(box.link)
         wait_js(page, "window.viewer && window.viewer.state === 'unsupported'")
         shot(page, "unsupported")
+        page.context.close()
+
+
+def expiring_shot(chromium: Any, lang: str, out: Path, work: Path) -> None:
+    """The picture in the session's last minutes: "This session ends at HH:MM"."""
+    with ScriptedBox(work / f"box-expiring-{lang}", expires_in=240) as box:
+        page = chromium.new_context(viewport=PHONE, locale=LOCALES[lang]).new_page()
+        page.goto(box.link)
+        wait_js(page, "window.viewer && window.viewer.state === 'join'")
+        page.click("#join-button")
+        wait_js(page, "window.viewer.state === 'admission' && window.viewer.code")
+        box.say("live")
+        wait_js(page, "window.viewer.state === 'live' && window.viewer.frames > 30", 20)
+        wait_js(page, "!document.getElementById('ends').hidden")
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(out / f"viewer-expiring-{lang}.png"))
+        print(f"viewer-expiring-{lang}.png")  # noqa: T201 - the script's report
         page.context.close()
 
 
@@ -239,6 +273,7 @@ def main(folder: str = "docs/screens") -> None:
         try:
             for lang in ("en", "fr"):
                 viewer_shots(chromium, lang, out, Path(tmp))
+                expiring_shot(chromium, lang, out, Path(tmp))
                 staff_shots(chromium, lang, out, Path(tmp))
         finally:
             chromium.close()

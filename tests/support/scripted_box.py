@@ -33,7 +33,7 @@ from aiortc import (
 
 from appliance.capture.synthetic import SyntheticSource
 from appliance.crypto import BoxIdentity
-from appliance.relay.viewer import VIEWER_CSP, VIEWER_DIR
+from appliance.relay.viewer import LANG_DIR, VIEWER_CSP, VIEWER_DIR, languages
 from appliance.session import seal
 
 Box = Callable[[str, dict[str, Any]], None]
@@ -47,8 +47,11 @@ class ScriptedRelay:
         self.room = room
         self.box = box
         self.received: list[tuple[str, dict[str, Any]]] = []
-        #: (status, error code) every viewer request gets instead of an answer, when set.
+        #: (status, error code) every viewer request gets instead of an answer, when set (the
+        #: room's status too, when it says the room is gone or the relay is unreachable).
         self.refusal: tuple[int, str] | None = None
+        #: A 404 says the relay just restarted (its box may open the room again).
+        self.restarted = False
         #: Box → viewer messages per client (each knock is a new client, as on the relay).
         self._out: dict[str, list[tuple[int, str]]] = {}
         self._current = ""
@@ -93,7 +96,12 @@ class ScriptedRelay:
                 if relay.refusal is None or not self.path.startswith("/api/"):
                     return False
                 status, code = relay.refusal
-                self._reply(status, json.dumps({"error": code}).encode())
+                if self.path == f"/api/rooms/{relay.room}" and status not in (404, 410, 503):
+                    return False  # the room's status: open (it is the box that refuses)
+                answer: dict[str, Any] = {"error": code}
+                if status == 404 and relay.restarted:
+                    answer["restarted"] = True
+                self._reply(status, json.dumps(answer).encode())
                 return True
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
@@ -102,11 +110,19 @@ class ScriptedRelay:
                     return
                 if re.fullmatch(r"/v/[A-Za-z0-9_-]+", url.path):  # any room: the page decides
                     self._reply(200, (VIEWER_DIR / "index.html").read_bytes(), "text/html")
-                elif (m := re.fullmatch(r"/v/([a-z]+\.(?:js|css))", url.path)) and (
+                elif (m := re.fullmatch(r"/v/([a-z0-9]+\.(?:js|css))", url.path)) and (
                     VIEWER_DIR / m[1]
                 ).is_file():
                     kind = "text/css" if m[1].endswith(".css") else "text/javascript"
                     self._reply(200, (VIEWER_DIR / m[1]).read_bytes(), kind)
+                elif url.path == "/v/lang/":
+                    self._reply(200, json.dumps({"languages": languages()}).encode())
+                elif (m := re.fullmatch(r"/v/lang/([a-z-]+\.json)", url.path)) and (
+                    LANG_DIR / m[1]
+                ).is_file():
+                    self._reply(200, (LANG_DIR / m[1]).read_bytes())
+                elif url.path == f"/api/rooms/{relay.room}":
+                    self._reply(204)
                 elif url.path == f"/api/rooms/{relay.room}/messages":
                     query = parse_qs(url.query)
                     after = int(query.get("after", ["0"])[0])
@@ -187,6 +203,7 @@ class ScriptedBox:
         self.codes: list[str] = []
         self.seats: list[bytes] = []
         self.byes = 0
+        self.leaves = 0
         self.relay = ScriptedRelay(self.room, self._box)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -237,6 +254,12 @@ class ScriptedBox:
         self._frozen = frozen  # tracks made later start the same way
         for track in self._tracks:
             track.frozen = frozen
+
+    def drop(self) -> None:
+        """Close the page's connection from the box's side, as a network drop (or the box's
+        restart) would."""
+        for pc in list(self._peers):
+            self._run(pc.close())
 
     def end(self, reason: str) -> None:
         """A sealed ``end`` through the relay, as the box sends when it ends a session."""
@@ -296,6 +319,8 @@ class ScriptedBox:
         body = self._handshake.open(wire)
         if body.get("type") == "bye":
             self.byes += 1
+        if body.get("type") == "leave":
+            self.leaves += 1
         if body.get("type") != "offer":
             return
         sdp = self._run(self._answer(self._peers[-1], body["sdp"]))

@@ -91,6 +91,7 @@ class Rig:
         self.peers: list[FakePeer] = []
         self.answered: list[tuple[FakePeer, str]] = []
         self.byes = 0
+        self.leaves = 0
 
         async def judge(salt: bytes, seat: bytes, name: str | None, client: str) -> Verdict:
             verdict = self.session.judge(salt, seat)  # what the core does, on its queue
@@ -109,6 +110,9 @@ class Rig:
         def bye() -> None:
             self.byes += 1
 
+        def leave() -> None:
+            self.leaves += 1
+
         self.gate = Gate(
             self.relay,
             self.identity,
@@ -117,6 +121,7 @@ class Rig:
                 judge=judge,
                 answered=lambda peer, code: self.answered.append((peer, code)),
                 bye=bye,
+                leave=leave,
                 make_peer=make_peer,
                 release_peer=release,
             ),
@@ -191,7 +196,7 @@ async def test_a_second_phone_is_told_taken_and_the_seat_holder_can_come_back(ri
     await rig.relay.deliver("c1", "knock", first.knock())
     await rig.relay.deliver("c2", "knock", rig.viewer("Other").knock())
     assert rig.relay.refused == [("c2", "taken")] and len(rig.peers) == 1
-    assert ("refused", {"reason": "taken"}) in rig.events.entries
+    assert ("refused", {"reason": "taken"}) not in rig.events.entries, "the core records it"
     # the same phone (same seat key) knocks again after a reload: a new attempt, same seat
     again = rig.viewer(seat_key=first.seat_key)
     await rig.relay.deliver("c3", "knock", again.knock())
@@ -217,6 +222,16 @@ async def test_messages_from_a_stale_connection_are_ignored_and_bye_is_heard(rig
     assert rig.byes == 0 and rig.relay.refused == []
     await rig.relay.deliver("c1", "message", viewer.seal({"type": "bye"}))
     assert rig.byes == 1
+
+
+async def test_a_sealed_leave_gives_the_seat_up_and_drops_the_attempt(rig) -> None:
+    viewer = rig.viewer()
+    await rig.relay.deliver("c1", "knock", viewer.knock())
+    viewer.open_reply(rig.relay.sent[0][1])
+    await rig.relay.deliver("c-old", "message", viewer.seal({"type": "leave"}))
+    assert rig.leaves == 0, "only the seat's current connection may give it up"
+    await rig.relay.deliver("c1", "message", viewer.seal({"type": "leave"}))
+    assert rig.leaves == 1 and rig.peers[0].released
 
 
 async def test_closing_tells_the_seated_viewer_it_ended(rig) -> None:

@@ -59,6 +59,7 @@ class Backend:
         self.ended: EndedView | None = None
         #: The core's loop does not answer (the page gets 503s), as a stuck box's would.
         self.stuck = False
+        self.turned_away = 0
 
     def status(self) -> Status:
         if self.stuck:
@@ -72,6 +73,7 @@ class Backend:
                 self.viewer,
                 expiring=self.expiring,
                 extend_to=self.extend_to,
+                turned_away=self.turned_away,
             )
         return Status(
             self.state,
@@ -410,6 +412,9 @@ def test_the_status_is_json_and_never_cached(backend: Backend) -> None:
         "connected": True,
         "left_s": None,
         "reconnecting": False,
+        "code_at": None,
+        "code_renewed": False,
+        "connecting": False,
     }
 
 

@@ -1,87 +1,16 @@
-// The viewer page's screens and picture: every text in French and English, which screen shows,
+// The viewer page's screens and picture: which screen shows (in the phone's language, i18n.js),
 // the waiting room (elapsed time, cancel), the picture's own checks (LIVE only while decoded frames
 // advance; a quality meter from getStats), full screen, the portrait hint, controls that hide in
 // landscape, and the outcome a phone remembers about a finished link (keyed by a hash of the room
 // id: no secret). viewer.js does the connecting and calls in here; nothing here talks to the relay.
 
-const TEXT = {
-  en: {
-    connecting: ["Connecting…", ""],
-    join: ["Watch the scan live", "You will be connected to the exam room. The staff will let you in."],
-    admission: ["Waiting to be let in", "If the staff ask, read them this code:"],
-    starting: ["The picture is starting…", ""],
-    delayed: ["The picture is delayed", "Reconnecting…"],
-    live: ["", ""],
-    paused: ["Paused", "The sonographer paused the picture. It will be back shortly."],
-    ended: ["The session has ended", "Thank you. You can close this page."],
-    expired: ["This link has expired", "Ask the exam room for a new one if the exam goes on."],
-    refused: ["The exam room did not let you in", "You can close this page."],
-    released: ["The exam room let another phone in", "Your place was given to another phone. You can close this page."],
-    taken: ["Someone is already watching", "Only one phone can watch this exam."],
-    badlink: ["This link cannot be verified", "It may have been damaged or altered. Open it again from the card or the message you received."],
-    nokey: ["This link is incomplete", "Open it again from the card or the message you received."],
-    unknown: ["Unknown link", "No exam room knows this link: it may be mistyped. Open it again from the card or the message you received."],
-    restarting: ["The exam room is restarting", "Trying again in a moment…"],
-    lost: ["Connection lost", "Reconnecting…"],
-    cancelled: ["You left the waiting room", "You can join again while the link is valid."],
-    unsupported: ["This browser cannot play the stream", "Open the link again (from the card or the message) in an up-to-date Safari or Chrome."],
-    badge: "● Live, not recorded",
-    fullscreen: "Full screen",
-    name: "Your first name (optional, shown to the staff)",
-    join_button: "Join",
-    cancel: "Cancel",
-    again: "Join again",
-    how: "The staff will phone you and ask for this code: it shows them that the picture goes to you.",
-    waited: "Waiting for {time}",
-    rotate: "Turn your phone sideways for a larger picture.",
-    quality: ["Picture quality: poor", "Picture quality: fair", "Picture quality: good"],
-    step_half: "Weak network: fewer images per second",
-    step_smaller: "Weak network: smaller picture",
-    memoryOnly: "This browser cannot keep your seat: reloading the page will lose it.",
-    notice: "This picture is streamed live from the exam room, encrypted from end to end. Nothing is recorded. Please do not record or share it.",
-  },
-  fr: {
-    connecting: ["Connexion…", ""],
-    join: ["Suivre l'échographie en direct", "Vous allez être mis en relation avec la salle d'examen. Le personnel vous fera entrer."],
-    admission: ["En attente d'admission", "Si le personnel vous le demande, lisez-lui ce code :"],
-    starting: ["L'image arrive…", ""],
-    delayed: ["L'image est retardée", "Reconnexion…"],
-    live: ["", ""],
-    paused: ["En pause", "L'échographiste a mis l'image en pause. Elle va revenir."],
-    ended: ["La séance est terminée", "Merci. Vous pouvez fermer cette page."],
-    expired: ["Ce lien a expiré", "Demandez-en un nouveau à la salle d'examen si l'examen continue."],
-    refused: ["La salle d'examen ne vous a pas admis", "Vous pouvez fermer cette page."],
-    released: ["La salle d'examen a fait entrer un autre téléphone", "Votre place a été donnée à un autre téléphone. Vous pouvez fermer cette page."],
-    taken: ["Quelqu'un regarde déjà", "Un seul téléphone peut suivre cet examen."],
-    badlink: ["Ce lien ne peut pas être vérifié", "Il a peut-être été abîmé ou modifié. Ouvrez-le à nouveau depuis la carte ou le message reçu."],
-    nokey: ["Ce lien est incomplet", "Ouvrez-le à nouveau depuis la carte ou le message reçu."],
-    unknown: ["Lien inconnu", "Aucune salle d'examen ne connaît ce lien : il est peut-être mal recopié. Ouvrez-le à nouveau depuis la carte ou le message reçu."],
-    restarting: ["La salle d'examen redémarre", "Nouvel essai dans un instant…"],
-    lost: ["Connexion perdue", "Reconnexion…"],
-    cancelled: ["Vous avez quitté la salle d'attente", "Vous pouvez revenir tant que le lien est valable."],
-    unsupported: ["Ce navigateur ne peut pas lire la vidéo", "Ouvrez à nouveau le lien (depuis la carte ou le message) dans Safari ou Chrome à jour."],
-    badge: "● En direct, non enregistré",
-    fullscreen: "Plein écran",
-    name: "Votre prénom (facultatif, visible du personnel)",
-    join_button: "Rejoindre",
-    cancel: "Annuler",
-    again: "Revenir",
-    how: "Le personnel vous appellera et vous demandera ce code : il lui montre que l'image vous parvient bien à vous.",
-    waited: "En attente depuis {time}",
-    rotate: "Tournez le téléphone pour agrandir l'image.",
-    quality: ["Qualité de l'image : faible", "Qualité de l'image : moyenne", "Qualité de l'image : bonne"],
-    step_half: "Réseau faible : moins d'images par seconde",
-    step_smaller: "Réseau faible : image plus petite",
-    memoryOnly: "Ce navigateur ne peut pas garder votre place : recharger la page la fera perdre.",
-    notice: "Cette image est transmise en direct depuis la salle d'examen, chiffrée de bout en bout. Rien n'est enregistré. Merci de ne pas l'enregistrer ni la partager.",
-  },
-};
-export const lang = (navigator.language || "en").toLowerCase().startsWith("fr") ? "fr" : "en";
-const T = TEXT[lang];
+import { T, i18n } from "./i18n.js";
+import { canShare, endsSoon, languagePicker } from "./controls.js";
 
 // Screens with a spinner (something is under way) and screens with nothing more to come.
-const BUSY = new Set(["connecting", "admission", "starting", "delayed", "restarting", "lost"]);
-export const FINAL = new Set(["ended", "expired", "refused", "released", "taken", "badlink", "nokey", "unknown", "unsupported"]);
+// "taken" is neither: the page knocks again quietly, and joins once the seat is free.
+const BUSY = new Set(["connecting", "admission", "starting", "delayed", "restarting", "lost", "taken"]);
+export const FINAL = new Set(["ended", "expired", "refused", "released", "badlink", "nokey", "unknown", "unsupported"]);
 // What the box's status and sealed "end" may say.
 const END_REASONS = { ended: "ended", expired: "expired", refused: "refused", released: "released" };
 const STEPS = new Set(["full", "half-rate", "smaller"]);
@@ -91,23 +20,30 @@ const video = $("video");
 
 // State the tests and benchmarks read; nothing in it is secret (the code is shown on screen).
 // state: the screen; box: what the box last said (waiting, live, paused, ended); quality: the meter.
+// renewed: this code replaced an earlier one (a reload, a reconnection: new keys, a new code);
+// expires: the session's end (unix seconds), from the box's signed reply and its status.
 export const viewer = {
   state: "connecting", box: null, pc: null, attempts: 0, code: null, step: null,
-  quality: null, frames: 0, waitingSince: 0,
+  quality: null, frames: 0, waitingSince: 0, renewed: false, expires: 0,
 };
+// Screens on which the session's coming end is said.
+const WATCHING = new Set(["admission", "starting", "live", "delayed", "paused"]);
 window.viewer = viewer;
 
 export function show(state) {
   const was = viewer.state;
   viewer.state = state;
   document.body.dataset.state = state;
-  const [message, detail] = T[state] || T.connecting;
+  const [message, detail] = T[state] || T.connecting || [$("message").textContent, ""];
   $("message").textContent = message;
   $("detail").textContent = detail;
   const waiting = state === "admission" && Boolean(viewer.code);
   $("code").hidden = !waiting;
   if (waiting) $("code").textContent = viewer.code.slice(0, 3) + " " + viewer.code.slice(3);
   $("how").hidden = !waiting;
+  $("new-code").hidden = !(waiting && viewer.renewed);
+  $("share").hidden = !(state === "join" && canShare());
+  endsSoon(viewer.expires, WATCHING.has(state));
   $("cancel").hidden = !waiting;
   $("elapsed").hidden = !waiting;
   if (waiting && was !== "admission") viewer.waitingSince = Date.now();
@@ -124,13 +60,18 @@ export function show(state) {
   portraitHint();
 }
 
+// Every word on the page in the phone's language (again after the viewer picks another one).
 export function translate() {
-  document.documentElement.lang = lang;
-  $("name").previousElementSibling.textContent = T.name;
-  $("join-button").textContent = T.join_button;
+  document.documentElement.lang = i18n.lang;
   for (const el of document.querySelectorAll("[data-i18n]")) {
     if (typeof T[el.dataset.i18n] === "string") el.textContent = T[el.dataset.i18n];
   }
+  drawQuality();
+}
+
+// The language picker, and the page redrawn in the language picked.
+export function languages() {
+  languagePicker(() => { translate(); show(viewer.state); });
 }
 
 // -- the waiting room ------------------------------------------------------------------------------
@@ -139,9 +80,12 @@ function mss(ms) {
   return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
 }
 function tickElapsed() {
-  $("elapsed").textContent = T.waited.replace("{time}", mss(Date.now() - viewer.waitingSince));
+  $("elapsed").textContent = (T.waited || "{time}").replace("{time}", mss(Date.now() - viewer.waitingSince));
 }
-setInterval(() => { if (viewer.state === "admission") tickElapsed(); }, 1000);
+setInterval(() => {
+  if (viewer.state === "admission") tickElapsed();
+  endsSoon(viewer.expires, WATCHING.has(viewer.state));
+}, 1000);
 
 // The viewer gives up waiting: viewer.js hangs up (resolves with "cancelled"); "Join again" goes on.
 let onCancel = () => {};
@@ -166,6 +110,7 @@ export function askName() {
 export function boxSaid(msg) {
   if (!msg || msg.type !== "status") return null;
   if (STEPS.has(msg.step)) viewer.step = msg.step;
+  if (Number.isSafeInteger(msg.expires) && msg.expires > 0) viewer.expires = msg.expires;  // an extension
   if (msg.state === "ended") {
     viewer.box = "ended";
     return END_REASONS[msg.reason] || "ended";
@@ -187,8 +132,9 @@ export function boxGone() {
 }
 
 // The code is ready (computed here, never the box's): the waiting room, unless already in.
-export function codeReady(code) {
+export function codeReady(code, renewed) {
   viewer.code = code;
+  viewer.renewed = renewed;
   // an admitted seat coming back is let straight in by the box: never "waiting to be let in"
   if (viewer.admitted || viewer.box === "live" || viewer.box === "paused") render();
   else show("admission");
@@ -298,8 +244,9 @@ function drawQuality() {
   const q = viewer.quality;
   const meter = $("quality");
   meter.dataset.bars = q ? String(q.bars) : "3";
-  meter.setAttribute("aria-label", T.quality[(q ? q.bars : 3) - 1]);
-  meter.title = T.quality[(q ? q.bars : 3) - 1];
+  const words = T.quality || [];
+  meter.setAttribute("aria-label", words[(q ? q.bars : 3) - 1] || "");
+  meter.title = words[(q ? q.bars : 3) - 1] || "";
   const step = viewer.step === "half-rate" ? T.step_half : viewer.step === "smaller" ? T.step_smaller : "";
   $("step").hidden = !step;
   $("step").textContent = step;

@@ -4,8 +4,10 @@
 // screen shows (texts, the waiting room, the picture's checks) is in screens.js.
 
 import * as Seal from "./seal.js";
+import { shareable } from "./controls.js";
+import { loadLanguages } from "./i18n.js";
 import {
-  FINAL, askName, boxGone, boxSaid, canPlay, codeReady, joinAgain, play, recallOutcome,
+  FINAL, askName, boxGone, boxSaid, canPlay, codeReady, joinAgain, languages, play, recallOutcome,
   rememberOutcome, show, stopPicture, translate, viewer, whenCancelled,
 } from "./screens.js";
 
@@ -94,8 +96,11 @@ async function wipeSeat(room) {
 }
 
 // -- the relay (docs/protocol.md, "Relay transport") --------------------------------------------
+// ``restarted``: a 404 from a relay that just started, whose box may open the room again.
 class Refused extends Error {
-  constructor(status, code) { super(code); this.status = status; this.code = code; }
+  constructor(status, code, restarted = false) {
+    super(code); this.status = status; this.code = code; this.restarted = restarted;
+  }
 }
 
 function relay(room) {
@@ -108,7 +113,7 @@ function relay(room) {
       cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer",
     });
     const data = response.status === 204 ? null : await response.json().catch(() => ({}));
-    if (!response.ok) throw new Refused(response.status, (data && data.error) || "");
+    if (!response.ok) throw new Refused(response.status, (data && data.error) || "", Boolean(data && data.restarted));
     return data;
   };
   const base = "/api/rooms/" + encodeURIComponent(room);
@@ -162,9 +167,10 @@ function preferH264(transceiver) {
 }
 
 // Why an attempt stopped, from what went wrong (the relay's refusals are unauthenticated: they
-// can only stop us, which the relay can anyway). "gone" (a room the relay does not know) may be a
-// relay that restarted and forgot the room until the box opens it again: final only when it
-// lasts. "restarting": the server does not answer (network error, 502, 503, 504).
+// can only stop us, which the relay can anyway). A room the relay does not know (404) is gone for
+// good ("vanished": the session ended, or the link is mistyped), unless the relay says it has just
+// restarted and its box may open the room again ("gone": final only when it lasts).
+// "restarting": the server does not answer (network error, 502, 503, 504).
 const REASONS = { taken: "taken", refused: "refused", ended: "ended", expired: "expired", bad: "badlink", "no-room": "gone", unknown: "gone" };
 const ENDS = { ended: "ended", expired: "expired", refused: "refused", released: "released" };
 const UNREACHABLE = new Set([502, 503, 504]);
@@ -178,6 +184,7 @@ function stopReason(err) {
   if (err instanceof Refused && err.status) {
     if (UNREACHABLE.has(err.status)) return "restarting";
     if (err.status === 410) return err.code === "expired" ? "expired" : "ended";
+    if (err.status === 404) return err.restarted ? "gone" : "vanished";
     return REASONS[err.code] || "lost";
   }
   if (err instanceof TypeError) return navigator.onLine === false ? "lost" : "restarting";  // fetch failed
@@ -187,6 +194,8 @@ function stopReason(err) {
 // Resolves with why the attempt ended: "lost" (try again) or a final state.
 async function connectOnce(room, seat, name, onReply) {
   const hs = new Seal.ViewerHandshake(room, seat.secret, seat.boxKeyHash, seat.keys, name);
+  // a seat the box answered before (a reload) or a code shown before (a reconnection): new code
+  const renewed = Boolean(seat.expires || viewer.code);
   const link = relay(room);
   let pc = null;
   let over = false;
@@ -198,6 +207,7 @@ async function connectOnce(room, seat, name, onReply) {
     show("connecting");
     const reply = await hs.openReply(await link.receive(Date.now() + TIMEOUT));
     if (seat.expires !== reply.expires) seat.expires = reply.expires;
+    viewer.expires = Math.max(viewer.expires, reply.expires);
     await onReply();
     pc = new RTCPeerConnection({ iceServers: reply.iceServers });
     viewer.pc = pc;
@@ -209,6 +219,7 @@ async function connectOnce(room, seat, name, onReply) {
       let msg;
       try { msg = JSON.parse(event.data); } catch (_) { return; }
       const end = boxSaid(msg);
+      if (viewer.expires > seat.expires) seat.expires = viewer.expires;  // extended: kept at the next reply
       if (end) finish(end);
     });
     channel.addEventListener("close", () => finish(viewer.box === "ended" ? "ended" : "lost"));
@@ -219,12 +230,18 @@ async function connectOnce(room, seat, name, onReply) {
     const offer = pc.localDescription.sdp;
     await link.send(await hs.offer(offer));
     const answer = await hs.openAnswer(await link.receive(Date.now() + TIMEOUT));
+    hangUp = async () => link.bye(await hs.seal({ type: "bye" }));
+    // Cancel gives the seat up (sealed: only this phone can): the next phone may take it. Set
+    // before the waiting room shows its Cancel button.
+    whenCancelled(async () => {
+      hangUp = null;
+      try { link.bye(await hs.seal({ type: "leave" })); } catch (_) { /* over meanwhile */ }
+      finish("cancelled");
+    });
     // an admitted seat is let straight back in by the box: never "waiting to be let in"
-    codeReady(await hs.code(Seal.dtlsFingerprint(offer)));
+    codeReady(await hs.code(Seal.dtlsFingerprint(offer)), renewed);
     await pc.setRemoteDescription({ type: "answer", sdp: answer });
     viewer.attempts = 0;
-    hangUp = async () => link.bye(await hs.seal({ type: "bye" }));
-    whenCancelled(() => { if (hangUp) hangUp(); finish("cancelled"); });
     notices(hs, link, finish, () => over);
     return await ended;
   } catch (err) {
@@ -322,8 +339,28 @@ function watchConnection(pc, finish, isOver) {
   }, 500);
 }
 
+// Whether the room is open, before anything is sealed or asked (docs/protocol.md, "Relay
+// transport"): "ended", "expired" or "vanished" (the relay does not know it) at once, else null
+// (open, or the relay cannot tell yet: the knocks will find out).
+async function roomOver(room) {
+  try {
+    const response = await fetch("/api/rooms/" + encodeURIComponent(room), {
+      cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer",
+    });
+    if (response.ok) return null;
+    const data = await response.json().catch(() => ({}));
+    if (response.status === 410) return data.error === "expired" ? "expired" : "ended";
+    if (response.status === 404 && !data.restarted) return "vanished";
+  } catch (_) { /* the network: the knocks retry */ }
+  return null;
+}
+
+const TAKEN_RETRY = 10000;  // a phone turned away knocks again this often, quietly
+
 async function main() {
+  await loadLanguages();
   translate();
+  languages();
   // Nothing is asked of the relay before this browser is known to play the stream (H.264).
   if (!canPlay()) { show("unsupported"); return; }
   const room = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
@@ -331,6 +368,15 @@ async function main() {
   let seat = await loadSeat(room);
   const outcome = seat ? null : await recallOutcome(room);
   if (outcome) { show(outcome); return; }
+  // a dead link says so at once: no name asked, no knock
+  const over = await roomOver(room);
+  if (over) {
+    const final = over !== "vanished" ? over : seat && seat.expires ? "ended" : "unknown";
+    if (seat && final !== "unknown") await wipeSeat(room);
+    if (final !== "unknown") await rememberOutcome(room, final, seat && seat.expires);
+    show(final);
+    return;
+  }
   let name = null;
   // A new key is kept only once the box's signed reply proves it (a damaged link must not replace
   // a good seat), except where there is no seat to lose.
@@ -339,7 +385,9 @@ async function main() {
     let key;
     try { key = Seal.parseFragment(FRAGMENT); } catch (_) { show("nokey"); return; }
     if (!seat || !sameKey(seat, key)) {
+      shareable(location.origin + location.pathname + FRAGMENT);  // the whole link, key and all
       name = await askName();
+      shareable("");  // the key is used now: nothing to share any more
       pending = Boolean(seat);
       seat = { secret: key.secret, boxKeyHash: key.boxKeyHash, keys: await Seal.newSeat(), saved: Date.now(), expires: 0 };
       if (!pending) await saveSeat(room, seat);
@@ -348,6 +396,7 @@ async function main() {
     show(expired ? "expired" : "nokey");
     return;
   }
+  viewer.expires = seat.expires || 0;
   let saved = { ...seat };
   const onReply = async () => {
     if (pending || saved.expires !== seat.expires) await saveSeat(room, seat);
@@ -358,16 +407,25 @@ async function main() {
   let gone = 0;
   for (;;) {
     let reason = await connectOnce(room, seat, name, onReply);
+    const held = Boolean(seat.expires);  // the box answered this seat before
+    if (reason === "vanished") reason = held ? "ended" : "unknown";
     gone = reason === "gone" ? gone + 1 : 0;
+    let quietly = null;
     if (reason === "gone") {
-      const held = Boolean(seat.expires);  // the box answered this seat before
       reason = gone < (held ? GONE_AFTER : GONE_AFTER_FIRST) ? "lost" : held ? "ended" : "unknown";
+      if (reason === "lost" && !held) quietly = "unknown";  // said at once; checked a few times more
     }
     if (["lost", "restarting"].includes(reason) && seat.expires && Date.now() > seat.expires * 1000 + 60000) reason = "expired";
     if (reason === "cancelled") {
       show("cancelled");
       await joinAgain();
       show("connecting");
+      continue;
+    }
+    if (reason === "taken") {
+      // another phone holds the seat: say so, and knock again quietly until it is free
+      show("taken");
+      await sleep(TAKEN_RETRY * (1 + Math.random() / 2));
       continue;
     }
     if (FINAL.has(reason)) {
@@ -381,7 +439,8 @@ async function main() {
       show(reason);
       return;
     }
-    if (reason === "restarting") show("restarting");
+    if (quietly) show(quietly);
+    else if (reason === "restarting") show("restarting");
     else {
       show("lost");
       reconnecting(true);  // an admitted seat: the screens say "reconnecting"

@@ -84,7 +84,9 @@ function render(status) {
   const viewing = status.session && status.session.viewer;
   const unseen = viewing && (viewing.connected === false || viewing.reconnecting === true);
   const key = state === "live" && unseen ? "state_live_unseen" : "state_" + state;
-  $("state-text").textContent = T[key] || state;
+  // a code that replaced an earlier one (the phone reconnected), another phone turned away
+  const notes = [viewing && viewing.code_renewed && viewing.code && !viewing.admitted ? T.code_new.replace("{time}", hhmm(viewing.code_at)) : "", status.session && status.session.turned_away ? T.turned_away : ""];
+  $("state-text").textContent = [T[key] || state, ...notes.filter(Boolean)].join(" ");
   const headline = TONES[state === "live" && unseen ? "unseen" : state];
   tone($("state-text"), headline);
   tone($("status-box"), headline);
@@ -112,7 +114,7 @@ function render(status) {
     $("viewer-name-row").hidden = !viewer.name;
     $("viewer-name").textContent = viewer.name || "";
     const left = viewer.connected === false && typeof viewer.left_s === "number";
-    $("viewer-offline").hidden = viewer.connected !== false || left;
+    $("viewer-offline").hidden = viewer.connected !== false || left || viewer.connecting === true;
     $("viewer-left").hidden = !left;
     $("viewer-reconnecting").hidden = viewer.reconnecting !== true;
     if (left) $("viewer-left-text").textContent = T.left.replace("{time}", mss(viewer.left_s));
