@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from .seal import SeenSalts, new_room_id, new_secret
 
-#: Salts remembered per session to refuse a replayed knock (a session sees few knocks); past
-#: that, every knock is refused (SeenSalts fails closed).
+#: Salts remembered per session to refuse a replayed knock, for the keys that held the seat and
+#: for every other key, each (the oldest forgotten first: replay protection is never a lock).
 MAX_SALTS = 4096
 #: Other phones turned away while the seat was held, remembered (for the staff's page) at most.
 MAX_TURNED_AWAY = 16
@@ -78,6 +78,7 @@ class Session:
     extended: bool = False
     viewer: Viewer | None = None
     _salts: SeenSalts = field(default_factory=lambda: SeenSalts(MAX_SALTS), repr=False)
+    _seat_salts: SeenSalts = field(default_factory=lambda: SeenSalts(MAX_SALTS), repr=False)
     _banned: set[bytes] = field(default_factory=set, repr=False)
     #: Other phones' keys turned away ("taken") since they last held the seat.
     turned_away: set[bytes] = field(default_factory=set, repr=False)
@@ -102,14 +103,21 @@ class Session:
         return (time.time() if now is None else now) >= self.expires
 
     def judge(self, salt: bytes, seat: bytes) -> Verdict:
-        """Decide on a knock whose seal verified, and remember its salt."""
-        if not self._salts.add(salt):
+        """Decide on a knock whose seal verified, and remember its salt: with the seat's keys'
+        if this key gets or holds the seat, else with every other key's. Knocks from other keys,
+        however many, never push the seat's own salts out: its phone always gets back in, and
+        its old knocks stay refused as replays."""
+        if salt in self._seat_salts or salt in self._salts:
             return Verdict.REPLAY
         if seat in self._banned:
-            return Verdict.BANNED
-        if self.viewer is None:
-            return Verdict.NEW
-        return Verdict.RETURNING if self.viewer.seat == seat else Verdict.TAKEN
+            verdict = Verdict.BANNED
+        elif self.viewer is None:
+            verdict = Verdict.NEW
+        else:
+            verdict = Verdict.RETURNING if self.viewer.seat == seat else Verdict.TAKEN
+        seated = verdict in (Verdict.NEW, Verdict.RETURNING)
+        (self._seat_salts if seated else self._salts).add(salt)
+        return verdict
 
     def seat(self, seat: bytes, name: str | None, client: str) -> Viewer:
         """Give the seat to ``seat`` (or refresh its holder's connection handle)."""
@@ -146,5 +154,6 @@ class Session:
         self.secret = b""
         self.viewer = None
         self._salts.clear()
+        self._seat_salts.clear()
         self._banned.clear()
         self.turned_away.clear()

@@ -254,12 +254,12 @@ def test_the_viewer_sends_a_clean_name() -> None:
     assert seal.clean_name(seal.sanitize_name("x\ud83d" + "y" * 60)) == "x" + "y" * 39
 
 
-def test_a_replayed_knock_is_refused_by_its_salt_and_the_memory_fails_closed() -> None:
+def test_a_replayed_knock_is_refused_by_its_salt_and_the_memory_is_bounded() -> None:
     seen = seal.SeenSalts(capacity=3)
     assert seen.add(b"a") and not seen.add(b"a"), "a replay"
     assert seen.add(b"b") and seen.add(b"c")
-    assert not seen.add(b"d"), "full: refuse rather than forget"
-    assert len(seen) == 3
+    assert seen.add(b"d"), "full: the oldest is forgotten, a new knock is never refused"
+    assert len(seen) == 3 and b"a" not in seen and not seen.add(b"d")
     seen.clear()
     assert seen.add(b"a")
 

@@ -32,6 +32,24 @@ def test_a_replayed_salt_is_refused_whoever_sends_it() -> None:
     assert s.judge(b"salt", b"phone-B") is Verdict.REPLAY
 
 
+def test_thousands_of_knocks_from_a_leaked_link_never_lock_out_the_seat_s_phone() -> None:
+    """Issue 18, item 3: 4,200 valid knocks with fresh keys filled the 4,096 replay slots, after
+    which every knock was refused, the real co-parent's included."""
+    from appliance.session.session import MAX_SALTS
+
+    s = Session.new(b"h" * 32, 90)
+    assert s.judge(b"first", b"phone-A") is Verdict.NEW
+    s.seat(b"phone-A", None, "c1")
+    for i in range(MAX_SALTS + 104):
+        assert s.judge(b"junk-%d" % i, b"key-%d" % i) is Verdict.TAKEN
+    assert s.judge(b"again", b"phone-A") is Verdict.RETURNING, "the seat's phone gets back in"
+    assert s.judge(b"first", b"phone-A") is Verdict.REPLAY, "its old knock stays a replay"
+    assert s.judge(b"again", b"phone-A") is Verdict.REPLAY
+    assert s.judge(b"junk-%d" % (MAX_SALTS + 103), b"x") is Verdict.REPLAY, "recent junk too"
+    s.release()
+    assert s.judge(b"fresh", b"phone-B") is Verdict.NEW, "a new phone after a release"
+
+
 def test_refusing_frees_the_seat_and_bans_the_key() -> None:
     s = Session.new(b"h" * 32, 90)
     s.judge(b"s1", b"phone-A")

@@ -9,6 +9,7 @@ import json
 import re
 import secrets
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -268,24 +269,32 @@ def open_knock(room: str, secret: bytes, box_key_hash: bytes, wire: Any) -> Knoc
 
 
 class SeenSalts:
-    """The knock salts a session has accepted, to refuse a replayed knock.
+    """Knock salts seen, to refuse a replayed knock: the ``capacity`` most recent are kept.
 
-    Bounded, and failing closed: once ``capacity`` salts are held every further knock is refused
-    (a session sees a handful; thousands of valid knocks mean the link is being abused).
+    Bounded, and never a lock: when full, the oldest is forgotten rather than every new knock
+    refused (thousands of knocks from a leaked link must not shut out the seat's own phone). A
+    forgotten salt could be replayed; :class:`~appliance.session.session.Session` keeps the
+    salts of the keys that held the seat apart, so such a replay can only be a stranger's old
+    knock, which is worth no more than a fresh knock from a holder of the link.
     """
 
     def __init__(self, capacity: int = 4096) -> None:
-        self._seen: set[bytes] = set()
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
         self.capacity = capacity
 
     def __len__(self) -> int:
         return len(self._seen)
 
+    def __contains__(self, salt: object) -> bool:
+        return salt in self._seen
+
     def add(self, salt: bytes) -> bool:
-        """Remember ``salt``; False if it was seen before (a replay) or there is no more room."""
-        if salt in self._seen or len(self._seen) >= self.capacity:
+        """Remember ``salt``; False if it is remembered already (a replay)."""
+        if salt in self._seen:
             return False
-        self._seen.add(salt)
+        self._seen[salt] = None
+        while len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
         return True
 
     def clear(self) -> None:
