@@ -84,7 +84,8 @@ class End(StaffCommand):
 
 @dataclass(frozen=True)
 class EndSession:
-    """End the session (expiry, the viewer's hang-up grace); ignored when none is open."""
+    """End the session (its expiry timer posts it; a viewer leaving never ends it); ignored
+    when none is open."""
 
     reason: str = "staff"
 

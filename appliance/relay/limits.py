@@ -84,3 +84,26 @@ class InFlight:
                 self._counts[key] = left
             else:
                 self._counts.pop(key, None)
+
+
+#: Unauthenticated requests per client address: a bucket of BURST refilled at RATE per second.
+RATE, BURST = 2.0, 40
+KNOCK_RATE, KNOCK_BURST = 0.2, 5  # knocks: one every 5 s after a burst of 5
+#: The viewer page's own files (about a dozen per load), in a bucket of their own: a phone that
+#: reloads never spends what its polls and knocks need.
+FILES_RATE, FILES_BURST = 4.0, 60
+MISS_RATE, MISS_BURST = 1.0, 20  # requests to a room that is not open (unknown, ended)
+#: Viewers' long polls waiting at once per client address, and in all (the server has more
+#: threads than that, so the box and the staff always find one).
+POLLS_PER_ADDRESS, POLLS_TOTAL = 4, 24
+
+
+class RelayLimits:
+    """Every limit the relay keeps per client address, made once per app."""
+
+    def __init__(self) -> None:
+        self.viewers = Buckets(RATE, BURST)
+        self.knocks = Buckets(KNOCK_RATE, KNOCK_BURST)
+        self.misses = Buckets(MISS_RATE, MISS_BURST)
+        self.files = Buckets(FILES_RATE, FILES_BURST)
+        self.polls = InFlight(POLLS_PER_ADDRESS, POLLS_TOTAL)

@@ -1,7 +1,7 @@
 """One exam's session: its room, its secret, its validity window and its one seat. Pure logic.
 
-A session is opened by the staff (page or button), lives until its end (long press, page, expiry,
-or the viewer's hang-up after a grace period), and is then forgotten: :meth:`Session.forget`
+A session is opened by the staff (page or button), lives until its end (long press, page or
+expiry; a viewer leaving ends nothing), and is then forgotten: :meth:`Session.forget`
 drops the secret, the seat and the viewer's name, and the room id is never used again.
 
 The seat (docs/protocol.md, "The seat") is the viewer's ECDH public key. The first knock the box

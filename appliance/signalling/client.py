@@ -1,7 +1,7 @@
 """The box's client to the relay (docs/protocol.md, "Relay transport"): outbound HTTPS only.
 
 It carries opaque blobs; the sealing is appliance.session.seal's, the decisions are
-appliance.signalling.host's. The receive loop long-polls, reconnects with exponential backoff and
+appliance.signalling.gate's. The receive loop long-polls, reconnects with exponential backoff and
 jitter, and survives a relay restart: a restarted relay has forgotten the room, so the loop opens
 it again (same id, same expiry) and goes on; media already flowing never depended on the relay.
 Log lines name no room, token, address or blob.

@@ -7,9 +7,8 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, redirect
 
-from ..httpd.headers import security_headers
 from ..httpd.request import MAX_BODY
-from .pairing import PAIRING_CSP, PairingBackend, configure, create_pairing_blueprint
+from .pairing import PairingBackend, configure, create_pairing_blueprint
 
 
 def create_app(
@@ -28,7 +27,7 @@ def create_app(
     external one): there is no path to the video but the sealed protocol."""
     app = Flask(__name__, static_folder=None, template_folder="templates")
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
-    configure(app, secure_cookies)
+    configure(app, secure_cookies)  # with the page's security headers on every response
     app.register_blueprint(
         create_pairing_blueprint(
             backend,
@@ -48,9 +47,5 @@ def create_app(
     def api_status() -> Response:
         status = backend.status()
         return jsonify({"state": status.state, "signal": status.signal})
-
-    @app.after_request
-    def headers(response: Response) -> Response:
-        return security_headers(response, PAIRING_CSP)
 
     return app

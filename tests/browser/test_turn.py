@@ -17,9 +17,9 @@ from aioice import turn as aioice_turn
 from appliance.capture.synthetic import SyntheticSource
 from appliance.encode.base import iter_nal_units
 from appliance.encode.software import SoftwareEncoder
-from appliance.relay.app import mint_turn
 from appliance.relay.config import RelayConfig, TurnConfig, hash_token
 from appliance.relay.server import RelayServer
+from appliance.relay.turn import mint_turn
 from tests.support import turn
 from tests.support.browser import join, wait_js
 

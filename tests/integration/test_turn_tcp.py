@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from appliance.relay.app import mint_turn
 from appliance.relay.config import RelayConfig, TurnConfig
+from appliance.relay.turn import mint_turn
 from appliance.stream import compat
 from bench.netem import Impairment
 from tests.support import turn

@@ -66,7 +66,7 @@ class CountingCheck:
 
 def guess_together(monkeypatch, addresses: list[str]) -> CountingCheck:
     check = CountingCheck()
-    monkeypatch.setattr(pairing.routes, "verify_password", check)
+    monkeypatch.setattr(pairing.login_routes, "verify_password", check)
     app_client = make_client()
     token = csrf(app_client)
     cookie = app_client.get_cookie("pairing", path="/pairing")

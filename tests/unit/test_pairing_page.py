@@ -20,6 +20,7 @@ from flask import Flask
 from appliance.core.views import EndedView, SessionView, Status, ViewerView
 from appliance.errors import InvalidStateError
 from appliance.eventlog import EventLog
+from appliance.httpd.headers import security_headers
 from appliance.passwords import hash_password
 from appliance.web import pairing
 from appliance.web.app import create_app
@@ -522,7 +523,7 @@ def test_the_mask_is_saved_as_fractions_and_bad_ones_refused(backend: Backend) -
         {"rects": [[0.1, 0.2, 0.0, 0.1]]},
         {"rects": [{"x": 0.1}]},
         {"rects": "all"},
-        {"rects": [[0.1, 0.1, 0.1, 0.1]] * (pairing.routes.MAX_RECTS + 1)},
+        {"rects": [[0.1, 0.1, 0.1, 0.1]] * (pairing.mask_routes.MAX_RECTS + 1)},
         {},
     ]
     for body in bad_bodies:
@@ -763,3 +764,88 @@ def test_the_status_says_how_and_when_the_last_session_ended(backend: Backend) -
         "reason": "page",
         "at": 1_750_000_000,
     }
+
+
+# -- issue 15: one checked JSON reader, one header policy ------------------------------------------
+
+
+def test_a_body_the_checked_reader_refuses_is_a_400_on_every_route(backend: Backend) -> None:
+    """The page's JSON bodies go through httpd.jsonbody, as the relay's do: a 400-digit integer,
+    1e400, NaN or a body nested past its depth is a 400 with the route's own message, never a
+    500, and never reaches the box."""
+    client, headers = logged_in(backend)
+    huge = "1" + "0" * 400
+    nested = "[" * 5000 + "]" * 5000
+    bodies = {
+        "mask": [
+            f'{{"rects": [[{huge}, 0, 0.1, 0.1]]}}',
+            '{"rects": [[1e400, 0, 0.1, 0.1]]}',
+            '{"rects": [[0.1, 0.1, 0.1, 0.1]], "x": ' + nested + "}",
+            '{"rects": ' + "[" * 20 + "]" * 20 + "}",
+        ],
+        "open": [
+            f'{{"consent": true, "valid_minutes": {huge}}}',
+            '{"consent": true, "valid_minutes": NaN}',
+            '{"consent": true, "x": ' + nested + "}",
+        ],
+        "extend": [f'{{"minutes": {huge}}}', '{"minutes": 1e400}', nested],
+    }
+    expected = {"mask": "mask_bad", "open": "need_consent", "extend": "bad_extend"}
+    for route, raw in bodies.items():
+        for body in raw:
+            response = client.post(
+                f"/pairing/api/{route}", data=body, content_type="application/json", headers=headers
+            )
+            assert response.status_code == 400, (route, body[:40])
+            assert response.json["error"] == pairing.TEXT["en"][expected[route]], route
+    assert backend.calls == [], "nothing reached the box"
+
+
+#: What a response may carry besides the security policy: its content and the login's cookies.
+CONTENT_HEADERS = {
+    "Content-Type",
+    "Content-Length",
+    "Content-Disposition",
+    "Set-Cookie",
+    "Vary",
+    "Location",
+    "Retry-After",
+    "ETag",
+    "Last-Modified",
+    "Date",
+    "Accept-Ranges",
+}
+
+
+def _policy(app: Flask, secure: bool) -> dict[str, str]:
+    base = "https://localhost" if secure else "http://localhost"
+    with app.test_request_context(base_url=base):
+        headers = security_headers(Flask.response_class(), pairing.PAIRING_CSP).headers
+        return {name: value for name, value in headers if name not in CONTENT_HEADERS}
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_every_response_carries_exactly_the_one_policy_s_headers_once(
+    backend: Backend, secure: bool
+) -> None:
+    """One policy (httpd.headers with the page's CSP), applied once: the box's app and the
+    blueprint on an app set up by ``configure`` send exactly its headers, each once, on pages,
+    the API, static files, redirects, refusals and 404s; nothing re-sets them over it."""
+    base = "https://localhost" if secure else "http://localhost"
+    for app in (create_app(backend, password_hash=HASH, room_name="salle-2"), make_app(backend)):
+        policy = _policy(app, secure)
+        assert policy["Content-Security-Policy"] == pairing.PAIRING_CSP
+        assert ("Strict-Transport-Security" in policy) is secure
+        client = app.test_client()
+        paths = ["/pairing/", "/pairing/static/pairing.js", "/pairing/api/status", "/nowhere"]
+        if app.name != "pairing-test":
+            paths += ["/", "/api/status"]
+        responses = [client.get(path, base_url=base) for path in paths]
+        responses.append(client.post("/pairing/api/admit", base_url=base))  # 401
+        responses.append(client.post("/pairing/login", data={"password": "x"}, base_url=base))
+        for response in responses:
+            names = {name for name, _ in response.headers}
+            security = {name: response.headers.getlist(name) for name in names - CONTENT_HEADERS}
+            assert security == {name: [value] for name, value in policy.items()}, (
+                response.request.path
+            )

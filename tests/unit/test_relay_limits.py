@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from appliance.relay import app as app_mod
 from appliance.relay import limits as limits_mod
 from appliance.relay import rooms as rooms_mod
 from appliance.relay.app import create_relay_app
@@ -207,7 +206,7 @@ def test_long_polls_are_bounded_per_room_and_per_address() -> None:
     client, rooms = make()
     open_room(client)
     viewers = []
-    for i in range(app_mod.POLLS_PER_ADDRESS + 1):
+    for i in range(limits_mod.POLLS_PER_ADDRESS + 1):
         got = knock(client, address=f"198.51.100.{i}")  # knocks from several addresses...
         viewers.append(got.get_json()["client"])
         handle = rooms.box_messages(hash_token(TOKEN), ROOM, 0, 0)[-1][1]

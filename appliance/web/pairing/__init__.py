@@ -17,7 +17,8 @@ The page reaches the box only through a :class:`PairingBackend`.
 from .auth import LoginLimiter, Logins, configure
 from .backend import PairingBackend
 from .export import events_to_csv
-from .routes import PAIRING_CSP, STATIC_DIR, create_pairing_blueprint
+from .policy import PAIRING_CSP
+from .routes import STATIC_DIR, create_pairing_blueprint
 from .strings import LANGUAGES, TEXT, language
 
 __all__ = [

@@ -17,6 +17,7 @@ from flask import Flask, abort, has_request_context, request, session
 from flask.sessions import SecureCookieSessionInterface
 
 from ...httpd.addresses import address_key
+from .policy import apply_policy
 
 #: A login ends after this long without the staff doing anything (the status poll does not count).
 IDLE_MINUTES = 30
@@ -255,7 +256,8 @@ def configure(app: Flask, secure_cookies: bool = True) -> None:
     """Session settings for the pairing page on ``app``: a signing key made now (random per
     boot, in memory only), a cookie that is HttpOnly, SameSite=Strict, scoped to /pairing and
     Secure. ``secure_cookies=False`` is only for plain HTTP on loopback (the demo without
-    ``--lan``, tests): the cookie is then still Secure on any HTTPS request."""
+    ``--lan``, tests): the cookie is then still Secure on any HTTPS request. Every response of
+    ``app`` gets the page's security headers (:mod:`.policy`), once."""
     app.secret_key = secrets.token_bytes(32)
     app.session_interface = _SessionInterface()
     app.config.update(
@@ -267,3 +269,4 @@ def configure(app: Flask, secure_cookies: bool = True) -> None:
         PERMANENT_SESSION_LIFETIME=dt.timedelta(minutes=IDLE_MINUTES),
         SESSION_REFRESH_EACH_REQUEST=True,
     )
+    apply_policy(app)
