@@ -51,7 +51,7 @@ from .session.session import Verdict
 from .signalling.client import RelayClient
 from .signalling.gate import Gate, GateHooks
 from .state import State
-from .stream.compat import confine_host_addresses
+from .stream.compat import install_patches
 from .stream.feedback import LinkSettings
 from .stream.peers import ViewerPeer
 from .stream.pipeline import MediaPipeline, mode_for
@@ -178,7 +178,7 @@ class Box:
         warnings: int,
         undo: contextlib.ExitStack,
     ) -> Box:
-        confine_host_addresses(config.stream.ice_addresses)
+        install_patches(config.stream.ice_addresses)
         resolved = resolve(config, root=seams.root)
         logger.info(
             "board %s: source %s, encoder %s",

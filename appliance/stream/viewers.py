@@ -26,6 +26,7 @@ from typing import Any
 import av
 
 from ..config import IceServer
+from ..errors import InvalidStateError
 from . import compat
 from .fanout import PacketFanout
 from .feedback import LinkSettings
@@ -78,7 +79,8 @@ class Viewers:
         self._first_keyframe = first_keyframe
         # a new subscriber (or one resyncing) has no picture: its keyframe skips the limiter
         self.fanout = PacketFanout(first_keyframe or request_keyframe)
-        compat.bound_send_buffers()
+        if not compat.patches_installed():  # the root applies them once, at start-up
+            raise InvalidStateError("compat.install_patches() was not called at start-up")
         self._pending: set[ViewerPeer] = set()
         self._adopted: list[ViewerPeer] = []
         self._control: asyncio.Task[None] | None = None
