@@ -11,10 +11,13 @@ import aiortc.rtcrtpsender
 import pytest
 
 from appliance.config import StreamConfig
+from appliance.encode.keyframes import KeyframePolicy
 from appliance.errors import InvalidStateError
 from appliance.stream import compat
+from appliance.stream.fanout import PacketFanout
 from appliance.stream.feedback import LinkSettings
 from appliance.stream.viewers import Viewers
+from tests.support.media import RecordingMedia
 
 
 def _patched() -> tuple[Any, ...]:
@@ -30,8 +33,8 @@ def _patched() -> tuple[Any, ...]:
 def _viewers() -> Viewers:
     return Viewers(
         (),
-        request_keyframe=lambda: None,
-        on_count=lambda n: None,
+        RecordingMedia(),
+        PacketFanout(KeyframePolicy()),
         on_left=lambda peer: None,
         link=LinkSettings.from_config(StreamConfig(), 4_000_000, (1280, 720, 30.0)),
     )
