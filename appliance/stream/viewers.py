@@ -24,8 +24,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import av
-
 from ..config import IceServer
 from ..encode.keyframes import KeyframeReason, after_round
 from ..errors import InvalidStateError
@@ -191,10 +189,6 @@ class Viewers:
             self._extra = extra
             if self._status is not None:
                 self.tell(self._status)
-
-    def publish(self, packet: av.Packet) -> None:
-        """Hand an encoded packet to every viewer's track; call on the loop."""
-        self.fanout.publish(packet)
 
     def _viewer_asked(self) -> None:
         """A viewer's PLI or FIR (through the hook on its sender)."""
