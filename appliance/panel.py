@@ -12,9 +12,9 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeAlias
 
-from gpiozero import LED, Button, Device
+from gpiozero import LED, Button, Device, Factory
 
 from .config import PanelConfig, PinFactoryKind
 from .errors import DeviceError
@@ -23,7 +23,11 @@ from .state import LED_STEP, State, led_pattern
 logger = logging.getLogger(__name__)
 
 
-def make_pin_factory(kind: PinFactoryKind) -> Any:
+#: gpiozero's pin factory (tests: ``MockFactory()``), for the box's seams.
+PinFactory: TypeAlias = Factory
+
+
+def make_pin_factory(kind: PinFactoryKind) -> PinFactory:
     """gpiozero's MockFactory for the demo and tests, else gpiozero's default (lgpio on a Pi 5)."""
     if kind is PinFactoryKind.MOCK:
         from gpiozero.pins.mock import MockFactory

@@ -18,7 +18,7 @@ from hypothesis import settings
 from appliance import config as config_mod
 from appliance.box import Box, Seams
 from appliance.panel import press_pin
-from appliance.stream.compat import confine_host_addresses
+from appliance.stream.compat import install_patches
 from tests.support.wait import until
 
 # Property-based tests: a modest number of cases in `make test` (the unit tier stays fast);
@@ -84,8 +84,9 @@ def no_blocking_calls_on_the_loop(request: pytest.FixtureRequest) -> Iterator[No
 
 @pytest.fixture(autouse=True)
 def loopback_ice() -> None:
-    """ICE host candidates only on 127.0.0.1, for every peer the test makes."""
-    confine_host_addresses(("127.0.0.1",))
+    """The process-wide patches, as the box applies them at start-up, with ICE host candidates
+    only on 127.0.0.1, for every peer the test makes."""
+    install_patches(("127.0.0.1",))
 
 
 class RunningBox:

@@ -5,8 +5,9 @@
 queues, the sequence picamera2's ``V4L2Encoder`` uses), :class:`~appliance.encode.fake_m2m.FakeM2M`
 stands in for tests. Settings: Constrained Baseline, level 4.0 (4.2 above 1080p30's macroblock
 rate), SPS/PPS before every IDR (``REPEAT_SEQ_HEADER``), an IDR every ``keyframe_interval``
-seconds and on :meth:`~HardwareEncoder.request_keyframe` (``FORCE_KEY_FRAME``), the bitrate
-changed while running (``VIDEO_BITRATE`` through ``S_CTRL`` while streaming: no restart, no IDR).
+seconds (the config's backstop; the policy: :mod:`appliance.encode.keyframes`) and on
+:meth:`~HardwareEncoder.request_keyframe` (``FORCE_KEY_FRAME``), the bitrate changed while
+running (``VIDEO_BITRATE`` through ``S_CTRL`` while streaming: no restart, no IDR).
 The encoder is 1920 pixels wide at most; a new frame size restarts it.
 """
 
@@ -26,6 +27,7 @@ from ..capture import v4l2
 from ..capture.v4l2 import DeviceInfo
 from ..errors import DeviceError
 from .base import NAL_IDR, VIDEO_TIME_BASE, nal_types
+from .keyframes import gop_frames
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +77,8 @@ class HardwareEncoder:
         width: int,
         height: int,
         fps: float,
-        bitrate: int = 4_000_000,
-        keyframe_interval: float = 2.0,
+        bitrate: int,
+        keyframe_interval: float,
         device: M2MDevice | None = None,
         device_path: str = "/dev/video11",
     ) -> None:
@@ -170,7 +172,7 @@ class HardwareEncoder:
         if width > MAX_WIDTH or width % 2 or height % 2:
             raise DeviceError(f"the hardware encoder cannot take {width}x{height} (max width 1920)")
         dev = self._device
-        gop = max(1, round(self._fps * self._keyframe_interval))
+        gop = gop_frames(self._fps, self._keyframe_interval)
         try:
             controls = [
                 (v4l2.CID_MPEG_VIDEO_H264_PROFILE, v4l2.H264_PROFILE_CONSTRAINED_BASELINE),

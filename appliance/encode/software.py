@@ -2,7 +2,8 @@
 
 Constrained Baseline (no B-frames, CAVLC), ``ultrafast`` + ``zerolatency`` (no lookahead, sliced
 threads, one frame in, one frame out), SPS/PPS repeated before every IDR, a keyframe every
-``keyframe_interval`` seconds as a backstop and whenever :meth:`request_keyframe` is called.
+``keyframe_interval`` seconds as a backstop (the config's ``encode.keyframe_interval``) and
+whenever :meth:`request_keyframe` is called (the policy: :mod:`appliance.encode.keyframes`).
 
 The bitrate changes live, without a keyframe: FFmpeg's libx264 wrapper hands a new
 ``bit_rate`` to ``x264_encoder_reconfig`` before the next frame, and x264 takes it as long as
@@ -27,6 +28,7 @@ from av.video.codeccontext import VideoCodecContext
 
 from ..errors import DeviceError
 from .base import VIDEO_TIME_BASE
+from .keyframes import gop_frames
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +41,8 @@ class SoftwareEncoder:
         width: int,
         height: int,
         fps: float,
-        bitrate: int = 4_000_000,
-        keyframe_interval: float = 2.0,
+        bitrate: int,
+        keyframe_interval: float,
         threads: int = 2,
         max_bitrate: int | None = None,
     ) -> None:
@@ -127,7 +129,7 @@ class SoftwareEncoder:
         self._codec = None
 
     def _open(self, width: int, height: int) -> None:
-        gop = max(1, round(self._fps * self._keyframe_interval))
+        gop = gop_frames(self._fps, self._keyframe_interval)
         # A VBV buffer of about one frame keeps every frame near the mean size: no burst that
         # would sit in the pacer or the viewer's jitter buffer. Sized for max_bitrate at half
         # the frame rate (x264's per-frame budget doubles then), so both change live.

@@ -5,6 +5,9 @@ pyproject.toml allows (a test checks each one still works, so an upgrade fails l
 - PLI/FIR keyframe requests passed on to our own encoder (aiortc handles them only for its own);
 - aioice's host addresses confined to the configured ones (the demo and tests: loopback only),
   process-wide or, for the box's own peers, per task (:func:`host_addresses`);
+- the process-wide patches (aioice's host addresses, aiortc's history modulus, the bounded send
+  buffers) applied once, at start-up, by the composition root: :func:`install_patches`; no
+  constructor patches anything;
 - the sender's RTCP taps for rate control: receiver report blocks and REMB for its SSRC
   (:func:`tap_rtcp`), the LSR of each sender report it sends (:func:`tap_sender_reports`);
 - the RTP leaving the sender: counted, paced, abs-send-time restamped (:func:`tap_rtp_out`);
@@ -54,6 +57,8 @@ AIOICE_VERSIONS = (">=0.9", "<0.14")
 _original_host_addresses = aioice.ice.get_host_addresses
 #: The process-wide confinement (None: aioice's own), and a per-task override.
 _confined: list[Any] | None = None
+#: whether :func:`install_patches` ran
+_installed = False
 _task_addresses: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
     "ice_host_addresses", default=None
 )
@@ -79,6 +84,29 @@ def hook_keyframe_requests(sender: Any, callback: Callable[[], None]) -> None:
     sender._send_keyframe = send_keyframe
 
 
+def install_patches(ice_addresses: tuple[str, ...]) -> None:
+    """Apply every process-wide patch, at start-up; idempotent (a second call changes only the
+    confinement). The composition root calls it before anything makes a peer (the tests'
+    conftest does the same):
+
+    - ICE host candidates gathered on ``ice_addresses`` only (:func:`confine_host_addresses`);
+    - aiortc's retransmission history keyed by the full sequence number (its modulus 65536,
+      for :func:`keep_rtp_history`'s tables);
+    - full send buffers dropping instead of queueing (:func:`bound_send_buffers`)."""
+    global _installed
+    confine_host_addresses(ice_addresses)
+    if _installed:
+        return
+    aiortc.rtcrtpsender.RTP_HISTORY_SIZE = 1 << 16
+    bound_send_buffers()
+    _installed = True
+
+
+def patches_installed() -> bool:
+    """Whether :func:`install_patches` ran (the viewers refuse to start without it)."""
+    return _installed
+
+
 def confine_host_addresses(addresses: tuple[str, ...]) -> None:
     """Gather ICE host candidates only on ``addresses`` (empty: every interface, aioice's
     default). aioice gathers the address of every interface and skips loopback; the demo and
@@ -95,8 +123,7 @@ def host_addresses(addresses: tuple[str, ...]) -> Iterator[None]:
     """Within this block (this task and the tasks it starts), gather host candidates on
     ``addresses`` only, whatever the process-wide setting (empty: no override). The box's peers
     use it so its media has its own address (the impairment rig's 127.0.0.2) while a viewer in
-    the same process (tests) keeps another."""
-    aioice.ice.get_host_addresses = _get_host_addresses
+    the same process (tests) keeps another (:func:`install_patches` installed the hook)."""
     token = _task_addresses.set(tuple(addresses) or None)
     try:
         yield
@@ -332,9 +359,8 @@ class _TimedHistory(dict[int, Any]):
 def keep_rtp_history(sender: Any, seconds: float, max_packets: int = 4096) -> None:
     """Keep ``sender``'s packets for retransmission (NACK) for ``seconds`` instead of aiortc's
     last 128 (a quarter of a second at 4 Mbit/s). aiortc files packets under sequence number
-    modulo its ``RTP_HISTORY_SIZE``; that modulus becomes 65536 for the process (every sender
-    then keys by the full number), and this sender's table forgets by age."""
-    aiortc.rtcrtpsender.RTP_HISTORY_SIZE = 1 << 16
+    modulo its ``RTP_HISTORY_SIZE``, which :func:`install_patches` made 65536 for the process
+    (every sender keys by the full number); this sender's table forgets by age."""
     sender._RTCRtpSender__rtp_history = _TimedHistory(seconds, max_packets)
 
 

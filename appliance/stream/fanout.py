@@ -1,4 +1,8 @@
-"""Hands the encoder's packets to every subscribed track, on the event loop."""
+"""Hands the encoder's packets to every subscribed track, on the event loop.
+
+A new subscriber, and one that overflowed, wait for a keyframe and ask for one
+(``NEW_VIEWER``, ``RESYNC``: urgent in the policy, :mod:`appliance.encode.keyframes`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import logging
 from collections.abc import Callable
 
 import av
+
+from ..encode.keyframes import KeyframeReason, KeyframeRequests
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +57,15 @@ class Subscription:
 class PacketFanout:
     """Distributes packets to subscriptions; asks the encoder for a keyframe when one needs it."""
 
-    def __init__(self, request_keyframe: Callable[[], None], maxsize: int = 30) -> None:
-        self._request_keyframe = request_keyframe
+    def __init__(self, keyframes: KeyframeRequests, maxsize: int = 30) -> None:
+        self._keyframes = keyframes
         self._maxsize = maxsize
         self._subs: list[Subscription] = []
 
     def subscribe(self) -> Subscription:
         sub = Subscription(self, self._maxsize)
         self._subs.append(sub)
-        self._request_keyframe()
+        self._keyframes.keyframe(KeyframeReason.NEW_VIEWER)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -76,4 +82,13 @@ class PacketFanout:
             if not sub.offer(packet):
                 need_keyframe = True
         if need_keyframe:
-            self._request_keyframe()
+            self._keyframes.keyframe(KeyframeReason.RESYNC)
+
+    def publisher(self, loop: asyncio.AbstractEventLoop) -> Callable[[av.Packet], None]:
+        """A ``publish`` for the media thread: it hops onto ``loop``."""
+
+        def publish(packet: av.Packet) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self.publish, packet)
+
+        return publish

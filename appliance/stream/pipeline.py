@@ -8,9 +8,9 @@ slate (one keyframe a second, so the connection stays up and the last live pictu
 The rate controller's decision arrives through :meth:`MediaPipeline.set_rate` (from the loop):
 the encoder's bitrate and the ladder's step, applied before the next frame. At the half-rate
 step every other frame is dropped before the encoder; at the smaller step frames are scaled
-(the encoder restarts at the new size with one IDR). Keyframe requests (PLI/FIR, new viewers)
-go through a :class:`~appliance.stream.keyframes.KeyframeLimiter`: one forced IDR per half
-second at most, the rest coalesced.
+(the encoder restarts at the new size with one IDR). Keyframe requests arrive through
+:meth:`MediaPipeline.keyframe` with their reason; the policy (:mod:`appliance.encode.keyframes`)
+decides which skip the limiter, and the thread forces what is due before each frame.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import numpy as np
 from ..capture import slate
 from ..capture.base import CapturedFrame, Source
 from ..encode.base import VIDEO_TIME_BASE, Encoder, EncoderFactory
+from ..encode.keyframes import KeyframePolicy, KeyframeReason
 from ..state import State
-from .keyframes import KeyframeLimiter
 from .ladder import LadderStep
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class MediaPipeline:
         publish: Callable[[av.Packet], None],
         frame_filter: FrameFilter | None = None,
         *,
-        keyframe_interval: float = 0.5,
+        keyframes: KeyframePolicy | None = None,
         keep_time_strip: bool = False,
     ) -> None:
         self._source = source
@@ -98,7 +98,8 @@ class MediaPipeline:
         self.frames_encoded = 0
         self.keyframes_encoded = 0
         self.frames_dropped = 0  # by the half-rate step
-        self.keyframes = KeyframeLimiter(keyframe_interval)
+        #: the keyframe policy (shared with the fan-out, which asks it directly)
+        self.keyframes = keyframes or KeyframePolicy()
         # (encoder bitrate or None, step or None): set on the loop, applied in the thread
         self._rate: tuple[int | None, LadderStep | None] = (None, None)
         self._frame_index = 0
@@ -115,7 +116,7 @@ class MediaPipeline:
         with self._wake:
             if mode is not self._mode:
                 self._mode = mode
-                self.request_keyframe()
+                self.keyframe(KeyframeReason.MODE)
                 self._wake.notify_all()
 
     def set_viewers(self, count: int) -> None:
@@ -142,16 +143,10 @@ class MediaPipeline:
             self._wake.wait_for(lambda: not self._preview_wanted, timeout)
             return self._preview
 
-    def request_keyframe(self, urgent: bool = False) -> None:
-        """Ask for an IDR: at once, or (within half a second of the last) coalesced into one
-        that the media thread forces when the interval is over. ``urgent`` (a viewer that has
-        no picture yet) skips the limiter."""
-        encoder = self._encoder
-        now = time.monotonic()
-        if urgent:
-            self.keyframes.note_keyframe(now)
-        if (urgent or self.keyframes.request(now)) and encoder is not None:
-            encoder.request_keyframe()
+    def keyframe(self, reason: KeyframeReason) -> None:
+        """Ask for an IDR for ``reason`` (any thread): the policy says whether it is forced on
+        the next frame or waits for the limiter (:mod:`appliance.encode.keyframes`)."""
+        self.keyframes.keyframe(reason)
 
     def set_rate(self, bitrate: int, step: LadderStep) -> None:
         """The rate controller's decision: applied before the next frame (from any thread)."""
@@ -220,7 +215,7 @@ class MediaPipeline:
                     if self._drop_this_frame():
                         continue
                     if captured.slate:
-                        self._ensure_encoder(frame.width, frame.height).request_keyframe()
+                        self.keyframe(KeyframeReason.SLATE)
                     elif self._filter is not None:
                         frame = self._filter(frame)
                     self._encode(frame)
@@ -234,7 +229,7 @@ class MediaPipeline:
                         continue
                     last_slate = now
                     w, h = self._source.width, self._source.height
-                    self._ensure_encoder(w, h).request_keyframe()
+                    self.keyframe(KeyframeReason.SLATE)
                     self._encode(slate.render(slate.SlateKind.PAUSED, w, h))
         except Exception:
             logger.exception("media pipeline failed")
@@ -303,12 +298,12 @@ class MediaPipeline:
         encoder = self._ensure_encoder(frame.width, frame.height)
         self._apply_rate(encoder)
         now = time.monotonic()
-        if self.keyframes.poll(now):
+        if self.keyframes.take(now):
             encoder.request_keyframe()
         pts = int((now - self._pts_origin) / VIDEO_TIME_BASE)
         for packet in encoder.encode(frame, pts):
             if packet.is_keyframe:
                 self.keyframes_encoded += 1
-                self.keyframes.note_keyframe(now)
+                self.keyframes.encoded_keyframe(now)
             self._publish(packet)
         self.frames_encoded += 1

@@ -6,12 +6,13 @@ holds a peer (the signalling gate answering its offer) gets it from here and giv
 seated viewer's connection closing is reported once through ``on_left``.
 
 While someone watches, a control task runs every ``RATE_PERIOD`` seconds: each adopted peer's
-rate controller decides from its RTCP feedback, and the pipeline (shared by all viewers) gets
-the slowest viewer's decision through ``on_rate`` (its encoder bitrate and ladder step); the
-pacers follow their own viewer's target. A peer whose path goes dead (no receiver report for
-2 s) or comes back is reported through ``on_health(peer, stalled)``; on its return the encoder
-is asked for a keyframe at once, and so it is when retransmissions the budget refused leave a
-viewer waiting for packets that will not come. The viewers' status messages carry the picture step
+rate controller decides from its RTCP feedback, and the media side (shared by all viewers) gets
+the slowest viewer's decision through its port (``MediaControl.set_rate``: the encoder bitrate
+and ladder step); the pacers follow their own viewer's target. A peer whose path goes dead (no
+receiver report for 2 s) or comes back is reported through ``on_health(peer, stalled)``. What a
+round asks of the encoder (a keyframe when the path is back, or instead of retransmissions the
+budget refused) is the keyframe policy's (:func:`appliance.encode.keyframes.after_round`); a
+viewer's PLI/FIR goes to the same port. The viewers' status messages carry the picture step
 (``"step"``) and ``"reconnecting"`` while the path is stalled.
 """
 
@@ -23,25 +24,21 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import av
-
 from ..config import IceServer
+from ..encode.keyframes import KeyframeReason, after_round
+from ..errors import InvalidStateError
 from . import compat
 from .fanout import PacketFanout
 from .feedback import LinkSettings
-from .ladder import LadderStep
 from .peers import ViewerPeer
+from .ports import MediaControl
 from .ratecontrol import RateDecision
 
 logger = logging.getLogger(__name__)
 
 #: How often the rate controllers decide (seconds).
 RATE_PERIOD = 0.2
-#: this many retransmissions refused (over budget) in one round: a keyframe instead (through
-#: the pipeline's limiter, as a PLI: at most two a second)
-REFUSED_FOR_KEYFRAME = 3
 
-OnRate = Callable[[int, LadderStep], None]
 OnHealth = Callable[[ViewerPeer, bool], None]
 
 
@@ -59,26 +56,22 @@ class Viewers:
     def __init__(
         self,
         ice_servers: tuple[IceServer, ...],
-        request_keyframe: Callable[[], None],
-        on_count: Callable[[int], None],
+        media: MediaControl,
+        fanout: PacketFanout,
         on_left: Callable[[ViewerPeer], None],
         *,
         link: LinkSettings | None = None,
-        on_rate: OnRate | None = None,
         on_health: OnHealth = viewer_health,
-        first_keyframe: Callable[[], None] | None = None,
     ) -> None:
         self._ice_servers = ice_servers
-        self._request_keyframe = request_keyframe
-        self._on_count = on_count
+        self._media = media
         self._on_left = on_left
         self._link = link or LinkSettings()
-        self._on_rate = on_rate
         self._on_health = on_health
-        self._first_keyframe = first_keyframe
-        # a new subscriber (or one resyncing) has no picture: its keyframe skips the limiter
-        self.fanout = PacketFanout(first_keyframe or request_keyframe)
-        compat.bound_send_buffers()
+        #: the encoder's packets to every track (built with the media, which publishes to it)
+        self.fanout = fanout
+        if not compat.patches_installed():  # the root applies them once, at start-up
+            raise InvalidStateError("compat.install_patches() was not called at start-up")
         self._pending: set[ViewerPeer] = set()
         self._adopted: list[ViewerPeer] = []
         self._control: asyncio.Task[None] | None = None
@@ -107,7 +100,7 @@ class Viewers:
         peer = ViewerPeer(
             self.fanout,
             self._ice_servers + tuple(extra_ice),
-            on_keyframe_request=self._request_keyframe,
+            on_keyframe_request=self._viewer_asked,
             on_closed=self._closed,
             link=self._link,
         )
@@ -124,7 +117,7 @@ class Viewers:
                 await self.close(old)
         if peer not in self._adopted:
             self._adopted.append(peer)
-            self._on_count(len(self._adopted))
+            self._media.set_viewers(len(self._adopted))
         if self._control is None or self._control.done():
             self._control = asyncio.ensure_future(self._control_loop())
         return True
@@ -173,17 +166,16 @@ class Viewers:
                 continue
             decision = peer.feedback.update()
             decisions.append((peer, decision))
-            if peer.feedback.take_refused() >= REFUSED_FOR_KEYFRAME and not decision.stalled:
-                # the viewer waits for packets the budget will not resend: a fresh picture at
-                # the new rate costs less than the backlog and ends the wait (limited as a PLI)
-                self._request_keyframe()
+            refused = peer.feedback.take_refused()
             if peer.pacer is not None:
                 peer.pacer.set_target(max(decision.target_bps, decision.sent_bps))
-            if decision.stalled != peer.stalled:
+            was_stalled = peer.stalled
+            if decision.stalled != was_stalled:
                 peer.stalled = decision.stalled
                 self._on_health(peer, decision.stalled)
-                if not decision.stalled:  # the path is back: a fresh picture at once
-                    (self._first_keyframe or self._request_keyframe)()
+            reason = after_round(refused, was_stalled, decision.stalled)
+            if reason is not None:
+                self._media.keyframe(reason)
         if not decisions:
             return
         slowest = min(decisions, key=lambda pd: pd[1].target_bps)[1]
@@ -191,30 +183,20 @@ class Viewers:
         previous, self.decision = self.decision, slowest
         if previous is None or previous.step != step:
             logger.info("picture step %s at %d kbit/s", step.name, slowest.target_bps // 1000)
-        if self._on_rate is not None:
-            self._on_rate(slowest.encoder_bps, step)
+        self._media.set_rate(slowest.encoder_bps, step)
         extra = {"step": step.name, "reconnecting": any(d.stalled for _, d in decisions)}
         if extra != self._extra:
             self._extra = extra
             if self._status is not None:
                 self.tell(self._status)
 
-    def publish(self, packet: av.Packet) -> None:
-        """Hand an encoded packet to every viewer's track; call on the loop."""
-        self.fanout.publish(packet)
-
-    def publisher(self, loop: asyncio.AbstractEventLoop) -> Callable[[av.Packet], None]:
-        """A ``publish`` for the media thread: it hops onto ``loop``."""
-
-        def publish(packet: av.Packet) -> None:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(self.publish, packet)
-
-        return publish
+    def _viewer_asked(self) -> None:
+        """A viewer's PLI or FIR (through the hook on its sender)."""
+        self._media.keyframe(KeyframeReason.PLI)
 
     def _closed(self, peer: ViewerPeer) -> None:
         self._pending.discard(peer)
         if peer in self._adopted:
             self._adopted.remove(peer)
-            self._on_count(len(self._adopted))
+            self._media.set_viewers(len(self._adopted))
             self._on_left(peer)

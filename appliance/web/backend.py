@@ -2,7 +2,8 @@
 
 Every call hops onto the core's loop through the :class:`~appliance.web.facade.LoopFacade`, so
 the core stays the only writer of state; staff commands go through the core's event queue in
-order with the button's presses.
+order with the button's presses. The preview and the privacy mask are the media side's, asked
+through its port (:class:`~appliance.stream.ports.MediaControl`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from ..core import (
     SessionView,
     Status,
 )
-from ..stream.pipeline import MediaPipeline
+from ..stream.ports import MediaControl
 from ..types import Rect
 from .facade import LoopFacade
-from .masks import MaskStore
 from .preview import SharedPreview
 
 logger = logging.getLogger(__name__)
@@ -40,15 +40,14 @@ class CoreBackend:
         self,
         facade: LoopFacade,
         core: Core,
-        pipeline: MediaPipeline,
+        media: MediaControl,
         entries: Callable[[], list[dict[str, Any]]],
-        mask_store: MaskStore,
     ) -> None:
         self._facade = facade
         self._core = core
         self._entries = entries
-        self._masks = mask_store
-        self._preview = SharedPreview(pipeline.preview)
+        self._media = media
+        self._preview = SharedPreview(media.preview)
 
     def status(self) -> Status:
         status: Status = self._facade.run(self._core.status)
@@ -84,10 +83,10 @@ class CoreBackend:
         return self._preview.jpeg()
 
     def mask(self) -> list[Rect]:
-        return self._masks.rects()
+        return self._media.mask()
 
     def set_mask(self, rects: list[Rect]) -> None:
-        self._masks.save(rects)
+        self._media.set_mask(rects)
 
     def events(self) -> list[dict[str, Any]]:
         return self._entries()

@@ -2,9 +2,10 @@
 
 Each pairing page asks for ``preview.jpg`` every second or two while its mask editor is on
 screen, and any number of pages may be open. The picture comes from the media thread as an array
-of its own (:meth:`~appliance.stream.pipeline.MediaPipeline.preview`); one request at a time asks
-for it and makes the JPEG, and every request within the interval gets that same JPEG. A request
-that arrives while the next one is being made gets the last one instead of waiting.
+of its own (the media port's :meth:`~appliance.stream.ports.MediaControl.preview`); one request
+at a time asks for it and makes the JPEG, and every request within the interval gets that same
+JPEG. A request that arrives while the next one is being made gets the last one instead of
+waiting.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import socket
 import pytest
 from aiortc import RTCPeerConnection
 
+from appliance.encode.keyframes import KeyframePolicy
 from appliance.stream.compat import confine_host_addresses
 from appliance.stream.fanout import PacketFanout
 from appliance.stream.peers import ViewerPeer, ice_configuration
@@ -35,7 +36,7 @@ async def test_answers_carry_only_loopback_candidates_and_no_server_reflexive_on
     viewer.addTransceiver("video", direction="recvonly")
     await viewer.setLocalDescription(await viewer.createOffer())
     closed: list[ViewerPeer] = []
-    peer = ViewerPeer(PacketFanout(lambda: None), (), lambda: None, closed.append)
+    peer = ViewerPeer(PacketFanout(KeyframePolicy()), (), lambda: None, closed.append)
     try:
         answer = await peer.answer(viewer.localDescription.sdp)
         candidates = re.findall(r"a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ (\w+)", answer)

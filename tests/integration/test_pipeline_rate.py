@@ -12,6 +12,7 @@ import av
 
 from appliance.capture import timestrip
 from appliance.capture.synthetic import SyntheticSource
+from appliance.encode.keyframes import KeyframeReason
 from appliance.stream.ladder import LADDER_720P30
 from appliance.stream.pipeline import MediaPipeline, Mode
 from tests.support.wait import until
@@ -103,7 +104,7 @@ def test_keyframe_requests_are_limited_and_coalesced() -> None:
         until(lambda: len(enc.sizes) > 20, 5.0)  # past the first keyframe's interval
         before = enc.keyframes
         for _ in range(10):  # a burst of PLIs
-            pipeline.request_keyframe()
+            pipeline.keyframe(KeyframeReason.PLI)
         time.sleep(0.2)
         assert enc.keyframes == before + 1, "the first at once"
         until(lambda: enc.keyframes == before + 2, 1.0, what="the rest coalesced into one")

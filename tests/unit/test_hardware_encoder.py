@@ -177,15 +177,15 @@ def test_other_pixel_formats_are_converted(enc: HardwareEncoder) -> None:
 
 def test_too_wide_and_missing_device() -> None:
     with pytest.raises(DeviceError, match="max width 1920"):
-        HardwareEncoder(2560, 1440, 30, device=FakeM2M())
+        HardwareEncoder(2560, 1440, 30, 4_000_000, 2.0, device=FakeM2M())
     with pytest.raises(DeviceError, match="cannot open the hardware encoder"):
-        HardwareEncoder(1280, 720, 30, device=FakeM2M(present=False))
+        HardwareEncoder(1280, 720, 30, 4_000_000, 2.0, device=FakeM2M(present=False))
     with pytest.raises(DeviceError, match="cannot open"):
-        HardwareEncoder(1280, 720, 30, device_path="/nonexistent/video11")
+        HardwareEncoder(1280, 720, 30, 4_000_000, 2.0, device_path="/nonexistent/video11")
 
 
 def test_closed_encoder_refuses_frames(dev: FakeM2M) -> None:
-    e = HardwareEncoder(640, 480, 30, device=dev)
+    e = HardwareEncoder(640, 480, 30, 4_000_000, 2.0, device=dev)
     e.close()
     e.close()
     assert not dev.streaming

@@ -70,7 +70,7 @@ def test_periodic_keyframes_as_a_backstop() -> None:
 
 
 def test_a_new_size_restarts_with_sps_and_idr() -> None:
-    encoder = SoftwareEncoder(W, H, FPS)
+    encoder = SoftwareEncoder(W, H, FPS, 4_000_000, 2.0)
     encoder.encode(SyntheticSource(W, H).render(time.time()), 0)
     encoder.encode(SyntheticSource(W, H).render(time.time()), 3000)
     packets = encoder.encode(SyntheticSource(1024, 768).render(time.time()), 6000)

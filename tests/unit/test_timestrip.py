@@ -36,7 +36,7 @@ def test_damaged_or_missing_strips_are_rejected() -> None:
 
 def test_the_strip_survives_h264_and_names_the_capture_time() -> None:
     source = SyntheticSource(1280, 720, 30)
-    encoder = SoftwareEncoder(1280, 720, 30, bitrate=1_000_000)
+    encoder = SoftwareEncoder(1280, 720, 30, bitrate=1_000_000, keyframe_interval=2.0)
     import av
 
     decoder = av.CodecContext.create("h264", "r")

@@ -4,23 +4,27 @@ refused gets a fresh keyframe instead."""
 from __future__ import annotations
 
 from appliance.config import StreamConfig
+from appliance.encode.keyframes import KeyframePolicy, KeyframeReason
+from appliance.stream.fanout import PacketFanout
 from appliance.stream.feedback import LinkSettings
 from appliance.stream.viewers import Viewers
+from tests.support.media import RecordingMedia
 
 
 async def test_refused_retransmissions_are_answered_with_a_keyframe() -> None:
-    keyframes: list[str] = []
+    media = RecordingMedia()
+    keyframes = media.keyframes
     viewers = Viewers(
         (),
-        request_keyframe=lambda: keyframes.append("asked"),
-        on_count=lambda n: None,
+        media,
+        PacketFanout(KeyframePolicy()),
         on_left=lambda peer: None,
         link=LinkSettings.from_config(StreamConfig(), 4_000_000, (1280, 720, 30.0)),
-        first_keyframe=lambda: keyframes.append("first"),
     )
     peer = viewers.make()
     try:
         assert await viewers.adopt(peer)
+        assert media.counts == [1], "the media side is told who watches"
         feedback = peer.feedback
         assert feedback is not None
         viewers.control_once()
@@ -29,11 +33,13 @@ async def test_refused_retransmissions_are_answered_with_a_keyframe() -> None:
         refused = [feedback.allow_rtx(1200) for _ in range(400)].count(False)
         assert refused >= 3
         viewers.control_once()
-        assert keyframes == ["asked"], "a keyframe instead of the refused packets"
+        assert keyframes == [KeyframeReason.REFUSED_RTX], (
+            "a keyframe instead of the refused packets"
+        )
         viewers.control_once()
-        assert keyframes == ["asked"], "once per burst"
+        assert keyframes == [KeyframeReason.REFUSED_RTX], "once per burst"
         feedback.allow_rtx(10**6)  # one refusal alone: a retransmission is not worth an IDR
         viewers.control_once()
-        assert keyframes == ["asked"]
+        assert keyframes == [KeyframeReason.REFUSED_RTX]
     finally:
         await viewers.close_all()

@@ -1,0 +1,73 @@
+"""The media side behind one port (:class:`~appliance.stream.ports.MediaControl`): the video
+pipeline and the saved privacy mask, and, later, sound.
+
+Built at start before anything that uses it (the viewers, the core's state listener, the
+pairing page), so the saved mask is applied from the first frame whatever else runs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..capture.mask import Mask
+from ..capture.masks import MaskStore
+from ..encode.keyframes import KeyframeReason
+from ..state import State
+from ..types import Rect
+from .ladder import LadderStep
+from .pipeline import MediaPipeline, Mode, mode_for
+
+logger = logging.getLogger(__name__)
+
+
+class Media:
+    """Implements :class:`~appliance.stream.ports.MediaControl` on the media thread's pipeline
+    and the saved mask."""
+
+    def __init__(self, pipeline: MediaPipeline, masks: MaskStore) -> None:
+        self.pipeline = pipeline
+        self._masks = masks
+        self._apply(masks.rects())
+
+    # -- the port -------------------------------------------------------------------------------
+
+    def keyframe(self, reason: KeyframeReason) -> None:
+        self.pipeline.keyframe(reason)
+
+    def set_rate(self, bitrate: int, step: LadderStep) -> None:
+        self.pipeline.set_rate(bitrate, step)
+
+    def set_viewers(self, count: int) -> None:
+        self.pipeline.set_viewers(count)
+
+    def set_mode(self, mode: Mode) -> None:
+        self.pipeline.set_mode(mode)
+
+    def preview(self, timeout: float = 2.0) -> np.ndarray | None:
+        return self.pipeline.preview(timeout)
+
+    def mask(self) -> list[Rect]:
+        return self._masks.rects()
+
+    def set_mask(self, rects: list[Rect]) -> list[Rect]:
+        kept = self._masks.save(rects)
+        self._apply(kept)
+        return kept
+
+    # -- for the composition root ---------------------------------------------------------------
+
+    def follow_state(self, old: State, new: State) -> None:
+        """A core state listener: the mode follows the session's state (:func:`mode_for`)."""
+        self.set_mode(mode_for(new))
+
+    def start(self) -> None:
+        self.pipeline.start()
+
+    def stop(self) -> None:
+        """Stop the media thread, release source and encoder. Idempotent."""
+        self.pipeline.stop()
+
+    def _apply(self, rects: list[Rect]) -> None:
+        self.pipeline.set_frame_filter(Mask(rects).apply if rects else None)

@@ -1,0 +1,46 @@
+"""The media side's one port: what the viewers, the core's state and the pairing page may ask
+of the media (built before any of them, handed to them through their constructors).
+
+:class:`MediaControl` is implemented by :class:`~appliance.stream.media.Media`.
+
+Sound (a later issue) goes behind the same port: a second source, encoder and track, built by
+the same media builder. ``set_viewers`` and ``set_mode`` will start, pause and stop both;
+``set_rate`` will share the budget between them; ``keyframe`` stays the picture's; the mask
+and the preview stay the picture's. No method stands for sound until it exists.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from ..encode.keyframes import KeyframeReason
+from ..types import Rect
+from .ladder import LadderStep
+from .pipeline import Mode
+
+
+class MediaControl(Protocol):
+    """Control of the media side, from any thread."""
+
+    def keyframe(self, reason: KeyframeReason) -> None:
+        """Ask for a keyframe; the policy (:mod:`appliance.encode.keyframes`) says when."""
+
+    def set_rate(self, bitrate: int, step: LadderStep) -> None:
+        """The rate controller's decision (the slowest viewer's), applied before the next frame."""
+
+    def set_viewers(self, count: int) -> None:
+        """How many viewers are adopted: nothing is encoded for nobody."""
+
+    def set_mode(self, mode: Mode) -> None:
+        """What to send: nothing, the live picture, the paused slate."""
+
+    def preview(self, timeout: float = 2.0) -> np.ndarray | None:
+        """A fresh, unmasked, small RGB picture for the staff's mask editor (None: no signal)."""
+
+    def mask(self) -> list[Rect]:
+        """The privacy mask's rectangles in force."""
+
+    def set_mask(self, rects: list[Rect]) -> list[Rect]:
+        """Check, save and apply new rectangles (ValueError for a bad one); returns them."""

@@ -1,0 +1,44 @@
+"""A stand-in for the media port (:class:`appliance.stream.ports.MediaControl`) that records
+what it is asked."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from appliance.encode.keyframes import KeyframeReason
+from appliance.stream.ladder import LadderStep
+from appliance.stream.pipeline import Mode
+from appliance.types import Rect
+
+
+class RecordingMedia:
+    """Implements MediaControl; keeps every request, encodes nothing."""
+
+    def __init__(self) -> None:
+        self.keyframes: list[KeyframeReason] = []
+        self.rates: list[tuple[int, LadderStep]] = []
+        self.counts: list[int] = []
+        self.modes: list[Mode] = []
+        self.rects: list[Rect] = []
+
+    def keyframe(self, reason: KeyframeReason) -> None:
+        self.keyframes.append(reason)
+
+    def set_rate(self, bitrate: int, step: LadderStep) -> None:
+        self.rates.append((bitrate, step))
+
+    def set_viewers(self, count: int) -> None:
+        self.counts.append(count)
+
+    def set_mode(self, mode: Mode) -> None:
+        self.modes.append(mode)
+
+    def preview(self, timeout: float = 2.0) -> np.ndarray | None:
+        return None
+
+    def mask(self) -> list[Rect]:
+        return list(self.rects)
+
+    def set_mask(self, rects: list[Rect]) -> list[Rect]:
+        self.rects = list(rects)
+        return list(rects)
