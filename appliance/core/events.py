@@ -124,8 +124,8 @@ class ViewerLeft:
 
 @dataclass(frozen=True)
 class ViewerLink:
-    """The picture stopped reaching the viewer (``stalled``: no receiver report for 2 s), or
-    reaches them again."""
+    """The picture stopped reaching the viewer (``stalled``: no receiver report for
+    :data:`~appliance.vocab.STALL_AFTER_S`), or reaches them again."""
 
     peer: ViewerPeer
     stalled: bool

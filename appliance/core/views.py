@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..state import State, viewer_status
+from ..vocab import told
 
 if TYPE_CHECKING:
     from ..session.session import Session
@@ -86,7 +87,7 @@ def viewer_message(state: State, session: Session | None, end_reason: str) -> di
     if session is not None:
         message["expires"] = session.expires  # the phone says when the session ends
     if state is State.ENDED and end_reason:
-        message["reason"] = "expired" if end_reason == "expired" else "ended"
+        message["reason"] = told(end_reason)
     return message
 
 

@@ -46,8 +46,8 @@ class Viewer:
     connected: bool = False
     #: When (monotonic) the viewer's connection dropped; None while connected or before.
     left_at: float | None = None
-    #: The picture is not reaching them (no receiver report for 2 s): the box is waiting for
-    #: the path to come back or for the phone to reconnect.
+    #: The picture is not reaching them (no receiver report for ``vocab.STALL_AFTER_S``): the
+    #: box waits for the path to come back or for the phone to reconnect.
     stalled: bool = False
     #: The relay's handle for this viewer's current connection attempt.
     client: str = ""

@@ -27,6 +27,7 @@ from ..errors import SignallingError
 from ..session import seal
 from ..session.session import Session, Verdict, Viewer
 from ..types import EventRecorder
+from ..vocab import told
 from .client import OnMessage
 
 logger = logging.getLogger(__name__)
@@ -119,16 +120,14 @@ class Gate:
         await self._client.extend_room(session.room, session.expires)
 
     async def close(self, session: Session, reason: str) -> None:
-        await self._send_end(session, "expired" if reason == "expired" else "ended")
+        await self._send_end(session, told(reason))
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._poller
             self._poller = None
         try:
-            await self._client.close_room(
-                session.room, "expired" if reason == "expired" else "ended"
-            )
+            await self._client.close_room(session.room, told(reason))
         finally:
             self._session = None
             if self._attempt is not None:

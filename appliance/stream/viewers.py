@@ -5,14 +5,15 @@ Peers are made here for an accepted knock (pending), adopted when the core seats
 holds a peer (the signalling gate answering its offer) gets it from here and gives it back; a
 seated viewer's connection closing is reported once through ``on_left``.
 
-While someone watches, a control task runs every ``RATE_PERIOD`` seconds: each adopted peer's
-rate controller decides from its RTCP feedback, and the pipeline (shared by all viewers) gets
-the slowest viewer's decision through ``on_rate`` (its encoder bitrate and ladder step); the
-pacers follow their own viewer's target. A peer whose path goes dead (no receiver report for
-2 s) or comes back is reported through ``on_health(peer, stalled)``; on its return the encoder
-is asked for a keyframe at once, and so it is when retransmissions the budget refused leave a
-viewer waiting for packets that will not come. The viewers' status messages carry the picture step
-(``"step"``) and ``"reconnecting"`` while the path is stalled.
+While someone watches, a control task runs every ``RATE_PERIOD`` seconds: each adopted peer's rate
+controller decides from its RTCP feedback, and the pipeline (shared by all viewers) gets the slowest
+viewer's decision through ``on_rate`` (its encoder bitrate and ladder step); the pacers follow their
+own viewer's target. A peer whose path goes dead (no receiver report for
+:data:`~appliance.vocab.STALL_AFTER_S`) or comes back is reported through ``on_health(peer,
+stalled)``; on its return the encoder is asked for a keyframe at once, and so it is when
+retransmissions the budget refused leave a viewer waiting for packets that will not come. The
+viewers' status messages carry the picture step (``"step"``) and ``"reconnecting"`` while the path
+is stalled.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import av
 
 from ..config import IceServer
+from ..vocab import STALL_AFTER_S
 from . import compat
 from .fanout import PacketFanout
 from .feedback import LinkSettings
@@ -48,7 +50,9 @@ OnHealth = Callable[[ViewerPeer, bool], None]
 def viewer_health(peer: ViewerPeer, stalled: bool) -> None:
     """The default health hook: a log line (the box also tells the core, for the staff)."""
     if stalled:
-        logger.warning("viewer %s: no receiver report for 2 s, path stalled", peer.short_id)
+        logger.warning(
+            "viewer %s: no receiver report for %.0f s, path stalled", peer.short_id, STALL_AFTER_S
+        )
     else:
         logger.info("viewer %s: receiver reports again", peer.short_id)
 
