@@ -13,7 +13,6 @@ is ever logged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -112,8 +111,10 @@ class Gate:
 
     async def refuse(self, session: Session, viewer: Viewer) -> None:
         await self._send_end(session, "refused")
-        with contextlib.suppress(Exception):
+        try:
             await self._client.refuse(session.room, viewer.client, "refused")
+        except Exception as exc:  # noqa: BLE001 - its peer is closed: the phone is out anyway
+            logger.warning("could not tell the relay to drop a refused phone: %s", _name(exc))
         await self._drop_attempt()
 
     async def extend(self, session: Session) -> None:
@@ -123,8 +124,7 @@ class Gate:
         await self._send_end(session, told(reason))
         if self._poller is not None:
             self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._poller
+            await _stopped(self._poller)
             self._poller = None
         try:
             await self._client.close_room(session.room, told(reason))
@@ -166,8 +166,7 @@ class Gate:
         if verdict in (Verdict.TAKEN, Verdict.BANNED):
             if verdict is Verdict.BANNED:  # "taken" is recorded by the core, once per phone
                 self._record("refused", reason=verdict.value)
-            with contextlib.suppress(Exception):
-                await self._client.refuse(session.room, client, verdict.value)
+            await self._refuse_knock(client, session, verdict.value)
             return
         ice = await self._turn(session)
         peer = self._hooks.make_peer(ice)
@@ -234,16 +233,23 @@ class Gate:
     async def _tamper(self, session: Session, client: str, what: str) -> None:
         self._tampers.note(what)
         logger.warning("session %s: refused a tampered or invalid %s", session.short_id, what)
-        with contextlib.suppress(Exception):
-            await self._client.refuse(session.room, client, "bad")
+        await self._refuse_knock(client, session, "bad")
+
+    async def _refuse_knock(self, client: str, session: Session, reason: str) -> None:
+        try:
+            await self._client.refuse(session.room, client, reason)
+        except Exception as exc:  # noqa: BLE001 - the phone's knock then times out by itself
+            logger.warning("could not tell the relay to turn a knock away: %s", _name(exc))
 
     async def _send_end(self, session: Session, reason: str) -> None:
         attempt = self._attempt
         if attempt is None:
             return
-        with contextlib.suppress(Exception):
+        try:
             wire = attempt.handshake.seal({"type": "end", "reason": reason})
             await self._client.send(session.room, attempt.client, json.dumps(wire))
+        except Exception as exc:  # noqa: BLE001 - the phone also learns it from its status
+            logger.warning("could not tell the phone its session is over: %s", _name(exc))
 
     async def _drop_attempt(self) -> None:
         attempt, self._attempt = self._attempt, None
@@ -272,6 +278,21 @@ class TamperLog:
             return
         self._record("tamper", what=what, count=self._held + 1)
         self._since, self._held = now, 0
+
+
+def _name(exc: BaseException) -> str:
+    """An exception, for a log line: its type only (a relay's answer may name a room)."""
+    return type(exc).__name__
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    """Wait for a cancelled task; an error it ended with is logged (its type only)."""
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - stopping goes on
+        logger.warning("the relay poll ended with an error: %s", _name(exc))
 
 
 def _ice_json(server: IceServer) -> dict[str, Any]:

@@ -242,3 +242,26 @@ async def test_closing_tells_the_seated_viewer_it_ended(rig) -> None:
     with pytest.raises(seal.Ended, match="expired"):
         viewer.open_answer(rig.relay.sent[-1][1])
     await rig.gate.open(rig.session)  # the fixture closes it again
+
+
+async def test_a_failing_relay_is_logged_without_the_room_and_the_gate_goes_on(
+    rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing the relay fails at is swallowed silently (issue 15, item 5): each failure is a
+    log line naming the exception's type, never the room or the phone's handle."""
+    viewer = rig.viewer()
+    await rig.relay.deliver("c1", "knock", viewer.knock())
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError(f"the relay said no about room {rig.session.room}")
+
+    rig.relay.refuse = broken
+    rig.relay.send = broken
+    await rig.relay.deliver("c2", "knock", "junk")  # tampering: refused as "bad"
+    await rig.gate.refuse(rig.session, rig.session.viewer)
+    assert rig.peers[0].released, "the attempt is dropped even so"
+    lines = [r.getMessage() for r in caplog.records if r.name == "appliance.signalling.gate"]
+    assert any("turn a knock away: ConnectionError" in line for line in lines)
+    assert any("drop a refused phone: ConnectionError" in line for line in lines)
+    assert any("its session is over: ConnectionError" in line for line in lines)
+    assert rig.session.room not in caplog.text and "c1" not in " ".join(lines)
