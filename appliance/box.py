@@ -26,10 +26,11 @@ from .capture.registry import make_source
 from .config import Config, SourceKind
 from .core import (
     Core,
+    CoreSettings,
     Inbox,
-    Knock,
     OpenSession,
     Press,
+    VerifiedKnock,
     ViewerAnswered,
     ViewerBye,
     ViewerCancel,
@@ -267,7 +268,7 @@ class Box:
         client = RelayClient(relay_url, token, ca_file=ca)
 
         async def judge(salt: bytes, seat: bytes, name: str | None, handle: str) -> Verdict:
-            verdict: Verdict = await inbox.ask(Knock(salt, seat, name, handle))
+            verdict: Verdict = await inbox.ask(VerifiedKnock(salt, seat, name, handle))
             return verdict
 
         gate = Gate(
@@ -284,7 +285,7 @@ class Box:
             ),
         )
         core = Core(
-            config,
+            core_settings(config),
             inbox,
             viewers,
             gate,
@@ -376,6 +377,14 @@ class Box:
     def stop(self) -> None:
         """Ask :meth:`run` to finish. Idempotent; call on the loop."""
         self.core.stop()
+
+
+def core_settings(config: Config) -> CoreSettings:
+    """What the core reads of the config, in one place."""
+    pairing = config.pairing
+    return CoreSettings(
+        config.box.name, pairing.valid_minutes, pairing.max_minutes, pre_admit=pairing.pre_admit
+    )
 
 
 def tell_health(inbox: Inbox, peer: ViewerPeer, stalled: bool) -> None:

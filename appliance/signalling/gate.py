@@ -26,7 +26,7 @@ from ..errors import SignallingError
 from ..session import seal
 from ..session.session import Session, Verdict, Viewer
 from ..types import EventRecorder
-from ..vocab import told
+from ..vocab import Told, told
 from .client import OnMessage
 
 logger = logging.getLogger(__name__)
@@ -110,29 +110,45 @@ class Gate:
         self._poller = asyncio.ensure_future(self._client.receive(session.room, self._on_message))
 
     async def refuse(self, session: Session, viewer: Viewer) -> None:
-        await self._send_end(session, "refused")
-        try:
-            await self._client.refuse(session.room, viewer.client, "refused")
-        except Exception as exc:  # noqa: BLE001 - its peer is closed: the phone is out anyway
-            logger.warning("could not tell the relay to drop a refused phone: %s", _name(exc))
-        await self._drop_attempt()
+        await self._turn_out(session, viewer, Told.REFUSED)
 
-    async def extend(self, session: Session) -> None:
-        await self._client.extend_room(session.room, session.expires)
+    async def release(self, session: Session, viewer: Viewer) -> None:
+        await self._turn_out(session, viewer, Told.RELEASED)
+
+    async def _turn_out(self, session: Session, viewer: Viewer, why: Told) -> None:
+        """Tell the seat's holder why it is out (sealed, if its attempt is under way), and the
+        relay to drop it. Its attempt is taken first, before any wait: the core runs this
+        beside its loop, and the next phone's attempt must not be dropped in its place."""
+        attempt = self._attempt if self._attempt and self._attempt.client == viewer.client else None
+        if attempt is not None:
+            self._attempt = None
+        await self._send_end(session, why, attempt)
+        try:
+            await self._client.refuse(session.room, viewer.client, why.value)
+        except Exception as exc:  # noqa: BLE001 - its peer is closed: the phone is out anyway
+            logger.warning("could not tell the relay to drop a phone: %s", _name(exc))
+        if attempt is not None:
+            attempt.handshake.forget()
+            await self._hooks.release_peer(attempt.peer)
+
+    async def extend(self, session: Session, expires: int) -> None:
+        await self._client.extend_room(session.room, expires)
 
     async def close(self, session: Session, reason: str) -> None:
-        await self._send_end(session, told(reason))
-        if self._poller is not None:
-            self._poller.cancel()
-            await _stopped(self._poller)
-            self._poller = None
+        # The session's state is taken first, before any wait: the core runs this beside its
+        # loop, and may open the next session before it finishes.
+        attempt, poller = self._attempt, self._poller
+        if self._session is session:
+            self._session, self._attempt, self._poller = None, None, None
         try:
+            await self._send_end(session, told(reason), attempt)
+            if poller is not None:
+                poller.cancel()
+                await _stopped(poller)
             await self._client.close_room(session.room, told(reason))
         finally:
-            self._session = None
-            if self._attempt is not None:
-                self._attempt.handshake.forget()  # the core closes the peer itself
-            self._attempt = None
+            if attempt is not None:
+                attempt.handshake.forget()  # the core closes the peer itself
 
     # -- from the relay ---------------------------------------------------------------------------
 
@@ -241,8 +257,7 @@ class Gate:
         except Exception as exc:  # noqa: BLE001 - the phone's knock then times out by itself
             logger.warning("could not tell the relay to turn a knock away: %s", _name(exc))
 
-    async def _send_end(self, session: Session, reason: str) -> None:
-        attempt = self._attempt
+    async def _send_end(self, session: Session, reason: str, attempt: _Attempt | None) -> None:
         if attempt is None:
             return
         try:

@@ -23,12 +23,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ...errors import ApplianceError, SignallingError
+from ...vocab import Told
 
 LABEL = "appliance-seal-v1"
 VERSION = 1
 MAX_NAME = 40
 B2V, V2B = "b2v", "v2b"
-END_REASONS = frozenset({"ended", "expired", "refused"})
+#: What a sealed "end" may say (appliance.vocab.Told).
+END_REASONS = frozenset(Told)
 
 
 class SealError(SignallingError):
