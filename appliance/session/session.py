@@ -31,7 +31,7 @@ class Verdict(enum.Enum):
     NEW = "new"  # nobody holds the seat: this viewer takes it
     RETURNING = "returning"  # the seat's holder is back (a drop, a reload)
     TAKEN = "taken"  # someone else holds the seat
-    BANNED = "refused"  # the staff refused this viewer
+    BANNED = "banned"  # the staff refused this viewer: the relay tells it "refused"
     REPLAY = "replay"  # this salt was seen before: a replayed knock
 
 

@@ -26,7 +26,7 @@ from ..errors import SignallingError
 from ..session import seal
 from ..session.session import Session, Verdict, Viewer
 from ..types import EventRecorder
-from ..vocab import Told, told
+from ..vocab import Refusal, Told, told
 from .client import OnMessage
 
 logger = logging.getLogger(__name__)
@@ -180,9 +180,10 @@ class Gate:
             await self._tamper(session, client, "replayed knock")
             return
         if verdict in (Verdict.TAKEN, Verdict.BANNED):
+            refusal = Refusal.TAKEN if verdict is Verdict.TAKEN else Refusal.REFUSED
             if verdict is Verdict.BANNED:  # "taken" is recorded by the core, once per phone
-                self._record("refused", reason=verdict.value)
-            await self._refuse_knock(client, session, verdict.value)
+                self._record("refused", reason=refusal.value)
+            await self._refuse_knock(client, session, refusal.value)
             return
         ice = await self._turn(session)
         peer = self._hooks.make_peer(ice)
@@ -217,7 +218,7 @@ class Gate:
 
     async def _answer(self, session: Session, attempt: _Attempt, offer: str) -> None:
         try:
-            viewer_fp = seal.dtls_fingerprint(offer)
+            viewer_fp = seal.sdp_fingerprint(offer)
             answer = await attempt.peer.answer(offer)
         except (seal.SealError, SignallingError):
             await self._tamper(session, attempt.client, "offer")

@@ -157,7 +157,7 @@ async def test_a_good_knock_gets_a_signed_reply_then_an_answer_and_the_same_code
     offer_fp = secrets.token_bytes(32)
     await rig.relay.deliver("c1", "message", viewer.offer(fingerprint_sdp(offer_fp)))
     answer = viewer.open_answer(rig.relay.sent[-1][1])
-    assert seal.dtls_fingerprint(answer) == rig.peers[0].dtls_fingerprint
+    assert seal.sdp_fingerprint(answer) == rig.peers[0].dtls_fingerprint
     ((peer, code),) = rig.answered
     assert peer is rig.peers[0] and code == viewer.code(offer_fp), "both sides show one code"
     assert "tamper" not in rig.events.kinds()

@@ -325,7 +325,7 @@ async def test_refusing_frees_the_seat_and_bans_that_viewer() -> None:
         ("ready", "waiting"),
     ]
     assert "refuse" in rig.signalling.calls and peer.closed
-    assert [v.value for v in rig.verdicts] == ["new", "refused", "new"]
+    assert [v.value for v in rig.verdicts] == ["new", "banned", "new"]
     assert rig.core.session is None and sessions[0].secret == b"", "forgotten at shutdown"
 
 
@@ -427,7 +427,7 @@ async def test_refuse_works_on_any_seat_holder_not_admitted_and_admit_needs_the_
     )
     assert results == ["wait until the viewer's code is shown, then compare", None]
     assert seen == [("idle", "ready"), ("ready", "waiting"), ("waiting", "ready")]
-    assert [v.value for v in rig.verdicts] == ["new", "refused"], "the refused key stays out"
+    assert [v.value for v in rig.verdicts] == ["new", "banned"], "the refused key stays out"
 
 
 async def test_the_staff_are_warned_before_the_expiry_and_extend_by_what_they_choose() -> None:

@@ -176,7 +176,7 @@ _FINGERPRINT = re.compile(
 )
 
 
-def dtls_fingerprint(sdp: str) -> bytes:
+def sdp_fingerprint(sdp: str) -> bytes:
     """The SHA-256 DTLS fingerprint in ``sdp`` as raw bytes (other algorithms are ignored).
     The same value may be repeated (session and media level); two different ones are refused:
     the code must cover exactly one certificate."""
