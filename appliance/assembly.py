@@ -23,8 +23,8 @@ from .config import Config, SourceKind
 from .core import (
     Core,
     Inbox,
-    Knock,
     Press,
+    VerifiedKnock,
     ViewerAnswered,
     ViewerBye,
     ViewerCancel,
@@ -203,7 +203,7 @@ def build_signalling(
     client = RelayClient(relay_url, token, ca_file=ca)
 
     async def judge(salt: bytes, seat: bytes, name: str | None, handle: str) -> Verdict:
-        verdict: Verdict = await inbox.ask(Knock(salt, seat, name, handle))
+        verdict: Verdict = await inbox.ask(VerifiedKnock(salt, seat, name, handle))
         return verdict
 
     gate = Gate(

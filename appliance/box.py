@@ -31,7 +31,7 @@ from .assembly import (
 )
 from .board import resolve
 from .config import Config
-from .core import Core, Inbox, OpenSession
+from .core import Core, CoreSettings, Inbox, OpenSession
 from .crypto import BoxIdentity
 from .discovery import Announcer
 from .eventlog import EventLog
@@ -226,6 +226,14 @@ class Box:
         self.core.stop()
 
 
+def core_settings(config: Config) -> CoreSettings:
+    """What the core reads of the config, in one place."""
+    pairing = config.pairing
+    return CoreSettings(
+        config.box.name, pairing.valid_minutes, pairing.max_minutes, pre_admit=pairing.pre_admit
+    )
+
+
 def build_core(
     config: Config,
     inbox: Inbox,
@@ -244,7 +252,7 @@ def build_core(
         clock_ok = is_synchronised
     source = media.pipeline.source
     return Core(
-        config,
+        core_settings(config),
         inbox,
         viewers,
         signalling.gate,

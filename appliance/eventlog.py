@@ -33,34 +33,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .vocab import KINDS, THROTTLED
+
 logger = logging.getLogger(__name__)
 
-#: What can happen. Sessions: opened, knock, admitted, refused, tamper (a message that failed
-#: its seal or replayed), viewer-left, extended, ended (with a reason: the expiry is one). The
-#: staff page: login, login-failed, logout, mask-saved. Every kind the code records is here and
-#: nothing else (tests/unit/test_eventlog.py reads the code to check).
-KINDS = frozenset(
-    {
-        "opened",
-        "knock",
-        "admitted",
-        "refused",
-        "tamper",
-        "viewer-left",
-        "extended",
-        "ended",
-        "login",
-        "login-failed",
-        "logout",
-        "mask-saved",
-    }
-)
-#: Kinds an outsider can cause as often as they like (a wrong password, a refused knock, a
-#: tampered message): at most one entry per ``THROTTLE_SECONDS`` for each kind and its fields;
-#: what is held back meanwhile is written when the window ends, as one entry with its ``count``.
-#: The log keeps the scale of an attack without being flooded by it (a flood would push out the
-#: entries the clinic must keep).
-THROTTLED = frozenset({"login-failed", "refused", "tamper"})
+__all__ = ["FIELDS", "KINDS", "THROTTLED", "THROTTLE_SECONDS", "EventLog", "make_entry"]
+
+#: What can happen is :data:`appliance.vocab.KINDS`. The kinds an outsider can cause as often as
+#: they like (:data:`appliance.vocab.THROTTLED`: a wrong password, a refused knock, a tampered
+#: message) get at most one entry per ``THROTTLE_SECONDS`` for each kind and its fields; what is
+#: held back meanwhile is written when the window ends, as one entry with its ``count``. The log
+#: keeps the scale of an attack without being flooded by it (a flood would push out the entries
+#: the clinic must keep).
 THROTTLE_SECONDS = 60.0
 #: The only field names an entry may carry: durations (``*_s``, ``valid_minutes``), counts,
 #: flags and reasons.

@@ -29,6 +29,9 @@ ALLOWED: dict[State, frozenset[State]] = {
     State.ERROR: frozenset({State.IDLE}),
 }
 
+#: The states a session is open in (the staff may end it; the LED may warn of its expiry).
+OPEN_STATES = frozenset({State.READY, State.WAITING, State.LIVE, State.PAUSED})
+
 
 class ViewerStatus(enum.Enum):
     """What the viewer's page shows."""
@@ -68,6 +71,6 @@ LED_EXPIRING = "1" * 9 + "0"
 
 
 def led_pattern(state: State, expiring: bool = False) -> str:
-    if expiring and state in (State.READY, State.WAITING, State.LIVE, State.PAUSED):
+    if expiring and state in OPEN_STATES:
         return LED_EXPIRING
     return LED_PATTERNS[state]

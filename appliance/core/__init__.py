@@ -1,5 +1,8 @@
-"""The core: the state machine (machine.py), its events and staff commands (events.py), its one
-queue (inbox.py) and the typed views the pages read (views.py)."""
+"""The core: the state machine (machine.py: the dispatch; base.py: the state and its views;
+lifecycle.py: the session's life; seat.py: the seat; relaycalls.py: the relay calls run beside
+it), its events and staff commands (events.py), its one queue (inbox.py), its settings
+(settings.py), what it needs of the layers below (ports.py) and the typed views the pages read
+(views.py)."""
 
 from .events import (
     Admit,
@@ -7,14 +10,16 @@ from .events import (
     EndSession,
     Event,
     Extend,
-    Knock,
     OpenSession,
     Pause,
     Press,
     Refuse,
+    RelayCall,
+    RelayDone,
     Release,
     Resume,
     StaffCommand,
+    VerifiedKnock,
     ViewerAnswered,
     ViewerBye,
     ViewerCancel,
@@ -23,27 +28,31 @@ from .events import (
 )
 from .inbox import Inbox
 from .machine import Core, Signalling, ViewerPool
+from .settings import CoreSettings
 from .views import SessionView, Status, ViewerView
 
 __all__ = [
     "Admit",
     "Core",
+    "CoreSettings",
     "End",
     "EndSession",
     "Event",
     "Extend",
     "Inbox",
-    "Knock",
     "OpenSession",
     "Pause",
     "Press",
     "Refuse",
     "Release",
+    "RelayCall",
+    "RelayDone",
     "Resume",
     "SessionView",
     "Signalling",
     "StaffCommand",
     "Status",
+    "VerifiedKnock",
     "ViewerAnswered",
     "ViewerBye",
     "ViewerCancel",

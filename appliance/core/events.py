@@ -7,12 +7,18 @@ commands carry a future for their answer (a refusal is an InvalidStateError with
 from __future__ import annotations
 
 import asyncio
+import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from ..session.session import Session, Verdict
+from ..vocab import EndReason
 
 if TYPE_CHECKING:
-    from ..session.session import Verdict
     from ..stream.peers import ViewerPeer
+
+#: What a staff command answers with.
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -26,12 +32,12 @@ class Press:
 
 
 @dataclass(frozen=True)
-class StaffCommand:
-    future: asyncio.Future[Any] | None = field(default=None, compare=False, kw_only=True)
+class StaffCommand(Generic[T]):
+    future: asyncio.Future[T] | None = field(default=None, compare=False, kw_only=True)
 
 
 @dataclass(frozen=True)
-class OpenSession(StaffCommand):
+class OpenSession(StaffCommand[Session]):
     """Open a session; ``consent``: the patient agreed; ``valid_minutes`` 0 = the default."""
 
     consent: bool = False
@@ -39,33 +45,33 @@ class OpenSession(StaffCommand):
 
 
 @dataclass(frozen=True)
-class Admit(StaffCommand):
+class Admit(StaffCommand[None]):
     """Let the waiting viewer see the scan."""
 
 
 @dataclass(frozen=True)
-class Refuse(StaffCommand):
+class Refuse(StaffCommand[None]):
     """Refuse the waiting viewer: the seat is freed and that key banned."""
 
 
 @dataclass(frozen=True)
-class Pause(StaffCommand):
+class Pause(StaffCommand[None]):
     """Privacy blackout: the viewer sees the "paused" slate."""
 
 
 @dataclass(frozen=True)
-class Resume(StaffCommand):
+class Resume(StaffCommand[None]):
     """Back to the live picture."""
 
 
 @dataclass(frozen=True)
-class Release(StaffCommand):
+class Release(StaffCommand[None]):
     """Let another phone in: the seat (held by a viewer not admitted, or gone) goes to the next
     knock, with a new code to compare."""
 
 
 @dataclass(frozen=True)
-class Extend(StaffCommand):
+class Extend(StaffCommand[None]):
     """Push the session's expiry by ``minutes`` (0: as far as allowed), never past the longest
     a session may last (config ``pairing.max_minutes`` from its opening)."""
 
@@ -73,10 +79,10 @@ class Extend(StaffCommand):
 
 
 @dataclass(frozen=True)
-class End(StaffCommand):
+class End(StaffCommand[None]):
     """End the session for good."""
 
-    reason: str = "page"
+    reason: str = EndReason.PAGE
 
 
 # -- from the signalling side and the viewers' peers ---------------------------------------------
@@ -87,7 +93,7 @@ class EndSession:
     """End the session (its expiry timer posts it; a viewer leaving never ends it); ignored
     when none is open."""
 
-    reason: str = "staff"
+    reason: str = EndReason.STAFF
 
 
 @dataclass(frozen=True)
@@ -96,10 +102,10 @@ class ExpiryWarning:
 
 
 @dataclass(frozen=True)
-class Knock:
-    """A knock whose seal verified: the core judges it against the seat and answers a
-    :class:`~appliance.session.session.Verdict` through ``future`` (the seat is written here
-    only, on the core's queue)."""
+class VerifiedKnock:
+    """A knock whose seal verified (the gate opened it): the core judges it against the seat
+    and answers a :class:`~appliance.session.session.Verdict` through ``future`` (the seat is
+    written here only, on the core's queue)."""
 
     salt: bytes
     seat: bytes
@@ -125,8 +131,8 @@ class ViewerLeft:
 
 @dataclass(frozen=True)
 class ViewerLink:
-    """The picture stopped reaching the viewer (``stalled``: no receiver report for 2 s), or
-    reaches them again."""
+    """The picture stopped reaching the viewer (``stalled``: no receiver report for
+    :data:`~appliance.vocab.STALL_AFTER_S`), or reaches them again."""
 
     peer: ViewerPeer
     stalled: bool
@@ -143,12 +149,46 @@ class ViewerCancel:
     knock, that key is no longer its owner, and nobody is banned."""
 
 
+class RelayCall(enum.Enum):
+    """The calls to the relay the core starts (appliance.core.relaycalls): each runs beside the
+    core, and its outcome comes back as :class:`RelayDone`."""
+
+    OPEN = "open"
+    REFUSE = "refuse"
+    RELEASE = "release"
+    EXTEND = "extend"
+    CLOSE = "close"
+
+
+@dataclass(frozen=True)
+class RelayDone:
+    """A call to the relay finished, for ``session``: ``error`` is the exception's type name
+    (the call failed or timed out), None when it succeeded."""
+
+    call: RelayCall
+    session: Session
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class GraceOver:
+    """The ended session's grace is over (its viewer had time to read "ended"): its peers are
+    closed, the session forgotten, the box IDLE again."""
+
+
 Event = (
     Press
-    | StaffCommand
+    | StaffCommand[Session]
+    | StaffCommand[None]
     | EndSession
     | ExpiryWarning
-    | Knock
+    | VerifiedKnock
+    | RelayDone
+    | GraceOver
     | ViewerAnswered
     | ViewerLeft
     | ViewerLink

@@ -1,21 +1,19 @@
 """A session's expiry, for the core: the timer that ends it, the warning before it (the page and
-the LED), and the staff's extensions (told to the relay, recorded). Runs on the core's loop; the
-core calls it while handling its events, so it is never written from anywhere else."""
+the LED), and the staff's extensions (what to ask the relay for, then, once it agreed, applied and
+recorded). Runs on the core's loop; the core calls it while handling its events, so it is never
+written from anywhere else."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 
 from ..errors import InvalidStateError
 from ..session.session import Session
+from ..vocab import EndReason
 from .events import EndSession, ExpiryWarning
 from .inbox import Timers, notify
-from .ports import Signalling
 from .views import extend_to
-
-logger = logging.getLogger(__name__)
 
 #: The staff are warned (page and LED) this long before a session expires.
 EXPIRY_WARNING = 600.0
@@ -31,12 +29,10 @@ class Expiry:
     def __init__(
         self,
         timers: Timers,
-        signalling: Signalling,
         record: Callable[..., None],
         max_minutes: int,
     ) -> None:
         self._timers = timers
-        self._signalling = signalling
         self._record = record
         self.max_minutes = max_minutes
         self._listeners: list[ExpiryListener] = []
@@ -63,23 +59,22 @@ class Expiry:
     def start(self, session: Session) -> None:
         """(Re)start the timers for the session's expiry and the warning before it."""
         left = max(0.0, session.expires - time.time())
-        self._timers.start("expiry", left, EndSession("expired"))
+        self._timers.start("expiry", left, EndSession(EndReason.EXPIRED))
         self._timers.start("warning", max(0.0, left - EXPIRY_WARNING), ExpiryWarning())
 
-    async def extend(self, session: Session, minutes: int = 0) -> None:
-        """Push the expiry by ``minutes`` (0: as far as allowed), capped at the longest a session
-        may last; InvalidStateError when nothing is left."""
+    def target(self, session: Session, minutes: int = 0) -> int:
+        """The expiry an extension by ``minutes`` asks the relay for (0: as far as allowed),
+        capped at the longest a session may last; InvalidStateError when nothing is left."""
         expires = self.extend_to(session, minutes)
         if expires is None:
             raise InvalidStateError("this session cannot be extended")
+        return expires
+
+    def extended(self, session: Session, expires: int) -> None:
+        """The relay keeps the room until ``expires``: the session does too (recorded, the
+        warning off, the timers restarted)."""
         old = session.expires
         session.expires, session.extended = expires, True
-        try:
-            await self._signalling.extend(session)
-        except Exception as exc:
-            session.expires, session.extended = old, False
-            logger.warning("could not extend the room at the relay: %s", type(exc).__name__)
-            raise InvalidStateError("the relay cannot be reached: try again shortly") from exc
         self._record("extended", valid_minutes=round((expires - old) / 60))
         self.set_expiring(False)
         self.start(session)

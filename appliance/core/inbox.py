@@ -7,12 +7,32 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast
 
 from ..errors import InvalidStateError
 from .events import Event
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Asking(Protocol[T]):
+    """An event that carries a future for its answer (a staff command, a verified knock)."""
+
+    @property
+    def future(self) -> asyncio.Future[T] | None: ...
+
+
+class _Later:
+    """What a handler returns when it answers the event's future itself, later (a command
+    waiting on a relay call that runs beside the core)."""
+
+    def __repr__(self) -> str:
+        return "LATER"
+
+
+LATER = _Later()
 
 
 class Inbox:
@@ -39,10 +59,10 @@ class Inbox:
         if self.open:
             self._queue.put_nowait(event)
 
-    async def ask(self, event: Any) -> Any:
+    async def ask(self, event: Asking[T]) -> T:
         """Post ``event`` (a dataclass with a ``future`` field) and wait for the core's answer."""
-        future: asyncio.Future[Any] = self._loop.create_future()
-        self.post(dataclasses.replace(event, future=future))
+        future: asyncio.Future[T] = self._loop.create_future()
+        self.post(cast(Event, dataclasses.replace(event, future=future)))  # type: ignore[type-var]
         return await future
 
     async def get(self) -> Event:
@@ -50,12 +70,13 @@ class Inbox:
 
     async def serve(
         self,
-        handle: Callable[[Event], Awaitable[Any]],
+        handle: Callable[[Event], Awaitable[object]],
         stopped: asyncio.Event,
         started: Callable[[], None] | None = None,
     ) -> None:
         """Hand every event to ``handle`` in order until ``stopped`` is set; a command's answer
-        (or refusal) goes to its future. An unexpected error with nobody to tell is raised, so
+        (or refusal) goes to its future, unless the handler returns :data:`LATER` (it answers
+        that future itself). An unexpected error with nobody to tell is raised, so
         the service restarts."""
         self.open = True
         try:
@@ -73,7 +94,7 @@ class Inbox:
         finally:
             self.open = False
 
-    async def _dispatch(self, handle: Callable[[Event], Awaitable[Any]]) -> None:
+    async def _dispatch(self, handle: Callable[[Event], Awaitable[object]]) -> None:
         while True:
             event = await self.get()
             future = getattr(event, "future", None)
@@ -90,7 +111,7 @@ class Inbox:
                 if not future.done():
                     future.set_exception(exc)
             else:
-                if future is not None and not future.done():
+                if future is not None and not future.done() and result is not LATER:
                     future.set_result(result)
 
 

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..state import State, viewer_status
+from ..vocab import told
 
 if TYPE_CHECKING:
     from ..session.session import Session
@@ -77,16 +78,16 @@ class Status:
         return asdict(self)
 
 
-def viewer_message(state: State, session: Session | None, end_reason: str) -> dict[str, Any]:
+def viewer_message(state: State, session: Session | None, end_reason: str) -> dict[str, object]:
     """The status the viewer's page is told over its data channel (docs/protocol.md)."""
     viewer = session.viewer if session is not None else None
-    message: dict[str, Any] = {"type": "status", "state": viewer_status(state).value}
+    message: dict[str, object] = {"type": "status", "state": viewer_status(state).value}
     if viewer is not None and viewer.code is not None:
         message["code"] = viewer.code
     if session is not None:
         message["expires"] = session.expires  # the phone says when the session ends
     if state is State.ENDED and end_reason:
-        message["reason"] = "expired" if end_reason == "expired" else "ended"
+        message["reason"] = told(end_reason).value
     return message
 
 

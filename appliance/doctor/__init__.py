@@ -31,7 +31,7 @@ from .checks import (
     check_thermal,
     check_turn,
 )
-from .env import DEFAULT_CONFIG, FAIL, OK, WARN, Check, CheckResult, DoctorEnv, Status
+from .env import DEFAULT_CONFIG, FAIL, OK, WARN, Check, CheckResult, CheckStatus, DoctorEnv
 
 __all__ = [
     "CHECKS",
@@ -40,7 +40,7 @@ __all__ = [
     "WARN",
     "CheckResult",
     "DoctorEnv",
-    "Status",
+    "CheckStatus",
     "check_config",
     "main",
     "run_checks",

@@ -24,7 +24,7 @@ TEMP_WARN, TEMP_FAIL = 70.0, 80.0
 OUR_GPIO_CONSUMERS = ("lg", "gpiozero", "appliance")
 
 
-class Status(enum.Enum):
+class CheckStatus(enum.Enum):
     OK = "OK"
     WARN = "WARN"
     FAIL = "FAIL"
@@ -33,13 +33,13 @@ class Status(enum.Enum):
 @dataclass(frozen=True)
 class CheckResult:
     name: str
-    status: Status
+    status: CheckStatus
     detail: str
     fix: str = ""
 
     def __str__(self) -> str:
         line = f"{self.status.value:<4}  {self.name}: {self.detail}"
-        if self.fix and self.status is not Status.OK:
+        if self.fix and self.status is not CheckStatus.OK:
             line += f"\n      fix: {self.fix}"
         return line
 
@@ -101,4 +101,4 @@ class DoctorEnv:
 
 
 Check = Callable[[DoctorEnv], list[CheckResult]]
-OK, WARN, FAIL = Status.OK, Status.WARN, Status.FAIL
+OK, WARN, FAIL = CheckStatus.OK, CheckStatus.WARN, CheckStatus.FAIL

@@ -16,6 +16,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from ..errors import ApplianceError
+from ..vocab import Refusal, Told, told
 
 MAX_BLOB = 32 * 1024
 MAX_QUEUE = 16  # messages waiting per direction per client
@@ -27,8 +28,9 @@ CLIENT_IDLE = 120.0  # a client that has not polled for this long is forgotten (
 MAX_POLLS_PER_ROOM = 8  # viewers' long polls waiting at once in one room (one per client)
 GONE_FOR = 24 * 3600.0  # how long after its expiry a closed room's outcome is remembered
 MAX_GONE = 10_000  # closed rooms remembered at most (the oldest forgotten first)
-#: What the box may say when it refuses a knock; anything else is "refused".
-REFUSALS = ("taken", "refused", "bad")
+#: What the box may say when it refuses a knock (appliance.vocab.Refusal); anything else is
+#: "refused".
+REFUSALS = frozenset(Refusal)
 
 
 class RelayError(ApplianceError):
@@ -152,8 +154,8 @@ class Rooms:
         """The box closes ``room``: viewers hear ``reason`` ("ended" or "expired") from now on."""
         with self._cond:
             found = self._owned(box, room)
-            expired = reason == "expired" or found.expires <= time.time()
-            self._end(room, "expired" if expired else "ended")
+            expired = found.expires <= time.time()
+            self._end(room, Told.EXPIRED if expired else told(reason))
             self._cond.notify_all()
 
     def check(self, room: str) -> None:

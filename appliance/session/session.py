@@ -31,7 +31,7 @@ class Verdict(enum.Enum):
     NEW = "new"  # nobody holds the seat: this viewer takes it
     RETURNING = "returning"  # the seat's holder is back (a drop, a reload)
     TAKEN = "taken"  # someone else holds the seat
-    BANNED = "refused"  # the staff refused this viewer
+    BANNED = "banned"  # the staff refused this viewer: the relay tells it "refused"
     REPLAY = "replay"  # this salt was seen before: a replayed knock
 
 
@@ -46,8 +46,8 @@ class Viewer:
     connected: bool = False
     #: When (monotonic) the viewer's connection dropped; None while connected or before.
     left_at: float | None = None
-    #: The picture is not reaching them (no receiver report for 2 s): the box is waiting for
-    #: the path to come back or for the phone to reconnect.
+    #: The picture is not reaching them (no receiver report for ``vocab.STALL_AFTER_S``): the
+    #: box waits for the path to come back or for the phone to reconnect.
     stalled: bool = False
     #: The relay's handle for this viewer's current connection attempt.
     client: str = ""

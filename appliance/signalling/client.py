@@ -20,6 +20,7 @@ import httpx
 
 from ..errors import ApplianceError
 from ..relay import paths
+from ..vocab import told
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class RelayClient:
     async def close_room(self, room: str, reason: str = "ended") -> None:
         """Close ``room``; its viewers hear ``reason`` from the relay: "ended" or "expired"."""
         self._expiry.pop(room, None)
-        reason = "expired" if reason == "expired" else "ended"
+        reason = told(reason)
         try:
             await self._call("DELETE", paths.box_room(room), reason=reason)
         except RelayRefused as exc:

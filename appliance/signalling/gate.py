@@ -13,7 +13,6 @@ is ever logged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -27,6 +26,7 @@ from ..errors import SignallingError
 from ..session import seal
 from ..session.session import Session, Verdict, Viewer
 from ..types import EventRecorder
+from ..vocab import Refusal, Told, told
 from .client import OnMessage
 
 logger = logging.getLogger(__name__)
@@ -110,30 +110,45 @@ class Gate:
         self._poller = asyncio.ensure_future(self._client.receive(session.room, self._on_message))
 
     async def refuse(self, session: Session, viewer: Viewer) -> None:
-        await self._send_end(session, "refused")
-        with contextlib.suppress(Exception):
-            await self._client.refuse(session.room, viewer.client, "refused")
-        await self._drop_attempt()
+        await self._turn_out(session, viewer, Told.REFUSED)
 
-    async def extend(self, session: Session) -> None:
-        await self._client.extend_room(session.room, session.expires)
+    async def release(self, session: Session, viewer: Viewer) -> None:
+        await self._turn_out(session, viewer, Told.RELEASED)
+
+    async def _turn_out(self, session: Session, viewer: Viewer, why: Told) -> None:
+        """Tell the seat's holder why it is out (sealed, if its attempt is under way), and the
+        relay to drop it. Its attempt is taken first, before any wait: the core runs this
+        beside its loop, and the next phone's attempt must not be dropped in its place."""
+        attempt = self._attempt if self._attempt and self._attempt.client == viewer.client else None
+        if attempt is not None:
+            self._attempt = None
+        await self._send_end(session, why, attempt)
+        try:
+            await self._client.refuse(session.room, viewer.client, why.value)
+        except Exception as exc:  # noqa: BLE001 - its peer is closed: the phone is out anyway
+            logger.warning("could not tell the relay to drop a phone: %s", _name(exc))
+        if attempt is not None:
+            attempt.handshake.forget()
+            await self._hooks.release_peer(attempt.peer)
+
+    async def extend(self, session: Session, expires: int) -> None:
+        await self._client.extend_room(session.room, expires)
 
     async def close(self, session: Session, reason: str) -> None:
-        await self._send_end(session, "expired" if reason == "expired" else "ended")
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._poller
-            self._poller = None
+        # The session's state is taken first, before any wait: the core runs this beside its
+        # loop, and may open the next session before it finishes.
+        attempt, poller = self._attempt, self._poller
+        if self._session is session:
+            self._session, self._attempt, self._poller = None, None, None
         try:
-            await self._client.close_room(
-                session.room, "expired" if reason == "expired" else "ended"
-            )
+            await self._send_end(session, told(reason), attempt)
+            if poller is not None:
+                poller.cancel()
+                await _stopped(poller)
+            await self._client.close_room(session.room, told(reason))
         finally:
-            self._session = None
-            if self._attempt is not None:
-                self._attempt.handshake.forget()  # the core closes the peer itself
-            self._attempt = None
+            if attempt is not None:
+                attempt.handshake.forget()  # the core closes the peer itself
 
     # -- from the relay ---------------------------------------------------------------------------
 
@@ -165,10 +180,10 @@ class Gate:
             await self._tamper(session, client, "replayed knock")
             return
         if verdict in (Verdict.TAKEN, Verdict.BANNED):
+            refusal = Refusal.TAKEN if verdict is Verdict.TAKEN else Refusal.REFUSED
             if verdict is Verdict.BANNED:  # "taken" is recorded by the core, once per phone
-                self._record("refused", reason=verdict.value)
-            with contextlib.suppress(Exception):
-                await self._client.refuse(session.room, client, verdict.value)
+                self._record("refused", reason=refusal.value)
+            await self._refuse_knock(client, session, refusal.value)
             return
         ice = await self._turn(session)
         peer = self._hooks.make_peer(ice)
@@ -203,7 +218,7 @@ class Gate:
 
     async def _answer(self, session: Session, attempt: _Attempt, offer: str) -> None:
         try:
-            viewer_fp = seal.dtls_fingerprint(offer)
+            viewer_fp = seal.sdp_fingerprint(offer)
             answer = await attempt.peer.answer(offer)
         except (seal.SealError, SignallingError):
             await self._tamper(session, attempt.client, "offer")
@@ -235,16 +250,22 @@ class Gate:
     async def _tamper(self, session: Session, client: str, what: str) -> None:
         self._tampers.note(what)
         logger.warning("session %s: refused a tampered or invalid %s", session.short_id, what)
-        with contextlib.suppress(Exception):
-            await self._client.refuse(session.room, client, "bad")
+        await self._refuse_knock(client, session, "bad")
 
-    async def _send_end(self, session: Session, reason: str) -> None:
-        attempt = self._attempt
+    async def _refuse_knock(self, client: str, session: Session, reason: str) -> None:
+        try:
+            await self._client.refuse(session.room, client, reason)
+        except Exception as exc:  # noqa: BLE001 - the phone's knock then times out by itself
+            logger.warning("could not tell the relay to turn a knock away: %s", _name(exc))
+
+    async def _send_end(self, session: Session, reason: str, attempt: _Attempt | None) -> None:
         if attempt is None:
             return
-        with contextlib.suppress(Exception):
+        try:
             wire = attempt.handshake.seal({"type": "end", "reason": reason})
             await self._client.send(session.room, attempt.client, json.dumps(wire))
+        except Exception as exc:  # noqa: BLE001 - the phone also learns it from its status
+            logger.warning("could not tell the phone its session is over: %s", _name(exc))
 
     async def _drop_attempt(self) -> None:
         attempt, self._attempt = self._attempt, None
@@ -273,6 +294,21 @@ class TamperLog:
             return
         self._record("tamper", what=what, count=self._held + 1)
         self._since, self._held = now, 0
+
+
+def _name(exc: BaseException) -> str:
+    """An exception, for a log line: its type only (a relay's answer may name a room)."""
+    return type(exc).__name__
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    """Wait for a cancelled task; an error it ended with is logged (its type only)."""
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - stopping goes on
+        logger.warning("the relay poll ended with an error: %s", _name(exc))
 
 
 def _ice_json(server: IceServer) -> dict[str, Any]:

@@ -40,12 +40,6 @@ from .ratecontrol import RateController, RateDecision, RateParams, ReceiverRepor
 logger = logging.getLogger(__name__)
 
 
-#: No receiver report for this long: the path is dead. The box must notice within 3 s of the
-#: outage; the last report may have come up to a report interval (about 1 s) after it (it still
-#: counts the packets that arrived before), so 2 s.
-STALL_AFTER_S = 2.0
-
-
 @dataclass(frozen=True)
 class LinkSettings:
     """How each viewer's link is run (from the ``[stream]`` config)."""
@@ -73,10 +67,7 @@ class LinkSettings:
         if stream.rate_control:
             low = min(stream.min_bitrate, max_bitrate)
             start = min(max_bitrate, max(low, RateParams.start_bps))
-            # a dead path within 3 s: a report (about every second) overdue for 2 s
-            rate = RateParams(
-                min_bps=low, max_bps=max_bitrate, start_bps=start, stall_after_s=STALL_AFTER_S
-            )
+            rate = RateParams(min_bps=low, max_bps=max_bitrate, start_bps=start)
         return cls(
             rate=rate,
             ladder=ladder_for(*picture),

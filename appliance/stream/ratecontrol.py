@@ -20,9 +20,10 @@ The target is the smallest of:
 Growth is multiplicative (docs/rate-control.md) and never far above the rate actually sent;
 everything is clamped to ``[min_bps, max_bps]``.
 
-No receiver report for ``stall_after_s`` (3 s) means a dead path: the decision says
-``stalled`` and the target is cut once by ``stall_backoff``; the first report after a stall only
-re-arms the controller (its loss counts the blackout, not congestion), then it ramps back.
+No receiver report for ``stall_after_s`` (:data:`appliance.vocab.STALL_AFTER_S`) means a dead path:
+the decision says ``stalled`` and the target is cut once by ``stall_backoff``; the first report
+after a stall only re-arms the controller (its loss counts the blackout, not congestion), then it
+ramps back.
 
 The ladder (:mod:`appliance.stream.ladder`) turns the target into a picture step.
 """

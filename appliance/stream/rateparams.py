@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..vocab import STALL_AFTER_S
 from .ladder import LadderStep
 
 
@@ -47,8 +48,8 @@ class RateParams:
     early_loss: float = 0.25
     early_window_s: float = 0.5
     early_min_packets: int = 20
-    #: no receiver report for this long: the path is dead
-    stall_after_s: float = 3.0
+    #: no receiver report for this long: the path is dead (the one stall time)
+    stall_after_s: float = STALL_AFTER_S
     stall_backoff: float = 0.5
     remb_timeout_s: float = 3.0
     #: the rate actually sent is measured over this window

@@ -9,7 +9,8 @@ While someone watches, a control task runs every ``RATE_PERIOD`` seconds: each a
 rate controller decides from its RTCP feedback, and the media side (shared by all viewers) gets
 the slowest viewer's decision through its port (``MediaControl.set_rate``: the encoder bitrate
 and ladder step); the pacers follow their own viewer's target. A peer whose path goes dead (no
-receiver report for 2 s) or comes back is reported through ``on_health(peer, stalled)``. What a
+receiver report for :data:`~appliance.vocab.STALL_AFTER_S`) or comes back is reported through
+``on_health(peer, stalled)``. What a
 round asks of the encoder (a keyframe when the path is back, or instead of retransmissions the
 budget refused) is the keyframe policy's (:func:`appliance.encode.keyframes.after_round`); a
 viewer's PLI/FIR goes to the same port. The viewers' status messages carry the picture step
@@ -27,6 +28,7 @@ from typing import Any
 from ..config import IceServer
 from ..encode.keyframes import KeyframeReason, after_round
 from ..errors import InvalidStateError
+from ..vocab import STALL_AFTER_S
 from . import compat
 from .fanout import PacketFanout
 from .feedback import LinkSettings
@@ -45,7 +47,9 @@ OnHealth = Callable[[ViewerPeer, bool], None]
 def viewer_health(peer: ViewerPeer, stalled: bool) -> None:
     """The default health hook: a log line (the box also tells the core, for the staff)."""
     if stalled:
-        logger.warning("viewer %s: no receiver report for 2 s, path stalled", peer.short_id)
+        logger.warning(
+            "viewer %s: no receiver report for %.0f s, path stalled", peer.short_id, STALL_AFTER_S
+        )
     else:
         logger.info("viewer %s: receiver reports again", peer.short_id)
 

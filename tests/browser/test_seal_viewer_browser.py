@@ -160,7 +160,7 @@ def test_the_page_shows_the_code_it_computed_and_comes_back_with_the_same_seat(
                 return
             sdp = run(answer(peers[-1], offer["sdp"]))
             relay.send(handshake.answer(sdp))
-            codes.append(handshake.code(seal.dtls_fingerprint(offer["sdp"])))
+            codes.append(handshake.code(seal.sdp_fingerprint(offer["sdp"])))
 
     try:
         with ScriptedRelay(room, box) as relay:

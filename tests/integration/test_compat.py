@@ -34,7 +34,7 @@ async def test_the_dtls_fingerprint_is_the_one_the_offer_carries() -> None:
         pc.addTransceiver("video", direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         assert len(fingerprint) == 32
-        assert seal.dtls_fingerprint(pc.localDescription.sdp) == fingerprint
+        assert seal.sdp_fingerprint(pc.localDescription.sdp) == fingerprint
     finally:
         await pc.close()
 

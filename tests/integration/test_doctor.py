@@ -135,7 +135,7 @@ class Box:
     env: DoctorEnv
     bridge: FakeTC358743
 
-    def results(self) -> dict[str, tuple[doctor.Status, str]]:
+    def results(self) -> dict[str, tuple[doctor.CheckStatus, str]]:
         return {r.name: (r.status, r.detail) for r in run_checks(self.env)}
 
     def reconfigure(self, **sections: Any) -> None:

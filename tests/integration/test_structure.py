@@ -53,6 +53,8 @@ def test_no_module_is_over_450_lines() -> None:
 
 #: The longest a function or method may be, from its ``def`` to the last line of its body.
 FUNCTION_LINES = 80
+
+
 def _functions(tree: ast.AST, prefix: str = "") -> list[tuple[str, int]]:
     """Every function and method in ``tree`` as (qualified name, lines from def to body end)."""
     found: list[tuple[str, int]] = []

@@ -325,4 +325,4 @@ class ScriptedBox:
             return
         sdp = self._run(self._answer(self._peers[-1], body["sdp"]))
         self.relay.send(self._handshake.answer(sdp))
-        self.codes.append(self._handshake.code(seal.dtls_fingerprint(body["sdp"])))
+        self.codes.append(self._handshake.code(seal.sdp_fingerprint(body["sdp"])))

@@ -169,7 +169,7 @@ class AiortcViewer:
         assert self.relay is not None
         await self.relay.send(self.handshake.offer(offer))
         answer = self.handshake.open_answer(await self.relay.receive())
-        self.code = self.handshake.code(seal.dtls_fingerprint(offer))
+        self.code = self.handshake.code(seal.sdp_fingerprint(offer))
         await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         self.track = await asyncio.wait_for(got_track, 10)
 

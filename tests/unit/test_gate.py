@@ -157,7 +157,7 @@ async def test_a_good_knock_gets_a_signed_reply_then_an_answer_and_the_same_code
     offer_fp = secrets.token_bytes(32)
     await rig.relay.deliver("c1", "message", viewer.offer(fingerprint_sdp(offer_fp)))
     answer = viewer.open_answer(rig.relay.sent[-1][1])
-    assert seal.dtls_fingerprint(answer) == rig.peers[0].dtls_fingerprint
+    assert seal.sdp_fingerprint(answer) == rig.peers[0].dtls_fingerprint
     ((peer, code),) = rig.answered
     assert peer is rig.peers[0] and code == viewer.code(offer_fp), "both sides show one code"
     assert "tamper" not in rig.events.kinds()
@@ -242,3 +242,50 @@ async def test_closing_tells_the_seated_viewer_it_ended(rig) -> None:
     with pytest.raises(seal.Ended, match="expired"):
         viewer.open_answer(rig.relay.sent[-1][1])
     await rig.gate.open(rig.session)  # the fixture closes it again
+
+
+async def test_a_failing_relay_is_logged_without_the_room_and_the_gate_goes_on(
+    rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing the relay fails at is swallowed silently (issue 15, item 5): each failure is a
+    log line naming the exception's type, never the room or the phone's handle."""
+    viewer = rig.viewer()
+    await rig.relay.deliver("c1", "knock", viewer.knock())
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError(f"the relay said no about room {rig.session.room}")
+
+    rig.relay.refuse = broken
+    rig.relay.send = broken
+    await rig.relay.deliver("c2", "knock", "junk")  # tampering: refused as "bad"
+    await rig.gate.refuse(rig.session, rig.session.viewer)
+    assert rig.peers[0].released, "the attempt is dropped even so"
+    lines = [r.getMessage() for r in caplog.records if r.name == "appliance.signalling.gate"]
+    assert any("turn a knock away: ConnectionError" in line for line in lines)
+    assert any("drop a phone: ConnectionError" in line for line in lines)
+    assert any("its session is over: ConnectionError" in line for line in lines)
+    assert rig.session.room not in caplog.text and "c1" not in " ".join(lines)
+
+
+async def test_releasing_tells_the_phone_released_not_refused(rig) -> None:
+    """The staff let another phone in: the seat's holder hears "released" (sealed, and from
+    the relay), is dropped, and is not banned (issue 15, item 4)."""
+    viewer = rig.viewer()
+    await rig.relay.deliver("c1", "knock", viewer.knock())
+    viewer.open_reply(rig.relay.sent[0][1])
+    await rig.gate.release(rig.session, rig.session.viewer)
+    with pytest.raises(seal.Ended, match="released"):
+        viewer.open_answer(rig.relay.sent[-1][1])
+    assert rig.relay.refused == [("c1", "released")] and rig.peers[0].released
+
+
+async def test_closing_takes_the_session_first_so_the_next_one_is_not_closed_with_it(rig) -> None:
+    """The core closes a room beside its loop and may open the next session meanwhile."""
+    old = rig.session
+    closing = asyncio.ensure_future(rig.gate.close(old, "page"))
+    await asyncio.sleep(0)  # it has taken the old session's state
+    rig.session = Session.new(rig.identity.key_hash, 30)
+    await rig.gate.open(rig.session)
+    await closing
+    await rig.relay.deliver("c1", "knock", rig.viewer().knock())
+    assert len(rig.peers) == 1, "the new session still answers knocks"

@@ -19,6 +19,7 @@ from appliance.stream.ladder import (
     scaled_size,
 )
 from appliance.stream.ratecontrol import RateController, RateDecision, RateParams, ReceiverReport
+from appliance.vocab import STALL_AFTER_S
 from tests.support.ratecontrol_sim import SCENARIOS, M, Run, load, replay, simulate
 
 MAX = 4 * M
@@ -198,8 +199,8 @@ def test_loss_limit_follows_gcc() -> None:
 def test_stalls_without_reports_and_resumes() -> None:
     c = RateController(RateParams(start_bps=2 * M))
     c.on_bytes_sent(10_000, 0.5)
-    assert not c.update(3.4).stalled, "3 s from the first packet sent"
-    assert c.update(3.5).stalled and c.target_bps == M
+    assert not c.update(0.4 + STALL_AFTER_S).stalled, "the stall time from the first packet sent"
+    assert c.update(0.5 + STALL_AFTER_S).stalled and c.target_bps == M
     assert c.update(5.0).target_bps == M, "cut once"
     c.on_receiver_report(ReceiverReport(5.0, 0.9, rtt=0.05))  # counts the blackout: ignored
     d = c.update(5.0)

@@ -93,7 +93,7 @@ def test_the_box_side_reproduces_the_vectors_but_its_signature() -> None:
         seal.b64u(seal.commitment(u(IN["fp_box"]), u(IN["commit_nonce"])))
         == (V["derived"]["commit"])
     )
-    fp = seal.dtls_fingerprint
+    fp = seal.sdp_fingerprint
     assert (fp(IN["offer_sdp"]), fp(IN["answer_sdp"])) == (u(IN["fp_viewer"]), u(IN["fp_box"]))
 
 
@@ -188,9 +188,9 @@ def test_links_and_fingerprints_parse_strictly() -> None:
             seal.parse_fragment(bad)
     two = sdp(bytes(32)) + sdp(bytes([1] * 32))
     with pytest.raises(SealError):
-        seal.dtls_fingerprint(two)
+        seal.sdp_fingerprint(two)
     with pytest.raises(SealError):
-        seal.dtls_fingerprint("v=0\r\n")
+        seal.sdp_fingerprint("v=0\r\n")
 
 
 def sealed_knock(room: str, secret: bytes, key_hash: bytes, body: object, salt: bytes) -> dict:
@@ -340,14 +340,14 @@ def test_forgotten_handshakes_can_neither_seal_nor_open(tmp_path) -> None:
 def test_fingerprints_in_either_case_once_or_repeated() -> None:
     fp = bytes(range(32))
     line = "a=fingerprint:sha-256 " + ":".join(f"{b:02x}" for b in fp)
-    assert seal.dtls_fingerprint("v=0\r\n" + line + "\r\n") == fp
+    assert seal.sdp_fingerprint("v=0\r\n" + line + "\r\n") == fp
     upper = "a=fingerprint:SHA-256 " + ":".join(f"{b:02X}" for b in fp)
-    assert seal.dtls_fingerprint(f"v=0\r\n{upper}\r\nm=video\r\n{line}\r\n") == fp
+    assert seal.sdp_fingerprint(f"v=0\r\n{upper}\r\nm=video\r\n{line}\r\n") == fp
     sha1 = "a=fingerprint:sha-1 " + ":".join(["AA"] * 20)
-    assert seal.dtls_fingerprint(f"{sha1}\r\n{line}\r\n") == fp, "other algorithms ignored"
+    assert seal.sdp_fingerprint(f"{sha1}\r\n{line}\r\n") == fp, "other algorithms ignored"
     for bad in (line[:-3], line + ":00", line.replace(":", "", 1) + "0", line.replace("a=", "b=")):
         with pytest.raises(SealError):
-            seal.dtls_fingerprint(bad + "\r\n")
+            seal.sdp_fingerprint(bad + "\r\n")
 
 
 #: Unicode category Cf: bidi embeddings, overrides, isolates and marks, zero-width characters,

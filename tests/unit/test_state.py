@@ -9,20 +9,22 @@ from typing import Any
 import pytest
 
 from appliance import config
+from appliance.box import core_settings
 from appliance.core import (
     Admit,
     Core,
+    CoreSettings,
     End,
     EndSession,
     Extend,
     Inbox,
-    Knock,
     OpenSession,
     Pause,
     Press,
     Refuse,
     Release,
     Resume,
+    VerifiedKnock,
     ViewerAnswered,
     ViewerBye,
     ViewerLeft,
@@ -46,11 +48,14 @@ class RecordingSignalling:
     async def refuse(self, session, viewer) -> None:
         self.calls.append("refuse")
 
+    async def release(self, session, viewer) -> None:
+        self.calls.append("release")
+
     async def close(self, session, reason: str) -> None:
         self.calls.append(f"close:{reason}")
 
-    async def extend(self, session) -> None:
-        self.calls.append(f"extend:{session.expires}")
+    async def extend(self, session, expires: int) -> None:
+        self.calls.append(f"extend:{expires}")
 
 
 class DummyPeer:
@@ -103,26 +108,45 @@ class FakeViewers:
             peer.send_status(status)
 
 
-class NullRecorder:
+class CheckedLog(EventLog):
+    """The real event log, in memory, that also keeps every entry its rules refused (the real
+    one drops them with a log line): every kind and field the core records must be kept."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.refused: list[str] = []
+
     def record(self, kind: str, **fields: Any) -> None:
-        pass
+        try:
+            self.check(kind, **fields)
+        except ValueError as exc:
+            self.refused.append(str(exc))
+        super().record(kind, **fields)
+
+
+def settings(**pairing: Any) -> CoreSettings:
+    """The core's settings from a config, as the composition root makes them."""
+    return core_settings(config.load_dict({"pairing": pairing}))
 
 
 class Rig:
     """A core with its inbox, fake viewers and recording signalling, and the modes it set."""
 
-    def __init__(self, clock_ok: bool = True, **pairing: Any) -> None:
+    def __init__(
+        self, clock_ok: bool = True, signalling: Any = None, timeout: float = 0.3, **pairing: Any
+    ) -> None:
         self.inbox = Inbox(asyncio.get_running_loop())
         self.viewers = FakeViewers(self.inbox)
-        self.signalling = RecordingSignalling()
-        self.events = EventLog(None)  # the real rules: an entry they refuse is dropped
+        self.signalling = signalling or RecordingSignalling()
+        self.events = CheckedLog()  # the real rules
         self.core = Core(
-            config.load_dict({"pairing": pairing}),
+            settings(**pairing),
             self.inbox,
-            self.viewers,
+            self.viewers,  # type: ignore[arg-type]
             self.signalling,
             self.events,
             clock_ok=lambda: clock_ok,
+            relay_timeout=timeout,
         )
         self.modes: list[Mode] = []
         self.core.add_listener(lambda old, new: self.modes.append(mode_for(new)))
@@ -134,7 +158,9 @@ def knock(seat: bytes = b"seat-1", name: str | None = "Alex", salt: bytes | None
 
     def step(rig: Rig) -> None:
         async def ask() -> None:
-            event = Knock(salt or seat + b"-salt-" + bytes([len(rig.verdicts)]), seat, name, "c1")
+            event = VerifiedKnock(
+                salt or seat + b"-salt-" + bytes([len(rig.verdicts)]), seat, name, "c1"
+            )
             rig.verdicts.append(await rig.inbox.ask(event))
 
         asyncio.ensure_future(ask())
@@ -164,8 +190,10 @@ def OpenSessionStep():  # noqa: N802 - reads like an event in the step lists
     return command(OpenSession(consent=True))
 
 
-async def drive(steps, clock_ok: bool = True, **pairing) -> tuple[list[tuple[str, str]], Rig]:
-    rig = Rig(clock_ok, **pairing)
+async def drive(
+    steps, clock_ok: bool = True, signalling: Any = None, **pairing
+) -> tuple[list[tuple[str, str]], Rig]:
+    rig = Rig(clock_ok, signalling, **pairing)
     core = rig.core
     seen: list[tuple[str, str]] = []
     core.add_listener(lambda old, new: seen.append((old.value, new.value)))
@@ -184,6 +212,7 @@ async def drive(steps, clock_ok: bool = True, **pairing) -> tuple[list[tuple[str
         await asyncio.sleep(0.01)
     core.stop()
     await task
+    assert rig.events.refused == [], "every kind and field the core records is one the log keeps"
     return seen, rig
 
 
@@ -296,7 +325,7 @@ async def test_refusing_frees_the_seat_and_bans_that_viewer() -> None:
         ("ready", "waiting"),
     ]
     assert "refuse" in rig.signalling.calls and peer.closed
-    assert [v.value for v in rig.verdicts] == ["new", "refused", "new"]
+    assert [v.value for v in rig.verdicts] == ["new", "banned", "new"]
     assert rig.core.session is None and sessions[0].secret == b"", "forgotten at shutdown"
 
 
@@ -380,7 +409,8 @@ async def test_the_staff_let_another_phone_in_when_the_viewer_is_gone() -> None:
     assert [v.value for v in rig.verdicts] == ["new", "new"], "the next phone took the seat"
     view = rig.core.session_view()
     assert view is None or view.viewer is None, "forgotten at shutdown"
-    assert "refuse" in rig.signalling.calls, "the released phone is told and dropped"
+    assert "release" in rig.signalling.calls, "the released phone is told and dropped"
+    assert "refuse" not in rig.signalling.calls, "not told it was refused: it is not banned"
 
 
 async def test_refuse_works_on_any_seat_holder_not_admitted_and_admit_needs_the_code() -> None:
@@ -397,7 +427,7 @@ async def test_refuse_works_on_any_seat_holder_not_admitted_and_admit_needs_the_
     )
     assert results == ["wait until the viewer's code is shown, then compare", None]
     assert seen == [("idle", "ready"), ("ready", "waiting"), ("waiting", "ready")]
-    assert [v.value for v in rig.verdicts] == ["new", "refused"], "the refused key stays out"
+    assert [v.value for v in rig.verdicts] == ["new", "banned"], "the refused key stays out"
 
 
 async def test_the_staff_are_warned_before_the_expiry_and_extend_by_what_they_choose() -> None:
@@ -508,7 +538,8 @@ async def test_pre_admission_is_only_an_explicit_option() -> None:
 
 def test_illegal_moves_are_refused() -> None:
     inbox = Inbox(asyncio.new_event_loop())
-    core = Core(config.load(None), inbox, FakeViewers(inbox), RecordingSignalling(), NullRecorder())
+    viewers = FakeViewers(inbox)
+    core = Core(settings(), inbox, viewers, RecordingSignalling(), EventLog(None))  # type: ignore[arg-type]
     with pytest.raises(InvalidStateError, match="cannot go from idle to live"):
         core._set_state(State.LIVE)
     assert core.state is State.IDLE
@@ -521,3 +552,147 @@ def test_every_state_has_a_pattern_a_viewer_status_and_a_way_out() -> None:
         assert ALLOWED[state], f"{state} is a dead end"
     assert viewer_status(State.WAITING) is ViewerStatus.WAITING
     assert LED_PATTERNS[State.LIVE] == "1" and LED_PATTERNS[State.IDLE] == "0"
+
+
+# -- issue 15, item 1: the core never waits on the network -----------------------------------------
+
+
+class HangingSignalling(RecordingSignalling):
+    """A relay that never answers the calls named in ``hang`` (an Event never set); the others
+    are recorded; ``fail`` names the calls that fail at once."""
+
+    def __init__(self, hang: set[str] = frozenset(), fail: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        super().__init__()
+        self.hang, self.fail = hang, fail
+        self.never = asyncio.Event()
+
+    async def _call(self, name: str) -> None:
+        if name in self.fail:
+            raise ConnectionError("the relay is down")
+        if name in self.hang:
+            self.calls.append(f"hanging:{name}")
+            await self.never.wait()
+
+    async def open(self, session) -> None:
+        await self._call("open")
+        await super().open(session)
+
+    async def close(self, session, reason: str) -> None:
+        await self._call("close")
+        await super().close(session, reason)
+
+    async def extend(self, session, expires: int) -> None:
+        await self._call("extend")
+        await super().extend(session, expires)
+
+
+async def test_a_press_and_a_staff_command_are_handled_while_a_relay_call_hangs() -> None:
+    peer = DummyPeer()
+    results: list = []
+    seen, rig = await drive(
+        [
+            OpenSessionStep(),
+            knock(),
+            answered(peer),
+            Press(),  # LIVE
+            command(Extend(minutes=15), results),  # the relay never answers it
+            Press(),  # -> PAUSED: handled meanwhile
+            command(Resume(), results),  # -> LIVE: answered meanwhile
+            command(Extend(minutes=15), results),  # one extension at a time
+            Press(long=True),  # -> ENDED -> IDLE, though closing the room hangs too
+            0.4,
+            Press(),  # a new session opens meanwhile
+        ],
+        signalling=HangingSignalling(hang={"extend", "close"}),
+    )
+    assert results[:2] == [None, "an extension is under way: wait a moment"]
+    assert results[2] == "the session ended", "the hanging Extend is answered at the end"
+    assert seen == [
+        ("idle", "ready"),
+        ("ready", "waiting"),
+        ("waiting", "live"),
+        ("live", "paused"),
+        ("paused", "live"),
+        ("live", "ended"),
+        ("ended", "idle"),
+        ("idle", "ready"),
+    ]
+    assert rig.signalling.calls.count("open") == 2 and "hanging:close" in rig.signalling.calls
+
+
+async def test_a_hanging_open_answers_nothing_until_the_relay_does_and_blocks_nothing() -> None:
+    results: list = []
+    states: list = []
+    seen, rig = await drive(
+        [
+            command(OpenSession(consent=True), results),  # the relay never answers
+            lambda r: states.append(r.core.status().state),
+            command(OpenSession(consent=True), results),
+            Press(),  # a press while it is being opened: nothing more opens
+            lambda r: states.append(r.core.status().state),
+            0.35,  # the call's time is up (the rig's relay timeout: 0.3 s)
+        ],
+        signalling=HangingSignalling(hang={"open"}),
+    )
+    assert results == [
+        "a session is being opened: wait a moment",
+        "the relay cannot be reached: try again shortly",
+    ]
+    assert states == ["idle", "idle"] and seen == [] and rig.core.session is None
+
+
+async def test_with_a_failing_relay_the_staff_are_told_as_before() -> None:
+    results: list = []
+    views: list = []
+    _, rig = await drive(
+        [command(OpenSession(consent=True), results)],
+        signalling=HangingSignalling(fail={"open"}),
+    )
+    assert results == ["the relay cannot be reached: try again shortly"]
+    assert rig.core.session is None and not rig.events.entries()
+    seen, rig = await drive(
+        [
+            OpenSessionStep(),
+            lambda r: views.append(r.core.session_view()),
+            command(Extend(minutes=15), results),
+            lambda r: views.append(r.core.session_view()),
+        ],
+        signalling=HangingSignalling(fail={"extend"}),
+    )
+    assert results[1] == "the relay cannot be reached: try again shortly"
+    assert views[0].expires == views[1].expires, "the expiry stays as it was"
+    assert "extended" not in [e["kind"] for e in rig.events.entries()]
+
+
+async def test_every_kind_the_core_records_is_kept_by_the_event_log() -> None:
+    """The real event log's rules (drive() also checks that none was refused)."""
+    peer, other = DummyPeer(), DummyPeer()
+    _, rig = await drive(
+        [
+            OpenSessionStep(),
+            knock(b"seat-1"),
+            answered(peer),
+            knock(b"seat-2", salt=b"other"),  # turned away: taken
+            command(Admit()),
+            command(Extend(minutes=15)),
+            ViewerBye(),
+            lambda r: r.viewers.close(peer),
+            command(Release()),
+            knock(b"seat-3", salt=b"third"),
+            answered(other),
+            command(Refuse()),
+            command(End()),
+            0.4,
+        ]
+    )
+    kinds = [e["kind"] for e in rig.events.entries()]
+    assert set(kinds) == {
+        "opened",
+        "knock",
+        "refused",
+        "admitted",
+        "extended",
+        "viewer-left",
+        "ended",
+    }
+    assert kinds.count("extended") == 1, "an Extend appears in the event log"

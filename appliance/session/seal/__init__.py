@@ -5,7 +5,7 @@ the shared vectors in ``tests/vectors/seal-v1.json``. Every refusal raises :clas
 (a ``ValueError``) with a short message that holds nothing secret.
 
 - Links: :func:`new_room_id`, :func:`new_secret`, :func:`link`, :func:`parse_fragment`,
-  :func:`dtls_fingerprint` (the sha-256 ``a=fingerprint`` of an SDP, raw bytes).
+  :func:`sdp_fingerprint` (the sha-256 ``a=fingerprint`` of an SDP, raw bytes).
 - Box side: :func:`open_knock` → :class:`Knock`; :class:`SeenSalts` refuses a replayed knock;
   :class:`BoxHandshake` (``reply``, ``open``, ``answer``, ``seal``, ``code``, ``forget``).
 - Viewer side: :class:`ViewerHandshake` (``knock``, ``open_reply`` → :class:`Reply`, ``offer``,
@@ -46,7 +46,6 @@ from .wire import (
     commitment,
     der_signature,
     direction_keys,
-    dtls_fingerprint,
     knock_key,
     link,
     load_point,
@@ -57,6 +56,7 @@ from .wire import (
     point,
     raw_signature,
     sanitize_name,
+    sdp_fingerprint,
     seal_knock,
     transcript,
     unb64u,
@@ -84,7 +84,7 @@ __all__ = [
     "commitment",
     "der_signature",
     "direction_keys",
-    "dtls_fingerprint",
+    "sdp_fingerprint",
     "knock_key",
     "link",
     "load_point",

@@ -34,11 +34,11 @@ from .wire import (
     commitment,
     der_signature,
     direction_keys,
-    dtls_fingerprint,
     knock_key,
     load_point,
     point,
     raw_signature,
+    sdp_fingerprint,
     seal_knock,
     transcript,
     unb64u,
@@ -161,7 +161,7 @@ class BoxHandshake:
 
     def answer(self, sdp: str) -> dict[str, Any]:
         """Step (d): the answer, with the nonce that opens the reply's commitment."""
-        if dtls_fingerprint(sdp) != self._fp_box:
+        if sdp_fingerprint(sdp) != self._fp_box:
             raise SealError("the answer's fingerprint is not the committed one")
         return self.channel.seal({"type": "answer", "sdp": sdp, "commit_nonce": b64u(self._nonce)})
 
@@ -284,7 +284,7 @@ class ViewerHandshake:
         sdp = body.get("sdp")
         if body.get("type") != "answer" or not isinstance(sdp, str):
             raise SealError("not an answer")
-        fp_box = dtls_fingerprint(sdp)
+        fp_box = sdp_fingerprint(sdp)
         nonce = unb64u(body.get("commit_nonce"))
         if not hmac.compare_digest(commitment(fp_box, nonce), self._commit):
             raise SealError("the answer's fingerprint is not the one the box committed to")

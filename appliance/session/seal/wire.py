@@ -24,12 +24,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ...errors import ApplianceError, SignallingError
+from ...vocab import Told
 
 LABEL = "appliance-seal-v1"
 VERSION = 1
 MAX_NAME = 40
 B2V, V2B = "b2v", "v2b"
-END_REASONS = frozenset({"ended", "expired", "refused"})
+#: What a sealed "end" may say (appliance.vocab.Told).
+END_REASONS = frozenset(Told)
 
 
 class SealError(SignallingError):
@@ -175,7 +177,7 @@ _FINGERPRINT = re.compile(
 )
 
 
-def dtls_fingerprint(sdp: str) -> bytes:
+def sdp_fingerprint(sdp: str) -> bytes:
     """The SHA-256 DTLS fingerprint in ``sdp`` as raw bytes (other algorithms are ignored).
     The same value may be repeated (session and media level); two different ones are refused:
     the code must cover exactly one certificate."""

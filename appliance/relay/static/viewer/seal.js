@@ -12,14 +12,15 @@
 const LABEL = "appliance-seal-v1";
 const VERSION = 1;
 const MAX_NAME = 40;
-const END_REASONS = ["ended", "expired", "refused"];
+const END_REASONS = ["ended", "expired", "refused", "released"];
 const subtle = globalThis.crypto.subtle;
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
 
 export class SealError extends Error {}
 
-// The box sent a sealed "end" (reason: ended, expired or refused) where its answer was expected.
+// The box sent a sealed "end" (reason: ended, expired, refused or released) where its answer was
+// expected.
 export class Ended extends Error {
   constructor(reason) { super(reason); this.reason = reason; }
 }

@@ -171,7 +171,7 @@ function preferH264(transceiver) {
 // good ("vanished": the session ended, or the link is mistyped), unless the relay says it has just
 // restarted and its box may open the room again ("gone": final only when it lasts).
 // "restarting": the server does not answer (network error, 502, 503, 504).
-const REASONS = { taken: "taken", refused: "refused", ended: "ended", expired: "expired", bad: "badlink", "no-room": "gone", unknown: "gone" };
+const REASONS = { taken: "taken", refused: "refused", released: "released", ended: "ended", expired: "expired", bad: "badlink", "no-room": "gone", unknown: "gone" };
 const ENDS = { ended: "ended", expired: "expired", refused: "refused", released: "released" };
 const UNREACHABLE = new Set([502, 503, 504]);
 const GONE_AFTER = 6;          // a room we held: shown as ended after this many in a row
