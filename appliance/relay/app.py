@@ -22,11 +22,13 @@ from .config import RelayConfig
 from .context import RelayContext
 from .page_routes import ViewerPageRoutes
 from .room_routes import ViewerRoutes
-from .rooms import Rooms
+from .store import ThreadedRoomStore
 from .viewer import VIEWER_CSP
 
 
-def create_relay_app(config: RelayConfig, rooms: Rooms, *, reopen_window: float = 0.0) -> Flask:
+def create_relay_app(
+    config: RelayConfig, rooms: ThreadedRoomStore, *, reopen_window: float = 0.0
+) -> Flask:
     """The relay's app. ``reopen_window``: for this long after it starts, a room it does not
     know may be one it forgot by restarting, which its box will open again (a relay of its own);
     0 for a box's built-in relay, whose restart is the box's (its rooms are gone for good)."""

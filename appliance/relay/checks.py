@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..httpd import jsonbody
-from .rooms import MAX_WAIT, REFUSALS, RelayError
+from .store import MAX_WAIT, REFUSALS, RelayError
 
 #: The largest ``after`` a viewer or the box may send: JavaScript's safe integers.
 MAX_AFTER = 2**53 - 1

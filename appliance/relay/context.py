@@ -13,13 +13,13 @@ from ..httpd.addresses import client_address, parse_networks
 from . import checks
 from .config import RelayConfig
 from .limits import Buckets, RelayLimits
-from .rooms import RelayError, Rooms
+from .store import RelayError, ThreadedRoomStore
 
 
 class RelayContext:
     """The relay's shared state and its request helpers; every refusal is a RelayError."""
 
-    def __init__(self, config: RelayConfig, rooms: Rooms, reopen_window: float) -> None:
+    def __init__(self, config: RelayConfig, rooms: ThreadedRoomStore, reopen_window: float) -> None:
         self.config = config
         self.rooms = rooms
         self.limits = RelayLimits()

@@ -7,7 +7,7 @@ from flask import Flask, Response, jsonify
 
 from . import paths
 from .context import RelayContext
-from .rooms import RelayError
+from .store import RelayError
 
 
 class ViewerRoutes:

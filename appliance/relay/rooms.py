@@ -1,9 +1,11 @@
-"""The relay's memory: rooms, knocking clients, queues of opaque blobs, seats. Nothing on disk.
+"""The relay's rooms in memory (:class:`~.store.RoomStore`): one relay process, and the relay
+built into a box. Nothing on disk.
 
-One lock and one condition guard it all; long polls wait on the condition and every change wakes
-them. A room is forgotten when its box closes it or when it expires; its id is remembered only as
-a hash, with how it ended ("ended" or "expired"), to refuse reusing it and to tell a late viewer
-that rather than "unknown", for ``GONE_FOR`` after its expiry and at most ``MAX_GONE`` of them.
+One lock and one condition guard it all; every change rings the bell (a change count) and wakes
+the waiting polls, which take again. A room is forgotten when its box closes it or when it
+expires; its id is remembered only as a hash, with how it ended ("ended" or "expired"), to refuse
+reusing it and to tell a late viewer that rather than "unknown", for ``GONE_FOR`` after its
+expiry and at most ``MAX_GONE`` of them.
 """
 
 from __future__ import annotations
@@ -15,31 +17,43 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from ..errors import ApplianceError
-from ..vocab import Refusal, Told, told
+from ..vocab import Told, told
+from .store import (
+    CLIENT_IDLE,
+    GONE_FOR,
+    MAX_BLOB,
+    MAX_EXPIRY,
+    MAX_GONE,
+    MAX_PENDING_KNOCKS,
+    MAX_POLLS_PER_ROOM,
+    MAX_QUEUE,
+    MAX_ROOMS_PER_BOX,
+    MAX_WAIT,
+    REFUSALS,
+    BoxMessage,
+    Polls,
+    RelayError,
+    Ticket,
+    ViewerMessage,
+    check_blob,
+)
 
-MAX_BLOB = 32 * 1024
-MAX_QUEUE = 16  # messages waiting per direction per client
-MAX_PENDING_KNOCKS = 4  # knocks the box has not answered yet, per room
-MAX_ROOMS_PER_BOX = 4
-MAX_WAIT = 25.0  # seconds a long poll may wait
-MAX_EXPIRY = 24 * 3600  # a room cannot be opened for longer than this
-CLIENT_IDLE = 120.0  # a client that has not polled for this long is forgotten (not the seat)
-MAX_POLLS_PER_ROOM = 8  # viewers' long polls waiting at once in one room (one per client)
-GONE_FOR = 24 * 3600.0  # how long after its expiry a closed room's outcome is remembered
-MAX_GONE = 10_000  # closed rooms remembered at most (the oldest forgotten first)
-#: What the box may say when it refuses a knock (appliance.vocab.Refusal); anything else is
-#: "refused".
-REFUSALS = frozenset(Refusal)
-
-
-class RelayError(ApplianceError):
-    """A refusal: HTTP ``status`` and the short ``code`` the protocol names."""
-
-    def __init__(self, status: int, code: str) -> None:
-        super().__init__(code)
-        self.status = status
-        self.code = code
+__all__ = [
+    "CLIENT_IDLE",
+    "GONE_FOR",
+    "MAX_BLOB",
+    "MAX_EXPIRY",
+    "MAX_GONE",
+    "MAX_PENDING_KNOCKS",
+    "MAX_POLLS_PER_ROOM",
+    "MAX_QUEUE",
+    "MAX_ROOMS_PER_BOX",
+    "MAX_WAIT",
+    "REFUSALS",
+    "RelayError",
+    "Rooms",
+    "room_hash",
+]
 
 
 def room_hash(room: str) -> str:
@@ -50,7 +64,7 @@ def room_hash(room: str) -> str:
 class Client:
     token: str
     handle: str
-    inbox: deque[tuple[int, str]] = field(default_factory=deque)
+    inbox: deque[ViewerMessage] = field(default_factory=deque)
     refused: str = ""
     answered: bool = False
     seen: float = field(default_factory=time.monotonic)
@@ -61,14 +75,14 @@ class Client:
 class Room:
     box: str  # the hash of the owning box's token
     expires: float  # wall clock
-    to_box: deque[tuple[int, str, str, str]] = field(default_factory=deque)
+    to_box: deque[BoxMessage] = field(default_factory=deque)
     clients: dict[str, Client] = field(default_factory=dict)  # by handle
     seat: str = ""  # the handle the box seated
     next_n: int = 1
     polling: int = 0  # viewers' long polls waiting now
 
 
-class Rooms:
+class Rooms(Polls):
     """Every open room, thread-safe."""
 
     def __init__(self) -> None:
@@ -76,8 +90,14 @@ class Rooms:
         self._rooms: dict[str, Room] = {}
         #: room hash -> (how it ended, when to forget it), oldest first
         self._gone: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._changes = 0
+        self._stopped = False
 
     # -- helpers (call with the lock held) -------------------------------------------------------
+
+    def _ring(self) -> None:
+        self._changes += 1
+        self._cond.notify_all()
 
     def _room(self, room: str) -> Room:
         found = self._rooms.get(room)
@@ -105,6 +125,7 @@ class Rooms:
         self._gone[key] = (outcome, expires + GONE_FOR)
         while len(self._gone) > MAX_GONE:
             self._gone.popitem(last=False)
+        self._ring()
 
     def _client(self, room: Room, token: str) -> Client:
         for client in room.clients.values():
@@ -113,18 +134,22 @@ class Rooms:
                 return client
         raise RelayError(403, "refused")
 
-    @staticmethod
-    def _blob(blob: object) -> str:
-        if not isinstance(blob, str) or not blob or len(blob.encode()) > MAX_BLOB:
-            raise (
-                RelayError(413, "too-large")
-                if isinstance(blob, str) and blob
-                else RelayError(400, "bad-request")
-            )
-        return blob
+    # -- the bell --------------------------------------------------------------------------------
 
-    def _wait(self, ready: object, wait: float) -> None:
-        self._cond.wait_for(ready, timeout=max(0.0, min(wait, MAX_WAIT)))  # type: ignore[arg-type]
+    def version(self, room: str) -> str:
+        with self._cond:
+            return str(self._changes)
+
+    def wait(self, room: str, seen: str, timeout: float) -> None:
+        with self._cond:
+            self._cond.wait_for(
+                lambda: self._stopped or str(self._changes) != seen,
+                timeout=max(0.0, min(timeout, MAX_WAIT)),
+            )
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
 
     # -- the box ---------------------------------------------------------------------------------
 
@@ -139,7 +164,7 @@ class Rooms:
             if expires <= time.time():
                 raise RelayError(400, "expired")
             self._rooms[room] = Room(box=box, expires=expires)
-            self._cond.notify_all()
+            self._ring()
 
     def extend(self, box: str, room: str, expires: float) -> None:
         """The staff extended the session: the room lives until ``expires`` (bounded)."""
@@ -156,24 +181,15 @@ class Rooms:
             found = self._owned(box, room)
             expired = found.expires <= time.time()
             self._end(room, Told.EXPIRED if expired else told(reason))
-            self._cond.notify_all()
 
     def check(self, room: str) -> None:
         """RelayError unless ``room`` is open: 404 unknown, 410 ended or expired."""
         with self._cond:
             self._room(room)
 
-    def box_messages(
-        self, box: str, room: str, after: int, wait: float
-    ) -> list[tuple[int, str, str, str]]:
+    def box_take(self, box: str, room: str, after: int) -> list[BoxMessage]:
         with self._cond:
             found = self._owned(box, room)
-
-            def ready() -> bool:
-                return room not in self._rooms or any(m[0] > after for m in found.to_box)
-
-            self._wait(ready, wait)
-            self._owned(box, room)
             while found.to_box and found.to_box[0][0] <= after:
                 found.to_box.popleft()  # acknowledged by ``after``
             return list(found.to_box)
@@ -195,9 +211,9 @@ class Rooms:
                 found.seat = handle
                 client.refused = ""
             client.answered = True
-            client.inbox.append((found.next_n, self._blob(blob)))
+            client.inbox.append((found.next_n, check_blob(blob)))
             found.next_n += 1
-            self._cond.notify_all()
+            self._ring()
 
     def box_refuse(self, box: str, room: str, handle: str, reason: str) -> None:
         with self._cond:
@@ -208,7 +224,7 @@ class Rooms:
             client.refused = reason if reason in REFUSALS else "refused"
             if found.seat == handle:
                 found.seat = ""
-            self._cond.notify_all()
+            self._ring()
 
     # -- viewers ---------------------------------------------------------------------------------
 
@@ -227,44 +243,51 @@ class Rooms:
                 raise RelayError(429, "slow-down")
             client = Client(token=secrets.token_urlsafe(24), handle=secrets.token_urlsafe(12))
             found.clients[client.handle] = client
-            found.to_box.append((found.next_n, client.handle, "knock", self._blob(blob)))
+            found.to_box.append((found.next_n, client.handle, "knock", check_blob(blob)))
             found.next_n += 1
             self._trim(found)
-            self._cond.notify_all()
+            self._ring()
             return client.token
 
-    def viewer_messages(
-        self, room: str, token: str, after: int, wait: float
-    ) -> tuple[list[tuple[int, str]], bool]:
+    def viewer_begin(self, room: str, token: str, waiting: bool) -> Ticket:
         with self._cond:
             found = self._room(room)
             client = self._client(found, token)
-            if wait > 0 and found.polling >= MAX_POLLS_PER_ROOM:
+            if waiting and found.polling >= MAX_POLLS_PER_ROOM:
                 raise RelayError(429, "slow-down")
             client.polls += 1
-            mine = client.polls
-            self._cond.notify_all()  # this client's previous poll, if any, ends now
+            if waiting:
+                found.polling += 1
+            self._ring()  # this client's previous poll, if any, ends now
+            return Ticket(room, client.handle, client.polls, waiting)
 
-            def ready() -> bool:
-                return (
-                    room not in self._rooms
-                    or bool(client.refused)
-                    or client.polls != mine
-                    or any(n > after for n, _ in client.inbox)
-                )
-
-            found.polling += 1
-            try:
-                self._wait(ready, wait)
-            finally:
-                found.polling -= 1
-            self._room(room)
+    def viewer_take(
+        self, ticket: Ticket, after: int, final: bool
+    ) -> tuple[list[ViewerMessage], bool] | None:
+        with self._cond:
+            found = self._room(ticket.room)
+            client = found.clients.get(ticket.handle)
+            if client is None:
+                raise RelayError(403, "refused")
+            ready = (
+                bool(client.refused)
+                or client.polls != ticket.mine
+                or any(n > after for n, _ in client.inbox)
+            )
+            if not ready and not final:
+                return None
             messages = [(n, b) for n, b in client.inbox if n > after]
             while client.inbox and client.inbox[0][0] <= after:
                 client.inbox.popleft()  # acknowledged by ``after``
             if client.refused and not messages:
                 raise RelayError(403, client.refused)
             return messages, found.seat == client.handle
+
+    def viewer_end(self, ticket: Ticket) -> None:
+        with self._cond:
+            found = self._rooms.get(ticket.room)
+            if ticket.waiting and found is not None:
+                found.polling -= 1
 
     def viewer_send(self, room: str, token: str, blob: object) -> None:
         with self._cond:
@@ -275,10 +298,10 @@ class Rooms:
             mine = sum(1 for m in found.to_box if m[1] == client.handle)
             if mine >= MAX_QUEUE:
                 raise RelayError(429, "queue-full")
-            found.to_box.append((found.next_n, client.handle, "message", self._blob(blob)))
+            found.to_box.append((found.next_n, client.handle, "message", check_blob(blob)))
             found.next_n += 1
             self._trim(found)
-            self._cond.notify_all()
+            self._ring()
 
     # -- housekeeping ----------------------------------------------------------------------------
 
@@ -306,13 +329,13 @@ class Rooms:
         """Forget every room and wake every long poll (the relay is stopping)."""
         with self._cond:
             self._rooms.clear()
-            self._cond.notify_all()
+            self._ring()
 
     def reap(self) -> None:
         """Forget expired rooms (the server calls this every few seconds)."""
         with self._cond:
             self._reap()
-            self._cond.notify_all()
+            self._ring()
 
     def expiry(self, box: str, room: str) -> float:
         with self._cond:
