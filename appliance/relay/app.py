@@ -20,6 +20,7 @@ from ..httpd.request import MAX_BODY
 from .box_routes import BoxRoutes
 from .config import RelayConfig
 from .context import RelayContext
+from .limits import BucketFactory, memory_buckets
 from .page_routes import ViewerPageRoutes
 from .room_routes import ViewerRoutes
 from .store import ThreadedRoomStore
@@ -27,14 +28,19 @@ from .viewer import VIEWER_CSP
 
 
 def create_relay_app(
-    config: RelayConfig, rooms: ThreadedRoomStore, *, reopen_window: float = 0.0
+    config: RelayConfig,
+    rooms: ThreadedRoomStore,
+    *,
+    reopen_window: float = 0.0,
+    buckets: BucketFactory = memory_buckets,
 ) -> Flask:
     """The relay's app. ``reopen_window``: for this long after it starts, a room it does not
     know may be one it forgot by restarting, which its box will open again (a relay of its own);
-    0 for a box's built-in relay, whose restart is the box's (its rooms are gone for good)."""
+    0 for a box's built-in relay, whose restart is the box's (its rooms are gone for good).
+    ``buckets`` makes its rate-limit buckets (in memory unless the store is shared)."""
     app = Flask(__name__, static_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
-    relay = RelayContext(config, rooms, reopen_window)
+    relay = RelayContext(config, rooms, reopen_window, buckets)
     relay.register_errors(app)
     for routes in (ViewerPageRoutes(relay), BoxRoutes(relay), ViewerRoutes(relay)):
         routes.register(app)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,23 @@ class TurnConfig:
     ttl: int = field(default=3600, metadata={"min": 60, "max": 24 * 3600})
 
 
+class StoreKind(enum.Enum):
+    """Where the relay keeps its rooms and rate limits."""
+
+    MEMORY = "memory"  # one relay process (and the relay built into a box): nothing to install
+    REDIS = "redis"  # several relay processes sharing one Redis ([redis] url)
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    #: e.g. "redis://127.0.0.1:6379/0" (or "rediss://" for TLS, "unix:///run/redis/redis.sock").
+    #: Run Redis with nothing persisted: `save ""` and `appendonly no` (docs/relay.md).
+    url: str = ""
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 @dataclass(frozen=True)
 class RelayConfig:
     host: str = "127.0.0.1"
@@ -35,6 +54,9 @@ class RelayConfig:
     #: than one client address may. Empty: every request's own address counts.
     trusted_proxies: tuple[str, ...] = ()
     turn: TurnConfig = TurnConfig()
+    #: "memory" (one process) or "redis" (shared by several processes; needs [redis] url).
+    store: StoreKind = StoreKind.MEMORY
+    redis: RedisConfig = RedisConfig()
 
 
 def hash_token(token: str) -> str:
@@ -62,4 +84,32 @@ def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Re
                 f"config key 'trusted_proxies[{i}]' has invalid value {value!r}: expected the "
                 'reverse proxy\'s address or network, such as "127.0.0.1" or "10.0.0.0/8"'
             ) from None
+    check_store(relay)
     return relay
+
+
+def check_store(relay: RelayConfig) -> None:
+    """A Redis store needs its URL and the ``redis`` package; a URL without it is a mistake."""
+    url = relay.redis.url
+    if relay.store is StoreKind.MEMORY:
+        if url:
+            raise config_mod.ConfigError(
+                "config key 'redis.url' is set but 'store' is \"memory\": set store = \"redis\" "
+                "to share the rooms through Redis, or remove [redis]"
+            )
+        return
+    if not url:
+        raise config_mod.ConfigError(
+            "config key 'redis.url' is needed with store = \"redis\": set it to the Redis "
+            'server\'s URL, such as "redis://127.0.0.1:6379/0"'
+        )
+    if not url.startswith(REDIS_SCHEMES):
+        raise config_mod.ConfigError(
+            f"config key 'redis.url' must start with one of {', '.join(REDIS_SCHEMES)}: "
+            'such as "redis://127.0.0.1:6379/0"'
+        )
+    if importlib.util.find_spec("redis") is None:
+        raise config_mod.ConfigError(
+            "config key 'store' is \"redis\" but the redis package is not installed: "
+            "pip install 'appliance[relay,redis]'"
+        )

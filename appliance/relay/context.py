@@ -12,17 +12,23 @@ from werkzeug.exceptions import HTTPException
 from ..httpd.addresses import client_address, parse_networks
 from . import checks
 from .config import RelayConfig
-from .limits import Buckets, RelayLimits
+from .limits import Bucket, BucketFactory, RelayLimits, memory_buckets
 from .store import RelayError, ThreadedRoomStore
 
 
 class RelayContext:
     """The relay's shared state and its request helpers; every refusal is a RelayError."""
 
-    def __init__(self, config: RelayConfig, rooms: ThreadedRoomStore, reopen_window: float) -> None:
+    def __init__(
+        self,
+        config: RelayConfig,
+        rooms: ThreadedRoomStore,
+        reopen_window: float,
+        buckets: BucketFactory = memory_buckets,
+    ) -> None:
         self.config = config
         self.rooms = rooms
-        self.limits = RelayLimits()
+        self.limits = RelayLimits(buckets)
         self._started = time.monotonic()
         self._reopen_window = reopen_window
         self._token_hashes = [bytes.fromhex(h) for h in config.boxes]
@@ -40,7 +46,7 @@ class RelayContext:
     def viewer_token(self) -> str:
         return checks.viewer_token(request.headers.get("Authorization", ""))
 
-    def limited(self, bucket: Buckets) -> None:
+    def limited(self, bucket: Bucket) -> None:
         if not bucket.take(self.address()):
             raise RelayError(429, "slow-down")
 

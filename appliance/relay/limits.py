@@ -1,5 +1,7 @@
-"""The relay's rate limits, in memory: token buckets and counts of requests in flight, per
-client address (an IPv6 address by its /64)."""
+"""The relay's rate limits: token buckets and counts of requests in flight, per client address
+(an IPv6 address by its /64). The buckets here are in memory; redis_limits.py keeps them in
+Redis, shared by several relay processes. Requests in flight stay per process: they guard the
+process's own threads."""
 
 from __future__ import annotations
 
@@ -7,11 +9,26 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Protocol
 
 from ..httpd.addresses import address_key
 
 #: Addresses a table remembers at most; past it the least recently seen are forgotten first.
 MAX_KEYS = 50_000
+
+
+class Bucket(Protocol):
+    """A token bucket per client address: ``take`` spends one token, False when there is none."""
+
+    def take(self, address: str) -> bool: ...
+
+
+#: Makes the table of buckets called ``name`` (its rate per second, its burst).
+BucketFactory = Callable[[str, float, float], Bucket]
+
+
+def memory_buckets(name: str, rate: float, burst: float) -> Bucket:
+    return Buckets(rate, burst)
 
 
 class Buckets:
@@ -99,11 +116,12 @@ POLLS_PER_ADDRESS, POLLS_TOTAL = 4, 24
 
 
 class RelayLimits:
-    """Every limit the relay keeps per client address, made once per app."""
+    """Every limit the relay keeps per client address, made once per app; ``buckets`` makes the
+    token buckets (in memory by default, or shared in Redis)."""
 
-    def __init__(self) -> None:
-        self.viewers = Buckets(RATE, BURST)
-        self.knocks = Buckets(KNOCK_RATE, KNOCK_BURST)
-        self.misses = Buckets(MISS_RATE, MISS_BURST)
-        self.files = Buckets(FILES_RATE, FILES_BURST)
+    def __init__(self, buckets: BucketFactory = memory_buckets) -> None:
+        self.viewers = buckets("viewers", RATE, BURST)
+        self.knocks = buckets("knocks", KNOCK_RATE, KNOCK_BURST)
+        self.misses = buckets("misses", MISS_RATE, MISS_BURST)
+        self.files = buckets("files", FILES_RATE, FILES_BURST)
         self.polls = InFlight(POLLS_PER_ADDRESS, POLLS_TOTAL)

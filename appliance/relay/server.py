@@ -9,7 +9,7 @@ import threading
 from ..httpd.server import WebServer
 from .app import create_relay_app
 from .config import RelayConfig, hash_token
-from .rooms import Rooms
+from .stores import Store, build_store
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +25,18 @@ REOPEN_WINDOW = 60.0
 class Relay:
     """The relay's rooms and HTTP app, and the reaper that forgets expired rooms. Served by its
     own :class:`RelayServer`, or mounted into the box's web server (a box without an external
-    relay: one port, one certificate, the same protocol)."""
+    relay: one port, one certificate, the same protocol). Its store is the one ``config``
+    names (memory by default), unless one is given."""
 
-    def __init__(self, config: RelayConfig, reopen_window: float = 0.0) -> None:
+    def __init__(
+        self, config: RelayConfig, reopen_window: float = 0.0, store: Store | None = None
+    ) -> None:
         self.config = config
-        self.rooms = Rooms()
-        self.app = create_relay_app(config, self.rooms, reopen_window=reopen_window)
+        chosen = store if store is not None else build_store(config)
+        self.rooms = chosen.rooms
+        self.app = create_relay_app(
+            config, self.rooms, reopen_window=reopen_window, buckets=chosen.buckets
+        )
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
 
@@ -45,7 +51,7 @@ class Relay:
             self.rooms.reap()
 
     def stop(self) -> None:
-        """Forget every room and wake every long poll. Idempotent."""
+        """Wake every long poll; forget every room of a store in memory. Idempotent."""
         self._stop.set()
         self.rooms.close_all()
         if self._reaper is not None:
@@ -56,8 +62,8 @@ class Relay:
 class RelayServer(Relay):
     """The relay on its own cheroot server: `appliance relay serve`, and the tests."""
 
-    def __init__(self, config: RelayConfig) -> None:
-        super().__init__(config, REOPEN_WINDOW)
+    def __init__(self, config: RelayConfig, store: Store | None = None) -> None:
+        super().__init__(config, REOPEN_WINDOW, store)
         self._web = WebServer(
             self.app,
             config.host,

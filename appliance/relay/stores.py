@@ -1,0 +1,48 @@
+"""The relay's store, chosen by ``store`` in relay.toml: its rooms and its rate-limit buckets,
+in memory (the default: one process, nothing to install) or in Redis (several processes).
+The redis package is imported only when Redis is chosen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .config import RelayConfig, StoreKind
+from .limits import BucketFactory, memory_buckets
+from .rooms import Rooms
+from .store import ThreadedRoomStore
+
+
+@dataclass(frozen=True)
+class Store:
+    """What the relay's app shares: its rooms and how its token buckets are made."""
+
+    rooms: ThreadedRoomStore
+    buckets: BucketFactory = memory_buckets
+
+
+def memory_store() -> Store:
+    return Store(Rooms())
+
+
+def redis_store(client: Any, prefix: str | None = None) -> Store:
+    """Rooms and buckets on ``client`` (a redis.Redis with ``decode_responses=True``)."""
+    from .redis_limits import RedisBuckets
+    from .redis_rooms import PREFIX, RedisRooms
+
+    chosen = PREFIX if prefix is None else prefix
+
+    def buckets(name: str, rate: float, burst: float) -> RedisBuckets:
+        return RedisBuckets(client, name, rate, burst, chosen)
+
+    return Store(RedisRooms(client, chosen), buckets)
+
+
+def build_store(config: RelayConfig) -> Store:
+    """The store ``config`` names (validated by config.load)."""
+    if config.store is StoreKind.MEMORY:
+        return memory_store()
+    import redis
+
+    client = redis.Redis.from_url(config.redis.url, decode_responses=True)
+    return redis_store(client)
