@@ -15,7 +15,14 @@ import urllib.request
 import pytest
 
 from appliance.relay import rooms as rooms_mod
-from appliance.relay.config import RelayConfig, TurnConfig, hash_token, load
+from appliance.relay.config import (
+    RedisConfig,
+    RelayConfig,
+    StoreKind,
+    TurnConfig,
+    hash_token,
+    load,
+)
 from appliance.relay.server import RelayServer
 from appliance.relay.viewer import VIEWER_CSP, VIEWER_DIR
 
@@ -50,13 +57,22 @@ def call(base: str, method: str, path: str, body=None, token: str = "", timeout:
             return exc.code, raw, exc.headers
 
 
-@pytest.fixture
-def relay():
+@pytest.fixture(params=["memory", "redis"])
+def relay(request: pytest.FixtureRequest):
+    """The relay over HTTP on each store, chosen as relay.toml chooses it (Redis: emptied)."""
+    shared: dict = {}
+    if request.param == "redis":
+        request.getfixturevalue("redis_client")  # an empty database
+        shared = {
+            "store": StoreKind.REDIS,
+            "redis": RedisConfig(url=request.getfixturevalue("redis_url")),
+        }
     server = RelayServer(
         RelayConfig(
             port=0,
             boxes=(hash_token(TOKEN),),
             turn=TurnConfig(secret="turn-secret", urls=("turn:127.0.0.1:3478",), ttl=600),
+            **shared,
         )
     ).start()
     try:
@@ -340,3 +356,21 @@ def test_adding_a_language_is_adding_one_file(tmp_path) -> None:
     listed = languages(tmp_path)
     assert {"code": "pt-br", "name": "Português"} in listed
     assert [entry["code"] for entry in listed] == ["en", "fr", "pt-br"]
+
+
+def test_a_relay_config_chooses_its_store_and_names_what_is_wrong(tmp_path, redis_url) -> None:
+    from appliance.errors import ConfigError
+
+    path = tmp_path / "relay.toml"
+    assert load(None).store is StoreKind.MEMORY, "the default: nothing to install"
+    for text, wrong in [
+        ('store = "disk"\n', "store"),
+        ('store = "redis"\n', r"redis\.url.*redis://127\.0\.0\.1:6379/0"),
+        ('store = "redis"\n[redis]\nurl = "http://127.0.0.1:6379"\n', r"redis\.url.*redis://"),
+        ('[redis]\nurl = "redis://127.0.0.1:6379/0"\n', r"redis\.url.*store = \"redis\""),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=wrong):
+            load(path)
+    path.write_text(f'store = "redis"\n[redis]\nurl = "{redis_url}"\n')
+    assert load(path).redis.url == redis_url

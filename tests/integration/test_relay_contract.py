@@ -1,5 +1,6 @@
 """The viewer contract end to end: the box's own relay client closes its room saying why, and a
-viewer asking the real relay over HTTP afterwards hears exactly that (docs/protocol.md)."""
+viewer asking the real relay over HTTP afterwards hears exactly that (docs/protocol.md), with
+the rooms in memory and in Redis."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import time
 import urllib.error
 import urllib.request
 
-from appliance.relay.config import RelayConfig, hash_token
+import pytest
+
+from appliance.relay.config import RedisConfig, RelayConfig, StoreKind, hash_token
 from appliance.relay.server import RelayServer
 from appliance.signalling.client import RelayClient
 
@@ -31,10 +34,17 @@ def knock(base: str, room: str) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
-async def test_the_box_says_why_its_room_closed_and_the_viewer_hears_it() -> None:
-    server = await asyncio.to_thread(
-        lambda: RelayServer(RelayConfig(port=0, boxes=(hash_token(TOKEN),))).start()
-    )
+@pytest.mark.parametrize("store", ["memory", "redis"])
+async def test_the_box_says_why_its_room_closed_and_the_viewer_hears_it(
+    store: str, request: pytest.FixtureRequest
+) -> None:
+    shared: dict = {}
+    if store == "redis":
+        request.getfixturevalue("redis_client")  # an empty database
+        url = request.getfixturevalue("redis_url")
+        shared = {"store": StoreKind.REDIS, "redis": RedisConfig(url=url)}
+    config = RelayConfig(port=0, boxes=(hash_token(TOKEN),), **shared)
+    server = await asyncio.to_thread(lambda: RelayServer(config).start())
     client = RelayClient(server.url, TOKEN)
     try:
         for room in ROOMS:

@@ -19,10 +19,12 @@ from appliance.relay.redis_rooms import sha
 from appliance.relay.store import RelayError, ThreadedRoomStore
 from appliance.relay.stores import Store, memory_store, redis_store
 
-BOX = hash_token("box-token-" + "s" * 30)
+BOX_TOKEN = "box-token-" + "s" * 30
+BOX = hash_token(BOX_TOKEN)
 OTHER_BOX = hash_token("box-token-" + "o" * 30)
 ROOM = "Abcdefghijklmnopqrstuv"
 ROOM2 = "Zyxwvutsrqponmlkjihgfe"
+ADDRESS = "198.51.100.9"
 
 
 def refused(call: Any, *args: Any) -> tuple[int, str]:
@@ -387,3 +389,29 @@ def test_redis_holds_no_room_id_token_or_address_and_every_key_expires(
     for secret in (ROOM, ROOM2, token, "198.51.100.7"):
         assert secret not in everything
     assert sha(ROOM) in everything, "rooms are named by their hash"
+
+
+def test_two_relay_apps_on_one_redis_serve_one_room_and_one_knock_budget(shared) -> None:
+    from appliance.relay.app import create_relay_app
+    from appliance.relay.config import RelayConfig
+
+    config = RelayConfig(boxes=(BOX,))
+    apps = []
+    for _ in range(2):
+        store = shared()
+        apps.append(create_relay_app(config, store.rooms, buckets=store.buckets).test_client())
+    box = {"Authorization": f"Bearer {BOX_TOKEN}"}
+    opened = apps[0].put(f"/api/box/rooms/{ROOM}", json={"expires": time.time() + 60}, headers=box)
+    assert opened.status_code == 201
+    statuses = []
+    for i in range(2 * KNOCK_BURST):  # one address, alternately on either process
+        knocked = apps[i % 2].post(
+            f"/api/rooms/{ROOM}/knock", json={"blob": "k"}, environ_base={"REMOTE_ADDR": ADDRESS}
+        )
+        statuses.append(knocked.status_code)
+        if knocked.status_code == 202:  # the box refuses it: no knock stays pending
+            sent = apps[1 - i % 2].get(f"/api/box/rooms/{ROOM}/messages?after=0", headers=box)
+            handle = sent.get_json()["messages"][-1]["client"]
+            refusal = {"client": handle, "reason": "bad"}
+            apps[0].post(f"/api/box/rooms/{ROOM}/refuse", json=refusal, headers=box)
+    assert statuses == [202] * KNOCK_BURST + [429] * KNOCK_BURST, "one budget, not two"
