@@ -38,13 +38,21 @@ class RedisBell:
         return self._stop.is_set()
 
     def _listen(self) -> None:
+        failing = False
         while not self._stop.is_set():
             try:
                 message = self._pubsub.get_message(timeout=0.5)
-            except Exception:  # noqa: BLE001 - the connection dropped: waits recheck on their own
-                logger.warning("the relay's Redis subscription failed; retrying", exc_info=False)
+            except Exception:  # the connection dropped: waits recheck on their own meanwhile
+                # warn once per outage, then quietly retry (redis-py subscribes again)
+                (logger.debug if failing else logger.warning)(
+                    "the relay's Redis subscription failed; retrying"
+                )
+                failing = True
                 self._stop.wait(RECHECK)
                 continue
+            if failing:
+                logger.warning("the relay's Redis subscription is back")
+                failing = False
             if message is not None:
                 with self._cond:
                     self._rings += 1

@@ -415,3 +415,17 @@ def test_two_relay_apps_on_one_redis_serve_one_room_and_one_knock_budget(shared)
             refusal = {"client": handle, "reason": "bad"}
             apps[0].post(f"/api/box/rooms/{ROOM}/refuse", json=refusal, headers=box)
     assert statuses == [202] * KNOCK_BURST + [429] * KNOCK_BURST, "one budget, not two"
+
+
+def test_a_poll_still_wakes_when_the_subscription_drops(shared, redis_client) -> None:
+    box_side, viewer_side = shared().rooms, shared().rooms
+    box_side.open(BOX, ROOM, time.time() + 60)
+    token, _ = seated(box_side)
+    thread, got = in_thread(box_side.box_messages, BOX, ROOM, 1, 10)
+    time.sleep(0.2)
+    assert redis_client.client_kill_filter(_type="pubsub") >= 2, "every listener cut off"
+    sent = time.monotonic()
+    viewer_side.viewer_send(ROOM, token, "offer")  # its message may be lost: the wait rechecks
+    thread.join(5)
+    assert got and [m[3] for m in got[0][1]] == ["offer"]
+    assert got[0][0] - sent < 2.5, "within a recheck, not at the poll's end"
