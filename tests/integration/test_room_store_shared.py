@@ -1,0 +1,170 @@
+"""The relay's Redis store, what only a shared store must do: two relay processes (two stores on
+one real redis-server) serve one room, one seat and one rate budget; a poll on one wakes at a
+change on the other, even when the subscription drops; Redis holds no room id, token or address,
+and every key expires."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from appliance.relay import store as store_mod
+from appliance.relay.limits import BURST, KNOCK_BURST, RelayLimits
+from appliance.relay.redis_rooms import sha
+from appliance.relay.store import RelayError, ThreadedRoomStore
+from tests.support.room_stores import (
+    ADDRESS,
+    BOX,
+    BOX_TOKEN,
+    ROOM,
+    ROOM2,
+    in_thread,
+    maker,
+    refused,
+    seated,
+)
+
+
+@pytest.fixture
+def shared(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Redis stores: each another relay process on the same Redis."""
+    yield from maker(request, "redis")
+
+
+def test_two_relay_processes_give_an_address_one_budget(shared) -> None:
+    first, second = RelayLimits(shared().buckets), RelayLimits(shared().buckets)
+    taken = [(first, second)[i % 2].knocks.take("198.51.100.7") for i in range(2 * KNOCK_BURST)]
+    assert taken.count(True) == KNOCK_BURST, "the two processes share one bucket"
+    v6 = [(first, second)[i % 2].viewers.take(f"2001:db8::{i:x}") for i in range(BURST + 5)]
+    assert v6.count(True) == BURST, "an IPv6 client by its /64, across processes"
+
+
+def test_a_box_on_one_process_and_a_viewer_on_another_share_the_room(shared) -> None:
+    box_side, viewer_side = shared().rooms, shared().rooms
+    box_side.open(BOX, ROOM, time.time() + 60)
+    viewer_side.check(ROOM)
+    token = viewer_side.knock(ROOM, "knock")
+    handle = box_side.box_messages(BOX, ROOM, 0, 0)[-1][1]
+    box_side.box_send(BOX, ROOM, handle, "answer", True)
+    assert viewer_side.viewer_messages(ROOM, token, 0, 0) == ([(2, "answer")], True)
+    viewer_side.viewer_send(ROOM, token, "offer")
+    assert box_side.box_messages(BOX, ROOM, 2, 0) == [(3, handle, "message", "offer")]
+    assert box_side.count() == viewer_side.count() == 1
+    box_side.close(BOX, ROOM)
+    assert refused(viewer_side.check, ROOM) == (410, "ended")
+
+
+def test_the_seat_is_granted_atomically_across_processes(shared) -> None:
+    processes = [shared().rooms for _ in range(4)]
+    processes[0].open(BOX, ROOM, time.time() + 60)
+    outcomes: list[str] = []
+    tokens: list[str] = []
+    lock = threading.Lock()
+
+    def knock(rooms: ThreadedRoomStore) -> None:
+        for _ in range(5):
+            try:
+                token = rooms.knock(ROOM, "k")
+            except RelayError as exc:
+                with lock:
+                    outcomes.append(exc.code)
+            else:
+                with lock:
+                    outcomes.append("in")
+                    tokens.append(token)
+
+    threads = [threading.Thread(target=knock, args=(p,)) for p in processes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert outcomes.count("in") == store_mod.MAX_PENDING_KNOCKS, "the bound holds across processes"
+
+    handles = [m[1] for m in processes[0].box_messages(BOX, ROOM, 0, 0)]
+    grants = [
+        in_thread(p.box_send, BOX, ROOM, h, "answer", True)
+        for p, h in zip(processes, handles, strict=True)
+    ]
+    for thread, _ in grants:
+        thread.join(10)
+    heard = []
+    for token in tokens:
+        try:
+            heard.append(processes[1].viewer_messages(ROOM, token, 1000, 0)[1])
+        except RelayError as exc:
+            heard.append(exc.code)
+    assert sorted(heard, key=str) == sorted([True] + ["taken"] * 3, key=str), heard
+
+
+def test_redis_holds_no_room_id_token_or_address_and_every_key_expires(
+    shared, redis_client
+) -> None:
+    limits = RelayLimits(shared().buckets)
+    rooms = shared().rooms
+    rooms.open(BOX, ROOM, time.time() + 60)
+    token, _ = seated(rooms)
+    rooms.viewer_send(ROOM, token, "sealed-offer")
+    limits.viewers.take("198.51.100.7")
+    rooms.open(BOX, ROOM2, time.time() + 60)
+    rooms.close(BOX, ROOM2)
+    keys = redis_client.keys("*")
+    assert keys
+    everything = " ".join(keys)
+    for key in keys:
+        assert redis_client.ttl(key) > 0, f"{key} never expires"
+        kind = redis_client.type(key)
+        if kind == "string":
+            everything += " " + redis_client.get(key)
+        elif kind == "hash":
+            everything += " " + " ".join(redis_client.hgetall(key).values())
+        elif kind == "list":
+            everything += " " + " ".join(redis_client.lrange(key, 0, -1))
+        elif kind == "zset":
+            everything += " " + " ".join(redis_client.zrange(key, 0, -1))
+    for secret in (ROOM, ROOM2, token, "198.51.100.7"):
+        assert secret not in everything
+    assert sha(ROOM) in everything, "rooms are named by their hash"
+
+
+def test_two_relay_apps_on_one_redis_serve_one_room_and_one_knock_budget(shared) -> None:
+    from appliance.relay.app import create_relay_app
+    from appliance.relay.config import RelayConfig
+
+    config = RelayConfig(boxes=(BOX,))
+    apps = []
+    for _ in range(2):
+        store = shared()
+        apps.append(create_relay_app(config, store.rooms, buckets=store.buckets).test_client())
+    box = {"Authorization": f"Bearer {BOX_TOKEN}"}
+    opened = apps[0].put(f"/api/box/rooms/{ROOM}", json={"expires": time.time() + 60}, headers=box)
+    assert opened.status_code == 201
+    statuses = []
+    for i in range(2 * KNOCK_BURST):  # one address, alternately on either process
+        knocked = apps[i % 2].post(
+            f"/api/rooms/{ROOM}/knock", json={"blob": "k"}, environ_base={"REMOTE_ADDR": ADDRESS}
+        )
+        statuses.append(knocked.status_code)
+        if knocked.status_code == 202:  # the box refuses it: no knock stays pending
+            sent = apps[1 - i % 2].get(f"/api/box/rooms/{ROOM}/messages?after=0", headers=box)
+            handle = sent.get_json()["messages"][-1]["client"]
+            refusal = {"client": handle, "reason": "bad"}
+            apps[0].post(f"/api/box/rooms/{ROOM}/refuse", json=refusal, headers=box)
+    assert statuses == [202] * KNOCK_BURST + [429] * KNOCK_BURST, "one budget, not two"
+
+
+def test_a_poll_still_wakes_when_the_subscription_drops(shared, redis_client) -> None:
+    box_side, viewer_side = shared().rooms, shared().rooms
+    box_side.open(BOX, ROOM, time.time() + 60)
+    token, _ = seated(box_side)
+    thread, got = in_thread(box_side.box_messages, BOX, ROOM, 1, 10)
+    time.sleep(0.2)
+    assert redis_client.client_kill_filter(_type="pubsub") >= 2, "every listener cut off"
+    sent = time.monotonic()
+    viewer_side.viewer_send(ROOM, token, "offer")  # its message may be lost: the wait rechecks
+    thread.join(5)
+    assert got and [m[3] for m in got[0][1]] == ["offer"]
+    assert got[0][0] - sent < 2.5, "within a recheck, not at the poll's end"
