@@ -1,15 +1,24 @@
-"""The C allocator (glibc malloc) under the process: its figures, and giving free memory back.
+"""The C allocator (glibc malloc) under the process: its figures, giving free memory back, and
+no transparent huge pages.
 
 libx264 and FFmpeg's scaler allocate their buffers with malloc, sized by the picture. When the
 picture size changes (the rate ladder's smaller step, and back), the old encoder's buffers are
-freed and the new one's allocated. glibc keeps what was freed in its heaps, and after the first
-large buffer is freed it raises its mmap threshold (up to 32 MiB), so every later picture-sized
-buffer comes from a heap, not from mmap: the freed holes are kept, fragmented, and the process's
-RSS steps up with the restarts although the bytes in use do not grow (measured:
-docs/reliability.md, "Memory"). :func:`release_free_memory` (``malloc_trim(0)``) hands the free
-pages of every heap back to the kernel; the media thread calls it after each restart.
+freed and the new one's allocated. glibc keeps what was freed in its heaps (after the first
+large buffer is freed it raises its mmap threshold, up to 32 MiB, so later picture-sized
+buffers come from a heap, not from mmap of their own). Two things follow, both measured
+(docs/reliability.md, "Memory"), neither a leak (the Python heap and malloc's bytes in use stay
+flat):
 
-Imports nothing of the appliance. Elsewhere than glibc both functions do nothing.
+* the freed memory stays resident: :func:`release_free_memory` (``malloc_trim(0)``) hands the
+  free pages of every heap back to the kernel; the media thread calls it after each restart;
+* libx264 asks for transparent huge pages (``madvise(MADV_HUGEPAGE)``) for every buffer of
+  1.75 MiB or more. Inside a heap that advice outlives the buffer, and the kernel's khugepaged
+  later fills whole 2 MiB pages around whatever is left in use there: RSS steps up at
+  khugepaged's pace, minutes apart, while nothing more is in use.
+  :func:`disable_transparent_huge_pages` (``prctl(PR_SET_THP_DISABLE)``) turns them off for the
+  box's process; the composition root calls it before anything is encoded.
+
+Imports nothing of the appliance. Elsewhere than glibc on Linux these functions do nothing.
 """
 
 from __future__ import annotations
@@ -48,6 +57,8 @@ def _load() -> ctypes.CDLL | None:
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
         libc.malloc_trim.restype = ctypes.c_int
         libc.mallinfo2.restype = _Mallinfo2
+        libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+        libc.prctl.restype = ctypes.c_int
     except (OSError, AttributeError):  # not glibc, or older than 2.33 (no mallinfo2)
         return None
     return libc
@@ -86,3 +97,16 @@ def release_free_memory() -> bool:
     released = bool(_libc.malloc_trim(0))
     logger.debug("malloc_trim: %.1f ms", (time.monotonic() - start) * 1000)
     return released
+
+
+_PR_SET_THP_DISABLE = 41  # linux/prctl.h
+
+
+def disable_transparent_huge_pages() -> bool:
+    """Make this process (and its children) ineligible for transparent huge pages, whatever
+    its libraries ask (``prctl(PR_SET_THP_DISABLE)``). Returns whether the kernel took it."""
+    if _libc is None:
+        return False
+    done = _libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
+    logger.debug("transparent huge pages %s", "off" if done else "left as they were")
+    return done

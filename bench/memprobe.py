@@ -34,6 +34,28 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * _PAGE
 
 
+def rollup() -> dict[str, float]:
+    """The kernel's split of RSS (/proc/self/smaps_rollup), in MiB: anonymous memory (the heaps,
+    Python's arenas, stacks), the rest (file pages: code and libraries) and the anonymous memory
+    in transparent huge pages."""
+    kib: dict[str, int] = {}
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            for line in f:
+                name, _, rest = line.partition(":")
+                if name in ("Rss", "Anonymous", "AnonHugePages"):
+                    kib[name] = int(rest.split()[0])
+    except (OSError, ValueError):
+        return {}
+    if len(kib) < 3:
+        return {}
+    return {
+        "rss_anon_mb": kib["Anonymous"] / 1024,
+        "rss_file_mb": (kib["Rss"] - kib["Anonymous"]) / 1024,
+        "anon_huge_mb": kib["AnonHugePages"] / 1024,
+    }
+
+
 def arenas() -> int | None:
     """How many malloc arenas glibc has (from malloc_info's XML), or None elsewhere."""
     try:
@@ -57,6 +79,7 @@ def sample(t0: float) -> dict[str, Any]:
         "rss_mb": rss_bytes() / MIB,
         "py_objects": len(gc.get_objects()),
         "py_blocks": sys.getallocatedblocks(),
+        **rollup(),
     }
     if tracemalloc.is_tracing():
         out["py_traced_mb"] = tracemalloc.get_traced_memory()[0] / MIB
@@ -142,6 +165,15 @@ def latest(path: str) -> dict[str, Any]:
 NOISE = 0.02
 
 
+def average(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mean of each numeric field the ``samples`` all have (malloc's bytes in use swing by
+    several MiB from one sample to the next: the soak compares minutes, not samples)."""
+    keys = [k for k, v in samples[0].items() if isinstance(v, int | float)]
+    return {
+        k: sum(s[k] for s in samples) / len(samples) for k in keys if all(k in s for s in samples)
+    }
+
+
 def split(first: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
     """Where the RSS growth from ``first`` to ``last`` went (samples with the probe's fields):
     the Python heap, malloc's bytes in use, or neither (memory glibc keeps after it was freed)."""
@@ -171,6 +203,8 @@ def split(first: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
         python_unmeasured = "Python heap" in grew and "py_traced_growth_mb" not in out
         if kept > NOISE * first["rss_mb"] and not python_unmeasured:
             grew.append("kept by the allocator")
+    if "anon_huge_mb" in first and "anon_huge_mb" in last:
+        out["anon_huge_growth_mb"] = last["anon_huge_mb"] - first["anon_huge_mb"]
     out["grew"] = ", ".join(grew) if grew else "nothing"
     return out
 
@@ -188,6 +222,8 @@ def describe(split_: dict[str, Any]) -> str:
     if "malloc_in_use_growth_mb" in split_:
         parts.append(f"malloc in use {split_['malloc_in_use_growth_mb']:+.1f} MiB")
         parts.append(f"the rest (kept by the allocator) {split_['kept_growth_mb']:+.1f} MiB")
+    if "anon_huge_growth_mb" in split_:
+        parts.append(f"in transparent huge pages {split_['anon_huge_growth_mb']:+.1f} MiB")
     return "; ".join(parts) + f": grew: {split_['grew']}"
 
 
@@ -198,6 +234,7 @@ def plot_split(ax: Any, t: list[float], samples: list[dict[str, Any]]) -> None:
         ("malloc_in_use_mb", "malloc in use"),
         ("malloc_free_mb", "malloc free, kept"),
         ("py_traced_mb", "Python heap (tracemalloc)"),
+        ("anon_huge_mb", "in transparent huge pages"),
     ):
         if all(key in s for s in samples):
             ax.plot(t, [s[key] for s in samples], label=label)

@@ -41,13 +41,20 @@ def sample(box: NetBox, page: Any, t0: float, probe: Path) -> dict[str, Any]:
 
 
 def probe_options(
-    path: Path, every: float, trace_frames: int, baseline: float, release: bool = True
+    path: Path,
+    every: float,
+    trace_frames: int,
+    baseline: float,
+    release: bool = True,
+    keep_thp: bool = False,
 ) -> tuple[str, ...]:
-    """bench.netbox's options for the memory probe (and ``--no-release``)."""
+    """bench.netbox's options for the memory probe (and ``--no-release``, ``--keep-thp``: the
+    box as it was before the memory fixes)."""
     return (
         *("--memory", str(path), "--memory-every", str(every)),
         *("--tracemalloc", str(trace_frames), "--memory-baseline", str(baseline)),
         *(() if release else ("--no-release",)),
+        *(("--keep-thp",) if keep_thp else ()),
     )
 
 
@@ -73,7 +80,11 @@ def judge(samples: list[dict[str, Any]], warmup: float) -> dict[str, Any]:
         "threads_max": max(s["threads"] for s in settled),
         "fps": (last["presented"] - first["presented"]) / max(1.0, last["t"] - first["t"]),
     }
-    out.update(memprobe.split(first, last))
+    # where it went: the first minute after the warm-up against the last minute
+    window = max(1, min(6, len(settled) // 4))
+    out.update(
+        memprobe.split(memprobe.average(settled[:window]), memprobe.average(settled[-window:]))
+    )
     out["verdict"] = (
         "PASS"
         if rss_growth <= 0.05
@@ -121,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-release", action="store_true", help="the box without malloc_trim after restarts"
     )
+    parser.add_argument(
+        "--keep-thp", action="store_true", help="the box with transparent huge pages"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.split("x"))
@@ -145,7 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         chromium = browser.launch(pw)
         probe = Path(tmp) / "memory.jsonl"
         memory = probe_options(
-            probe, args.every, args.tracemalloc, args.warmup, release=not args.no_release
+            probe,
+            args.every,
+            args.tracemalloc,
+            args.warmup,
+            release=not args.no_release,
+            keep_thp=args.keep_thp,
         )
         box = NetBox(width, height, Path(tmp), memory=memory, env=box_env(args.box_env))
         context = None

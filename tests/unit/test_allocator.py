@@ -1,9 +1,11 @@
-"""The allocator's figures, and encoder restarts that leak nothing (Python objects, malloc's
-bytes in use) while the memory they free is handed back."""
+"""The allocator's figures, encoder restarts that leak nothing (Python objects, malloc's bytes
+in use) while the memory they free is handed back, and transparent huge pages turned off."""
 
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import threading
 
 import av
@@ -65,3 +67,18 @@ def test_encoder_restarts_leak_no_object_and_no_native_memory() -> None:
     assert result["objects_after"] - result["objects"] < 60, "one object per restart: a leak"
     # a leaked 160x120 libx264 context holds well over 100 KiB: 120 of them would be MiBs
     assert result["in_use_after"] - result["in_use"] < 2**20, result
+
+
+@glibc
+def test_transparent_huge_pages_are_turned_off_for_the_process() -> None:
+    """In a child process, not this one: the kernel's own word for it (/proc/self/status)."""
+    code = (
+        "from appliance import allocator\n"
+        "assert allocator.disable_transparent_huge_pages()\n"
+        "status = open('/proc/self/status').read()\n"
+        "print([l for l in status.splitlines() if l.startswith('THP_enabled')])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    assert "'THP_enabled:\\t0'" in out or "[]" in out  # older kernels do not say
