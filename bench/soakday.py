@@ -131,7 +131,8 @@ def plot(
     if samples:
         memprobe.plot_split(axes[1], t, samples)
     for s in sessions:
-        axes[1].axvline(s["at"] / 60, color="grey", lw=0.5)
+        end = (s["end_t"] - t0) if "end_t" in s else s["at"]
+        axes[1].axvline(end / 60, color="grey", lw=0.5)
     axes[1].set_xlabel("minutes (grey: an exam's end)")
     for ax in axes:
         ax.grid(alpha=0.3)
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             while time.monotonic() - t0 < seconds and len(sessions) < args.max_sessions:
                 one = exam(box, chromium, net, link, args)
                 one.update(n=len(sessions) + 1, at=round(time.monotonic() - t0, 1))
+                one["end_t"] = time.time()  # on the memory probe's clock
                 one.update(fresh_sample(probe, time.time(), 2 * args.every + 5))
                 sessions.append(one)
                 print(json.dumps(one), flush=True)
