@@ -45,7 +45,7 @@ def restarts(encoder: SoftwareEncoder, cycles: int) -> None:
 
 @glibc
 def test_encoder_restarts_leak_no_object_and_no_native_memory() -> None:
-    encoder = SoftwareEncoder(320, 240, 30, bitrate=300_000, threads=1)
+    encoder = SoftwareEncoder(320, 240, 30, bitrate=300_000, keyframe_interval=10, threads=1)
     result: dict[str, int] = {}
 
     def run() -> None:  # in its own thread (and malloc arena) like the media thread
