@@ -14,7 +14,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Python trees that lint checks (bench/ joins once it exists).
 LINT_DIRS := appliance tests $(wildcard bench) $(wildcard fuzz)
 
-.PHONY: all setup system-deps node-deps image-deps demo test test-fast lint bench bench-network soak image-smoke screenshots fuzz clean
+.PHONY: all setup system-deps node-deps image-deps demo test test-fast lint bench bench-network soak soak-day image-smoke screenshots fuzz clean
 
 all: test
 
@@ -140,9 +140,16 @@ bench: setup
 bench-network: setup
 	bash bench/network.sh bench.network $(BENCH_ARGS)
 
-# An hour live at 1080p30 under RFC 8867 5.1 repeated: RSS, fds and threads over time.
+# An hour live at 1080p30 under RFC 8867 5.1 repeated: RSS (and where it went: the Python heap,
+# malloc's bytes in use or kept by the allocator), fds and threads over time.
 soak: setup
 	bash bench/network.sh bench.soak $(SOAK_ARGS)
+
+# A clinic's day: exams back to back on one box for an hour (session opened, Chromium admitted,
+# RFC 8867 5.1's steps, session ended); passes when every exam's end RSS is within 5 % of the
+# first's. SOAKDAY_ARGS="--minutes 120" for a longer day.
+soak-day: setup
+	bash bench/network.sh bench.soakday $(SOAKDAY_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/results

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import __version__, configcheck, logs
+from . import __version__, allocator, configcheck, logs
 from . import config as config_mod
 from .errors import ApplianceError, ConfigError
 
@@ -225,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.setup(cfg.log.level)
     if args.command == "run":
+        # libx264 asks for huge pages for its buffers; inside malloc's heaps they outlive the
+        # buffers and the kernel refills them: RSS stepped up through a long exam
+        # (docs/reliability.md, "Memory")
+        allocator.disable_transparent_huge_pages()
         try:
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(_run(args, cfg, password))

@@ -4,7 +4,12 @@ The network benchmarks impair box -> phone only, which the rig picks out by sour
 demo keeps its web server and relay on 127.0.0.1, and this launcher gives its peers ``--media``
 (127.0.0.2) instead of the demo's 127.0.0.1. Every rate-control round (5 a second) is appended
 to ``--decisions`` as a JSON line (time, target, encoder rate, rate sent, step, stall, RTT, REMB),
-which the benchmark plots against the capacity. Nothing else differs from the demo.
+which the benchmark plots against the capacity. With ``--memory``, bench.memprobe samples where
+the process's memory is (RSS, the Python heap, glibc malloc's figures) into that file (the
+soaks); ``--no-release`` turns off the release of free memory after the encoder restarts
+(:func:`appliance.allocator.release_free_memory`) and ``--keep-thp`` leaves the process its
+transparent huge pages (:func:`appliance.allocator.disable_transparent_huge_pages`), to measure
+the box without those fixes. Nothing else differs from the demo.
 
     python -m bench.netbox --media 127.0.0.2 --decisions out.jsonl -- run --demo --port 0 ...
 """
@@ -55,11 +60,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.netbox")
     parser.add_argument("--media", default="127.0.0.2")
     parser.add_argument("--decisions", default="")
+    parser.add_argument("--memory", default="", help="bench.memprobe's samples (JSON lines)")
+    parser.add_argument("--memory-every", type=float, default=10.0)
+    parser.add_argument("--tracemalloc", type=int, default=0, help="frames per trace (0: off)")
+    parser.add_argument("--memory-baseline", type=float, default=0.0)
+    parser.add_argument("--no-release", action="store_true", help="no malloc_trim after restarts")
+    parser.add_argument("--keep-thp", action="store_true", help="transparent huge pages kept")
     parser.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     from appliance import demo
 
+    if args.memory:
+        from bench import memprobe
+
+        memprobe.start(args.memory, args.memory_every, args.tracemalloc, args.memory_baseline)
+
     demo.DEMO_OVERRIDES["stream"] = {"ice_addresses": [args.media], "ice_servers": []}
+    from appliance import allocator
+
+    if args.no_release:
+        allocator.release_free_memory = lambda: False
+    if args.keep_thp:
+        allocator.disable_transparent_huge_pages = lambda: False
     if args.decisions:
         instrument(args.decisions)
     from appliance.__main__ import main as appliance_main

@@ -80,11 +80,20 @@ class NetBox(Box):
     logged), driven through its terminal like bench.run's."""
 
     def __init__(
-        self, width: int, height: int, workdir: Path, fps: int = 30, extra: str = ""
+        self,
+        width: int,
+        height: int,
+        workdir: Path,
+        fps: int = 30,
+        extra: str = "",
+        memory: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
+        """``memory``: bench.netbox's memory probe options (``--memory`` and its file, ...);
+        ``env``: added to the box's environment."""
         self.decisions = workdir / "decisions.jsonl"
         launcher: tuple[str, ...] = ("-m", "bench.netbox", "--media", "127.0.0.2")
-        launcher += ("--decisions", str(self.decisions), "--")
+        launcher += ("--decisions", str(self.decisions), *memory, "--")
         super().__init__(
             width,
             height,
@@ -93,7 +102,7 @@ class NetBox(Box):
             fps=fps,
             launcher=launcher,
             stderr=open(workdir / "box.log", "w"),  # noqa: SIM115 - closed with the process
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
         )
 
     def read_decisions(self, since: float) -> list[dict[str, Any]]:

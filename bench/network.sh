@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs a network benchmark (bench/network.py, bench/soak.py) as root inside a private network
-# namespace with only loopback up: the impairment rig refuses to run anywhere else.
+# Runs a network benchmark (bench/network.py, bench/soak.py, bench/soakday.py) as root inside a
+# private network namespace with only loopback up: the impairment rig refuses to run anywhere else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON_BIN:-.venv/bin/python}
-module=${1:?usage: bench/network.sh bench.network|bench.soak [args]}
+module=${1:?usage: bench/network.sh bench.network|bench.soak|bench.soakday [args]}
 shift
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if [ -z "${APPLIANCE_IN_NETNS:-}" ]; then

@@ -2,10 +2,13 @@
 
 The box runs as its own process (bench.netbox), headless Chromium watches; the capacity steps
 1.0 -> 2.5 -> 0.6 -> 1.0 x ``--reference`` Mbit/s every 100 s (50 ms one way, 300 ms queue) for
-``--minutes``. Every ``--every`` seconds: the box's RSS, open file descriptors and threads, and
-the frames Chromium presented. Growth is judged from the first sample after ``--warmup``
-seconds to the end: RSS <= 5 %, no fd or thread growth. Prints a table, writes JSON and a PNG
-under bench/results/.
+``--minutes``. Every ``--every`` seconds: the box's RSS, open file descriptors and threads, the
+frames Chromium presented, and from inside the box (bench.memprobe) its Python heap (objects,
+blocks, with ``--tracemalloc`` the bytes traced) and glibc malloc's bytes in use and free. Growth
+is judged from the first sample after ``--warmup`` seconds to the end: RSS <= 5 %, no fd or
+thread growth; and the report says which grew: the Python heap, malloc's bytes in use (a native
+leak) or neither (memory the allocator keeps). Prints a table, writes JSON and a PNG under
+bench/results/.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import memprobe
 from bench.network import NetBox, join_live
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def sample(box: NetBox, page: Any, t0: float) -> dict[str, Any]:
+def sample(box: NetBox, page: Any, t0: float, probe: Path) -> dict[str, Any]:
     ps = box.ps
     presented = page.evaluate("window.probe.presented")
     return {
@@ -32,7 +36,31 @@ def sample(box: NetBox, page: Any, t0: float) -> dict[str, Any]:
         "fds": ps.num_fds(),
         "threads": ps.num_threads(),
         "presented": presented,
+        **memprobe.latest(str(probe)),
     }
+
+
+def probe_options(
+    path: Path,
+    every: float,
+    trace_frames: int,
+    baseline: float,
+    release: bool = True,
+    keep_thp: bool = False,
+) -> tuple[str, ...]:
+    """bench.netbox's options for the memory probe (and ``--no-release``, ``--keep-thp``: the
+    box as it was before the memory fixes)."""
+    return (
+        *("--memory", str(path), "--memory-every", str(every)),
+        *("--tracemalloc", str(trace_frames), "--memory-baseline", str(baseline)),
+        *(() if release else ("--no-release",)),
+        *(("--keep-thp",) if keep_thp else ()),
+    )
+
+
+def box_env(pairs: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` pairs (``--box-env``) as a dict."""
+    return dict(p.split("=", 1) for p in pairs)
 
 
 def judge(samples: list[dict[str, Any]], warmup: float) -> dict[str, Any]:
@@ -52,6 +80,11 @@ def judge(samples: list[dict[str, Any]], warmup: float) -> dict[str, Any]:
         "threads_max": max(s["threads"] for s in settled),
         "fps": (last["presented"] - first["presented"]) / max(1.0, last["t"] - first["t"]),
     }
+    # where it went: the first minute after the warm-up against the last minute
+    window = max(1, min(6, len(settled) // 4))
+    out.update(
+        memprobe.split(memprobe.average(settled[:window]), memprobe.average(settled[-window:]))
+    )
     out["verdict"] = (
         "PASS"
         if rss_growth <= 0.05
@@ -69,9 +102,8 @@ def plot(samples: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     t = [s["t"] / 60 for s in samples]
-    fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
-    axes[0].plot(t, [s["rss_mb"] for s in samples])
-    axes[0].set_ylabel("box RSS (MiB)")
+    fig, axes = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
+    memprobe.plot_split(axes[0], t, samples)
     axes[1].plot(t, [s["fds"] for s in samples], label="open fds")
     axes[1].plot(t, [s["threads"] for s in samples], label="threads")
     axes[1].legend()
@@ -95,6 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", type=float, default=1.0, help="Mbit/s of the 1.0x step")
     parser.add_argument("--every", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=300.0)
+    parser.add_argument("--tracemalloc", type=int, default=0, help="frames per trace (0: off)")
+    parser.add_argument("--box-env", action="append", default=[], help="KEY=VALUE for the box")
+    parser.add_argument(
+        "--no-release", action="store_true", help="the box without malloc_trim after restarts"
+    )
+    parser.add_argument(
+        "--keep-thp", action="store_true", help="the box with transparent huge pages"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.split("x"))
@@ -108,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     confine_host_addresses(("127.0.0.1",))
     samples: list[dict[str, Any]] = []
+    top: list[str] | None = None
     steps = rfc8867_steps(args.reference)
     repeated = [(at + 100 * k, mbit) for k in range(int(seconds // 100) + 1) for at, mbit in steps]
     with (
@@ -116,7 +157,16 @@ def main(argv: list[str] | None = None) -> int:
         Impairment(max_seconds=seconds + 300) as net,
     ):
         chromium = browser.launch(pw)
-        box = NetBox(width, height, Path(tmp))
+        probe = Path(tmp) / "memory.jsonl"
+        memory = probe_options(
+            probe,
+            args.every,
+            args.tracemalloc,
+            args.warmup,
+            release=not args.no_release,
+            keep_thp=args.keep_thp,
+        )
+        box = NetBox(width, height, Path(tmp), memory=memory, env=box_env(args.box_env))
         context = None
         try:
             net.delay(50)
@@ -125,22 +175,27 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             net.profile(repeated, duration_s=seconds + 10, queue_ms=300)
             while time.monotonic() - t0 < seconds:
-                samples.append(sample(box, page, t0))
+                samples.append(sample(box, page, t0, probe))
                 page.evaluate("window.probe.frames.length = 0")  # bounded in the page
                 print(json.dumps(samples[-1]), flush=True)
                 time.sleep(args.every)
-            samples.append(sample(box, page, t0))
+            samples.append(sample(box, page, t0, probe))
+            tops = [r["py_top_growth"] for r in memprobe.read(str(probe)) if "py_top_growth" in r]
+            top = tops[-1] if tops else None
         finally:
             if context is not None:
                 context.close()
             box.stop()
             chromium.close()
     result = judge(samples, args.warmup)
+    if top:
+        result["py_top_growth"] = "; ".join(top)
     lines = ["| measure | value |", "|---|---|"] + [
         f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |"
         for k, v in result.items()
     ]
     print("\n".join(lines))
+    print("memory, after the warm-up to the end:", memprobe.describe(result))
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     payload: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}

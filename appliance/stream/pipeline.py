@@ -8,7 +8,9 @@ slate (one keyframe a second, so the connection stays up and the last live pictu
 The rate controller's decision arrives through :meth:`MediaPipeline.set_rate` (from the loop):
 the encoder's bitrate and the ladder's step, applied before the next frame. At the half-rate
 step every other frame is dropped before the encoder; at the smaller step frames are scaled
-(the encoder restarts at the new size with one IDR). Keyframe requests arrive through
+(the encoder restarts at the new size with one IDR; the buffers the old size freed are then
+handed back to the system: :func:`appliance.allocator.release_free_memory`, without which the
+box's RSS steps up with the restarts of a long exam). Keyframe requests arrive through
 :meth:`MediaPipeline.keyframe` with their reason; the policy (:mod:`appliance.encode.keyframes`)
 decides which skip the limiter, and the thread forces what is due before each frame.
 """
@@ -24,6 +26,7 @@ from collections.abc import Callable
 import av
 import numpy as np
 
+from .. import allocator
 from ..capture import slate
 from ..capture.base import CapturedFrame, Source
 from ..encode.base import VIDEO_TIME_BASE, Encoder, EncoderFactory
@@ -98,6 +101,8 @@ class MediaPipeline:
         self.frames_encoded = 0
         self.keyframes_encoded = 0
         self.frames_dropped = 0  # by the half-rate step
+        self.memory_releases = 0  # after a change of the encoded size
+        self._encoded_size: tuple[int, int] | None = None
         #: the keyframe policy (shared with the fan-out, which asks it directly)
         self.keyframes = keyframes or KeyframePolicy()
         # (encoder bitrate or None, step or None): set on the loop, applied in the thread
@@ -307,3 +312,9 @@ class MediaPipeline:
                 self.keyframes.encoded_keyframe(now)
             self._publish(packet)
         self.frames_encoded += 1
+        size = (frame.width, frame.height)
+        if size != self._encoded_size:
+            if self._encoded_size is not None:  # the old size's buffers are free now
+                allocator.release_free_memory()
+                self.memory_releases += 1
+            self._encoded_size = size

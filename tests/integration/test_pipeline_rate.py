@@ -113,3 +113,33 @@ def test_keyframe_requests_are_limited_and_coalesced() -> None:
         assert pipeline.keyframes.requests >= 10
     finally:
         pipeline.stop()
+
+
+def test_the_memory_freed_by_a_change_of_size_is_released(monkeypatch) -> None:
+    from appliance import allocator
+
+    released: list[float] = []
+
+    def release() -> bool:
+        released.append(time.monotonic())
+        return True
+
+    monkeypatch.setattr(allocator, "release_free_memory", release)
+    enc = RecordingEncoder()
+    pipeline = MediaPipeline(SyntheticSource(800, 450, 30), lambda w, h, fps: enc, lambda p: None)
+    pipeline.set_mode(Mode.LIVE)
+    pipeline.set_viewers(1)
+    pipeline.start()
+    try:
+        until(lambda: len(enc.sizes) > 3, 5.0)
+        pipeline.set_rate(1_000_000, HALF)  # the same size: nothing to release
+        until(lambda: enc.divisor == 2, 2.0)
+        time.sleep(0.2)
+        assert released == []
+        pipeline.set_rate(300_000, SMALLER)
+        until(lambda: len(released) == 1, 2.0, what="released after the restart at 532x300")
+        pipeline.set_rate(2_000_000, FULL)
+        until(lambda: len(released) == 2, 2.0, what="and after the one back to full size")
+        assert pipeline.memory_releases == 2
+    finally:
+        pipeline.stop()
