@@ -76,7 +76,7 @@ def test_the_tone_survives_opus(tone_pcm: str) -> None:
         packet.time_base = TIME_BASE
         decoded += [f.to_ndarray().reshape(-1) for f in decoder.decode(packet)]
     pcm = np.concatenate(decoded).astype(float)
-    channels = decoder.layout.nb_channels  # type: ignore[attr-defined]
+    channels = decoder.layout.nb_channels
     left = pcm.reshape(-1, channels)[:, 0] if channels > 1 else pcm
     assert abs(_dominant_hz(left[RATE // 10 :]) - TONE_HZ) < 5
 
