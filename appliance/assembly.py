@@ -19,7 +19,7 @@ from pathlib import Path
 from .board import Resolved
 from .capture.masks import MaskStore
 from .capture.registry import make_source
-from .config import Config, SourceKind
+from .config import Config, SoundKind, SourceKind
 from .core import (
     Core,
     Inbox,
@@ -46,6 +46,8 @@ from .seams import Seams
 from .session.session import Verdict
 from .signalling.client import RelayClient
 from .signalling.gate import Gate, GateHooks
+from .sound.opus import OpusEncoder
+from .sound.registry import make_sound_source
 from .state import State
 from .stream.fanout import PacketFanout
 from .stream.feedback import LinkSettings
@@ -53,6 +55,7 @@ from .stream.media import Media
 from .stream.peers import ViewerPeer
 from .stream.pipeline import MediaPipeline
 from .stream.ports import MediaControl
+from .stream.sound import SoundFanout, SoundPipeline
 from .stream.viewers import Viewers, viewer_health
 from .web.app import create_app
 from .web.backend import CoreBackend
@@ -112,7 +115,8 @@ def build_media(
     undo: contextlib.ExitStack,
 ) -> tuple[Media, PacketFanout]:
     """The media side: source, encoder, keyframe policy, the packets' fan-out (the media thread
-    publishes to it on ``loop``), and the saved privacy mask, applied from the first frame."""
+    publishes to it on ``loop``), the saved privacy mask, applied from the first frame, and the
+    sound (``audio.source``; none for ``off``)."""
     keyframes = KeyframePolicy()
     fanout = PacketFanout(keyframes)
     source = seams.source or make_source(config, resolved, bridge=seams.bridge, root=seams.root)
@@ -127,8 +131,26 @@ def build_media(
         keep_time_strip=resolved.source is SourceKind.SYNTHETIC,
     )
     undo.callback(pipeline.stop)  # closes the source
-    media = Media(pipeline, MaskStore(keys / "mask.json", config.mask.rects))
+    sound = build_sound(config, loop)
+    if sound is not None:
+        undo.callback(sound.stop)
+    media = Media(pipeline, MaskStore(keys / "mask.json", config.mask.rects), sound)
     return media, fanout
+
+
+def build_sound(config: Config, loop: asyncio.AbstractEventLoop) -> SoundPipeline | None:
+    """The sound thread for ``audio.source`` (None: ``off``). The source is checked here (a bad
+    key stops the start) and made again each time the sound starts."""
+    audio = config.audio
+    if audio.source is SoundKind.OFF:
+        return None
+    make_sound_source(audio)
+    return SoundPipeline(
+        functools.partial(make_sound_source, audio),
+        OpusEncoder(audio.bitrate),
+        SoundFanout(),
+        loop,
+    )
 
 
 def build_viewers(

@@ -36,6 +36,13 @@ class SourceKind(enum.Enum):
     AUTO = "auto"
 
 
+class SoundKind(enum.Enum):
+    OFF = "off"  # no sound track at all
+    SYNTHETIC = "synthetic"  # a fetal-heartbeat Doppler-like sound with timed clicks
+    FILE = "file"  # a clip's sound track (tests)
+    ALSA = "alsa"  # any ALSA capture PCM by name (the base of the hdmi and usb kinds)
+
+
 class EncoderKind(enum.Enum):
     SOFTWARE = "software"
     HARDWARE = "hardware"
@@ -89,6 +96,19 @@ class EncodeConfig:
     threads: int = field(default=0, metadata=_bounds(0, 16))
     #: The hardware encoder's memory-to-memory device.
     device: str = "/dev/video11"
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """The sound sent with the picture (docs/privacy.md: who hears what)."""
+
+    source: SoundKind = SoundKind.OFF
+    #: For ``source = "file"``: any clip PyAV can open with a sound track; it loops.
+    file: str = ""
+    #: For ``source = "alsa"``: the ALSA capture PCM's name (e.g. ``hw:CARD=tc358743``).
+    device: str = "default"
+    #: Opus bitrate in bit/s (stereo, 48 kHz, 20 ms frames, in-band FEC).
+    bitrate: int = field(default=64_000, metadata=_bounds(16_000, 256_000))
 
 
 @dataclass(frozen=True)
@@ -218,6 +238,7 @@ class Config:
     box: BoxConfig = BoxConfig()
     capture: CaptureConfig = CaptureConfig()
     encode: EncodeConfig = EncodeConfig()
+    audio: AudioConfig = AudioConfig()
     stream: StreamConfig = StreamConfig()
     web: WebConfig = WebConfig()
     panel: PanelConfig = PanelConfig()

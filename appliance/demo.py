@@ -36,6 +36,8 @@ DEMO_BOUNDARY: dict[str, Any] = {
 DEMO_OVERRIDES: dict[str, Any] = {
     **DEMO_BOUNDARY,
     "capture": {"source": "synthetic"},
+    # The heartbeat's Doppler-like sound: the phone plays it after one tap.
+    "audio": {"source": "synthetic"},
     # The phantom's stand-in patient banner, blanked before encoding (below the time strip).
     "mask": {
         "scanner": "synthetic phantom",

@@ -1,5 +1,7 @@
 """The media side behind one port (:class:`~appliance.stream.ports.MediaControl`): the video
-pipeline and the saved privacy mask, and, later, sound.
+pipeline and the saved privacy mask, and the sound (:mod:`appliance.stream.sound`) when
+``audio.source`` is not ``off``: the mode and the viewer count reach both in one call, so the
+picture's slate and the silence begin, and end, together.
 
 Built at start before anything that uses it (the viewers, the core's state listener, the
 pairing page), so the saved mask is applied from the first frame whatever else runs.
@@ -18,16 +20,20 @@ from ..state import State
 from ..types import Rect
 from .ladder import LadderStep
 from .pipeline import MediaPipeline, Mode, mode_for
+from .sound import SoundFanout, SoundPipeline
 
 logger = logging.getLogger(__name__)
 
 
 class Media:
     """Implements :class:`~appliance.stream.ports.MediaControl` on the media thread's pipeline
-    and the saved mask."""
+    and the saved mask, and the sound thread (None: no sound)."""
 
-    def __init__(self, pipeline: MediaPipeline, masks: MaskStore) -> None:
+    def __init__(
+        self, pipeline: MediaPipeline, masks: MaskStore, sound: SoundPipeline | None = None
+    ) -> None:
         self.pipeline = pipeline
+        self.sound = sound
         self._masks = masks
         self._apply(masks.rects())
 
@@ -41,9 +47,17 @@ class Media:
 
     def set_viewers(self, count: int) -> None:
         self.pipeline.set_viewers(count)
+        if self.sound is not None:
+            self.sound.set_viewers(count)
 
     def set_mode(self, mode: Mode) -> None:
         self.pipeline.set_mode(mode)
+        if self.sound is not None:
+            self.sound.set_mode(mode)
+
+    @property
+    def sound_fanout(self) -> SoundFanout | None:
+        return self.sound.fanout if self.sound is not None else None
 
     def preview(self, timeout: float = 2.0) -> np.ndarray | None:
         return self.pipeline.preview(timeout)
@@ -64,10 +78,14 @@ class Media:
 
     def start(self) -> None:
         self.pipeline.start()
+        if self.sound is not None:
+            self.sound.start()
 
     def stop(self) -> None:
-        """Stop the media thread, release source and encoder. Idempotent."""
+        """Stop the media and sound threads, release sources and encoders. Idempotent."""
         self.pipeline.stop()
+        if self.sound is not None:
+            self.sound.stop()
 
     def _apply(self, rects: list[Rect]) -> None:
         self.pipeline.set_frame_filter(Mask(rects).apply if rects else None)

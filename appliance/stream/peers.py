@@ -1,5 +1,7 @@
 """One viewer's RTCPeerConnection: H.264 forced, keyframe requests hooked, a status channel,
-RTCP tapped for rate control, a time-sized retransmission history, paced RTP."""
+RTCP tapped for rate control, a time-sized retransmission history, paced RTP; and, when the box
+sends sound and the viewer's offer asks for it, an Opus track in the same media stream
+(aiortc gives every track of a connection one stream id)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from ..errors import SignallingError
 from . import compat
 from .fanout import PacketFanout
 from .feedback import LinkSettings, Pacer, SenderFeedback
+from .sound import EncodedAudioTrack, SoundFanout
 from .track import EncodedVideoTrack
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,12 @@ def h264_codecs() -> list[Any]:
     return h264 + rtx
 
 
+def opus_codecs() -> list[Any]:
+    """aiortc's Opus codec alone: the sound thread sends finished Opus packets."""
+    caps = RTCRtpSender.getCapabilities("audio")
+    return [c for c in caps.codecs if c.mimeType.lower() == "audio/opus"]
+
+
 def ice_configuration(servers: tuple[IceServer, ...]) -> RTCConfiguration:
     """The configured ICE servers, never aiortc's public default (an empty list stays empty)."""
     return RTCConfiguration(
@@ -65,6 +74,7 @@ class ViewerPeer:
     def __init__(
         self,
         fanout: PacketFanout,
+        sound: SoundFanout | None,
         ice_servers: tuple[IceServer, ...],
         on_keyframe_request: Callable[[], None],
         on_closed: Callable[[ViewerPeer], None],
@@ -78,6 +88,8 @@ class ViewerPeer:
         self.pacer = Pacer(rate.start_bps if rate else 4_000_000) if self._link.pacing else None
         self.stalled = False
         self._fanout = fanout
+        self._sound = sound
+        self._audio: EncodedAudioTrack | None = None
         self._on_keyframe_request = on_keyframe_request
         self._on_closed = on_closed
         self._pc = RTCPeerConnection(ice_configuration(ice_servers))
@@ -131,6 +143,11 @@ class ViewerPeer:
         sender = transceiver.sender
         compat.hook_keyframe_requests(sender, self._keyframe_requested)
         compat.keep_rtp_history(sender, self._link.rtx_history_s)
+        audio = None
+        if self._sound is not None and "m=audio" in offer_sdp:
+            self._audio = EncodedAudioTrack(self._sound)
+            audio = self._pc.addTransceiver(self._audio, direction="sendonly")
+            audio.setCodecPreferences(opus_codecs())
         feedback = self.feedback
         if feedback is not None:
             compat.tap_rtcp(sender, feedback.on_report, feedback.on_remb, feedback.on_nack)
@@ -142,6 +159,8 @@ class ViewerPeer:
                 if self._link.playout_delay:
                     playout_delay = compat.negotiate_playout_delay(transceiver, offer_sdp)
                     logger.info("playout-delay extension: %s", playout_delay or "not offered")
+                if audio is not None:
+                    compat.opus_stereo_fec(audio)
                 await self._pc.setLocalDescription(await self._pc.createAnswer())
         except Exception as exc:
             await self.close()
@@ -179,5 +198,7 @@ class ViewerPeer:
         self._closed = True
         if self._track is not None:
             self._track.stop()
+        if self._audio is not None:
+            self._audio.stop()
         await self._pc.close()
         self._on_closed(self)

@@ -3,10 +3,11 @@ of the media (built before any of them, handed to them through their constructor
 
 :class:`MediaControl` is implemented by :class:`~appliance.stream.media.Media`.
 
-Sound (a later issue) goes behind the same port: a second source, encoder and track, built by
-the same media builder. ``set_viewers`` and ``set_mode`` will start, pause and stop both;
-``set_rate`` will share the budget between them; ``keyframe`` stays the picture's; the mask
-and the preview stay the picture's. No method stands for sound until it exists.
+Sound is behind the same port: a second source, encoder and track, built by the same media
+builder. ``set_viewers`` and ``set_mode`` start, pause and stop both, in one call;
+``sound_fanout`` is what the viewers' audio tracks read (None: the box sends no sound).
+``keyframe``, the mask and the preview stay the picture's. ``set_rate`` is still the
+picture's alone: sharing the budget with the sound (sound first) is a later part of issue 16.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..encode.keyframes import KeyframeReason
 from ..types import Rect
 from .ladder import LadderStep
 from .pipeline import Mode
+from .sound import SoundFanout
 
 
 class MediaControl(Protocol):
@@ -34,7 +36,11 @@ class MediaControl(Protocol):
         """How many viewers are adopted: nothing is encoded for nobody."""
 
     def set_mode(self, mode: Mode) -> None:
-        """What to send: nothing, the live picture, the paused slate."""
+        """What to send: nothing, the live picture and sound, the paused slate and silence."""
+
+    @property
+    def sound_fanout(self) -> SoundFanout | None:
+        """The encoded sound for the viewers' audio tracks; None when the box sends none."""
 
     def preview(self, timeout: float = 2.0) -> np.ndarray | None:
         """A fresh, unmasked, small RGB picture for the staff's mask editor (None: no signal)."""

@@ -103,6 +103,7 @@ class Viewers:
         """A new peer for an accepted knock, pending until :meth:`adopt`."""
         peer = ViewerPeer(
             self.fanout,
+            self._media.sound_fanout,
             self._ice_servers + tuple(extra_ice),
             on_keyframe_request=self._viewer_asked,
             on_closed=self._closed,

@@ -36,7 +36,7 @@ async def test_answers_carry_only_loopback_candidates_and_no_server_reflexive_on
     viewer.addTransceiver("video", direction="recvonly")
     await viewer.setLocalDescription(await viewer.createOffer())
     closed: list[ViewerPeer] = []
-    peer = ViewerPeer(PacketFanout(KeyframePolicy()), (), lambda: None, closed.append)
+    peer = ViewerPeer(PacketFanout(KeyframePolicy()), None, (), lambda: None, closed.append)
     try:
         answer = await peer.answer(viewer.localDescription.sdp)
         candidates = re.findall(r"a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ (\w+)", answer)

@@ -1,5 +1,5 @@
 """Privacy in practice: a whole session with the box as its own process (the demo, as a user runs
-it) writes nothing to disk but its event log, and no log line holds the secret, a key derived
+it, picture and sound) writes nothing to disk but its event log, and no log line holds the secret, a key derived
 from it, the room id, the viewer's name or an IP address."""
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ class DemoProcess:
             "TMPDIR": str(self.tmpdir),
             "HOME": str(workdir),
             "PYTHONDONTWRITEBYTECODE": "1",
+            # this checkout's code, not whichever one the environment was installed from
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "appliance", "run", "--demo", "--port", "0"],
@@ -86,12 +88,14 @@ async def test_a_session_writes_nothing_but_the_event_log_and_logs_no_secret(tmp
         assert link.split("/v/")[0] == pairing.split("/pairing/")[0]
         await asyncio.sleep(0.5)
         before = snapshot(tmp_path)
-        viewer = AiortcViewer(link, name="Camille Dupont")
+        viewer = AiortcViewer(link, name="Camille Dupont", audio=True)
         try:
             await viewer.connect()
             demo.key("")  # admit
             frames = await viewer.frames(30, timeout=15)
             assert len(frames) >= 20
+            # the demo's heartbeat was sent too, and no sample of it reaches the disk
+            assert await viewer.audio_packets() >= 25, "the sound flowed"
             await viewer.hang_up()
         finally:
             await viewer.close()

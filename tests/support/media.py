@@ -8,13 +8,15 @@ import numpy as np
 from appliance.encode.keyframes import KeyframeReason
 from appliance.stream.ladder import LadderStep
 from appliance.stream.pipeline import Mode
+from appliance.stream.sound import SoundFanout
 from appliance.types import Rect
 
 
 class RecordingMedia:
     """Implements MediaControl; keeps every request, encodes nothing."""
 
-    def __init__(self) -> None:
+    def __init__(self, sound: SoundFanout | None = None) -> None:
+        self.sound_fanout = sound
         self.keyframes: list[KeyframeReason] = []
         self.rates: list[tuple[int, LadderStep]] = []
         self.counts: list[int] = []

@@ -124,6 +124,9 @@ class AiortcViewer:
     handshake: Any = None
     relay: Relay | None = None
     reply: Any = None
+    #: ask for the sound too (an audio transceiver in the offer, as the viewer page does)
+    audio: bool = False
+    audio_track: Any = None
 
     def __post_init__(self) -> None:
         self.origin, self.room, fragment = parse_link(self.link)
@@ -160,10 +163,14 @@ class AiortcViewer:
 
         @self.pc.on("track")
         def on_track(track: Any) -> None:
-            if not got_track.done():
+            if track.kind == "audio":
+                self.audio_track = track
+            elif not got_track.done():
                 got_track.set_result(track)
 
         self.pc.addTransceiver("video", direction="recvonly")
+        if self.audio:
+            self.pc.addTransceiver("audio", direction="recvonly")
         await self.pc.setLocalDescription(await self.pc.createOffer())
         offer = self.pc.localDescription.sdp
         assert self.relay is not None
@@ -187,6 +194,19 @@ class AiortcViewer:
             luma = frame.to_ndarray(format="gray")
             out.append(Received(frame, timestrip.read(luma), time.time()))
         return out
+
+    async def audio_packets(self) -> int:
+        """RTP packets received for the sound so far (the receiver's inbound-rtp stats)."""
+        assert self.pc is not None
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind == "audio":
+                stats = await transceiver.receiver.getStats()
+                return sum(
+                    int(getattr(s, "packetsReceived", 0))
+                    for s in stats.values()
+                    if s.type == "inbound-rtp"
+                )
+        return 0
 
     def codec(self) -> str:
         assert self.pc is not None

@@ -187,3 +187,70 @@ async def test_full_send_buffers_drop_instead_of_queueing() -> None:
         assert relayed.sent == [b"media"]
     finally:
         compat.bound_send_buffers()
+
+
+#: A browser's offer, cut to what aiortc reads: Opus then H.264, bundled, receive only.
+_AV_OFFER = """v=0
+o=- 1 2 IN IP4 127.0.0.1
+s=-
+t=0 0
+a=group:BUNDLE 0 1
+a=msid-semantic: WMS
+m=video 9 UDP/TLS/RTP/SAVPF 102
+c=IN IP4 0.0.0.0
+a=ice-ufrag:abcd
+a=ice-pwd:abcdefghijklmnopqrstuvwx
+a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF
+a=setup:actpass
+a=mid:0
+a=recvonly
+a=rtcp-mux
+a=rtpmap:102 H264/90000
+a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f
+m=audio 9 UDP/TLS/RTP/SAVPF 111 0
+c=IN IP4 0.0.0.0
+a=ice-ufrag:abcd
+a=ice-pwd:abcdefghijklmnopqrstuvwx
+a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF
+a=setup:actpass
+a=mid:1
+a=recvonly
+a=rtcp-mux
+a=rtpmap:111 opus/48000/2
+a=fmtp:111 minptime=10;useinbandfec=1
+a=rtpmap:0 PCMU/8000
+""".replace("\n", "\r\n")
+
+
+async def _answer_with_audio(patch: bool) -> tuple[str, RTCPeerConnection]:
+    from aiortc import RTCSessionDescription
+
+    from appliance.stream.peers import h264_codecs, opus_codecs
+
+    pc = RTCPeerConnection()
+    video = pc.addTransceiver("video", direction="sendonly")
+    video.setCodecPreferences(h264_codecs())
+    audio = pc.addTransceiver("audio", direction="sendonly")
+    audio.setCodecPreferences(opus_codecs())
+    await pc.setRemoteDescription(RTCSessionDescription(_AV_OFFER, "offer"))
+    if patch:
+        compat.opus_stereo_fec(audio)
+    answer = await pc.createAnswer()
+    return answer.sdp, pc
+
+
+async def test_the_answer_says_opus_is_stereo_with_fec_only_through_compat() -> None:
+    plain, pc = await _answer_with_audio(patch=False)
+    await pc.close()
+    assert "a=rtpmap:111 opus/48000/2" in plain
+    assert "a=fmtp:111" not in plain  # aiortc answers its Opus without parameters
+    patched, pc = await _answer_with_audio(patch=True)
+    try:
+        assert "a=fmtp:111 stereo=1;useinbandfec=1" in patched
+        assert "PCMU" not in patched  # only Opus: the box sends finished Opus packets
+        # the picture and the sound are in one media stream (aiortc: one stream id per peer)
+        msids = {line.split()[0] for line in patched.splitlines() if line.startswith("a=msid:")}
+        assert len(msids) == 1
+        assert patched.count("a=msid:") == 2
+    finally:
+        await pc.close()

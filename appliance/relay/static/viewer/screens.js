@@ -6,6 +6,7 @@
 
 import { T, i18n } from "./i18n.js";
 import { canShare, endsSoon, languagePicker } from "./controls.js";
+import { drawSound } from "./sound.js";
 
 // Screens with a spinner (something is under way) and screens with nothing more to come.
 // "taken" is neither: the page knocks again quietly, and joins once the seat is free.
@@ -71,7 +72,7 @@ export function translate() {
 
 // The language picker, and the page redrawn in the language picked.
 export function languages() {
-  languagePicker(() => { translate(); show(viewer.state); });
+  languagePicker(() => { translate(); show(viewer.state); drawSound(); });
 }
 
 // -- the waiting room ------------------------------------------------------------------------------
@@ -345,8 +346,11 @@ export async function recallOutcome(room) {
 
 // -- the video ----------------------------------------------------------------------------------
 export function play(stream) {
-  video.srcObject = stream;
-  video.play().catch(() => {});
+  if (video.srcObject !== stream) {  // the picture and the sound come as one stream
+    video.srcObject = stream;
+    video.play().catch(() => {});
+  }
+  drawSound();
 }
 export function stopPicture() {
   video.srcObject = null;

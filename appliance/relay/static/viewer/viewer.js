@@ -224,6 +224,7 @@ async function connectOnce(room, seat, name, onReply) {
     });
     channel.addEventListener("close", () => finish(viewer.box === "ended" ? "ended" : "lost"));
     preferH264(pc.addTransceiver("video", { direction: "recvonly" }));
+    pc.addTransceiver("audio", { direction: "recvonly" });  // the scanner's sound, if the box sends it
     pc.addEventListener("track", (event) => play(event.streams[0] || new MediaStream([event.track])));
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIceGathering(pc, 3000);

@@ -1,0 +1,28 @@
+// The sound. The picture autoplays muted (every phone's rule: no autoplay with sound); the
+// co-parent's tap on "Tap for sound" unmutes it inside the tap's own handler (the only place
+// iOS Safari and Chrome allow it); the same button mutes it again. The page says which it is in
+// <body data-sound="none|muted|on"> (the browser tests read it).
+import { T } from "./i18n.js";
+
+const video = document.getElementById("video");
+const button = document.getElementById("sound");
+let tapped = false;
+
+export function drawSound() {
+  const has = Boolean(video.srcObject && video.srcObject.getAudioTracks().length);
+  button.hidden = !has;
+  document.body.dataset.sound = !has ? "none" : video.muted ? "muted" : "on";
+  button.setAttribute("aria-pressed", String(has && !video.muted));
+  const label = video.muted ? (tapped ? T.sound_unmute : T.sound_tap) : T.sound_mute;
+  button.textContent = label || button.textContent;
+}
+
+button.addEventListener("click", () => {
+  tapped = true;
+  video.muted = !video.muted;
+  if (!video.muted) {
+    video.play().catch(() => { video.muted = true; drawSound(); });
+  }
+  drawSound();
+});
+video.addEventListener("volumechange", drawSound);

@@ -1,0 +1,1 @@
+"""Sound sources by config string (``audio.source``) and the Opus encoder."""
