@@ -292,6 +292,8 @@ class ScriptedBox:
         self._tracks.append(track)
         pc.addTrack(track)
         for transceiver in pc.getTransceivers():
+            if transceiver.kind != "video":
+                continue  # the page's sound: this scripted box sends none
             codecs = RTCRtpSender.getCapabilities("video").codecs
             transceiver.setCodecPreferences(
                 [c for c in codecs if c.mimeType.lower() in ("video/h264", "video/rtx")]
