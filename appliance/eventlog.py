@@ -46,6 +46,8 @@ __all__ = ["FIELDS", "KINDS", "THROTTLED", "THROTTLE_SECONDS", "EventLog", "make
 #: keeps the scale of an attack without being flooded by it (a flood would push out the entries
 #: the clinic must keep).
 THROTTLE_SECONDS = 60.0
+#: How often the writer writes what ended windows held back when nothing else is recorded.
+RELEASE_EVERY = THROTTLE_SECONDS / 4
 #: The only field names an entry may carry: durations (``*_s``, ``valid_minutes``), counts,
 #: flags and reasons.
 FIELDS = frozenset(
@@ -207,7 +209,11 @@ class EventLog:
 
     def _write(self) -> None:
         while True:
-            line = self._pending.get()
+            try:
+                line = self._pending.get(timeout=RELEASE_EVERY)
+            except queue.Empty:  # quiet: write what a window held back, before a power cut can
+                self._release_held()
+                continue
             try:
                 if line is None:
                     return

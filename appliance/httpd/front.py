@@ -44,7 +44,7 @@ HEAD_TIMEOUT = 10.0
 PER_ADDRESS, PER_SITE, MAX_OPEN = 32, 64, 512
 #: The box's own clients (its relay client, to the relay built into the same server): never
 #: refused, never counted against an address.
-OWN = frozenset({"127.0.0.1", "::1"})
+OWN = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 
 class PrefixedSocket:

@@ -3,6 +3,7 @@ the checks of :mod:`.checks` (the only module here that reads Flask's request)."
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -14,6 +15,8 @@ from . import checks
 from .config import RelayConfig
 from .limits import Bucket, BucketFactory, RelayLimits, memory_buckets
 from .store import RelayError, ThreadedRoomStore
+
+logger = logging.getLogger(__name__)
 
 
 class RelayContext:
@@ -78,6 +81,7 @@ class RelayContext:
         app.errorhandler(RelayError)(self.refused)
         app.errorhandler(413)(too_large)
         app.errorhandler(HTTPException)(http_error)
+        app.errorhandler(Exception)(unexpected)
 
     def refused(self, exc: RelayError) -> tuple[Response, int]:
         answer, status, headers = checks.refusal(exc, self.restarted())
@@ -88,6 +92,17 @@ class RelayContext:
 
 def too_large(_: Any) -> tuple[Response, int]:
     return jsonify({"error": "too-large"}), 413
+
+
+def unexpected(exc: Exception) -> tuple[Response, int]:
+    """Anything else (the shared store restarting, say): 503, try again shortly. Flask's own
+    handler would log the request's path, which holds the room's id: this logs the error's type
+    and the route's pattern only."""
+    rule = request.url_rule.rule if request.url_rule is not None else "?"
+    logger.error("the relay could not answer %s %s: %s", request.method, rule, type(exc).__name__)
+    response = jsonify({"error": "unavailable"})
+    response.headers["Retry-After"] = "2"
+    return response, 503
 
 
 def http_error(exc: HTTPException) -> tuple[Response, int]:

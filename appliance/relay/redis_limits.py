@@ -2,17 +2,25 @@
 proxy give an address one budget, not two.
 
 A take is one Lua script (atomic; Redis's own clock, so the processes' clocks need not agree).
-A bucket is kept under the SHA-256 of its client address (an IPv6 address by its /64) and expires
-once it would have refilled: Redis never holds an address, nor a bucket longer than
-``burst / rate`` seconds after its last use.
+A bucket is kept under a keyed hash (HMAC-SHA-256) of its client address (an IPv6 address by its
+/64), with a random key every process reads from Redis (made by the first, renewed daily): a plain
+hash of an IPv4 address could be reversed by trying all 2^32. It expires once it would have
+refilled: Redis never holds an address, nor a bucket longer than ``burst / rate`` seconds after
+its last use.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import secrets
+import time
 from typing import Any
 
 from ..httpd.addresses import address_key
+
+#: How long the address key lives (a new one then: the buckets of the day before are forgotten).
+ADDRESS_KEY_LIFE = 24 * 3600
 
 _TAKE = """
 local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -37,10 +45,29 @@ class RedisBuckets:
     """Token buckets per client address, named ``name``, in Redis (same API as ``Buckets``)."""
 
     def __init__(self, client: Any, name: str, rate: float, burst: float, prefix: str) -> None:
+        self._client = client
         self._rate, self._burst = rate, burst
         self._prefix = f"{prefix}bucket:{name}:"
+        self._key_name = f"{prefix}address-key"
+        self._key: bytes | None = None
+        self._key_read = 0.0
         self._take = client.register_script(_TAKE)
 
+    def _address_key(self) -> bytes:
+        """The key every process hashes addresses with (made by the first to need it; read
+        again at most once a minute)."""
+        now = time.monotonic()
+        if self._key is None or now - self._key_read > 60:
+            value = None
+            while value is None:
+                self._client.set(
+                    self._key_name, secrets.token_hex(32), nx=True, ex=ADDRESS_KEY_LIFE
+                )
+                value = self._client.get(self._key_name)
+            self._key, self._key_read = bytes.fromhex(str(value)), now
+        return self._key
+
     def take(self, address: str) -> bool:
-        key = hashlib.sha256(address_key(address).encode()).hexdigest()
+        mac = hmac.new(self._address_key(), address_key(address).encode(), hashlib.sha256)
+        key = mac.hexdigest()
         return bool(self._take(keys=[self._prefix + key], args=[self._rate, self._burst]))

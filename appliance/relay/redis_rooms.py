@@ -2,7 +2,8 @@
 
 Nothing here must not be on disk, and Redis is run writing nothing to disk anyway (docs/relay.md):
 keys are named by the SHA-256 of the room id (never the id), viewers' tokens are kept as their
-SHA-256, the blobs are sealed (ciphertext the relay cannot read). Every key expires: a room's
+SHA-256, the blobs are sealed (ciphertext the relay cannot read). Every key expires (each write
+sets it again, since a list emptied and filled again is a new key): a room's
 queues and clients with the room, its record (``room:<hash>``: owner, expiry, seat, counters)
 ``GONE_FOR`` after it, so an expired room reads "expired" even if no process reaped it; a closed
 room leaves only ``gone:<hash>`` (how it ended), for ``GONE_FOR`` after its expiry.
@@ -164,8 +165,9 @@ class RedisRooms(Polls):
             pipe.multi()
             pipe.hset(self._k("room", h), "expires", repr(until))
             self._expire(pipe, h, until, handles)
-            pipe.zadd(self._k("rooms", "all"), {h: until})
-            pipe.zadd(self._k("box", box), {h: until})
+            for index in (self._k("rooms", "all"), self._k("box", box)):
+                pipe.zadd(index, {h: until})
+                pipe.expire(index, INDEX_LIFE)
             self._changed(pipe, h)
 
         self._tx(sha(room), step)
@@ -235,7 +237,7 @@ class RedisRooms(Polls):
             self._put_client(pipe, h, handle, client)
             inbox = self._k("inbox", f"{h}:{handle}")
             pipe.rpush(inbox, json.dumps([n, sealed]))
-            pipe.expireat(inbox, int(float(meta["expires"])) + 60)
+            self._expire(pipe, h, float(meta["expires"]), [handle])
             pipe.hset(self._k("room", h), "n", n + 1)
             self._changed(pipe, h)
 
@@ -362,6 +364,8 @@ class RedisRooms(Polls):
             pipe.rpush(self._k("tobox", h), json.dumps([n, handle, "message", sealed]))
             pipe.ltrim(self._k("tobox", h), -MAX_QUEUE * 8, -1)
             pipe.hset(self._k("room", h), "n", n + 1)
+            # the box's queue may have been emptied (and deleted, expiry and all): again
+            self._expire(pipe, h, float(meta["expires"]), [handle])
             self._changed(pipe, h)
 
         self._tx(sha(room), step)

@@ -47,8 +47,16 @@ class Relay:
         return self
 
     def _reap(self) -> None:
+        failing = False
         while not self._stop.wait(REAP_EVERY):
-            self.rooms.reap()
+            try:
+                self.rooms.reap()
+            except Exception as exc:  # noqa: BLE001 - the shared store away: try at the next pass
+                if not failing:
+                    logger.warning("the relay could not end expired rooms: %s", type(exc).__name__)
+                failing = True
+            else:
+                failing = False
 
     def stop(self) -> None:
         """Wake every long poll; forget every room of a store in memory. Idempotent."""

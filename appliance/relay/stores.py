@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ConfigError
 from .config import RelayConfig, StoreKind
 from .limits import BucketFactory, memory_buckets
 from .rooms import Rooms
@@ -45,4 +46,25 @@ def build_store(config: RelayConfig) -> Store:
     import redis
 
     client = redis.Redis.from_url(config.redis.url, decode_responses=True)
+    check_nothing_persisted(client)
     return redis_store(client)
+
+
+def check_nothing_persisted(client: Any) -> None:
+    """Refuse a Redis that would write the relay's rooms to disk: snapshots (``save``) or an
+    append-only file. Debian's redis.conf leaves ``save`` unset, so Redis falls back to its own
+    default snapshots: the relay must say so rather than start."""
+    try:
+        save = client.config_get("save").get("save", "")
+        appendonly = client.config_get("appendonly").get("appendonly", "no")
+    except Exception as exc:  # noqa: BLE001 - an unreachable Redis, or CONFIG renamed away
+        raise ConfigError(
+            f"config key 'redis.url': the relay cannot ask that Redis whether it writes to disk "
+            f'({type(exc).__name__}); it must run with save "" and appendonly no (docs/relay.md)'
+        ) from None
+    if save.strip() or appendonly != "no":
+        raise ConfigError(
+            "config key 'redis.url': that Redis writes its data to disk (save "
+            f'{save.strip() or "off"}, appendonly {appendonly}): run it with --save "" '
+            "--appendonly no (docs/relay.md), the relay keeps nothing on disk"
+        )

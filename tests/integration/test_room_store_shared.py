@@ -107,7 +107,11 @@ def test_redis_holds_no_room_id_token_or_address_and_every_key_expires(
     rooms = shared().rooms
     rooms.open(BOX, ROOM, time.time() + 60)
     token, _ = seated(rooms)
+    rooms.extend(BOX, ROOM, time.time() + 120)
     rooms.viewer_send(ROOM, token, "sealed-offer")
+    read = rooms.box_take(BOX, ROOM, 0)[-1][0]
+    assert rooms.box_take(BOX, ROOM, read) == []  # the box has read all: its queue empties
+    rooms.viewer_send(ROOM, token, "sealed-ice")  # and fills again
     limits.viewers.take("198.51.100.7")
     rooms.open(BOX, ROOM2, time.time() + 60)
     rooms.close(BOX, ROOM2)
@@ -128,6 +132,8 @@ def test_redis_holds_no_room_id_token_or_address_and_every_key_expires(
     for secret in (ROOM, ROOM2, token, "198.51.100.7"):
         assert secret not in everything
     assert sha(ROOM) in everything, "rooms are named by their hash"
+    # an address's plain hash could be reversed (2^32 IPv4 addresses): buckets use a keyed one
+    assert sha("198.51.100.7") not in everything
 
 
 def test_two_relay_apps_on_one_redis_serve_one_room_and_one_knock_budget(shared) -> None:
@@ -168,3 +174,21 @@ def test_a_poll_still_wakes_when_the_subscription_drops(shared, redis_client) ->
     thread.join(5)
     assert got and [m[3] for m in got[0][1]] == ["offer"]
     assert got[0][0] - sent < 2.5, "within a recheck, not at the poll's end"
+
+
+def test_the_relay_refuses_a_redis_that_writes_to_disk(redis_url, redis_client) -> None:
+    """Debian's redis.conf leaves `save` unset, so Redis snapshots by its own default: the relay
+    must refuse to start on it rather than have rooms written to disk (the review's finding)."""
+    from appliance.errors import ConfigError
+    from appliance.relay.config import RedisConfig, RelayConfig, StoreKind
+    from appliance.relay.stores import build_store
+
+    config = RelayConfig(store=StoreKind.REDIS, redis=RedisConfig(url=redis_url))
+    build_store(config).rooms.close_all()  # the tests' Redis persists nothing: accepted
+    for setting, value in (("save", "3600 1"), ("appendonly", "yes")):
+        redis_client.config_set(setting, value)
+        try:
+            with pytest.raises(ConfigError, match="writes its data to disk"):
+                build_store(config)
+        finally:
+            redis_client.config_set(setting, "" if setting == "save" else "no")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -26,10 +25,8 @@ def redis_server_path() -> str:
     path = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/bin:/usr/sbin")
     if path:
         return path
-    message = "Debian's redis-server is not installed (make test installs it as root)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    # never a skip: a skipped store suite would look green (make test installs it as root)
+    pytest.fail("Debian's redis-server is not installed: `apt-get install redis-server`")
 
 
 @contextmanager

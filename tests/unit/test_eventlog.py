@@ -249,3 +249,26 @@ def test_what_is_held_back_is_written_at_close(tmp_path: Path) -> None:
             log.record("tamper", what="knock", count=2)
     with EventLog(path) as again:
         assert [e.get("count") for e in again.entries()] == [2, 4]
+
+
+def test_what_is_held_back_is_written_when_its_window_ends_without_another_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power cut after an attack must not lose its count: the writer releases ended windows
+    by itself (the review's finding)."""
+    from appliance import eventlog
+
+    monkeypatch.setattr(eventlog, "RELEASE_EVERY", 0.02)
+    clock = Clock()
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path, clock=clock)
+    try:
+        for _ in range(5):
+            log.record("login-failed")
+        clock.now += THROTTLE_SECONDS
+        deadline = time.monotonic() + 0.8
+        while '"count":4' not in (path.read_text() if path.exists() else ""):
+            assert time.monotonic() < deadline, "the held-back count was not written"
+            time.sleep(0.01)
+    finally:
+        log.close()

@@ -159,3 +159,9 @@ def test_a_forged_device_cookie_counts_for_nothing() -> None:
     client.set_cookie("pairing_device", "abcdefgh." + "0" * 32, path="/pairing")
     assert login(client, "typo", "10.0.0.7") == 403
     assert login(client, PASSWORD, "10.0.0.7") == 429
+
+
+def test_a_device_cookie_that_is_not_ascii_counts_for_nothing_and_breaks_nothing() -> None:
+    client = make_client()
+    client.set_cookie("pairing_device", "abcdé.0123", path="/pairing")
+    assert login(client, PASSWORD, "10.0.0.8") == 303, "not a 500"

@@ -374,3 +374,54 @@ def test_ended_rooms_are_remembered_bounded_and_a_restarted_relay_takes_the_room
     restarted.open(box, "room-000199-abcdefghij", time.time() + 60)
     restarted.check("room-000199-abcdefghij")
     assert restarted.knock("room-000199-abcdefghij", "k")
+
+
+def test_an_unexpected_failure_is_a_503_and_its_log_holds_no_room_id(caplog, monkeypatch) -> None:
+    """The shared store restarting, say: Flask's own handler logged the request's path, which
+    holds the room's id (the review's finding); the phone is told to try again."""
+    caplog.set_level(logging.DEBUG)
+    client, rooms = make()
+    open_room(client)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("the store went away")
+
+    monkeypatch.setattr(rooms, "knock", broken)
+    response = knock(client)
+    assert (response.status_code, response.get_json()) == (503, {"error": "unavailable"})
+    assert response.headers["Retry-After"] == "2"
+    logged = " ".join(r.getMessage() for r in caplog.records) + " ".join(
+        str(r.exc_text or "") for r in caplog.records
+    )
+    assert "ConnectionError" in logged and ROOM not in logged
+    assert not [r for r in caplog.records if r.exc_info], "no traceback with the path in it"
+
+
+def test_the_reaper_outlives_a_store_that_fails_for_a_while(monkeypatch, caplog) -> None:
+    """A Redis restart made reap() raise, which ended the reaper thread for good: no process
+    ended expired rooms any more (the review's finding)."""
+    from appliance.relay import server as server_mod
+    from appliance.relay.stores import Store
+
+    monkeypatch.setattr(server_mod, "REAP_EVERY", 0.01)
+    rooms = Rooms()
+    calls: list[int] = []
+    real_reap = rooms.reap
+
+    def flaky() -> None:
+        calls.append(1)
+        if len(calls) <= 3:
+            raise ConnectionError("the store went away")
+        real_reap()
+
+    monkeypatch.setattr(rooms, "reap", flaky)
+    relay = server_mod.Relay(RelayConfig(boxes=(hash_token(TOKEN),)), store=Store(rooms)).start()
+    try:
+        deadline = time.monotonic() + 5
+        while len(calls) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        relay.stop()
+    assert len(calls) >= 6, "the reaper went on after the store failed"
+    warnings = [r for r in caplog.records if "could not end expired rooms" in r.getMessage()]
+    assert len(warnings) == 1, "one line per outage"

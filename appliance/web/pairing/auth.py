@@ -32,9 +32,11 @@ CHECKS_AT_ONCE, CHECK_QUEUE_SECONDS = 2, 10.0
 #: whose last failure is oldest is forgotten, so a full table never refuses a new address.
 MAX_ADDRESSES = 4096
 #: A browser that logged in here before carries this signed cookie (a random token, nothing
-#: about anyone) for this long: it keeps a budget of failures of its own, outside the address
-#: and overall limits, so an attack from many addresses never locks the staff's tablets out
-#: and one typo during an attack costs nothing. The key is made at each start, like the login.
+#: about anyone): it keeps a budget of failures of its own, outside the address and overall
+#: limits, so an attack from many addresses never locks the staff's tablets out and one typo
+#: during an attack costs nothing. The signing key is made at each start, like the login's, so
+#: a cookie counts until the box restarts (at most DEVICE_DAYS); after a restart the tablet is
+#: an address like any other until it logs in again.
 DEVICE_COOKIE, DEVICE_DAYS = "pairing_device", 30
 
 
@@ -158,8 +160,9 @@ class DeviceCookies:
 
     def read(self, value: str | None) -> str | None:
         """The token of a cookie this box signed; None for anything else."""
-        token, _, signature = (value or "").partition(".")
-        if not token or len(value or "") > 80 or not token.isascii():
+        text = value or ""
+        token, _, signature = text.partition(".")
+        if not token or len(text) > 80 or not text.isascii():
             return None
         return token if hmac.compare_digest(signature, self._sign(token)) else None
 
