@@ -148,6 +148,9 @@ class ViewerPeer:
             self._audio = EncodedAudioTrack(self._sound)
             audio = self._pc.addTransceiver(self._audio, direction="sendonly")
             audio.setCodecPreferences(opus_codecs())
+            # every sender's history forgets by age: the process-wide modulus (65536) would
+            # otherwise keep 22 minutes of sound packets (a leak the soak found)
+            compat.keep_rtp_history(audio.sender, self._link.rtx_history_s)
         feedback = self.feedback
         if feedback is not None:
             compat.tap_rtcp(sender, feedback.on_report, feedback.on_remb, feedback.on_nack)
