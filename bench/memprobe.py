@@ -17,6 +17,7 @@ import ctypes
 import gc
 import json
 import os
+import statistics
 import sys
 import threading
 import time
@@ -165,13 +166,18 @@ def latest(path: str) -> dict[str, Any]:
 NOISE = 0.02
 
 
-def average(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """The mean of each numeric field the ``samples`` all have (malloc's bytes in use swing by
-    several MiB from one sample to the next: the soak compares minutes, not samples)."""
+def typical(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each numeric field the ``samples`` all have, over them: the median, and for malloc's
+    bytes in use the floor. Those swing by a frame's buffers (3 MiB at 1080p) from one sample to
+    the next with the frames in flight, and by 20 MiB while an encoder restarts (two encoders at
+    once); a leak raises the floor. So the soaks compare minutes, not single samples."""
     keys = [k for k, v in samples[0].items() if isinstance(v, int | float)]
-    return {
-        k: sum(s[k] for s in samples) / len(samples) for k in keys if all(k in s for s in samples)
-    }
+    out: dict[str, Any] = {}
+    for key in keys:
+        values = [s[key] for s in samples if key in s]
+        if len(values) == len(samples):
+            out[key] = min(values) if key == "malloc_in_use_mb" else statistics.median(values)
+    return out
 
 
 def split(first: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def judge(samples: list[dict[str, Any]], warmup: float) -> dict[str, Any]:
     # where it went: the first minute after the warm-up against the last minute
     window = max(1, min(6, len(settled) // 4))
     out.update(
-        memprobe.split(memprobe.average(settled[:window]), memprobe.average(settled[-window:]))
+        memprobe.split(memprobe.typical(settled[:window]), memprobe.typical(settled[-window:]))
     )
     out["verdict"] = (
         "PASS"

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,44 @@ ROOT = Path(__file__).resolve().parent.parent
 CYCLE_S = 100.0  # RFC 8867 5.1's steps take 100 s
 
 
-def exam(box: NetBox, chromium: Any, net: Any, link: str, args: argparse.Namespace) -> dict:
+class Terminal:
+    """The box's terminal read by a thread, so every wait for a line has a real deadline (a
+    blocked ``readline`` would hang the day)."""
+
+    def __init__(self, box: NetBox) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, args=(box,), name="box-stdout", daemon=True).start()
+
+    def _read(self, box: NetBox) -> None:
+        assert box.proc.stdout is not None
+        for line in box.proc.stdout:
+            self._lines.put(line.strip())
+
+    def wait(self, prefix: str, suffix: str = "", timeout: float = 30.0) -> str:
+        """The next line starting with ``prefix`` and ending with ``suffix`` (its rest)."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line.startswith(prefix) and line.endswith(suffix):
+                return line[len(prefix) :].strip()
+        raise RuntimeError(f"the box printed no {prefix!r}...{suffix!r} line in {timeout:.0f} s")
+
+
+def idle_words() -> str:
+    """How the demo's LED line ends when no session is open (the staff page's words)."""
+    from appliance import demo
+    from appliance.state import State
+
+    words = getattr(demo, "led_words", None)
+    return str(words(State.IDLE)) if words is not None else State.IDLE.value
+
+
+def exam(
+    box: NetBox, term: Terminal, chromium: Any, net: Any, link: str, args: argparse.Namespace
+) -> dict:
     """One session, from the viewer's join to the end of the session and the settle."""
     from bench.netem import rfc8867_steps
 
@@ -43,8 +82,7 @@ def exam(box: NetBox, chromium: Any, net: Any, link: str, args: argparse.Namespa
         net.profile(repeated, duration_s=CYCLE_S * args.cycles, queue_ms=300).wait()
         presented = page.evaluate("window.probe.presented")
         box.key("l")  # the long press: the session ends, the viewer's page says so
-        while not box.line("[LED", timeout=30).endswith(" idle"):
-            pass
+        term.wait("[LED", suffix=idle_words())
     finally:
         context.close()
     time.sleep(args.settle)
@@ -183,17 +221,18 @@ def main(argv: list[str] | None = None) -> int:
         box = NetBox(width, height, Path(tmp), memory=memory, env=box_env(args.box_env))
         try:
             net.delay(50)
-            link = box.line("viewer: ")  # the demo opens the first session itself
+            term = Terminal(box)
+            link = term.wait("viewer: ")  # the demo opens the first session itself
             t0 = time.monotonic()
             while time.monotonic() - t0 < seconds and len(sessions) < args.max_sessions:
-                one = exam(box, chromium, net, link, args)
+                one = exam(box, term, chromium, net, link, args)
                 one.update(n=len(sessions) + 1, at=round(time.monotonic() - t0, 1))
                 one["end_t"] = time.time()  # on the memory probe's clock
                 one.update(fresh_sample(probe, time.time(), 2 * args.every + 5))
                 sessions.append(one)
                 print(json.dumps(one), flush=True)
                 box.key("")  # the next exam's session
-                link = box.line("viewer: ")
+                link = term.wait("viewer: ")
             samples = memprobe.read(str(probe))
         finally:
             box.stop()
