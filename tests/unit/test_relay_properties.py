@@ -95,7 +95,8 @@ def relay() -> tuple[Any, str]:
     return app.test_client(), viewer
 
 
-@SETTINGS
+# Half the profile's cases: each is a whole request through Flask (the unit tier's 1 s).
+@settings(SETTINGS, max_examples=max(1, settings().max_examples // 2))
 @given(request=requests())
 def test_every_request_gets_an_answer_or_a_clean_refusal(
     request: dict[str, Any], caplog: pytest.LogCaptureFixture
