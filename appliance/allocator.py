@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -97,6 +98,17 @@ def release_free_memory() -> bool:
     released = bool(_libc.malloc_trim(0))
     logger.debug("malloc_trim: %.1f ms", (time.monotonic() - start) * 1000)
     return released
+
+
+def release_session_memory() -> int:
+    """After a viewer's connection closed: collect the garbage it left (aiortc's objects are in
+    reference cycles, which Python frees only at a full collection: a clinic's day showed each
+    exam's receiver, 3,000 objects, left until one came), then give the free memory back.
+    60-100 ms for 170,000 objects on a loaded 2-core PC; returns how many were collected."""
+    collected = gc.collect()
+    release_free_memory()
+    logger.debug("after a viewer left: %d objects collected", collected)
+    return collected
 
 
 _PR_SET_THP_DISABLE = 41  # linux/prctl.h

@@ -13,6 +13,7 @@ tracemalloc is for hunting, not judging: its traces and snapshots live in the bo
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import gc
 import json
@@ -106,12 +107,30 @@ def top_growth(base: tracemalloc.Snapshot, n: int = 5) -> list[str]:
     ]
 
 
+#: set in the box's environment (``--box-env MEMPROBE_TYPES=1``): each sample also counts the
+#: objects the collector tracks by type (the 15 commonest) and the threads by name, to hunt a
+#: Python leak (tens of milliseconds a sample); ``=collect`` runs a full collection first, so
+#: what is still counted is reachable, not garbage waiting for the collector
+TYPES_ENV = "MEMPROBE_TYPES"
+
+
+def census() -> dict[str, Any]:
+    """The commonest types among the tracked objects, and the live threads by name."""
+    types = collections.Counter(type(o).__name__ for o in gc.get_objects())
+    names = collections.Counter(t.name.rstrip("0123456789-_ ") for t in threading.enumerate())
+    return {"py_types": dict(types.most_common(15)), "thread_names": dict(names)}
+
+
 def run(out: IO[str], every: float, baseline_s: float) -> None:
     t0 = time.monotonic()
     base: tracemalloc.Snapshot | None = None
     n = 0
     while True:
         line = sample(t0)
+        if os.environ.get(TYPES_ENV):
+            if os.environ[TYPES_ENV] == "collect":  # garbage apart from what is still reachable
+                line["py_collected"] = gc.collect()
+            line.update(census())
         if tracemalloc.is_tracing():
             if base is None and line["up_s"] >= baseline_s:
                 base = tracemalloc.take_snapshot()

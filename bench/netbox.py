@@ -6,10 +6,10 @@ demo keeps its web server and relay on 127.0.0.1, and this launcher gives its pe
 to ``--decisions`` as a JSON line (time, target, encoder rate, rate sent, step, stall, RTT, REMB),
 which the benchmark plots against the capacity. With ``--memory``, bench.memprobe samples where
 the process's memory is (RSS, the Python heap, glibc malloc's figures) into that file (the
-soaks); ``--no-release`` turns off the release of free memory after the encoder restarts
-(:func:`appliance.allocator.release_free_memory`) and ``--keep-thp`` leaves the process its
-transparent huge pages (:func:`appliance.allocator.disable_transparent_huge_pages`), to measure
-the box without those fixes. Nothing else differs from the demo.
+soaks); ``--no-release`` turns off the release of free memory after the encoder restarts and
+of an exam's garbage after its viewer left (:mod:`appliance.allocator`) and ``--keep-thp``
+leaves the process its transparent huge pages, to measure the box without those fixes. Nothing
+else differs from the demo.
 
     python -m bench.netbox --media 127.0.0.2 --decisions out.jsonl -- run --demo --port 0 ...
 """
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-every", type=float, default=10.0)
     parser.add_argument("--tracemalloc", type=int, default=0, help="frames per trace (0: off)")
     parser.add_argument("--memory-baseline", type=float, default=0.0)
-    parser.add_argument("--no-release", action="store_true", help="no malloc_trim after restarts")
+    parser.add_argument("--no-release", action="store_true", help="no malloc_trim, no collection")
     parser.add_argument("--keep-thp", action="store_true", help="transparent huge pages kept")
     parser.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.no_release:
         allocator.release_free_memory = lambda: False
+        allocator.release_session_memory = lambda: 0
     if args.keep_thp:
         allocator.disable_transparent_huge_pages = lambda: False
     if args.decisions:

@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=float, default=5.0, help="memory probe's period (s)")
     parser.add_argument("--box-env", action="append", default=[], help="KEY=VALUE for the box")
     parser.add_argument(
-        "--no-release", action="store_true", help="the box without malloc_trim after restarts"
+        "--no-release", action="store_true", help="the box without its memory releases"
     )
     parser.add_argument(
         "--keep-thp", action="store_true", help="the box with transparent huge pages"

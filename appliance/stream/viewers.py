@@ -25,6 +25,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .. import allocator
 from ..config import IceServer
 from ..encode.keyframes import KeyframeReason, after_round
 from ..errors import InvalidStateError
@@ -40,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 #: How often the rate controllers decide (seconds).
 RATE_PERIOD = 0.2
+#: this long after the last peer closed, what it left is collected and given back
+#: (:func:`appliance.allocator.release_session_memory`)
+RELEASE_AFTER_S = 2.0
 
 OnHealth = Callable[[ViewerPeer, bool], None]
 
@@ -81,6 +85,7 @@ class Viewers:
         self._control: asyncio.Task[None] | None = None
         self._status: dict[str, Any] | None = None
         self._extra: dict[str, Any] = {}
+        self._release: asyncio.TimerHandle | None = None
         #: the decision the pipeline follows (the slowest viewer's), for logs, tests and bench
         self.decision: RateDecision | None = None
 
@@ -137,7 +142,7 @@ class Viewers:
 
     async def close_all(self) -> None:
         for peer in [*self._pending, *self._adopted]:
-            await peer.close()
+            await peer.close()  # the last one schedules the release
         control, self._control = self._control, None
         if control is not None:
             control.cancel()
@@ -205,3 +210,21 @@ class Viewers:
             self._adopted.remove(peer)
             self._media.set_viewers(len(self._adopted))
             self._on_left(peer)
+        if not self._adopted and not self._pending:
+            self._release_later()
+
+    def _release_later(self) -> None:
+        """Once nobody is connected: collect and give back what the peers left, a moment later
+        (their last references go as their close completes)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on the loop: nothing to schedule on
+            return
+        if self._release is not None:
+            self._release.cancel()
+        self._release = loop.call_later(RELEASE_AFTER_S, self._release_memory)
+
+    def _release_memory(self) -> None:
+        self._release = None
+        if not self._adopted and not self._pending:  # nobody came back meanwhile
+            allocator.release_session_memory()

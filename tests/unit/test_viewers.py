@@ -1,5 +1,5 @@
 """The viewers' owner without a network: a viewer left waiting for retransmissions the budget
-refused gets a fresh keyframe instead."""
+refused gets a fresh keyframe instead; what the last viewer leaves is collected and given back."""
 
 from __future__ import annotations
 
@@ -41,5 +41,34 @@ async def test_refused_retransmissions_are_answered_with_a_keyframe() -> None:
         feedback.allow_rtx(10**6)  # one refusal alone: a retransmission is not worth an IDR
         viewers.control_once()
         assert keyframes == [KeyframeReason.REFUSED_RTX]
+    finally:
+        await viewers.close_all()
+
+
+async def test_what_the_last_viewer_leaves_is_collected_and_given_back(monkeypatch) -> None:
+    import asyncio
+
+    from appliance import allocator
+    from appliance.stream import viewers as viewers_mod
+
+    released: list[int] = []
+
+    def release() -> int:
+        released.append(1)
+        return 0
+
+    monkeypatch.setattr(allocator, "release_session_memory", release)
+    monkeypatch.setattr(viewers_mod, "RELEASE_AFTER_S", 0.01)
+    media = RecordingMedia()
+    viewers = Viewers((), media, PacketFanout(KeyframePolicy()), on_left=lambda peer: None)
+    first, second = viewers.make(), viewers.make()
+    try:
+        assert await viewers.adopt(first)
+        await viewers.release(second)  # a dropped attempt: the viewer is still there
+        await asyncio.sleep(0.05)
+        assert released == []
+        await viewers.close(first)  # the last one leaves
+        await asyncio.sleep(0.05)
+        assert released == [1]
     finally:
         await viewers.close_all()
