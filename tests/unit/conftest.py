@@ -93,6 +93,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             importlib.import_module(module.name)
         except ImportError:  # the Pi's own libraries (picamera2, lgpio) are imported lazily
             pass
+    # Hypothesis builds its tables of Unicode characters (all, and those a codec can encode) on
+    # first use of a text strategy and caches them in .hypothesis/: seconds on a fresh clone,
+    # which CI always is. Build them here, outside any test's time.
+    try:
+        from hypothesis.internal.charmap import charmap, intervals_from_codec
+    except ImportError:  # moved in some version: the first text property pays, as before
+        return
+    charmap()
+    for codec in ("utf-8", "ascii"):
+        intervals_from_codec(codec)
 
 
 def _queued() -> float:
