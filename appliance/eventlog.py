@@ -112,14 +112,14 @@ class EventLog:
         the rules refuse is logged as a bug (its kind and field names only) and dropped. A kind
         in :data:`THROTTLED` is held back within its window (see there)."""
         try:
-            make_entry(kind, 0, fields)
+            entry = make_entry(kind, time.time(), fields)
         except ValueError as exc:
             logger.error("bug: an event log entry was refused and dropped: %s", exc)
             return
         self._release_held()
-        if kind in THROTTLED and self._hold(kind, fields):
+        if kind in THROTTLED and self._hold(kind, dict(fields)):
             return
-        self._add(make_entry(kind, time.time(), fields))
+        self._add(entry)
 
     def _hold(self, kind: str, fields: dict[str, Any]) -> bool:
         """Whether this event is held back (its window is open); else a window opens for it."""
@@ -132,8 +132,6 @@ class EventLog:
                 held[1] += count
                 return True
             self._held[key] = [now + THROTTLE_SECONDS, 0]
-        if count != 1:
-            fields["count"] = count
         return False
 
     def _release_held(self, final: bool = False) -> None:
