@@ -204,8 +204,8 @@ class Gate:
                 raise seal.SealError("not JSON")
             body = attempt.handshake.open(wire)
         except seal.SealError:
+            await self._drop_attempt()  # before the phone hears it: nothing of it is left
             await self._tamper(session, client, "message")
-            await self._drop_attempt()
             return
         kind = body.get("type")
         if kind == "offer" and isinstance(body.get("sdp"), str):
@@ -221,8 +221,8 @@ class Gate:
             viewer_fp = seal.sdp_fingerprint(offer)
             answer = await attempt.peer.answer(offer)
         except (seal.SealError, SignallingError):
+            await self._drop_attempt()  # before the phone hears it: nothing of it is left
             await self._tamper(session, attempt.client, "offer")
-            await self._drop_attempt()
             return
         wire = attempt.handshake.answer(answer)
         code = attempt.handshake.code(viewer_fp)

@@ -133,9 +133,11 @@ class Viewers:
         return True
 
     async def release(self, peer: ViewerPeer) -> None:
-        """Give back a peer that was not adopted (its attempt was dropped): it is closed."""
+        """Give back a peer that was not adopted (its attempt was dropped): it is no longer
+        pending from this call on, and closed."""
         if peer in self._pending:
-            await self.close(peer)
+            self._pending.discard(peer)
+            await self.close(peer)  # reports through _closed
 
     async def close(self, peer: ViewerPeer) -> None:
         await peer.close()  # reports through _closed
