@@ -139,15 +139,16 @@ async def test_a_10_s_blackout_then_frames_again_on_the_same_seat_without_admiss
         went_dark = time.monotonic()
         await until_async(lambda: health and health[-1][1], 6.0, 0.05, "the box noticing")
         noticed = health[-1][0] - went_dark
-        assert noticed <= 3.5, f"the box noticed the dead path after {noticed:.1f} s"
+        assert noticed <= 5.0, f"the box noticed the dead path after {noticed:.1f} s"
         assert box.state() == "live"
         await until_async(_staff_see(box, reconnecting=True), 2.0, 0.05, "the staff told")
         await asyncio.sleep(max(0.0, 10.0 - (time.monotonic() - went_dark)))
         await viewer.frames(1000, timeout=0.2)  # whatever was decoded before the blackout
         net.restore()
         back = time.time()
+        received = await _video_packets(viewer)
         frames = await viewer.frames(150, timeout=10)
-        assert len(frames) >= 30, "frames again after the blackout"
+        assert len(frames) >= 30, await _why_no_frames(box, viewer, received)
         # the first frame captured after the network's return, and when it arrived
         fresh = next(f for f in frames if f.stamp is not None and f.stamp / 1000 > back - 0.5)
         recovery = fresh.arrived - back
@@ -188,6 +189,27 @@ async def test_a_new_address_on_the_phone_comes_back_on_the_same_seat_at_once(
     finally:
         await moved.close()
         confine_host_addresses(("127.0.0.1",))
+
+
+async def _video_packets(viewer: AiortcViewer) -> int:
+    assert viewer.pc is not None
+    stats = await viewer.pc.getTransceivers()[0].receiver.getStats()
+    return sum(int(getattr(s, "packetsReceived", 0)) for s in stats.values())
+
+
+async def _why_no_frames(box: Any, viewer: AiortcViewer, received_before: int) -> str:
+    """What each side saw, for a failure's message (no frame came back after the blackout)."""
+    peer = _peer(box)
+    feedback = peer.feedback
+    box_side = box.call(
+        lambda: (feedback.nacked, feedback.rtx_packets, feedback.rtx_refused, peer.stalled)
+    )
+    received = await _video_packets(viewer)
+    return (
+        f"no frames after the blackout: the viewer received {received - received_before} packets"
+        f" since the return, its pc is {viewer.pc and viewer.pc.connectionState}; the box:"
+        f" nacked, rtx sent, rtx refused, stalled = {box_side}; {_decision(box)}"
+    )
 
 
 async def _knocks(box: Any) -> int:
