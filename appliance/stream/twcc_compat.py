@@ -19,9 +19,15 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpHeaderExtensionParameters
+from aiortc.rtp import is_rtcp
+
+from .compat import add_extension
+from .twcc import SendLog
 
 logger = logging.getLogger(__name__)
 
@@ -71,3 +77,62 @@ def negotiate_transport_cc(transceiver: Any, offer_sdp: str) -> int:
         if not any(f.type == "transport-cc" for f in codec.rtcpFeedback):
             codec.rtcpFeedback.append(RTCRtcpFeedback(type="transport-cc"))
     return ext_id
+
+
+class TransportCc:
+    """One DTLS transport's transport-wide congestion control: its sequence counter and send log
+    (every sender on the transport that negotiated the extension stamps from it), and who gets
+    the feedback (:func:`tap_transport_feedback`)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.log = SendLog()
+        self.clock = clock
+        #: SSRC (media and RTX) -> the extension's id on that sender's m-line
+        self.ids: dict[int, int] = {}
+        #: the probe cluster the packets leaving now belong to (0: none; set by the prober)
+        self.probe = 0
+        self.stamped = 0
+        self.on_sent: Callable[[int, float], None] | None = None
+
+    def stamp(self, data: bytes) -> bytes:
+        """``data`` (an RTP packet) with the next sequence number, logged; as it is if its SSRC
+        did not negotiate the extension."""
+        if len(data) < 12:
+            return data
+        ext_id = self.ids.get(int.from_bytes(data[8:12], "big"))
+        if not ext_id:
+            return data
+        now = self.clock()
+        stamped = add_extension(data, ext_id, self.log.next_seq.to_bytes(2, "big"))
+        self.log.add(len(stamped), now, self.probe)
+        self.stamped += 1
+        if self.on_sent is not None:
+            self.on_sent(len(stamped), now)
+        return stamped
+
+
+def stamp_transport(
+    sender: Any, ext_id: int, clock: Callable[[], float] = time.monotonic
+) -> TransportCc:
+    """Stamp every RTP packet ``sender`` sends (its media and RTX SSRC) with its transport's
+    sequence counter, the extension's id ``ext_id``. One :class:`TransportCc` per DTLS transport
+    (the bundle's senders share it); call after the answer (bundling may change the transport)
+    and before :func:`appliance.stream.compat.tap_rtp_out`, so a paced packet is stamped and
+    logged as it leaves, not as it is queued."""
+    transport = sender.transport
+    twcc: TransportCc | None = getattr(transport, "_appliance_twcc", None)
+    if twcc is None:
+        twcc = TransportCc(clock)
+        original: Callable[[bytes], Awaitable[None]] = transport._send_rtp
+        state = twcc
+
+        async def send_rtp(data: bytes) -> None:
+            if not is_rtcp(data):
+                data = state.stamp(data)
+            await original(data)
+
+        transport._send_rtp = send_rtp
+        transport._appliance_twcc = twcc
+    twcc.ids[sender._ssrc] = ext_id
+    twcc.ids[sender._rtx_ssrc] = ext_id
+    return twcc
