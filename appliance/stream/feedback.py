@@ -56,6 +56,8 @@ class LinkSettings:
     #: tell the browser how long to buffer (playout-delay extension): nothing on a clean link,
     #: enough for a retransmission (RTT + 20 ms) while packets are being lost
     playout_delay: bool = True
+    #: negotiate transport-wide congestion control where the browser offers it
+    transport_cc: bool = True
 
     @classmethod
     def from_config(
@@ -75,6 +77,7 @@ class LinkSettings:
             rtx_history_s=stream.rtx_history,
             ice_addresses=stream.ice_addresses,
             playout_delay=stream.playout_delay,
+            transport_cc=stream.transport_cc,
         )
 
 

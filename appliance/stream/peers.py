@@ -22,7 +22,7 @@ from aiortc.rtcdatachannel import RTCDataChannel
 
 from ..config import IceServer
 from ..errors import SignallingError
-from . import compat
+from . import compat, twcc_compat
 from .fanout import PacketFanout
 from .feedback import LinkSettings, Pacer, SenderFeedback
 from .sound import EncodedAudioTrack, SoundFanout
@@ -87,6 +87,8 @@ class ViewerPeer:
         self.feedback = SenderFeedback(rate, self._link.ladder) if rate is not None else None
         self.pacer = Pacer(rate.start_bps if rate else 4_000_000) if self._link.pacing else None
         self.stalled = False
+        #: the video transport's transport-wide congestion control (None: not negotiated)
+        self.twcc: twcc_compat.TransportCc | None = None
         self._fanout = fanout
         self._sound = sound
         self._audio: EncodedAudioTrack | None = None
@@ -156,6 +158,7 @@ class ViewerPeer:
             compat.tap_rtcp(sender, feedback.on_report, feedback.on_remb, feedback.on_nack)
             compat.tap_sender_reports(sender, feedback.on_sr_sent)
         playout_delay = 0
+        twcc_ids = (0, 0)
         try:
             with compat.host_addresses(self._link.ice_addresses):
                 await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
@@ -164,11 +167,26 @@ class ViewerPeer:
                     logger.info("playout-delay extension: %s", playout_delay or "not offered")
                 if audio is not None:
                     compat.opus_stereo_fec(audio)
+                if self._link.transport_cc:
+                    twcc_ids = (
+                        twcc_compat.negotiate_transport_cc(transceiver, offer_sdp),
+                        twcc_compat.negotiate_transport_cc(audio, offer_sdp) if audio else 0,
+                    )
                 await self._pc.setLocalDescription(await self._pc.createAnswer())
         except Exception as exc:
             await self.close()
             raise SignallingError("the offer cannot be answered") from exc
-        # after the remote description: bundling may have given the sender another transport
+        # after the remote description: bundling may have given the sender another transport;
+        # stamped as a packet leaves, so before the pacer's tap (which then calls the stamping)
+        if twcc_ids[0]:
+            self.twcc = twcc_compat.stamp_transport(sender, twcc_ids[0])
+        if twcc_ids[1] and audio is not None:
+            twcc_compat.stamp_transport(audio.sender, twcc_ids[1])
+        logger.info(
+            "viewer %s: transport-wide congestion control %s",
+            self.short_id,
+            "negotiated" if self.twcc is not None else "not offered",
+        )
         pacer = self.pacer
         compat.tap_rtp_out(
             sender,

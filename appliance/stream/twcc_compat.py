@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,7 +28,7 @@ from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpHeaderExtensionParame
 from aiortc.rtp import is_rtcp
 
 from .compat import add_extension
-from .twcc import SendLog
+from .twcc import SendLog, TransportFeedback, parse_feedback, split_compound
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,37 @@ class TransportCc:
         self.probe = 0
         self.stamped = 0
         self.on_sent: Callable[[int, float], None] | None = None
+        #: given each feedback message as it arrives (the estimator's adapter)
+        self.on_feedback: Callable[[TransportFeedback, float], None] | None = None
+        self.feedback = 0  # messages parsed
+        self.malformed = 0
+        #: the last compound RTCP packets that carried feedback, as received (for the tests'
+        #: fixtures: sequence numbers and timings only)
+        self.captured: deque[bytes] = deque(maxlen=16)
+
+    def receive(self, data: bytes) -> bytes:
+        """Take the feedback out of a compound RTCP packet (``data``, decrypted), hand each
+        message on, and return what is left for aiortc (empty: nothing)."""
+        try:
+            payloads, rest = split_compound(data)
+        except ValueError:
+            return data  # aiortc's parser says what is wrong with it
+        if not payloads:
+            return data
+        self.captured.append(data)
+        now = self.clock()
+        for payload in payloads:
+            try:
+                message = parse_feedback(payload)
+            except ValueError:
+                self.malformed += 1
+                if self.malformed == 1:
+                    logger.warning("a malformed transport-cc feedback message (dropped)")
+                continue
+            self.feedback += 1
+            if self.on_feedback is not None:
+                self.on_feedback(message, now)
+        return rest
 
     def stamp(self, data: bytes) -> bytes:
         """``data`` (an RTP packet) with the next sequence number, logged; as it is if its SSRC
@@ -132,7 +164,25 @@ def stamp_transport(
             await original(data)
 
         transport._send_rtp = send_rtp
+        _tap_feedback(transport, twcc)
         transport._appliance_twcc = twcc
     twcc.ids[sender._ssrc] = ext_id
     twcc.ids[sender._rtx_ssrc] = ext_id
     return twcc
+
+
+def _tap_feedback(transport: Any, twcc: TransportCc) -> None:
+    """Take transport-cc feedback out of every RTCP packet ``transport`` receives before aiortc
+    parses it (aiortc reads RTPFB FMT=15 as a generic NACK and would route it to a sender)."""
+    original: Callable[[bytes], Awaitable[None]] = transport._handle_rtcp_data
+
+    async def handle_rtcp_data(data: bytes) -> None:
+        try:
+            rest = twcc.receive(data)
+        except Exception:  # a tap must never break aiortc's own handling
+            logger.exception("transport-cc feedback tap failed")
+            rest = data
+        if rest:
+            await original(rest)
+
+    transport._handle_rtcp_data = handle_rtcp_data
