@@ -5,6 +5,8 @@ sends sound and the viewer's offer asks for it, an Opus track in the same media 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -24,9 +26,10 @@ from ..config import IceServer
 from ..errors import SignallingError
 from . import compat, twcc_compat
 from .fanout import PacketFanout
-from .feedback import LinkSettings, Pacer, SenderFeedback
+from .feedback import LinkSettings, Pacer, RateMode, SenderFeedback
 from .sound import EncodedAudioTrack, SoundFanout
 from .track import EncodedVideoTrack
+from .twccrate import ProbeRequest
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +92,8 @@ class ViewerPeer:
         self.stalled = False
         #: the video transport's transport-wide congestion control (None: not negotiated)
         self.twcc: twcc_compat.TransportCc | None = None
+        self._sender: Any = None
+        self._probe: asyncio.Future[int] | None = None
         self._fanout = fanout
         self._sound = sound
         self._audio: EncodedAudioTrack | None = None
@@ -178,13 +183,18 @@ class ViewerPeer:
             raise SignallingError("the offer cannot be answered") from exc
         # after the remote description: bundling may have given the sender another transport;
         # stamped as a packet leaves, so before the pacer's tap (which then calls the stamping)
+        self._sender = sender
         if twcc_ids[0]:
             self.twcc = twcc_compat.stamp_transport(sender, twcc_ids[0])
         if twcc_ids[1] and audio is not None:
             twcc_compat.stamp_transport(audio.sender, twcc_ids[1])
+        if self.twcc is not None and feedback is not None:
+            feedback.use_transport_cc(self.twcc.log)
+            self.twcc.on_feedback = feedback.on_transport_feedback
         logger.info(
-            "viewer %s: transport-wide congestion control %s",
+            "viewer %s: rate control on %s (transport-cc %s)",
             self.short_id,
+            feedback.mode.value if feedback is not None else "nothing",
             "negotiated" if self.twcc is not None else "not offered",
         )
         pacer = self.pacer
@@ -197,6 +207,30 @@ class ViewerPeer:
             (lambda: feedback.playout_delay) if feedback is not None else lambda: b"\x00" * 3,
         )
         return str(self._pc.localDescription.sdp)
+
+    @property
+    def rate_mode(self) -> RateMode | None:
+        """Which feedback this viewer's rate follows (None: no rate control)."""
+        return self.feedback.mode if self.feedback is not None else None
+
+    def start_probe(self, probe: ProbeRequest) -> None:
+        """Send the estimator's probe (retransmissions of recent packets, paced and stamped like
+        every packet), unless one is still going."""
+        feedback, twcc = self.feedback, self.twcc
+        if feedback is None or twcc is None or self._closed:
+            return
+        if self._probe is not None and not self._probe.done():
+            return
+        self._probe = asyncio.ensure_future(
+            twcc_compat.send_probe(
+                self._sender,
+                twcc,
+                probe.cluster,
+                probe.extra_bps,
+                probe.duration_s,
+                feedback.grant_probe,
+            )
+        )
 
     def _keyframe_requested(self) -> None:
         self.keyframe_requests += 1
@@ -217,6 +251,10 @@ class ViewerPeer:
         if self._closed:
             return
         self._closed = True
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._probe
         if self._track is not None:
             self._track.stop()
         if self._audio is not None:

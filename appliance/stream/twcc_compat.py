@@ -17,7 +17,9 @@ feedback (RTPFB FMT=15) as a generic NACK. Here:
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import re
 import time
 from collections import deque
@@ -186,3 +188,35 @@ def _tap_feedback(transport: Any, twcc: TransportCc) -> None:
             await original(rest)
 
     transport._handle_rtcp_data = handle_rtcp_data
+
+
+async def send_probe(
+    sender: Any,
+    twcc: TransportCc,
+    cluster: int,
+    extra_bps: int,
+    duration_s: float,
+    grant: Callable[[int], None],
+) -> int:
+    """A probe: retransmissions of ``sender``'s newest packets, ``extra_bps`` above the media for
+    ``duration_s``, through the same path as every packet (the pacer, the stamping); every
+    packet leaving meanwhile is marked ``cluster`` in the send log. ``grant(nbytes)`` is called
+    before each (the retransmission budget lets it through). Returns how many were sent; none
+    without RTX (a resent packet on the media SSRC would be a duplicate) or history."""
+    history: dict[int, Any] = sender._RTCRtpSender__rtp_history
+    if sender._RTCRtpSender__rtx_payload_type is None or not history:
+        return 0
+    recent = list(history.items())[-32:]
+    size = sum(len(p.payload) + 30 for _, p in recent) / len(recent)
+    count = max(1, math.ceil(extra_bps * duration_s / 8 / size))
+    gap = duration_s / count
+    twcc.probe = cluster
+    try:
+        for i in range(count):
+            seq, packet = recent[-1 - i % len(recent)]
+            grant(len(packet.payload) + 30)
+            await sender._retransmit(seq)
+            await asyncio.sleep(gap)
+    finally:
+        twcc.probe = 0
+    return count

@@ -1,6 +1,7 @@
 """Transport-wide congestion control with a real Chromium viewer: the box negotiates it, stamps
 every packet, and Chromium's transport-cc feedback reaches the box, parses, and matches what the
-box sent (arrival times for nearly every packet)."""
+box sent (arrival times for nearly every packet); the viewer's rate follows the send-side
+estimator."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from appliance.stream.feedback import RateMode
 from appliance.stream.twcc import ArrivalClock, packet_results, parse_feedback, split_compound
 from tests.support.browser import join, wait_js
 from tests.support.wait import until
@@ -37,6 +39,14 @@ def test_chromium_reports_the_arrival_of_the_packets_the_box_stamped(
     peer = running_box.call(lambda: running_box.box.viewers.peers[0])
     twcc = peer.twcc
     assert twcc is not None, "Chromium offers transport-cc: the box negotiated it"
+    assert peer.rate_mode is RateMode.TRANSPORT_CC
+    until(
+        lambda: running_box.call(lambda: (peer._status or {}).get("rate_control")),
+        5,
+        0.1,
+        "the status saying which",
+    )
+    assert running_box.call(lambda: peer._status["rate_control"]) == "transport-cc"
     until(lambda: running_box.call(lambda: twcc.feedback) >= 20, 10, 0.1, "feedback")
     captured, log = running_box.call(lambda: (list(twcc.captured), twcc.log))
     assert twcc.malformed == 0
