@@ -1,11 +1,12 @@
 """Transport-wide congestion control with a real Chromium viewer: the box negotiates it, stamps
 every packet, and Chromium's transport-cc feedback reaches the box, parses, and matches what the
 box sent (arrival times for nearly every packet); the viewer's rate follows the send-side
-estimator."""
+estimator, which brings the target under a capacity cap (bench/netem) while frames keep coming."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ import pytest
 
 from appliance.stream.feedback import RateMode
 from appliance.stream.twcc import ArrivalClock, packet_results, parse_feedback, split_compound
+from bench.netem import Impairment, run_probe
 from tests.support.browser import join, wait_js
+from tests.support.rig import needs_rig, require_rig
 from tests.support.wait import until
 
 pytestmark = pytest.mark.browser
@@ -65,3 +68,56 @@ def test_chromium_reports_the_arrival_of_the_packets_the_box_stamped(
         for i, packet in enumerate(captured):
             (Path(CAPTURE_DIR) / f"chromium-twcc-{i:02d}.bin").write_bytes(packet)
     print(f"{twcc.feedback} feedback messages, {twcc.stamped} packets stamped")
+
+
+@needs_rig
+@pytest.mark.slow
+def test_under_a_1_mbit_cap_chromiums_feedback_brings_the_target_below_it(
+    box_factory: Any, chromium: Any
+) -> None:
+    require_rig()
+    box = box_factory(
+        stream={"ice_addresses": ["127.0.0.2"], "ice_servers": []},
+        encode={"bitrate": 4_000_000, "threads": 1},
+    )
+    with Impairment(max_seconds=120) as net:
+        page = _watch(box, chromium)
+        peer = box.call(lambda: box.box.viewers.peers[0])
+        assert peer.rate_mode is RateMode.TRANSPORT_CC
+        controller = peer.feedback.controller
+        time.sleep(3.0)
+        before = box.call(lambda: controller.decision)
+        assert before.target_bps > 1_500_000, f"a clean link first: {before}"
+        net.cap(1.0, queue_ms=300)
+        capped = time.monotonic()
+        # the probe shares the cap with the stream: it gets part of the megabit, never more
+        assert run_probe(2.0, 0.5).throughput_mbit <= 1.1, "the cap holds"
+        until(
+            lambda: box.call(lambda: controller.decision.target_bps) < 1_000_000,
+            6.0,
+            0.1,
+            "a target below the 1 Mbit/s cap",
+        )
+        below = time.monotonic() - capped
+        shown = page.evaluate("window.probe.stamped")
+        time.sleep(4.0)
+        after = box.call(lambda: controller.decision)
+        assert after.target_bps < 1_000_000, after
+        assert after.target_bps > 300_000, f"the link is still used: {after}"
+        frames = page.evaluate("window.probe.stamped") - shown
+        assert frames >= 40, f"{frames} frames in 4 s under the cap"
+        # the cap goes: the estimator's probes find the room again in seconds, not at 8 %/s
+        net.uncap()
+        freed = time.monotonic()
+        until(
+            lambda: box.call(lambda: controller.decision.target_bps) > 2_000_000,
+            15.0,
+            0.1,
+            "the target back above 2 Mbit/s",
+        )
+        back = time.monotonic() - freed
+        probes = box.call(lambda: (controller.probes_sent, controller.probes_raised))
+        print(
+            f"below the cap {below:.1f} s after it; then {after}; {frames} frames in 4 s; "
+            f"back above 2 Mbit/s {back:.1f} s after the cap went; probes sent/raised {probes}"
+        )
