@@ -95,7 +95,6 @@ class TransportCc:
         #: the probe cluster the packets leaving now belong to (0: none; set by the prober)
         self.probe = 0
         self.stamped = 0
-        self.on_sent: Callable[[int, float], None] | None = None
         #: given each feedback message as it arrives (the estimator's adapter)
         self.on_feedback: Callable[[TransportFeedback, float], None] | None = None
         self.feedback = 0  # messages parsed
@@ -140,8 +139,6 @@ class TransportCc:
         stamped = add_extension(data, ext_id, self.log.next_seq.to_bytes(2, "big"))
         self.log.add(len(stamped), now, self.probe)
         self.stamped += 1
-        if self.on_sent is not None:
-            self.on_sent(len(stamped), now)
         return stamped
 
 

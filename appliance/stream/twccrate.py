@@ -14,7 +14,8 @@ size, arrival on the browser's clock or lost), the bytes sent, the RTT from rece
   short burst at twice the estimate (:meth:`take_probe`: the peer sends retransmissions of recent
   packets through the pacer); the rate the browser received the burst at, when higher, becomes
   the estimate: after a drop the rate comes back in seconds, not at 8 %/s.
-* **Stall**: no feedback showing a packet received for ``stall_after_s`` while sending: the same
+* **Stall**: no feedback showing a packet received for ``stall_after_s`` since the first packet
+  sent after the last one (a box sending nothing hears nothing, and is not stalled): the same
   dead path as the receiver-report controller's (target halved, ``stalled``); the first
   feedback after it re-arms the detector.
 """
@@ -105,7 +106,8 @@ class TwccController:
         self._last_loss_at: float | None = None
         self._sent: deque[tuple[float, int]] = deque()
         self._sent_bytes = 0
-        self._first_sent: float | None = None
+        #: when the first packet not yet covered by feedback left (None: all covered)
+        self._unheard_since: float | None = None
         self._last_feedback: float | None = None
         self._stalled = self._resync = False
         self._rtt: float | None = None
@@ -131,6 +133,7 @@ class TwccController:
             self._count_loss(results, now)
             return
         self._last_feedback = now
+        self._unheard_since = None
         if self._stalled or self._resync:
             logger.info(
                 "transport-cc feedback again: resuming at %d kbit/s", self.target_bps // 1e3
@@ -177,8 +180,8 @@ class TwccController:
         """Ignored: liveness comes from the feedback."""
 
     def on_bytes_sent(self, nbytes: int, now: float) -> None:
-        if self._first_sent is None and nbytes > 0:
-            self._first_sent = now
+        if self._unheard_since is None and nbytes > 0:
+            self._unheard_since = now
         self._sent.append((now, nbytes))
         self._sent_bytes += nbytes
         self._trim_sent(now)
@@ -243,14 +246,16 @@ class TwccController:
     def update(self, now: float) -> RateDecision:
         """The decision at ``now``: notices a dead path, schedules and judges probes."""
         p = self.params
-        last = self._last_feedback if self._last_feedback is not None else self._first_sent
+        # packets went out and nothing was heard of them (a box that sends nothing, paused or
+        # between states, gets no feedback and is not stalled)
+        last = self._unheard_since
         if not self._stalled and last is not None and now - last >= p.stall_after_s:
             self._stalled = self._resync = True
             cut = max(p.min_bps, self._aimd.bps * p.stall_backoff)
             self._aimd.set_estimate(cut, now)
             self._probes.clear()
             logger.warning(
-                "no transport-cc feedback for %.1f s: path stalled, %d kbit/s",
+                "nothing heard of the packets sent over %.1f s: path stalled, %d kbit/s",
                 now - last,
                 int(cut) // 1000,
             )

@@ -11,6 +11,7 @@ import pytest
 
 from appliance.stream import twccrate
 from appliance.stream.gcc import AimdRate, GroupDelta, InterArrival, Trendline, Usage
+from appliance.stream.rateparams import RateParams
 from appliance.stream.twcc import PacketResult, SentPacket
 from appliance.stream.twccrate import TwccController, _probe_rate
 from tests.support.ratecontrol_sim import SCENARIOS, M, Run, Scenario
@@ -209,3 +210,17 @@ def test_the_status_of_a_probe_is_given_once() -> None:
     probe = ctl.take_probe()
     assert probe is not None and probe.rate_bps == MAX and probe.extra_bps > 0
     assert ctl.take_probe() is None
+
+
+def test_only_packets_nobody_heard_of_stall_it_not_silence_while_sending_nothing() -> None:
+    ctl = TwccController(RateParams(), now=0.0)
+    ctl.on_bytes_sent(1200, 0.5)
+    ctl.on_feedback([PacketResult(SentPacket(0, 1200, 0.5), 100.0)], 0.6)
+    assert not ctl.update(10.0).stalled, "paused or between states: nothing sent, nothing heard"
+    ctl.on_bytes_sent(1200, 10.1)
+    assert not ctl.update(11.5).stalled
+    decision = ctl.update(12.2)
+    assert decision.stalled and decision.target_bps <= 0.51 * RateParams().start_bps
+    # the first feedback after it re-arms the detector; the one after that counts
+    ctl.on_feedback([PacketResult(SentPacket(1, 1200, 10.1), 110.0)], 12.3)
+    assert not ctl.update(12.4).stalled

@@ -25,6 +25,9 @@ class FakeTransport:
     async def _send_rtp(self, data: bytes) -> None:
         self.sent.append(data)
 
+    async def _handle_rtcp_data(self, data: bytes) -> None:
+        pass
+
 
 class FakeSender:
     def __init__(self, transport: FakeTransport, ssrc: int, rtx_ssrc: int) -> None:
