@@ -247,11 +247,11 @@ class SendLog:
     ``max_packets``, none older than ``max_age_s`` (feedback comes every ~100 ms; a second's is
     lost at most). Hands out the sequence numbers."""
 
-    def __init__(self, max_age_s: float = 3.0, max_packets: int = 8192) -> None:
+    def __init__(self, max_age_s: float = 3.0, max_packets: int = 8192, start: int = 0) -> None:
         self.max_age_s = max_age_s
         self.max_packets = max_packets
         self._packets: deque[SentPacket] = deque()
-        self._next = 0
+        self._next = start  # a recorded trace's log resumes where the recording began
 
     def add(self, size: int, now: float, probe: int = 0) -> int:
         """Log a packet of ``size`` bytes leaving at ``now``; returns its 16-bit sequence number."""

@@ -6,13 +6,24 @@ its own. Estimators without the delay detector or without probing are shown to f
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from appliance.stream import twccrate
 from appliance.stream.gcc import AimdRate, GroupDelta, InterArrival, Trendline, Usage
 from appliance.stream.rateparams import RateParams
-from appliance.stream.twcc import PacketResult, SentPacket
+from appliance.stream.twcc import (
+    ArrivalClock,
+    PacketResult,
+    SendLog,
+    SentPacket,
+    packet_results,
+    parse_feedback,
+    split_compound,
+)
 from appliance.stream.twccrate import TwccController, _probe_rate
 from tests.support.ratecontrol_sim import SCENARIOS, M, Run, Scenario
 from tests.support.twcc_sim import simulate_twcc
@@ -224,3 +235,43 @@ def test_only_packets_nobody_heard_of_stall_it_not_silence_while_sending_nothing
     # the first feedback after it re-arms the detector; the one after that counts
     ctl.on_feedback([PacketResult(SentPacket(1, 1200, 10.1), 110.0)], 12.3)
     assert not ctl.update(12.4).stalled
+
+
+TRACES = Path(__file__).resolve().parents[1] / "data" / "twcc"
+
+
+def test_a_recorded_chromium_trace_through_a_1_mbit_cap_brings_the_target_below_it() -> None:
+    """Open loop: what the box sent and Chromium's feedback, recorded by
+    tests/browser/test_transport_cc.py through bench/netem's 1 Mbit/s cap (300 ms queue),
+    replayed into a fresh estimator."""
+    trace = json.loads((TRACES / "chromium-cap-1m.json").read_text())
+    capped = trace["marks"]["capped"]
+    log, clock = SendLog(max_age_s=10.0, start=trace["start_seq"]), ArrivalClock()
+    ctl = TwccController(RateParams(), now=0.0)
+    events: list[tuple[float, int, Any]] = sorted(
+        [(t, 0, (size, probe)) for t, size, probe in trace["sent"]]
+        + [(t, 1, bytes.fromhex(packet)) for t, packet in trace["feedback"]],
+        key=lambda e: (e[0], e[1]),
+    )
+    targets: list[tuple[float, int]] = []
+    usages = set()
+    next_update = 0.1
+    for t, kind, data in events:
+        while next_update <= t:
+            targets.append((next_update, ctl.update(next_update).target_bps))
+            next_update = round(next_update + 0.1, 6)
+        if kind == 0:
+            size, probe = data
+            log.add(size, t, probe)
+            ctl.on_bytes_sent(size, t)
+        else:
+            payloads, _ = split_compound(data)
+            for payload in payloads:
+                ctl.on_feedback(packet_results(parse_feedback(payload), log, clock), t)
+                usages.add(ctl.usage)
+    before = [b for t, b in targets if t < capped]
+    assert before and min(before) >= 2_000_000, "no back-off on the clean link first"
+    below = next((t for t, b in targets if t > capped and b < 1_000_000), None)
+    assert below is not None and below - capped <= 2.5, f"below the cap {below} s in"
+    assert Usage.OVERUSING in usages, "the queue was seen growing"
+    assert all(300_000 <= b <= 1_100_000 for t, b in targets if t > below)
