@@ -99,6 +99,7 @@ class TransportCc:
         self.on_feedback: Callable[[TransportFeedback, float], None] | None = None
         self.feedback = 0  # messages parsed
         self.malformed = 0
+        self.failed = 0  # the estimator raised on them (warned once, then debug)
         #: the last compound RTCP packets that carried feedback, as received (for the tests'
         #: fixtures: sequence numbers and timings only)
         self.captured: deque[bytes] = deque(maxlen=16)
@@ -124,7 +125,12 @@ class TransportCc:
                 continue
             self.feedback += 1
             if self.on_feedback is not None:
-                self.on_feedback(message, now)
+                try:
+                    self.on_feedback(message, now)
+                except Exception:  # the estimator must never break aiortc's RTCP handling
+                    self.failed += 1
+                    log = logger.exception if self.failed == 1 else logger.debug
+                    log("transport-cc feedback not taken (the first of its kind is logged)")
         return rest
 
     def stamp(self, data: bytes) -> bytes:

@@ -199,3 +199,19 @@ async def test_feedback_is_taken_out_before_aiortc_parses_the_rest() -> None:
     assert transport.handled[-1] == report
     assert twcc.malformed == 1 and twcc.feedback == 2 and len(got) == 2
     assert list(twcc.captured)[0] == chromium
+
+
+def test_an_estimator_that_raises_is_warned_about_once_and_rtcp_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    twcc = TransportCc()
+
+    def broken(fb: TransportFeedback, now: float) -> None:
+        raise RuntimeError("estimator bug")
+
+    twcc.on_feedback = broken
+    report = bytes(RtcpRrPacket(ssrc=1))
+    for _ in range(3):
+        assert twcc.receive(CAPTURED[0].read_bytes() + report) == report
+    assert twcc.failed == 3 and twcc.feedback == 3
+    assert sum(1 for r in caplog.records if r.levelname == "ERROR") == 1
