@@ -137,6 +137,10 @@ class StreamConfig:
     #: it offers it): nothing on a clean link, one retransmission's worth while packets are lost
     #: (docs/performance.md, docs/reliability.md: it lowers the latency and the frames skipped).
     playout_delay: bool = True
+    #: Transport-wide congestion control where the viewer's browser offers it (Chromium,
+    #: Firefox): the box stamps every packet, the browser reports when each arrived, and a
+    #: delay-based estimator sets the rate (docs/rate-control.md); off: receiver reports and REMB.
+    transport_cc: bool = True
 
 
 @dataclass(frozen=True)

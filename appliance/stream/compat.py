@@ -16,6 +16,9 @@ pyproject.toml allows (a test checks each one still works, so an upgrade fails l
 - send buffers bounded (TURN over TCP, UDP): :func:`bound_send_buffers`;
 - the playout-delay header extension negotiated and written (:func:`negotiate_playout_delay`);
 - the answer's Opus parameters: stereo and in-band FEC (:func:`opus_stereo_fec`).
+
+Transport-wide congestion control's (negotiation, stamping, the feedback taken out of RTCP,
+probes) are in :mod:`appliance.stream.twcc_compat`, tested the same way.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ Everything runs on the event loop; time is read from ``clock`` (monotonic second
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections import OrderedDict
@@ -36,6 +37,18 @@ from ..config import StreamConfig
 from .compat import ReportBlock
 from .ladder import LADDER_1080P30, LadderParams, ladder_for
 from .ratecontrol import RateController, RateDecision, RateParams, ReceiverReport
+from .twcc import ArrivalClock, SendLog, TransportFeedback, packet_results
+from .twccrate import ProbeRequest, TwccController
+
+
+class RateMode(enum.Enum):
+    """Which feedback a viewer's rate follows (the status and the logs say it)."""
+
+    #: transport-wide feedback, the send-side estimator (the browser negotiated transport-cc)
+    TRANSPORT_CC = "transport-cc"
+    #: receiver reports, NACKs and REMB (a browser without transport-cc)
+    RECEIVER_REPORTS = "receiver-reports"
+
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +69,8 @@ class LinkSettings:
     #: tell the browser how long to buffer (playout-delay extension): nothing on a clean link,
     #: enough for a retransmission (RTT + 20 ms) while packets are being lost
     playout_delay: bool = True
+    #: negotiate transport-wide congestion control where the browser offers it
+    transport_cc: bool = True
 
     @classmethod
     def from_config(
@@ -75,6 +90,7 @@ class LinkSettings:
             rtx_history_s=stream.rtx_history,
             ice_addresses=stream.ice_addresses,
             playout_delay=stream.playout_delay,
+            transport_cc=stream.transport_cc,
         )
 
 
@@ -140,7 +156,14 @@ class SenderFeedback:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
-        self.controller = RateController(params, ladder, now=clock())
+        self._ladder = ladder
+        self.controller: RateController | TwccController = RateController(
+            params, ladder, now=clock()
+        )
+        self.mode = RateMode.RECEIVER_REPORTS
+        self._send_log: SendLog | None = None
+        self._arrival_clock = ArrivalClock()
+        self._probe_credit = 0
         self._sr_sent: OrderedDict[int, float] = OrderedDict()
         self._last_highest: int | None = None
         self._bytes_total = 0
@@ -166,6 +189,30 @@ class SenderFeedback:
         self._early_cut_at = -1e9
         self.early_cuts = 0
         self.playout_delay = b"\x00\x00\x00"  # min = max = 0 ms
+
+    def use_transport_cc(self, send_log: SendLog) -> None:
+        """The browser negotiated transport-cc: the rate follows the send-side estimator on the
+        feedback about the packets in ``send_log`` from now on (call before media flows)."""
+        params = self.controller.params
+        self.controller = TwccController(params, self._ladder, now=self._clock())
+        self.mode = RateMode.TRANSPORT_CC
+        self._send_log = send_log
+
+    def on_transport_feedback(self, feedback: TransportFeedback, now: float) -> None:
+        """One transport-cc feedback message (``now``: when it arrived)."""
+        controller = self.controller
+        if self._send_log is None or not isinstance(controller, TwccController):
+            return
+        controller.on_feedback(packet_results(feedback, self._send_log, self._arrival_clock), now)
+
+    def take_probe(self) -> ProbeRequest | None:
+        """A probe the estimator wants sent now (transport-cc only)."""
+        controller = self.controller
+        return controller.take_probe() if isinstance(controller, TwccController) else None
+
+    def grant_probe(self, nbytes: int) -> None:
+        """The next ``nbytes`` of retransmissions are a probe's: outside the budget."""
+        self._probe_credit += nbytes
 
     # -- from the taps --------------------------------------------------------------------------
 
@@ -265,6 +312,9 @@ class SenderFeedback:
 
     def allow_rtx(self, nbytes: int) -> bool:
         """Whether a retransmission of ``nbytes`` fits the budget (RTX_SHARE of the target)."""
+        if self._probe_credit >= nbytes:
+            self._probe_credit -= nbytes
+            return True
         now = self._clock()
         rate = self.RTX_SHARE * self.controller.target_bps / 8
         self._rtx_tokens = min(rate * 0.5, self._rtx_tokens + (now - self._rtx_at) * rate)

@@ -5,6 +5,8 @@ sends sound and the viewer's offer asks for it, an Opus track in the same media 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -22,11 +24,12 @@ from aiortc.rtcdatachannel import RTCDataChannel
 
 from ..config import IceServer
 from ..errors import SignallingError
-from . import compat
+from . import compat, twcc_compat
 from .fanout import PacketFanout
-from .feedback import LinkSettings, Pacer, SenderFeedback
+from .feedback import LinkSettings, Pacer, RateMode, SenderFeedback
 from .sound import EncodedAudioTrack, SoundFanout
 from .track import EncodedVideoTrack
+from .twccrate import ProbeRequest
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +90,10 @@ class ViewerPeer:
         self.feedback = SenderFeedback(rate, self._link.ladder) if rate is not None else None
         self.pacer = Pacer(rate.start_bps if rate else 4_000_000) if self._link.pacing else None
         self.stalled = False
+        #: the video transport's transport-wide congestion control (None: not negotiated)
+        self.twcc: twcc_compat.TransportCc | None = None
+        self._sender: Any = None
+        self._probe: asyncio.Future[int] | None = None
         self._fanout = fanout
         self._sound = sound
         self._audio: EncodedAudioTrack | None = None
@@ -156,6 +163,7 @@ class ViewerPeer:
             compat.tap_rtcp(sender, feedback.on_report, feedback.on_remb, feedback.on_nack)
             compat.tap_sender_reports(sender, feedback.on_sr_sent)
         playout_delay = 0
+        twcc_ids = (0, 0)
         try:
             with compat.host_addresses(self._link.ice_addresses):
                 await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
@@ -164,11 +172,31 @@ class ViewerPeer:
                     logger.info("playout-delay extension: %s", playout_delay or "not offered")
                 if audio is not None:
                     compat.opus_stereo_fec(audio)
+                if self._link.transport_cc:
+                    twcc_ids = (
+                        twcc_compat.negotiate_transport_cc(transceiver, offer_sdp),
+                        twcc_compat.negotiate_transport_cc(audio, offer_sdp) if audio else 0,
+                    )
                 await self._pc.setLocalDescription(await self._pc.createAnswer())
         except Exception as exc:
             await self.close()
             raise SignallingError("the offer cannot be answered") from exc
-        # after the remote description: bundling may have given the sender another transport
+        # after the remote description: bundling may have given the sender another transport;
+        # stamped as a packet leaves, so before the pacer's tap (which then calls the stamping)
+        self._sender = sender
+        if twcc_ids[0]:
+            self.twcc = twcc_compat.stamp_transport(sender, twcc_ids[0])
+        if twcc_ids[1] and audio is not None:
+            twcc_compat.stamp_transport(audio.sender, twcc_ids[1])
+        if self.twcc is not None and feedback is not None:
+            feedback.use_transport_cc(self.twcc.log)
+            self.twcc.on_feedback = feedback.on_transport_feedback
+        logger.info(
+            "viewer %s: rate control on %s (transport-cc %s)",
+            self.short_id,
+            feedback.mode.value if feedback is not None else "nothing",
+            "negotiated" if self.twcc is not None else "not offered",
+        )
         pacer = self.pacer
         compat.tap_rtp_out(
             sender,
@@ -179,6 +207,30 @@ class ViewerPeer:
             (lambda: feedback.playout_delay) if feedback is not None else lambda: b"\x00" * 3,
         )
         return str(self._pc.localDescription.sdp)
+
+    @property
+    def rate_mode(self) -> RateMode | None:
+        """Which feedback this viewer's rate follows (None: no rate control)."""
+        return self.feedback.mode if self.feedback is not None else None
+
+    def start_probe(self, probe: ProbeRequest) -> None:
+        """Send the estimator's probe (retransmissions of recent packets, paced and stamped like
+        every packet), unless one is still going."""
+        feedback, twcc = self.feedback, self.twcc
+        if feedback is None or twcc is None or self._closed:
+            return
+        if self._probe is not None and not self._probe.done():
+            return
+        self._probe = asyncio.ensure_future(
+            twcc_compat.send_probe(
+                self._sender,
+                twcc,
+                probe.cluster,
+                probe.extra_bps,
+                probe.duration_s,
+                feedback.grant_probe,
+            )
+        )
 
     def _keyframe_requested(self) -> None:
         self.keyframe_requests += 1
@@ -199,6 +251,10 @@ class ViewerPeer:
         if self._closed:
             return
         self._closed = True
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._probe
         if self._track is not None:
             self._track.stop()
         if self._audio is not None:

@@ -14,7 +14,9 @@ receiver report for :data:`~appliance.vocab.STALL_AFTER_S`) or comes back is rep
 round asks of the encoder (a keyframe when the path is back, or instead of retransmissions the
 budget refused) is the keyframe policy's (:func:`appliance.encode.keyframes.after_round`); a
 viewer's PLI/FIR goes to the same port. The viewers' status messages carry the picture step
-(``"step"``) and ``"reconnecting"`` while the path is stalled.
+(``"step"``), ``"reconnecting"`` while the path is stalled, and which feedback the rate follows
+(``"rate_control"``: ``"transport-cc"``, the send-side estimator, or ``"receiver-reports"``).
+A probe the estimator asks for is sent by the peer (:meth:`ViewerPeer.start_probe`).
 """
 
 from __future__ import annotations
@@ -188,15 +190,23 @@ class Viewers:
             reason = after_round(refused, was_stalled, decision.stalled)
             if reason is not None:
                 self._media.keyframe(reason)
+            probe = peer.feedback.take_probe()
+            if probe is not None:
+                peer.start_probe(probe)
         if not decisions:
             return
-        slowest = min(decisions, key=lambda pd: pd[1].target_bps)[1]
+        slowest_peer, slowest = min(decisions, key=lambda pd: pd[1].target_bps)
         step = max((d.step for _, d in decisions), key=lambda s: s.level)
         previous, self.decision = self.decision, slowest
         if previous is None or previous.step != step:
             logger.info("picture step %s at %d kbit/s", step.name, slowest.target_bps // 1000)
         self._media.set_rate(slowest.encoder_bps, step)
-        extra = {"step": step.name, "reconnecting": any(d.stalled for _, d in decisions)}
+        mode = slowest_peer.rate_mode
+        extra = {
+            "step": step.name,
+            "reconnecting": any(d.stalled for _, d in decisions),
+            "rate_control": mode.value if mode is not None else None,
+        }
         if extra != self._extra:
             self._extra = extra
             if self._status is not None:

@@ -29,6 +29,9 @@ from typing import Any
 
 import pytest
 
+from appliance.stream.feedback import RateMode
+from tests.support.wait import until
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).parents[2]
@@ -158,6 +161,11 @@ def test_firefox_with_h264_joins_watches_comes_back_and_sees_the_end(running_box
         stamps = live["stamps"]
         assert len(stamps) >= 10 and stamps == sorted(stamps) and stamps[-1] > stamps[0]
         assert live["codec"]["mimeType"].lower() == "video/h264"
+        # Firefox offers transport-cc as Chromium does: the box's estimator hears from it
+        peer = running_box.call(lambda: running_box.box.viewers.peers[0])
+        assert peer.rate_mode is RateMode.TRANSPORT_CC
+        until(lambda: running_box.call(lambda: peer.twcc.feedback) >= 5, 5, 0.1, "feedback")
+        assert running_box.call(lambda: peer.twcc.malformed) == 0
         back = firefox.step("back")
         assert "#" not in back["url"]
         assert running_box.state() == "live", "the same phone came back, no re-admission"

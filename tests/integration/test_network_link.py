@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from appliance.stream.compat import confine_host_addresses, rtp_history
+from appliance.stream.feedback import RateMode
 from bench.netem import Impairment, run_probe
 from tests.support.rig import needs_rig, require_rig
 from tests.support.viewer_client import AiortcViewer
@@ -109,6 +110,8 @@ async def test_5_percent_loss_nacks_are_answered_and_frames_keep_coming(
         frames = await viewer.frames(1000, timeout=8.0)
         peer = _peer(box)
         feedback = peer.feedback
+        # aiortc offers no transport-cc: this viewer's rate follows its receiver reports
+        assert peer.rate_mode is RateMode.RECEIVER_REPORTS and peer.twcc is None
         assert feedback.nacked > 0, "the viewer asked for lost packets"
         assert feedback.rtx_packets > 0, "and the box sent them again (RTX)"
         assert len(frames) >= 100, f"{len(frames)} frames in 8 s at 5 % loss"
