@@ -92,6 +92,7 @@ class Rooms(Polls):
         self._gone: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._changes = 0
         self._stopped = False
+        self._born = time.monotonic()
 
     # -- helpers (call with the lock held) -------------------------------------------------------
 
@@ -344,3 +345,6 @@ class Rooms(Polls):
     def count(self) -> int:
         with self._cond:
             return len(self._rooms)
+
+    def age(self) -> float:
+        return time.monotonic() - self._born

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from appliance.core.events import Extend, Release
 from appliance.relay.config import hash_token
 from appliance.relay.redis_rooms import RedisRooms
 from tests.support import turn
@@ -104,3 +105,73 @@ async def test_a_box_on_process_a_and_a_viewer_on_process_b_complete_a_session(
     box.wait_state("idle", timeout=20)
     assert await group.open_rooms() == 0, "the room closed"
     assert await knocks(box) == 1
+
+
+async def status(box: Any) -> Any:
+    """What the staff's page shows (the core's status)."""
+    return await asyncio.to_thread(box.call, lambda: box.core.status())
+
+
+async def staff(box: Any, command: Any) -> Any:
+    """A staff command, as the pairing page sends it."""
+    return await asyncio.to_thread(box.run, box.core.command(command))
+
+
+@pytest.mark.parametrize("victim", ["a", "b"])
+async def test_either_process_killed_mid_session_the_box_and_the_viewer_go_on_through_the_other(
+    group: Group, box_factory, victim: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A is the box's process, B the viewer's. Killed mid-session, either one: the picture
+    goes on, the box's client and the viewer reach the other process through the proxy with no
+    new knock, the room and the session are still there, the staff see nothing change, and
+    sealed messages and staff actions still go both ways."""
+    box = box_factory(relay={"url": group.proxy.url, "token": TOKEN})
+    viewer = await seated_viewer(box, group)
+    killed, survivor = (group.a, group.b) if victim == "a" else (group.b, group.a)
+    backend = "boxes" if victim == "a" else "viewers"  # whose requests must move
+    try:
+        before = await status(box)
+        assert before.state == "live" and before.error is None and before.viewers == 1
+        assert (await knocks(box), await group.open_rooms()) == (1, 1)
+        moved = (await group.counts())[(backend, survivor.name)]
+
+        await asyncio.to_thread(killed.kill)
+        assert len(await viewer.frames(30, timeout=10)) >= 25, "the picture never stopped"
+        if victim == "a":  # the box's long poll was on A: its client polls again, through B
+            await eventually(lambda: group.served("boxes", "b") > moved, 30, "the box polling B")
+        await staff(box, Extend(minutes=5))  # a staff action through the survivor
+        assert viewer.relay is not None
+        # a sealed message from the viewer to the box, through the survivor
+        await viewer.relay.send(viewer.handshake.seal({"type": "bye"}))
+        await eventually(lambda: left(box), 20, "the box hearing the viewer's bye")
+        # and one from the box to the viewer: the staff let another phone in
+        await staff(box, Release())
+        end = viewer.handshake.open(await viewer.relay.receive(timeout=20))
+        assert end == {"type": "end", "reason": "released"}
+
+        after = await status(box)
+        assert after.error is None and after.session is not None
+        assert after.session.url == before.session.url, "the same session"
+        assert after.session.expires > before.session.expires, "extended"
+        assert (await knocks(box), await group.open_rooms()) == (1, 1), "no new knock, no room"
+        assert (await group.counts())[(backend, survivor.name)] > moved, "through the survivor"
+    finally:
+        await viewer.close()
+    relay_lines = [r for r in caplog.records if r.name.startswith("appliance.signalling")]
+    assert all(r.levelname in ("INFO", "WARNING") for r in relay_lines), "log lines, no error"
+    assert not any("opened it again" in r.getMessage() for r in relay_lines), "no reopening"
+    await asyncio.to_thread(box.long_press)
+    box.wait_state("idle", timeout=20)
+    assert await group.open_rooms() == 0, "closed through the survivor"
+
+
+async def eventually(probe: Any, timeout: float, what: str) -> None:
+    """``probe()`` (blocking: run off the loop) until it is true, at most ``timeout`` s."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await asyncio.to_thread(probe):
+        assert asyncio.get_running_loop().time() < deadline, f"{what}: not after {timeout} s"
+        await asyncio.sleep(0.2)
+
+
+def left(box: Any) -> bool:
+    return any(e.get("kind") == "viewer-left" for e in box.box_events())
