@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,8 @@ import pytest
 
 from appliance.core.events import Extend, Release
 from appliance.relay.config import hash_token
-from appliance.relay.redis_rooms import RedisRooms
 from tests.support import turn
-from tests.support.relay_group import Proxy, RelayProcess, haproxy, relay_process
+from tests.support.relay_group import Group, relay_group
 from tests.support.viewer_client import AiortcViewer
 
 pytestmark = pytest.mark.slow
@@ -26,23 +24,13 @@ pytestmark = pytest.mark.slow
 TOKEN = "box-token-" + "g" * 30
 
 
-@dataclass
-class Group:
-    a: RelayProcess
-    b: RelayProcess
-    proxy: Proxy
-    turn_urls: list[str]
-    rooms: RedisRooms
+async def counts(group: Group) -> dict[tuple[str, str], int]:
+    """Requests HAProxy sent each (backend, server) so far (read off the loop)."""
+    return await asyncio.to_thread(group.proxy.served)
 
-    def served(self, backend: str, server: str) -> int:
-        return self.proxy.served().get((backend, server), 0)
 
-    async def counts(self) -> dict[tuple[str, str], int]:
-        """Requests HAProxy sent each (backend, server) so far (read off the loop)."""
-        return await asyncio.to_thread(self.proxy.served)
-
-    async def open_rooms(self) -> int:
-        return await asyncio.to_thread(self.rooms.count)
+async def open_rooms(group: Group) -> int:
+    return await asyncio.to_thread(group.rooms.count)
 
 
 @pytest.fixture
@@ -52,21 +40,8 @@ def group(tmp_path: Path, redis_url: str, redis_client: Any, monkeypatch) -> Ite
         turn.coturn(tmp_path / "turn-b") as turn_b,
     ):
         urls = [f"turn:127.0.0.1:{port}?transport=udp" for port in (turn_a, turn_b)]
-        boxes = [hash_token(TOKEN)]
-        with (
-            relay_process(tmp_path / "a", "a", redis_url, boxes, tuple(urls)) as a,
-            relay_process(tmp_path / "b", "b", redis_url, boxes, tuple(urls)) as b,
-            haproxy(tmp_path / "proxy", a, b) as proxy,
-        ):
-            # the box trusts the proxy's certificate as it trusts a public CA's (httpx's bundle)
-            import certifi
-
-            monkeypatch.setattr(certifi, "where", lambda: proxy.cafile)
-            rooms = RedisRooms(redis_client)
-            try:
-                yield Group(a, b, proxy, urls, rooms)
-            finally:
-                rooms.close_all()
+        with relay_group(tmp_path, redis_url, [hash_token(TOKEN)], urls, monkeypatch) as group:
+            yield group
 
 
 async def seated_viewer(box: Any, group: Group) -> AiortcViewer:
@@ -93,9 +68,9 @@ async def test_a_box_on_process_a_and_a_viewer_on_process_b_complete_a_session(
     try:
         assert box.state() == "live"
         assert viewer.reply.ice_servers[0]["urls"] == group.turn_urls, "both coturn handed out"
-        assert await knocks(box) == 1 and await group.open_rooms() == 1
+        assert await knocks(box) == 1 and await open_rooms(group) == 1
         # the box's polls and sends went to A only, the viewer's knock, offer and polls to B
-        served = await group.counts()
+        served = await counts(group)
         assert served[("boxes", "a")] > 0 and served[("boxes", "b")] == 0
         assert served[("viewers", "b")] > 0 and served[("viewers", "a")] == 0
         assert " opened (1 open)" in await asyncio.to_thread(group.a.logged)
@@ -103,7 +78,7 @@ async def test_a_box_on_process_a_and_a_viewer_on_process_b_complete_a_session(
         await viewer.close()
     await asyncio.to_thread(box.long_press)  # the staff end the session
     box.wait_state("idle", timeout=20)
-    assert await group.open_rooms() == 0, "the room closed"
+    assert await open_rooms(group) == 0, "the room closed"
     assert await knocks(box) == 1
 
 
@@ -132,8 +107,8 @@ async def test_either_process_killed_mid_session_the_box_and_the_viewer_go_on_th
     try:
         before = await status(box)
         assert before.state == "live" and before.error is None and before.viewers == 1
-        assert (await knocks(box), await group.open_rooms()) == (1, 1)
-        moved = (await group.counts())[(backend, survivor.name)]
+        assert (await knocks(box), await open_rooms(group)) == (1, 1)
+        moved = (await counts(group))[(backend, survivor.name)]
 
         await asyncio.to_thread(killed.kill)
         assert len(await viewer.frames(30, timeout=10)) >= 25, "the picture never stopped"
@@ -153,8 +128,8 @@ async def test_either_process_killed_mid_session_the_box_and_the_viewer_go_on_th
         assert after.error is None and after.session is not None
         assert after.session.url == before.session.url, "the same session"
         assert after.session.expires > before.session.expires, "extended"
-        assert (await knocks(box), await group.open_rooms()) == (1, 1), "no new knock, no room"
-        assert (await group.counts())[(backend, survivor.name)] > moved, "through the survivor"
+        assert (await knocks(box), await open_rooms(group)) == (1, 1), "no new knock, no room"
+        assert (await counts(group))[(backend, survivor.name)] > moved, "through the survivor"
     finally:
         await viewer.close()
     relay_lines = [r for r in caplog.records if r.name.startswith("appliance.signalling")]
@@ -162,7 +137,7 @@ async def test_either_process_killed_mid_session_the_box_and_the_viewer_go_on_th
     assert not any("opened it again" in r.getMessage() for r in relay_lines), "no reopening"
     await asyncio.to_thread(box.long_press)
     box.wait_state("idle", timeout=20)
-    assert await group.open_rooms() == 0, "closed through the survivor"
+    assert await open_rooms(group) == 0, "closed through the survivor"
 
 
 async def eventually(probe: Any, timeout: float, what: str) -> None:

@@ -22,10 +22,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from appliance.crypto import load_or_create_tls
+from appliance.relay.redis_rooms import RedisRooms
 from tests.support.redis_server import free_tcp_port
 from tests.support.wait import until
 
@@ -219,3 +221,42 @@ def haproxy(workdir: Path, a: RelayProcess, b: RelayProcess) -> Iterator[Proxy]:
             process.kill()
             process.wait(5)
         log.close()
+
+
+@dataclass
+class Group:
+    """Two relay processes (A: the box's routes, B: the viewer's) behind the proxy, their
+    shared rooms (read straight from Redis) and the TURN URLs they hand out."""
+
+    a: RelayProcess
+    b: RelayProcess
+    proxy: Proxy
+    turn_urls: list[str]
+    rooms: RedisRooms
+
+    def served(self, backend: str, server: str) -> int:
+        return self.proxy.served().get((backend, server), 0)
+
+
+@contextmanager
+def relay_group(
+    workdir: Path, redis_url: str, boxes: list[str], turn_urls: list[str], monkeypatch: Any
+) -> Iterator[Group]:
+    """Relay processes A and B on ``redis_url`` behind HAProxy. A box in this process trusts
+    the proxy's certificate as it trusts a public CA's (httpx's bundle, ``certifi.where``)."""
+    import certifi
+    import redis
+
+    with (
+        relay_process(workdir / "a", "a", redis_url, boxes, tuple(turn_urls)) as a,
+        relay_process(workdir / "b", "b", redis_url, boxes, tuple(turn_urls)) as b,
+        haproxy(workdir / "proxy", a, b) as proxy,
+    ):
+        monkeypatch.setattr(certifi, "where", lambda: proxy.cafile)
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        rooms = RedisRooms(client)
+        try:
+            yield Group(a, b, proxy, list(turn_urls), rooms)
+        finally:
+            rooms.close_all()
+            client.close()
