@@ -150,3 +150,26 @@ async def eventually(probe: Any, timeout: float, what: str) -> None:
 
 def left(box: Any) -> bool:
     return any(e.get("kind") == "viewer-left" for e in box.box_events())
+
+
+def test_the_sample_proxy_configuration_in_docs_relay_md_is_one_haproxy_accepts(
+    tmp_path: Path,
+) -> None:
+    import re
+    import subprocess
+
+    from appliance.crypto import load_or_create_tls
+    from tests.support.relay_group import REPO, haproxy_path
+
+    text = (REPO / "docs" / "relay.md").read_text()
+    (sample,) = re.findall(r"```haproxy\n(.*?)```", text, re.S)
+    tls = load_or_create_tls(tmp_path, ["relay.clinic.example"])
+    pem = tmp_path / "relay.pem"
+    pem.write_bytes(tls.cert.read_bytes() + tls.key.read_bytes())
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(sample.replace("/etc/haproxy/relay.pem", str(pem)))
+    checked = subprocess.run(  # noqa: S603 - Debian's haproxy on our own file
+        [haproxy_path(), "-c", "-f", str(config)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert not re.search(r"^\s*(log|option httplog)\b", sample, re.M), "no access log"
