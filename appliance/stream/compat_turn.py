@@ -3,10 +3,11 @@ private attributes, like compat.py's, installed by ``compat.install_patches``).
 
 aiortc hands aioice only the first TURN URL of a peer's configuration (one ``turn_server`` per
 ICE connection): a box told of two coturn would allocate on the first alone and, with that one
-down, have no relay candidate at all. Here each ICE connection also allocates on every other TURN
-URL it was given, alongside the first and within aioice's own gathering time; each allocation
-that succeeds adds a relay candidate (a lower preference than the first's, in the configured
-order), one that fails is left out as aioice leaves out its own.
+down, have no relay candidate at all. Here each ICE connection allocates on every TURN URL it was
+given instead (aioice's own ``turn_server`` is cleared), all at once, beside the host candidates:
+each allocation that succeeds adds a relay candidate (preferred in the configured order), one
+that fails is left out as aioice leaves out its own, and once one has succeeded the others get
+:data:`GRACE` more, so a TURN server that does not answer delays no session by aioice's 5 s.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import aioice.ice
 import aioice.turn
 import aiortc.rtcicetransport as ice_transport
 
-#: The attribute set on each aioice Connection: the TURN servers after the one aioice knows.
-MORE = "_appliance_more_turn"
+#: The attribute set on each aioice Connection: every TURN server it allocates on.
+TURN = "_appliance_turn_servers"
+#: Once one TURN server has answered, how much longer the others are waited for: a server that
+#: does not answer (its host down) must not hold every session's answer for aioice's 5 s.
+GRACE = 1.0
 _installed = False
 
 
@@ -86,6 +90,18 @@ async def relayed(connection: Any, component: int, server: TurnServer, rank: int
     return protocol
 
 
+async def settle(tasks: list[asyncio.Task[Any]], deadline: float) -> None:
+    """Wait for ``tasks`` until ``deadline``, or :data:`GRACE` after the first one succeeded."""
+    loop = asyncio.get_running_loop()
+    pending = set(tasks)
+    while pending and (left := deadline - loop.time()) > 0:
+        done, pending = await asyncio.wait(
+            pending, timeout=left, return_when=asyncio.FIRST_COMPLETED
+        )
+        if any(task.exception() is None for task in done):
+            deadline = min(deadline, loop.time() + GRACE)
+
+
 def gather_every_turn_server() -> None:
     """Install the patch (idempotent)."""
     global _installed
@@ -96,7 +112,8 @@ def gather_every_turn_server() -> None:
 
     def init(self: Any, iceServers: Any = None, *args: Any, **kwargs: Any) -> None:  # noqa: N803
         original_init(self, iceServers, *args, **kwargs)
-        setattr(self._connection, MORE, turn_servers(list(iceServers or []))[1:])
+        setattr(self._connection, TURN, turn_servers(list(iceServers or [])))
+        self._connection.turn_server = None  # every allocation is made here instead
 
     async def gather(
         self: Any,
@@ -104,25 +121,21 @@ def gather_every_turn_server() -> None:
         addresses: list[str],
         timeout: int = 5,  # noqa: ASYNC109 - aioice's own signature
     ) -> Any:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        more = [
+        deadline = asyncio.get_running_loop().time() + timeout
+        relays = [
             asyncio.ensure_future(relayed(self, component, server, rank))
-            for rank, server in enumerate(getattr(self, MORE, ()), start=1)
+            for rank, server in enumerate(getattr(self, TURN, ()))
         ]
         try:
             candidates = await original_gather(self, component, addresses, timeout)
-            if not more:
-                return candidates
-            done, _ = await asyncio.wait(more, timeout=max(0.0, deadline - loop.time()))
+            await settle(relays, deadline)
+            won = [t.result() for t in relays if t.done() and t.exception() is None]
         finally:
-            for task in more:
-                task.cancel()  # those still allocating (a TURN server that does not answer)
-        for task in more:  # in the configured order
-            if task in done and task.exception() is None:
-                protocol = task.result()
-                candidates.append(protocol.local_candidate)
-                self._protocols.append(protocol)
+            for task in relays:
+                task.cancel()  # still allocating: a TURN server that does not answer (closed)
+        for protocol in won:  # in the configured order
+            candidates.append(protocol.local_candidate)
+            self._protocols.append(protocol)
         return candidates
 
     ice_transport.RTCIceGatherer.__init__ = init  # type: ignore[method-assign]
