@@ -112,6 +112,8 @@ async def test_either_process_killed_mid_session_the_box_and_the_viewer_go_on_th
 
         await asyncio.to_thread(killed.kill)
         assert len(await viewer.frames(30, timeout=10)) >= 25, "the picture never stopped"
+        # the proxy's health checks take the dead process out (two misses, 1 s here)
+        await eventually(lambda: group.proxy.down(killed.name), 10, "the proxy noticing")
         if victim == "a":  # the box's long poll was on A: its client polls again, through B
             await eventually(lambda: group.served("boxes", "b") > moved, 30, "the box polling B")
         await staff(box, Extend(minutes=5))  # a staff action through the survivor

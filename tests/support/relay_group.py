@@ -164,8 +164,8 @@ class Proxy:
     cafile: str
     sock: Path
 
-    def served(self) -> dict[tuple[str, str], int]:
-        """(backend, server) -> requests it has sent that server so far."""
+    def stats(self) -> dict[tuple[str, str], dict[str, str]]:
+        """(backend, server) -> HAProxy's stats for it (``show stat`` on its socket)."""
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(str(self.sock))
             s.sendall(b"show stat\n")
@@ -174,12 +174,24 @@ class Proxy:
                 raw += chunk
         header, *rows = raw.decode().strip().splitlines()
         names = header.lstrip("# ").split(",")
-        out: dict[tuple[str, str], int] = {}
+        out: dict[tuple[str, str], dict[str, str]] = {}
         for row in rows:
             stat = dict(zip(names, row.split(","), strict=False))
             if stat["svname"] not in ("FRONTEND", "BACKEND"):
-                out[(stat["pxname"], stat["svname"])] = int(stat["stot"] or 0)
+                out[(stat["pxname"], stat["svname"])] = stat
         return out
+
+    def served(self) -> dict[tuple[str, str], int]:
+        """(backend, server) -> requests it has sent that server so far."""
+        return {key: int(stat["stot"] or 0) for key, stat in self.stats().items()}
+
+    def down(self, server: str) -> bool:
+        """Whether HAProxy's health checks have taken ``server`` out (in every backend)."""
+        return all(
+            stat["status"].startswith("DOWN")
+            for (_, name), stat in self.stats().items()
+            if name == server
+        )
 
 
 @contextmanager
