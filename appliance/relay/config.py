@@ -102,7 +102,8 @@ def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Re
 
 
 def check_turn(turn: TurnConfig) -> None:
-    """Every TURN URL one a browser and the box's ICE can use; a secret and URLs together."""
+    """Every TURN URL is one both a browser and the box's ICE can read; a secret goes with URLs
+    (coturn's REST scheme: the relay mints credentials valid on every coturn sharing it)."""
     for i, url in enumerate(turn.urls):
         match = next(filter(None, (pattern.fullmatch(url) for pattern in TURN_URLS)), None)
         if match is None or not 0 < int(match.group("port") or 3478) < 65536:
