@@ -99,7 +99,8 @@ async def test_either_process_killed_mid_session_the_box_and_the_viewer_go_on_th
     """A is the box's process, B the viewer's. Killed mid-session, either one: the picture
     goes on, the box's client and the viewer reach the other process through the proxy with no
     new knock, the room and the session are still there, the staff see nothing change, and
-    sealed messages and staff actions still go both ways."""
+    sealed messages and staff actions still go both ways; then another phone comes in and the
+    next session opens, through the survivor alone."""
     box = box_factory(relay={"url": group.proxy.url, "token": TOKEN})
     viewer = await seated_viewer(box, group)
     killed, survivor = (group.a, group.b) if victim == "a" else (group.b, group.a)
@@ -132,6 +133,11 @@ async def test_either_process_killed_mid_session_the_box_and_the_viewer_go_on_th
         assert after.session.expires > before.session.expires, "extended"
         assert (await knocks(box), await open_rooms(group)) == (1, 1), "no new knock, no room"
         assert (await counts(group))[(backend, survivor.name)] > moved, "through the survivor"
+
+        # another phone comes in, its whole handshake through the survivor, and watches
+        second = await seated_viewer(box, group)
+        await second.close()
+        assert await knocks(box) == 2
     finally:
         await viewer.close()
     relay_lines = [r for r in caplog.records if r.name.startswith("appliance.signalling")]
@@ -140,6 +146,8 @@ async def test_either_process_killed_mid_session_the_box_and_the_viewer_go_on_th
     await asyncio.to_thread(box.long_press)
     box.wait_state("idle", timeout=20)
     assert await open_rooms(group) == 0, "closed through the survivor"
+    await asyncio.to_thread(box.press)  # the next session opens through the survivor too
+    await eventually(lambda: group.rooms.count() == 1, 10, "the next session's room")
 
 
 async def eventually(probe: Any, timeout: float, what: str) -> None:
