@@ -13,7 +13,7 @@ from ..httpd.addresses import client_address, parse_networks
 from . import checks
 from .config import RelayConfig
 from .limits import Bucket, BucketFactory, RelayLimits, memory_buckets
-from .store import RelayError, ThreadedRoomStore
+from .store import RelayError, ThreadedRoomStore, UnknownClient
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,10 @@ class RelayContext:
         app.errorhandler(Exception)(unexpected)
 
     def refused(self, exc: RelayError) -> tuple[Response, int]:
+        if isinstance(exc, UnknownClient) and self.restarted():
+            # a phone's token from before its room was lost and opened again (a restart): the
+            # room as it knew it is gone, and its page knocks again (its seat lets it back in)
+            exc = RelayError(404, "unknown")
         answer, status, headers = checks.refusal(exc, exc.code == "unknown" and self.restarted())
         response = jsonify(answer)
         response.headers.update(headers)

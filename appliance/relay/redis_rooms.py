@@ -39,6 +39,7 @@ from .store import (
     Polls,
     RelayError,
     Ticket,
+    UnknownClient,
     ViewerMessage,
     check_blob,
 )
@@ -109,7 +110,7 @@ class RedisRooms(Polls):
         for handle, client in self._clients(pipe, h).items():
             if secrets.compare_digest(client["t"], wanted):
                 return handle, client
-        raise RelayError(403, "refused")
+        raise UnknownClient()
 
     def _put_client(self, pipe: Any, h: str, handle: str, client: dict[str, Any]) -> None:
         pipe.hset(self._k("clients", h), handle, json.dumps(client))
@@ -327,7 +328,7 @@ class RedisRooms(Polls):
             h, meta = self._meta(pipe, ticket.room)
             client = self._clients(pipe, h).get(ticket.handle)
             if client is None:
-                raise RelayError(403, "refused")
+                raise UnknownClient()
             inbox = self._k("inbox", f"{h}:{ticket.handle}")
             queue = [(int(n), b) for n, b in map(json.loads, pipe.lrange(inbox, 0, -1))]
             messages = [(n, b) for n, b in queue if n > after]

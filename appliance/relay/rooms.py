@@ -34,6 +34,7 @@ from .store import (
     Polls,
     RelayError,
     Ticket,
+    UnknownClient,
     ViewerMessage,
     check_blob,
 )
@@ -133,7 +134,7 @@ class Rooms(Polls):
             if secrets.compare_digest(client.token, token):
                 client.seen = time.monotonic()
                 return client
-        raise RelayError(403, "refused")
+        raise UnknownClient()
 
     # -- the bell --------------------------------------------------------------------------------
 
@@ -269,7 +270,7 @@ class Rooms(Polls):
             found = self._room(ticket.room)
             client = found.clients.get(ticket.handle)
             if client is None:
-                raise RelayError(403, "refused")
+                raise UnknownClient()
             ready = (
                 bool(client.refused)
                 or client.polls != ticket.mine

@@ -55,6 +55,14 @@ class RelayError(ApplianceError):
         self.code = code
 
 
+class UnknownClient(RelayError):
+    """403 ``refused``: a client token this relay does not know (forged, forgotten when idle,
+    or lost with the rooms: told apart by the relay while its rooms are new)."""
+
+    def __init__(self) -> None:
+        super().__init__(403, "refused")
+
+
 @dataclass(frozen=True)
 class Ticket:
     """One viewer's poll, from ``viewer_begin`` to ``viewer_end``: a later poll of the same

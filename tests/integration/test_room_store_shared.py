@@ -224,3 +224,36 @@ def test_restarted_means_the_shared_rooms_are_new_not_the_relay_process(
     assert unknown(first) == unknown(restarted) == {"error": "unknown"}
     redis_client.flushdb()  # Redis restarted: every room is gone, the boxes will reopen theirs
     assert unknown(first) == unknown(restarted) == {"error": "unknown", "restarted": True}
+
+
+def test_a_phone_whose_token_a_restarted_redis_lost_is_told_to_knock_again(
+    shared, redis_client
+) -> None:
+    """Redis restarted (it keeps nothing): the box opens its room again, and a watching phone's
+    next poll, with a token Redis lost, hears "restarted" (its page knocks again with its seat),
+    not "refused" (its page would stop as if the staff had refused it)."""
+    from appliance.relay.app import create_relay_app
+    from appliance.relay.config import RelayConfig
+    from appliance.relay.redis_rooms import PREFIX
+
+    store = shared()
+    config = RelayConfig(boxes=(BOX,))
+    app = create_relay_app(config, store.rooms, reopen_window=60.0, buckets=store.buckets)
+    client = app.test_client()
+    store.rooms.open(BOX, ROOM, time.time() + 600)
+    token, _ = seated(store.rooms)
+    redis_client.set(f"{PREFIX}epoch:all", repr(time.time() - 3600), keepttl=True)  # long up
+
+    def poll() -> tuple[int, Any]:
+        answer = client.get(
+            f"/api/rooms/{ROOM}/messages?after=0&wait=0",
+            headers={"Authorization": f"Bearer {token}"},
+            environ_base={"REMOTE_ADDR": ADDRESS},
+        )
+        return answer.status_code, answer.get_json()
+
+    assert poll()[0] == 200
+    redis_client.flushdb()  # Redis restarted
+    store.rooms.reap()  # a reaping pass notes the rooms' new birth
+    store.rooms.open(BOX, ROOM, time.time() + 600)  # the box's next poll: 404, it reopens
+    assert poll() == (404, {"error": "unknown", "restarted": True})
