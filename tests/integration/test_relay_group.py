@@ -101,10 +101,35 @@ async def test_either_process_killed_mid_session_the_box_and_the_viewer_go_on_th
     new knock, the room and the session are still there, the staff see nothing change, and
     sealed messages and staff actions still go both ways; then another phone comes in and the
     next session opens, through the survivor alone."""
+    backend = "boxes" if victim == "a" else "viewers"  # whose requests must move
+    await go_on_without(group, box_factory, victim, backend, caplog)
+
+
+@pytest.fixture
+def documented_group(
+    tmp_path: Path, redis_url: str, redis_client: Any, monkeypatch
+) -> Iterator[Group]:
+    """The group behind docs/relay.md's own HAProxy configuration (no TURN)."""
+    boxes = [hash_token(TOKEN)]
+    with relay_group(tmp_path, redis_url, boxes, [], monkeypatch, documented=True) as group:
+        yield group
+
+
+async def test_behind_the_documented_proxy_config_a_process_killed_mid_session_changes_nothing(
+    documented_group: Group, box_factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same, behind docs/relay.md's own HAProxy configuration: both processes active, each
+    request to the one with fewer open (the box and the viewer on either, or both)."""
+    await go_on_without(documented_group, box_factory, "a", "relays", caplog)
+
+
+async def go_on_without(
+    group: Group, box_factory: Any, victim: str, backend: str, caplog: Any
+) -> None:
+    """A session through ``group``; ``victim`` killed mid-session; everything goes on."""
     box = box_factory(relay={"url": group.proxy.url, "token": TOKEN})
     viewer = await seated_viewer(box, group)
     killed, survivor = (group.a, group.b) if victim == "a" else (group.b, group.a)
-    backend = "boxes" if victim == "a" else "viewers"  # whose requests must move
     try:
         before = await status(box)
         assert before.state == "live" and before.error is None and before.viewers == 1
@@ -115,7 +140,7 @@ async def test_either_process_killed_mid_session_the_box_and_the_viewer_go_on_th
         assert len(await viewer.frames(30, timeout=10)) >= 25, "the picture never stopped"
         # the proxy's health checks take the dead process out (two misses, 1 s here)
         await eventually(lambda: group.proxy.down(killed.name), 10, "the proxy noticing")
-        if victim == "a":  # the box's long poll was on A: its client polls again, through B
+        if backend == "boxes":  # the box's long poll was on A: its client polls again, via B
             await eventually(lambda: group.served("boxes", "b") > moved, 30, "the box polling B")
         await staff(box, Extend(minutes=5))  # a staff action through the survivor
         assert viewer.relay is not None

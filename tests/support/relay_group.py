@@ -2,15 +2,17 @@
 the CLI (`python -m appliance relay serve`, this checkout's code) sharing one Redis, behind
 Debian's HAProxy terminating TLS with a generated configuration.
 
-For the tests the proxy sends the box's routes (``/api/box/``) to process A and everything else
-to process B, each with the other as its backup, so a box and a viewer are on different
-processes by construction and either process killed leaves the other serving both; its stats
+The tests' own proxy configuration sends the box's routes (``/api/box/``) to process A and
+everything else to process B, each with the other as its backup, so a box and a viewer are on
+different processes by construction and either process killed leaves the other serving both;
+docs/relay.md's sample configuration (both active, least connections) is run as well. The stats
 socket tells which process served what.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -158,6 +160,24 @@ backend viewers
 """
 
 
+def documented_cfg(port: int, pem: Path, sock: Path, a: int, b: int) -> str:
+    """docs/relay.md's sample HAProxy configuration itself (both processes active, least
+    connections), on loopback, with a stats socket and the health checks every 0.5 s."""
+    (sample,) = re.findall(r"```haproxy\n(.*?)```", (REPO / "docs" / "relay.md").read_text(), re.S)
+    swaps = {
+        "global\n": f"global\n    stats socket {sock} mode 600 level admin\n",
+        "bind :443": f"bind 127.0.0.1:{port}",
+        "/etc/haproxy/relay.pem": str(pem),
+        "10.0.0.11:8443": f"127.0.0.1:{a}",
+        "10.0.0.13:8443": f"127.0.0.1:{b}",
+        "inter 2s": "inter 500ms",
+    }
+    for old, new in swaps.items():
+        assert sample.count(old) == 1, f"docs/relay.md's sample lost {old!r}"
+        sample = sample.replace(old, new)
+    return sample
+
+
 @dataclass
 class Proxy:
     url: str
@@ -195,8 +215,11 @@ class Proxy:
 
 
 @contextmanager
-def haproxy(workdir: Path, a: RelayProcess, b: RelayProcess) -> Iterator[Proxy]:
-    """HAProxy on 127.0.0.1 terminating TLS (a certificate made as the box makes its own)."""
+def haproxy(
+    workdir: Path, a: RelayProcess, b: RelayProcess, documented: bool = False
+) -> Iterator[Proxy]:
+    """HAProxy on 127.0.0.1 terminating TLS (a certificate made as the box makes its own):
+    the tests' split (:func:`haproxy_cfg`) or docs/relay.md's own (``documented``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     tls = load_or_create_tls(workdir, ["127.0.0.1", "localhost"])
     pem = workdir / "proxy.pem"  # HAProxy reads the certificate and its key from one file
@@ -204,7 +227,8 @@ def haproxy(workdir: Path, a: RelayProcess, b: RelayProcess) -> Iterator[Proxy]:
     pem.chmod(0o600)
     port, sock = free_tcp_port(), workdir / "haproxy.sock"
     config = workdir / "haproxy.cfg"
-    config.write_text(haproxy_cfg(port, pem, sock, a.port, b.port))
+    layout = documented_cfg if documented else haproxy_cfg
+    config.write_text(layout(port, pem, sock, a.port, b.port))
     checked = subprocess.run(  # noqa: S603 - our own generated file
         [haproxy_path(), "-c", "-q", "-f", str(config)], capture_output=True, check=False
     )
@@ -252,7 +276,12 @@ class Group:
 
 @contextmanager
 def relay_group(
-    workdir: Path, redis_url: str, boxes: list[str], turn_urls: list[str], monkeypatch: Any
+    workdir: Path,
+    redis_url: str,
+    boxes: list[str],
+    turn_urls: list[str],
+    monkeypatch: Any,
+    documented: bool = False,
 ) -> Iterator[Group]:
     """Relay processes A and B on ``redis_url`` behind HAProxy. A box in this process trusts
     the proxy's certificate as it trusts a public CA's (httpx's bundle, ``certifi.where``)."""
@@ -262,7 +291,7 @@ def relay_group(
     with (
         relay_process(workdir / "a", "a", redis_url, boxes, tuple(turn_urls)) as a,
         relay_process(workdir / "b", "b", redis_url, boxes, tuple(turn_urls)) as b,
-        haproxy(workdir / "proxy", a, b) as proxy,
+        haproxy(workdir / "proxy", a, b, documented) as proxy,
     ):
         monkeypatch.setattr(certifi, "where", lambda: proxy.cafile)
         client = redis.Redis.from_url(redis_url, decode_responses=True)
