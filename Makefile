@@ -8,8 +8,9 @@ BASE_STAMP := $(VENV)/.installed-base
 # Debian packages the tests drive for real: the phone's browser, a TURN server, and the network
 # impairment rig's tools (bench/netem; NetfilterQueue builds against libnetfilter-queue-dev).
 # redis-server: the relay's shared store, started by the tests on loopback, persisting nothing.
+# haproxy: the reverse proxy in front of two relay processes in the failover tests (docs/relay.md).
 # firefox-esr is the second browser engine (with libavcodec59, which its test-only H.264 uses).
-APT_PKGS := chromium coturn shellcheck nftables iptables libnetfilter-queue-dev gcc firefox-esr libavcodec59 nodejs npm redis-server
+APT_PKGS := chromium coturn shellcheck nftables iptables libnetfilter-queue-dev gcc firefox-esr libavcodec59 nodejs npm redis-server haproxy
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Python trees that lint checks (bench/ joins once it exists).
 LINT_DIRS := appliance tests $(wildcard bench) $(wildcard fuzz)
@@ -43,6 +44,7 @@ system-deps:
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	PATH="$$PATH:/usr/sbin:/sbin" command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	PATH="$$PATH:/usr/sbin:/sbin" command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing with apt-get"; \

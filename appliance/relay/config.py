@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import importlib.util
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,12 @@ from ..httpd.addresses import parse_networks
 
 @dataclass(frozen=True)
 class TurnConfig:
-    #: coturn's ``static-auth-secret``: lives on the relay host only, never on a box.
+    #: coturn's ``static-auth-secret``, the same on every coturn of the group: lives on the relay
+    #: hosts only, never on a box.
     secret: str = ""
-    #: What viewers and boxes are told, e.g. ["turn:turn.example.org:3478?transport=udp"].
+    #: Every TURN server's URLs, e.g. ["turn:turn-a.example.org:3478?transport=udp",
+    #: "turn:turn-b.example.org:3478?transport=udp"]: boxes and viewers are told all of them and
+    #: their ICE tries each, so one coturn down leaves the others.
     urls: tuple[str, ...] = ()
     #: Longest life of minted credentials, in seconds (also capped by the room's expiry).
     ttl: int = field(default=3600, metadata={"min": 60, "max": 24 * 3600})
@@ -38,6 +42,14 @@ class RedisConfig:
 
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+#: turn:host[:port][?transport=udp|tcp] or turns:host[:port][?transport=tcp] (RFC 7065); a host
+#: name or an IPv4 address (the box's aiortc cannot read an IPv6 literal in a TURN URL).
+_HOST_PORT = r"[A-Za-z0-9.-]+(?::(?P<port>\d{1,5}))?"
+TURN_URLS = (
+    re.compile("turn:" + _HOST_PORT + r"(?:\?transport=(?:udp|tcp))?"),
+    re.compile("turns:" + _HOST_PORT + r"(?:\?transport=tcp)?"),
+)
+TURN_EXAMPLE = '"turn:turn-a.clinic.example:3478?transport=udp"'
 
 
 @dataclass(frozen=True)
@@ -84,8 +96,32 @@ def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Re
                 f"config key 'trusted_proxies[{i}]' has invalid value {value!r}: expected the "
                 'reverse proxy\'s address or network, such as "127.0.0.1" or "10.0.0.0/8"'
             ) from None
+    check_turn(relay.turn)
     check_store(relay)
     return relay
+
+
+def check_turn(turn: TurnConfig) -> None:
+    """Every TURN URL is one both a browser and the box's ICE can read; a secret goes with URLs
+    (coturn's REST scheme: the relay mints credentials valid on every coturn sharing it)."""
+    for i, url in enumerate(turn.urls):
+        match = next(filter(None, (pattern.fullmatch(url) for pattern in TURN_URLS)), None)
+        if match is None or not 0 < int(match.group("port") or 3478) < 65536:
+            raise config_mod.ConfigError(
+                f"config key 'turn.urls[{i}]' has invalid value {url!r}: expected a TURN "
+                f"server's URL such as {TURN_EXAMPLE}, by host name or IPv4 address (one "
+                "entry per server and transport)"
+            )
+    if turn.urls and not turn.secret:
+        raise config_mod.ConfigError(
+            "config key 'turn.secret' is needed with turn.urls: set it to coturn's "
+            "static-auth-secret (the same on every coturn the urls name)"
+        )
+    if turn.secret and not turn.urls:
+        raise config_mod.ConfigError(
+            "config key 'turn.urls' is empty but turn.secret is set: list every coturn's URL, "
+            f"such as [{TURN_EXAMPLE}], or remove [turn]"
+        )
 
 
 def check_store(relay: RelayConfig) -> None:

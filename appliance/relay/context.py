@@ -4,7 +4,6 @@ the checks of :mod:`.checks` (the only module here that reads Flask's request)."
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -14,7 +13,7 @@ from ..httpd.addresses import client_address, parse_networks
 from . import checks
 from .config import RelayConfig
 from .limits import Bucket, BucketFactory, RelayLimits, memory_buckets
-from .store import RelayError, ThreadedRoomStore
+from .store import RelayError, ThreadedRoomStore, UnknownClient
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +31,6 @@ class RelayContext:
         self.config = config
         self.rooms = rooms
         self.limits = RelayLimits(buckets)
-        self._started = time.monotonic()
         self._reopen_window = reopen_window
         self._token_hashes = [bytes.fromhex(h) for h in config.boxes]
         self._trusted = parse_networks(config.trusted_proxies)
@@ -73,8 +71,10 @@ class RelayContext:
         return room
 
     def restarted(self) -> bool:
-        """Whether the relay started so recently that its boxes may reopen rooms it forgot."""
-        return time.monotonic() - self._started < self._reopen_window
+        """Whether the relay's rooms are so new that its boxes may reopen rooms it forgot: the
+        process's, in memory; with Redis, the shared rooms' (a relay process that restarted on a
+        Redis that kept them has forgotten nothing; a Redis that restarted has)."""
+        return self._reopen_window > 0 and self.rooms.age() < self._reopen_window
 
     def register_errors(self, app: Flask) -> None:
         """Every refusal and every HTTP error as a JSON ``{"error": ...}``."""
@@ -84,7 +84,11 @@ class RelayContext:
         app.errorhandler(Exception)(unexpected)
 
     def refused(self, exc: RelayError) -> tuple[Response, int]:
-        answer, status, headers = checks.refusal(exc, self.restarted())
+        if isinstance(exc, UnknownClient) and self.restarted():
+            # a phone's token from before its room was lost and opened again (a restart): the
+            # room as it knew it is gone, and its page knocks again (its seat lets it back in)
+            exc = RelayError(404, "unknown")
+        answer, status, headers = checks.refusal(exc, exc.code == "unknown" and self.restarted())
         response = jsonify(answer)
         response.headers.update(headers)
         return response, status

@@ -39,6 +39,7 @@ from .store import (
     Polls,
     RelayError,
     Ticket,
+    UnknownClient,
     ViewerMessage,
     check_blob,
 )
@@ -59,6 +60,7 @@ class RedisRooms(Polls):
         self._r = client
         self._p = prefix
         self._bell = RedisBell(client, f"{prefix}bell:*")
+        self._born()
 
     # -- keys ------------------------------------------------------------------------------------
 
@@ -108,7 +110,7 @@ class RedisRooms(Polls):
         for handle, client in self._clients(pipe, h).items():
             if secrets.compare_digest(client["t"], wanted):
                 return handle, client
-        raise RelayError(403, "refused")
+        raise UnknownClient()
 
     def _put_client(self, pipe: Any, h: str, handle: str, client: dict[str, Any]) -> None:
         pipe.hset(self._k("clients", h), handle, json.dumps(client))
@@ -326,7 +328,7 @@ class RedisRooms(Polls):
             h, meta = self._meta(pipe, ticket.room)
             client = self._clients(pipe, h).get(ticket.handle)
             if client is None:
-                raise RelayError(403, "refused")
+                raise UnknownClient()
             inbox = self._k("inbox", f"{h}:{ticket.handle}")
             queue = [(int(n), b) for n, b in map(json.loads, pipe.lrange(inbox, 0, -1))]
             messages = [(n, b) for n, b in queue if n > after]
@@ -388,6 +390,7 @@ class RedisRooms(Polls):
 
             self._tx(h, step)
         self._trim_gone()
+        self._born()
 
     def _trim_gone(self) -> None:
         index = self._k("gone", "all")
@@ -402,3 +405,19 @@ class RedisRooms(Polls):
 
     def count(self) -> int:
         return int(self._r.zcount(self._k("rooms", "all"), f"({time.time()}", "+inf"))
+
+    def _born(self) -> None:
+        """Note when this Redis began holding the rooms, unless it is noted already: at the
+        first process's start, and again within a reaping pass of Redis losing everything (a
+        restart: ``save ""``). Renewed at every pass, so it expires only with the relays gone."""
+        epoch = self._k("epoch", "all")
+        self._r.set(epoch, repr(time.time()), nx=True, ex=INDEX_LIFE)
+        self._r.expire(epoch, INDEX_LIFE)
+
+    def age(self) -> float:
+        """Since the shared rooms began: a relay process that restarted still knows them all."""
+        born = self._r.get(self._k("epoch", "all"))
+        if born is None:
+            self._born()
+            return 0.0
+        return max(0.0, time.time() - float(born))

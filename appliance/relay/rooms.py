@@ -34,6 +34,7 @@ from .store import (
     Polls,
     RelayError,
     Ticket,
+    UnknownClient,
     ViewerMessage,
     check_blob,
 )
@@ -92,6 +93,7 @@ class Rooms(Polls):
         self._gone: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._changes = 0
         self._stopped = False
+        self._born = time.monotonic()
 
     # -- helpers (call with the lock held) -------------------------------------------------------
 
@@ -132,7 +134,7 @@ class Rooms(Polls):
             if secrets.compare_digest(client.token, token):
                 client.seen = time.monotonic()
                 return client
-        raise RelayError(403, "refused")
+        raise UnknownClient()
 
     # -- the bell --------------------------------------------------------------------------------
 
@@ -268,7 +270,7 @@ class Rooms(Polls):
             found = self._room(ticket.room)
             client = found.clients.get(ticket.handle)
             if client is None:
-                raise RelayError(403, "refused")
+                raise UnknownClient()
             ready = (
                 bool(client.refused)
                 or client.polls != ticket.mine
@@ -344,3 +346,6 @@ class Rooms(Polls):
     def count(self) -> int:
         with self._cond:
             return len(self._rooms)
+
+    def age(self) -> float:
+        return time.monotonic() - self._born

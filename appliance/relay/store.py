@@ -55,6 +55,14 @@ class RelayError(ApplianceError):
         self.code = code
 
 
+class UnknownClient(RelayError):
+    """403 ``refused``: a client token this relay does not know (forged, forgotten when idle,
+    or lost with the rooms: told apart by the relay while its rooms are new)."""
+
+    def __init__(self) -> None:
+        super().__init__(403, "refused")
+
+
 @dataclass(frozen=True)
 class Ticket:
     """One viewer's poll, from ``viewer_begin`` to ``viewer_end``: a later poll of the same
@@ -129,6 +137,11 @@ class RoomStore(Bell, Protocol):
     def reap(self) -> None: ...
     def close_all(self) -> None: ...
     def count(self) -> int: ...
+    def age(self) -> float:
+        """Seconds since these rooms began: since the process started (in memory), since the
+        shared store first held rooms or last lost them all (Redis). A room unknown to rooms this
+        young may be one its box will open again (the ``restarted`` answer)."""
+        ...
 
 
 def wait_for(bell: Bell, room: str, wait: float, take: Callable[[bool], T | None]) -> T:

@@ -51,6 +51,7 @@ from aiortc.rtp import (
 )
 
 from ..errors import SignallingError
+from . import compat_turn
 
 logger = logging.getLogger(__name__)
 
@@ -96,13 +97,15 @@ def install_patches(ice_addresses: tuple[str, ...]) -> None:
     - ICE host candidates gathered on ``ice_addresses`` only (:func:`confine_host_addresses`);
     - aiortc's retransmission history keyed by the full sequence number (its modulus 65536,
       for :func:`keep_rtp_history`'s tables);
-    - full send buffers dropping instead of queueing (:func:`bound_send_buffers`)."""
+    - full send buffers dropping instead of queueing (:func:`bound_send_buffers`);
+    - every TURN server given allocated on, not only the first (compat_turn.py)."""
     global _installed
     confine_host_addresses(ice_addresses)
     if _installed:
         return
     aiortc.rtcrtpsender.RTP_HISTORY_SIZE = 1 << 16
     bound_send_buffers()
+    compat_turn.gather_every_turn_server()
     _installed = True
 
 

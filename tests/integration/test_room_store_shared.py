@@ -192,3 +192,68 @@ def test_the_relay_refuses_a_redis_that_writes_to_disk(redis_url, redis_client) 
                 build_store(config)
         finally:
             redis_client.config_set(setting, "" if setting == "save" else "no")
+
+
+def test_restarted_means_the_shared_rooms_are_new_not_the_relay_process(
+    shared, redis_client
+) -> None:
+    """A relay process that (re)started on a Redis that kept the rooms knows every one of them:
+    a room it does not know is unknown, and the phone is told so at once. Only a Redis that lost
+    its rooms (restarted: it keeps nothing on disk) makes every process say, for the reopen
+    window, that the box may open it again."""
+    from appliance.relay.app import create_relay_app
+    from appliance.relay.config import RelayConfig
+    from appliance.relay.redis_rooms import PREFIX
+
+    def relay_process() -> Any:
+        store = shared()
+        config = RelayConfig(boxes=(BOX,))
+        app = create_relay_app(config, store.rooms, reopen_window=60.0, buckets=store.buckets)
+        return app.test_client()
+
+    def unknown(client: Any) -> Any:
+        answer = client.get(f"/api/rooms/{ROOM}", environ_base={"REMOTE_ADDR": ADDRESS})
+        assert answer.status_code == 404
+        return answer.get_json()
+
+    first = relay_process()
+    assert unknown(first) == {"error": "unknown", "restarted": True}, "a fresh Redis"
+    # a minute and more later (the rooms' birth moved back, as time would move it)
+    redis_client.set(f"{PREFIX}epoch:all", repr(time.time() - 61), keepttl=True)
+    restarted = relay_process()  # a process started just now, on the Redis that kept the rooms
+    assert unknown(first) == unknown(restarted) == {"error": "unknown"}
+    redis_client.flushdb()  # Redis restarted: every room is gone, the boxes will reopen theirs
+    assert unknown(first) == unknown(restarted) == {"error": "unknown", "restarted": True}
+
+
+def test_a_phone_whose_token_a_restarted_redis_lost_is_told_to_knock_again(
+    shared, redis_client
+) -> None:
+    """Redis restarted (it keeps nothing): the box opens its room again, and a watching phone's
+    next poll, with a token Redis lost, hears "restarted" (its page knocks again with its seat),
+    not "refused" (its page would stop as if the staff had refused it)."""
+    from appliance.relay.app import create_relay_app
+    from appliance.relay.config import RelayConfig
+    from appliance.relay.redis_rooms import PREFIX
+
+    store = shared()
+    config = RelayConfig(boxes=(BOX,))
+    app = create_relay_app(config, store.rooms, reopen_window=60.0, buckets=store.buckets)
+    client = app.test_client()
+    store.rooms.open(BOX, ROOM, time.time() + 600)
+    token, _ = seated(store.rooms)
+    redis_client.set(f"{PREFIX}epoch:all", repr(time.time() - 3600), keepttl=True)  # long up
+
+    def poll() -> tuple[int, Any]:
+        answer = client.get(
+            f"/api/rooms/{ROOM}/messages?after=0&wait=0",
+            headers={"Authorization": f"Bearer {token}"},
+            environ_base={"REMOTE_ADDR": ADDRESS},
+        )
+        return answer.status_code, answer.get_json()
+
+    assert poll()[0] == 200
+    redis_client.flushdb()  # Redis restarted
+    store.rooms.reap()  # a reaping pass notes the rooms' new birth
+    store.rooms.open(BOX, ROOM, time.time() + 600)  # the box's next poll: 404, it reopens
+    assert poll() == (404, {"error": "unknown", "restarted": True})

@@ -35,11 +35,25 @@ def turnserver_path() -> str:
     pytest.skip(message)
 
 
+def relay_ports(port: int) -> range:
+    """The ports coturn listening on ``port`` allocates relays on (its min-port..max-port)."""
+    low = 49152 + (port % 1000) * 10
+    return range(low, low + 10)
+
+
 @contextmanager
 def coturn(workdir: Path) -> Iterator[int]:
     """Run coturn until the block ends; yields its UDP port."""
+    with coturn_process(workdir) as (port, _):
+        yield port
+
+
+@contextmanager
+def coturn_process(workdir: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """Run coturn until the block ends; yields its UDP port and its process (to kill it)."""
+    workdir.mkdir(parents=True, exist_ok=True)
     port = free_udp_port()
-    low = 49152 + (port % 1000) * 10
+    low = relay_ports(port).start
     conf = workdir / "turnserver.conf"
     conf.write_text(
         "\n".join(
@@ -82,7 +96,7 @@ def coturn(workdir: Path) -> Iterator[int]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("coturn did not start")
             time.sleep(0.1)
-        yield port
+        yield port, proc
     finally:
         proc.terminate()
         try:
