@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .board import Resolved
+from .capture.bridge import BridgeAudioControls
 from .capture.masks import MaskStore
 from .capture.registry import make_source
 from .config import Config, SoundKind, SourceKind
@@ -46,6 +47,7 @@ from .seams import Seams
 from .session.session import Verdict
 from .signalling.client import RelayClient
 from .signalling.gate import Gate, GateHooks
+from .sound.hdmi import AudioControls
 from .sound.opus import OpusEncoder
 from .sound.registry import make_sound_source
 from .state import State
@@ -131,23 +133,34 @@ def build_media(
         keep_time_strip=resolved.source is SourceKind.SYNTHETIC,
     )
     undo.callback(pipeline.stop)  # closes the source
-    sound = build_sound(config, loop)
+    sound = build_sound(config, loop, seams)
     if sound is not None:
         undo.callback(sound.stop)
     media = Media(pipeline, MaskStore(keys / "mask.json", config.mask.rects), sound)
     return media, fanout
 
 
-def build_sound(config: Config, loop: asyncio.AbstractEventLoop) -> SoundPipeline | None:
+def build_sound(
+    config: Config, loop: asyncio.AbstractEventLoop, seams: Seams | None = None
+) -> SoundPipeline | None:
     """The sound thread for ``audio.source`` (None: ``off``). The source is checked here (a bad
-    key stops the start) and made again each time the sound starts."""
+    key stops the start) and made again each time the sound starts; ``hdmi`` reads its rate
+    from the bridge's controls (the seams' fake bridge in tests)."""
     audio = config.audio
     if audio.source is SoundKind.OFF:
         return None
-    make_sound_source(audio)
+    controls: AudioControls | None = None
+    if audio.source is SoundKind.HDMI:
+        fake = seams.bridge if seams is not None else None
+        if isinstance(fake, AudioControls):
+            controls = fake
+        else:
+            root = seams.root if seams is not None else Path("/")
+            controls = BridgeAudioControls(config.capture.device, config.capture.subdevice, root)
+    make_sound_source(audio, controls)
     return SoundPipeline(
-        functools.partial(make_sound_source, audio),
-        OpusEncoder(audio.bitrate),
+        functools.partial(make_sound_source, audio, controls),
+        OpusEncoder(audio.bitrate, dtx=audio.dtx),
         SoundFanout(),
         loop,
     )

@@ -261,4 +261,5 @@ def build_core(
         viewer_origin=signalling.viewer_origin,
         clock_ok=clock_ok,
         signal=lambda: source.signal.value,
+        sound=lambda: media.sound.signal.value if media.sound is not None else "off",
     )

@@ -41,6 +41,8 @@ class SoundKind(enum.Enum):
     SYNTHETIC = "synthetic"  # a fetal-heartbeat Doppler-like sound with timed clicks
     FILE = "file"  # a clip's sound track (tests)
     ALSA = "alsa"  # any ALSA capture PCM by name (the base of the hdmi and usb kinds)
+    HDMI = "hdmi"  # the TC358743's I2S card (dtoverlay=tc358743-audio), rate from the bridge
+    USB = "usb"  # a USB Audio Class line-in adapter or speakerphone, by ALSA card name
 
 
 class EncoderKind(enum.Enum):
@@ -107,6 +109,11 @@ class AudioConfig:
     file: str = ""
     #: For ``source = "alsa"``: the ALSA capture PCM's name (e.g. ``hw:CARD=tc358743``).
     device: str = "default"
+    #: For ``hdmi`` and ``usb``: the ALSA card's name as ``arecord -l`` shows it in brackets
+    #: ("" = ``tc358743`` for hdmi; a usb adapter's must be given).
+    card: str = field(default="", metadata={"pattern": "alsa-card"})
+    #: Send silence as a packet every 400 ms instead of every 20 ms (a silence gate: Opus DTX).
+    dtx: bool = True
     #: Opus bitrate in bit/s (stereo, 48 kHz, 20 ms frames, in-band FEC).
     bitrate: int = field(default=64_000, metadata=_bounds(16_000, 256_000))
 

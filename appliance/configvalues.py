@@ -93,6 +93,11 @@ def convert(tp: Any, value: Any, key: str, meta: Any, table: Table) -> Any:
         raise bad("a host name label: 1-63 lowercase letters, digits or '-', not starting with '-'")
     if meta.get("pattern") == "relay-url":
         validators.check_relay_url(value)
+    if meta.get("pattern") == "alsa-card" and value and not validators.is_alsa_card(value):
+        raise bad(
+            "an ALSA card name as 'arecord -l' shows it in brackets (letters, digits, '_' or "
+            "'-', at most 15), e.g. 'tc358743' or 'Device', not a PCM like 'hw:1'"
+        )
     return value
 
 

@@ -14,6 +14,11 @@ def is_hostname_label(value: str) -> bool:
     return 0 < len(value) <= 63 and set(value) <= allowed and not value.startswith("-")
 
 
+def is_alsa_card(value: str) -> bool:
+    """An ALSA card id (the name in ``/proc/asound/cards``' brackets): letters, digits, '_', '-'."""
+    return 0 < len(value) <= 15 and all(c.isascii() and (c.isalnum() or c in "_-") for c in value)
+
+
 def check_relay_url(url: str) -> None:
     """The box's token travels to the relay in every request: only over HTTPS (plain HTTP only
     to this machine, for tests). Shows the URL's scheme and host, never the rest."""

@@ -278,6 +278,39 @@ def _buffer(index: int) -> v4l2.Buffer:
     return v4l2.Buffer(index=index, type=v4l2.BUF_TYPE_VIDEO_CAPTURE, memory=v4l2.MEMORY_MMAP)
 
 
+class BridgeAudioControls:
+    """The bridge's HDMI audio controls (rate, present) through its control node: the video
+    node on a Pi 4 (unicam passes the bridge's controls through), the subdevice on a Pi 5.
+
+    Implements :class:`~appliance.sound.hdmi.AudioControls`; a node of its own (V4L2 allows
+    several opens), so it reads the controls while the picture streams.
+    """
+
+    def __init__(self, video: str = "", subdev: str = "", root: Path = Path("/")) -> None:
+        self._video, self._subdev, self._root = video, subdev, root
+        self._node: v4l2.VideoNode | None = None
+
+    def read_audio(self) -> tuple[int, bool]:
+        """(sampling rate in Hz, 0 = none; audio present); OSError when the bridge is gone."""
+        if self._node is None:
+            nodes = find_bridge(self._root, self._video, self._subdev)
+            if nodes is None:
+                raise FileNotFoundError(2, "no TC358743 video node found")
+            self._node = v4l2.VideoNode(nodes.subdev or nodes.video)
+        try:
+            rate = self._node.get_control(v4l2.CID_TC358743_AUDIO_SAMPLING_RATE)
+            present = self._node.get_control(v4l2.CID_TC358743_AUDIO_PRESENT)
+        except OSError:
+            self.close()  # found again next time (replug, driver rebound)
+            raise
+        return rate, bool(present)
+
+    def close(self) -> None:
+        if self._node is not None:
+            self._node.close()
+            self._node = None
+
+
 # -- finding the nodes ----------------------------------------------------------------------------
 
 

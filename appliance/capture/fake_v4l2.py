@@ -8,6 +8,8 @@ it captures 24-bit RGB (the format UYVY could not stream in) with a padded strid
 EDID and timings on its subdevice. Every frame carries the time strip of ARCHITECTURE.md, so a
 test can check a frame end to end. Test code drives it with :meth:`plug`, :meth:`unplug`,
 :meth:`lose_signal`, :meth:`lose_lock`, :meth:`change_mode`, :meth:`stall` and :meth:`remove`.
+The scanner's sound is two controls as the driver reports them (:meth:`read_audio`: the rate,
+0 without a signal, and audio present), driven with :meth:`send_audio` and :meth:`stop_audio`.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class FakeTC358743:
         self._t0 = 0.0
         self._due = 0  # frames produced since STREAMON
         self._backgrounds: dict[tuple[int, int, int], np.ndarray] = {}
+        self._audio_rate = 48_000  # what the scanner's HDMI audio runs at
+        self._audio = mode is not None
 
     # -- the scanner and the cable (test side, any thread) ---------------------------------------
 
@@ -103,6 +107,24 @@ class FakeTC358743:
             if not present:
                 self._streaming = False
             self._cond.notify_all()
+
+    def send_audio(self, rate: int = 48_000) -> None:
+        """The scanner sends sound at ``rate`` Hz (a new rate: a new source, or its setting)."""
+        with self._cond:
+            self._audio_rate, self._audio = rate, True
+
+    def stop_audio(self) -> None:
+        """The scanner's HDMI carries no sound (muted, or a model that sends it elsewhere)."""
+        with self._cond:
+            self._audio = False
+
+    def read_audio(self) -> tuple[int, bool]:
+        """The audio sampling rate and audio-present controls (the driver reads them anew)."""
+        with self._cond:
+            if not self._present:
+                raise OSError(errno.ENODEV, "device gone")
+            signal = self._cable and self._tmds and bool(self._edid)
+            return (self._audio_rate if signal else 0), self._audio and signal
 
     def _source_change(self) -> None:
         if self._subscribed:

@@ -41,6 +41,7 @@ class CoreBase:
         viewer_origin: str = "",
         clock_ok: Callable[[], bool] = lambda: True,
         signal: Callable[[], str] = lambda: "unknown",
+        sound: Callable[[], str] = lambda: "off",
         relay_timeout: float = RELAY_TIMEOUT,
     ) -> None:
         self._settings = settings
@@ -52,6 +53,7 @@ class CoreBase:
         self._viewer_origin = viewer_origin
         self._clock_ok = clock_ok
         self._signal = signal
+        self._sound = sound
         self._state = State.IDLE
         self._listeners: list[StateListener] = []
         self._session_listeners: list[SessionListener] = []
@@ -102,11 +104,12 @@ class CoreBase:
         return viewer_message(self._state, self.session, self._end_reason)
 
     def status(self) -> Status:
-        """A snapshot for the pages. The signal state is read from the source when asked: it is
-        separate from the session state and never changes it."""
+        """A snapshot for the pages. The signal state (and the sound's) is read from the source
+        when asked: it is separate from the session state and never changes it."""
         return Status(
             state=self._state.value,
             signal=self._signal(),
+            sound=self._sound(),
             viewers=self._viewers.count,
             clock_ok=self._clock_ok(),
             error=self.error,

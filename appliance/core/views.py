@@ -72,6 +72,9 @@ class Status:
     session: SessionView | None = None
     #: The last session's end, until the box restarts (the staff are told why it ended).
     ended: EndedView | None = None
+    #: What the sound source hears (:class:`~appliance.sound.base.SoundSignal`'s values, or
+    #: "off" without sound): "no-audio" while the scanner sends none.
+    sound: str = "off"
 
     def to_json(self) -> dict[str, Any]:
         """As the pages' JSON API sends it."""

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import av
 
 from ..errors import DeviceError
-from .base import CHANNELS, RATE, CapturedSound
+from .base import CHANNELS, RATE, CapturedSound, SoundSignal
 
 logger = logging.getLogger(__name__)
 
@@ -28,13 +28,16 @@ class AlsaSound:
         self._options = {"sample_rate": str(rate), "channels": str(channels)}
         self._container: av.container.InputContainer | None = None
         self._frames: Iterator[av.AudioFrame] | None = None
+        self.signal = SoundSignal.IDLE
 
     def open(self) -> None:
         try:
             self._container = av.open(self.device, format="alsa", options=self._options)
         except (OSError, av.FFmpegError) as exc:
+            self.signal = SoundSignal.NO_DEVICE
             raise DeviceError(f"the ALSA capture device {self.device!r} cannot be opened") from exc
         self._frames = self._container.decode(audio=0)
+        self.signal = SoundSignal.PRESENT
 
     def read(self, timeout: float) -> CapturedSound | None:
         """The next period from the device (ALSA paces it; ``timeout`` is the device's)."""
@@ -51,6 +54,8 @@ class AlsaSound:
 
     def close(self) -> None:
         self._frames = None
+        if self.signal is SoundSignal.PRESENT:
+            self.signal = SoundSignal.IDLE
         if self._container is not None:
             self._container.close()
             self._container = None

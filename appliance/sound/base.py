@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,6 +12,15 @@ import av
 RATE = 48_000
 CHANNELS = 2
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz
+
+
+class SoundSignal(enum.Enum):
+    """What the source hears now, for the staff's page (like the picture's signal state)."""
+
+    IDLE = "idle"  # not capturing (nobody is watching, or paused)
+    PRESENT = "present"  # sound is coming in
+    NO_AUDIO = "no-audio"  # the scanner sends no sound (its HDMI carries none, or no signal)
+    NO_DEVICE = "no-device"  # the sound card is missing (overlay, wiring, USB unplugged)
 
 
 @dataclass(frozen=True)
@@ -26,7 +36,11 @@ class CapturedSound:
 
 
 class SoundSource(Protocol):
-    """A sound source. ``read()`` blocks (in the sound thread) until the next block."""
+    """A sound source. ``read()`` blocks (in the sound thread) until the next block;
+    ``signal`` says what it hears (a source that always hears: :attr:`SoundSignal.PRESENT`)."""
+
+    @property
+    def signal(self) -> SoundSignal: ...
 
     def open(self) -> None:
         """Acquire the device; may raise :class:`~appliance.errors.DeviceError`."""

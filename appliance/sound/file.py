@@ -10,11 +10,13 @@ from collections.abc import Iterator
 import av
 
 from ..errors import DeviceError
-from .base import CapturedSound
+from .base import CapturedSound, SoundSignal
 
 
 class FileSound:
     """Implements :class:`~appliance.sound.base.SoundSource` over a clip's first sound track."""
+
+    signal = SoundSignal.PRESENT  # always hears itself
 
     def __init__(self, path: str) -> None:
         self._path = path

@@ -4,8 +4,11 @@ Why not aiortc's own Opus path: its encoder is fixed at 96 kbit/s, ``voip``, wit
 takes raw frames in the sender's executor; encoding here, in the sound thread, lets the box set
 the bitrate, FEC and the expected loss, and hands aiortc finished packets as the picture does.
 
-DTX: FFmpeg's libopus wrapper (this PyAV's FFmpeg 8) has no ``dtx`` option; :attr:`dtx` says
-whether the encoder took it (it stays False here: silence is sent as small packets).
+DTX: FFmpeg's libopus wrapper (this PyAV's FFmpeg 8) has no ``dtx`` option, so a silence gate
+(:mod:`appliance.sound.dtx`) holds back silent frames after the encoder (:attr:`dtx`: whether
+the gate is on). The bitrate follows the rate controller (:meth:`set_bitrate`): the wrapper
+takes it only when the codec opens, so a new bitrate opens a new encoder at the next frame (the
+decoder takes a new encoder's packets as they come).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import fractions
 import av
 
 from .base import FRAME_SAMPLES, RATE
+from .dtx import SilenceGate
 
 TIME_BASE = fractions.Fraction(1, RATE)
 #: The loss (percent) libopus plans its in-band FEC for.
@@ -24,7 +28,31 @@ EXPECTED_LOSS = 10
 class OpusEncoder:
     """Resamples any frame to 48 kHz stereo s16 in 20 ms frames and encodes them."""
 
-    def __init__(self, bitrate: int = 64_000) -> None:
+    def __init__(self, bitrate: int = 64_000, dtx: bool = True) -> None:
+        self._codec = self._open(bitrate)
+        self.fec = True
+        self._gate = SilenceGate() if dtx else None
+        self._resampler = av.AudioResampler(
+            format="s16", layout="stereo", rate=RATE, frame_size=FRAME_SAMPLES
+        )
+        self._pts: int | None = None
+        self.bitrate = bitrate
+        self._wanted = bitrate  # set from the loop, taken at the next frame
+
+    @property
+    def dtx(self) -> bool:
+        return self._gate is not None
+
+    @property
+    def gate(self) -> SilenceGate | None:
+        return self._gate
+
+    def set_bitrate(self, bitrate: int) -> None:
+        """The rate controller's share for the sound (any thread; applied at the next frame)."""
+        self._wanted = bitrate
+
+    @staticmethod
+    def _open(bitrate: int) -> av.AudioCodecContext:
         codec = av.CodecContext.create("libopus", "w")
         assert isinstance(codec, av.AudioCodecContext)
         codec.sample_rate = RATE
@@ -37,18 +65,9 @@ class OpusEncoder:
             "frame_duration": "20",
             "fec": "1",
             "packet_loss": str(EXPECTED_LOSS),
-            "dtx": "1",
         }
         codec.open()
-        #: FFmpeg leaves the options it did not take in the dict
-        self.dtx = "dtx" not in codec.options
-        self.fec = "fec" not in codec.options
-        self._codec = codec
-        self._resampler = av.AudioResampler(
-            format="s16", layout="stereo", rate=RATE, frame_size=FRAME_SAMPLES
-        )
-        self._pts: int | None = None
-        self.bitrate = bitrate
+        return codec
 
     def restart_at(self, pts: int) -> None:
         """The next frame is at ``pts`` (1/48000 s): after a pause, time has moved on."""
@@ -58,13 +77,18 @@ class OpusEncoder:
         """Packets for ``frame`` (none while the resampler gathers 20 ms)."""
         packets: list[av.Packet] = []
         frame.pts = None
+        if self._wanted != self.bitrate:
+            self.bitrate = self._wanted
+            self._codec = self._open(self.bitrate)
         for out in self._resampler.resample(frame):
             if self._pts is None:
                 self._pts = 0
             out.pts = self._pts
             out.time_base = TIME_BASE
             self._pts += out.samples
-            packets += self._codec.encode(out)
+            encoded = self._codec.encode(out)
+            if self._gate is None or self._gate.send(out.to_ndarray()):
+                packets += encoded
         for packet in packets:
             packet.time_base = TIME_BASE
         return packets

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..config import AudioConfig, SoundKind
 from ..errors import ConfigError
 from .base import SoundSource
 
-SoundBuilder = Callable[[AudioConfig], SoundSource]
+if TYPE_CHECKING:
+    from .hdmi import AudioControls
+
+SoundBuilder = Callable[[AudioConfig, "AudioControls | None"], SoundSource]
 _BUILDERS: dict[SoundKind, SoundBuilder] = {}
 
 
@@ -22,23 +26,24 @@ def register(kind: SoundKind) -> Callable[[SoundBuilder], SoundBuilder]:
     return add
 
 
-def make_sound_source(config: AudioConfig) -> SoundSource:
-    """The configured sound source; a ConfigError names the key to fix (``off`` has none)."""
+def make_sound_source(config: AudioConfig, controls: AudioControls | None = None) -> SoundSource:
+    """The configured sound source; a ConfigError names the key to fix (``off`` has none).
+    ``controls``: the bridge's audio controls, for ``hdmi`` (the composition root's)."""
     builder = _BUILDERS.get(config.source)
     if builder is None:
         raise ConfigError("config key 'audio.source' is 'off': there is no sound source")
-    return builder(config)
+    return builder(config, controls)
 
 
 @register(SoundKind.SYNTHETIC)
-def _synthetic(config: AudioConfig) -> SoundSource:
+def _synthetic(config: AudioConfig, controls: AudioControls | None) -> SoundSource:
     from .synthetic import SyntheticSound
 
     return SyntheticSound()
 
 
 @register(SoundKind.FILE)
-def _file(config: AudioConfig) -> SoundSource:
+def _file(config: AudioConfig, controls: AudioControls | None) -> SoundSource:
     from .file import FileSound
 
     if not config.file:
@@ -47,9 +52,36 @@ def _file(config: AudioConfig) -> SoundSource:
 
 
 @register(SoundKind.ALSA)
-def _alsa(config: AudioConfig) -> SoundSource:
+def _alsa(config: AudioConfig, controls: AudioControls | None) -> SoundSource:
     from .alsa import AlsaSound
 
     if not config.device:
         raise ConfigError("config key 'audio.device' must name an ALSA PCM when source = 'alsa'")
     return AlsaSound(config.device)
+
+
+@register(SoundKind.HDMI)
+def _hdmi(config: AudioConfig, controls: AudioControls | None) -> SoundSource:
+    from .hdmi import DEFAULT_CARD, HdmiSound, card_pcm
+
+    if controls is None:
+        raise ConfigError(
+            "config key 'audio.source' is 'hdmi' but the box has no HDMI bridge to read the "
+            "sound's rate from: set capture.source = 'hdmi', or audio.source = 'usb'"
+        )
+    return HdmiSound(controls, card_pcm(config.card or DEFAULT_CARD))
+
+
+@register(SoundKind.USB)
+def _usb(config: AudioConfig, controls: AudioControls | None) -> SoundSource:
+    from .alsa import AlsaSound
+    from .hdmi import card_pcm
+
+    if not config.card:
+        raise ConfigError(
+            "config key 'audio.card' must name the USB sound card when audio.source = 'usb': "
+            "run 'arecord -l' on the box and write the name in brackets, e.g. "
+            '[audio] card = "Device"',
+            key="audio.card",
+        )
+    return AlsaSound(card_pcm(config.card))

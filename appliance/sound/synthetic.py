@@ -19,7 +19,7 @@ import time
 import av
 import numpy as np
 
-from .base import CHANNELS, FRAME_SAMPLES, RATE, CapturedSound
+from .base import CHANNELS, FRAME_SAMPLES, RATE, CapturedSound, SoundSignal
 
 BEATS_PER_MINUTE = 140
 BEAT_SAMPLES = round(RATE * 60 / BEATS_PER_MINUTE)
@@ -70,6 +70,8 @@ def to_frame(samples: np.ndarray) -> av.AudioFrame:
 class SyntheticSound:
     """Implements :class:`~appliance.sound.base.SoundSource`: 20 ms blocks at the wall clock's
     pace, each stamped with the time of its first sample."""
+
+    signal = SoundSignal.PRESENT  # always hears itself
 
     def __init__(self) -> None:
         self._next = 0  # absolute index of the next block's first sample

@@ -19,11 +19,15 @@ from collections.abc import Callable
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from ..sound.base import RATE, SoundSource
+from ..errors import DeviceError
+from ..sound.base import RATE, SoundSignal, SoundSource
 from ..sound.opus import OpusEncoder
 from .pipeline import Mode
 
 logger = logging.getLogger(__name__)
+
+#: Seconds between attempts to open a sound card that is missing (a USB adapter unplugged).
+REOPEN_AFTER_S = 2.0
 
 
 class SoundFanout:
@@ -116,6 +120,24 @@ class SoundPipeline:
         self._origin = time.monotonic()
         self.blocks_read = 0
         self.packets_encoded = 0
+        self._missing = False  # the last open failed: the card is missing
+
+    @property
+    def signal(self) -> SoundSignal:
+        """What the source hears now (:class:`~appliance.sound.base.SoundSignal`), for the
+        staff's page: ``idle`` while nothing is captured."""
+        source = self._source
+        if self._missing:
+            return SoundSignal.NO_DEVICE
+        return source.signal if source is not None else SoundSignal.IDLE
+
+    @property
+    def bitrate(self) -> int:
+        return self._encoder.bitrate
+
+    def set_bitrate(self, bitrate: int) -> None:
+        """The sound's share of the viewer's link (the rate controller's), at the next frame."""
+        self._encoder.set_bitrate(bitrate)
 
     @property
     def sending(self) -> bool:
@@ -181,8 +203,17 @@ class SoundPipeline:
     def _send_while_live(self) -> None:
         """Open the source, send until the mode or the viewers say stop, close it."""
         source = self._make_source()
+        try:
+            source.open()
+        except DeviceError as exc:
+            if not self._missing:
+                logger.warning("sound: %s; trying again every %.0f s", exc, REOPEN_AFTER_S)
+            self._missing = True
+            with self._wake:
+                self._wake.wait_for(lambda: self._stopping or not self.sending, REOPEN_AFTER_S)
+            return
+        self._missing = False
         self._source = source
-        source.open()
         self._encoder.restart_at(int((time.monotonic() - self._origin) * RATE))
         try:
             while self.sending:

@@ -86,3 +86,41 @@ def test_a_missing_pcm_is_a_device_error(tone_pcm: str) -> None:
 
     with pytest.raises(DeviceError, match="cannot be opened"):
         AlsaSound("no-such-pcm").open()
+
+
+def test_the_usb_kind_captures_its_card_by_name(
+    tone_pcm: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``usb`` opens ``plughw:CARD=<audio.card>``: the asoundrc defines ``plughw`` with ALSA's own
+    argument syntax, as alsa.conf does, over the same tone."""
+    conf = tmp_path / "asoundrc"
+    conf.write_text(
+        conf.read_text().replace(
+            "pcm.tone {",
+            "pcm.plughw {\n  @args [ CARD DEV ]\n  @args.CARD { type string }\n"
+            "  @args.DEV { type integer default 0 }",
+        )
+    )
+    config = load_dict({"audio": {"source": "usb", "card": "Device"}})
+    source = make_sound_source(config.audio)
+    assert isinstance(source, AlsaSound)
+    assert source.device == "plughw:CARD=Device,DEV=0"
+    frames = _capture(source, 0.3)
+    stereo = np.concatenate([f.to_ndarray().reshape(-1, 2) for f in frames])
+    assert abs(_dominant_hz(stereo[:, 0]) - TONE_HZ) < 5
+
+
+def test_the_usb_kind_names_the_key_and_the_fix() -> None:
+    from appliance.config import salvage
+    from appliance.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'audio.card' must name the USB sound card") as caught:
+        make_sound_source(load_dict({"audio": {"source": "usb"}}).audio)
+    assert "arecord -l" in str(caught.value) and caught.value.key == "audio.card"
+    with pytest.raises(ConfigError, match="'audio.card' has invalid value 'hw:1'") as caught:
+        load_dict({"audio": {"source": "usb", "card": "hw:1"}})
+    assert "not a PCM like 'hw:1'" in str(caught.value)
+    _, problems, warnings = salvage({"audio": {"source": "usb", "crad": "Device"}})
+    assert not problems
+    assert [w.key for w in warnings] == ["audio.crad"]
+    assert "did you mean 'audio.card'?" in str(warnings[0])

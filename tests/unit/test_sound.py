@@ -58,7 +58,7 @@ def test_the_registry_builds_by_config_string() -> None:
     with pytest.raises(ConfigError, match="'audio.file' must name a clip"):
         make_sound_source(load_dict({"audio": {"source": "file"}}).audio)
     with pytest.raises(ConfigError, match="'audio.source'"):
-        load_dict({"audio": {"source": "usb"}})
+        load_dict({"audio": {"source": "bluetooth"}})
     with pytest.raises(ConfigError, match="'audio.bitrate'"):
         load_dict({"audio": {"bitrate": 1000}})
     assert type(make_sound_source(load_dict({"audio": {"source": "alsa"}}).audio)).__name__ == (
@@ -98,5 +98,42 @@ def test_the_fanout_sends_nothing_while_its_gate_is_closed() -> None:
         assert queue.empty()
         fanout.unsubscribe(queue)
         assert await queue.get() is None
+
+    asyncio.run(run())
+
+
+def test_a_missing_card_is_reported_and_tried_again_not_fatal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A USB adapter unplugged: the sound thread says ``no-device`` and opens it again later."""
+    from appliance.errors import DeviceError
+    from appliance.sound.base import SoundSignal
+    from appliance.stream import sound as sound_mod
+    from appliance.stream.pipeline import Mode
+    from appliance.stream.sound import SoundPipeline
+    from tests.support.wait import until
+
+    monkeypatch.setattr(sound_mod, "REOPEN_AFTER_S", 0.05)
+    plugged = False
+
+    class Adapter(synthetic.SyntheticSound):
+        def open(self) -> None:
+            if not plugged:
+                raise DeviceError("the ALSA capture device 'plughw:CARD=Device' cannot be opened")
+            super().open()
+
+    async def run() -> None:
+        nonlocal plugged
+        sound = SoundPipeline(Adapter, OpusEncoder(), SoundFanout(), asyncio.get_running_loop())
+        sound.start()
+        try:
+            sound.set_viewers(1)
+            sound.set_mode(Mode.LIVE)
+            await asyncio.to_thread(until, lambda: sound.signal is SoundSignal.NO_DEVICE, 5)
+            plugged = True
+            await asyncio.to_thread(until, lambda: sound.packets_encoded > 5, 5)
+            assert sound.signal is SoundSignal.PRESENT
+        finally:
+            await asyncio.to_thread(sound.stop)
 
     asyncio.run(run())

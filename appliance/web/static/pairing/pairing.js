@@ -101,6 +101,11 @@ function render(status) {
   $("signal-text").hidden = !noPicture;
   $("signal-text").className = signal === "no-device" ? "error" : "warn"; // no hardware: a fault
   $("signal-text").textContent = noPicture ? T["signal_" + signal] || T.signal_lost : "";
+  // the sound, while it is captured: the scanner sends none, or the sound card is missing
+  const sound = ["no-audio", "no-device"].includes(status.sound) ? T["audio_" + status.sound] : "";
+  $("sound-text").hidden = !sound;
+  $("sound-text").className = status.sound === "no-device" ? "error" : "warn";
+  $("sound-text").textContent = sound || "";
   $("clock-text").hidden = status.clock_ok !== false;
   $("fault-text").hidden = !(state === "error" && status.error);
   $("fault-text").textContent = state === "error" ? status.error || "" : "";
