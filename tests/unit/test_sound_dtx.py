@@ -1,0 +1,60 @@
+"""The silence gate (Opus DTX outside the codec): silence sends a packet every 400 ms instead of
+every 20 ms, the heartbeat is never cut, and sound after silence goes out at once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from appliance.sound import dtx, synthetic
+from appliance.sound.base import FRAME_SAMPLES, RATE
+from appliance.sound.opus import OpusEncoder
+
+
+def _frames(samples: np.ndarray) -> list[np.ndarray]:
+    return [samples[i : i + FRAME_SAMPLES] for i in range(0, len(samples), FRAME_SAMPLES)]
+
+
+def _encode(encoder: OpusEncoder, samples: np.ndarray) -> list[list[int]]:
+    """The pts of the packets each 20 ms block gives."""
+    return [[p.pts or 0 for p in encoder.encode(synthetic.to_frame(f))] for f in _frames(samples)]
+
+
+def _heartbeat(start_s: float, seconds: float) -> np.ndarray:
+    return synthetic.render(int(start_s * RATE) + 300, int(seconds * RATE))
+
+
+def test_silence_sends_a_packet_every_400_ms_and_sound_resumes_at_once() -> None:
+    encoder = OpusEncoder(64_000)
+    assert encoder.dtx
+    beating = _encode(encoder, _heartbeat(10, 2.0))
+    assert sum(map(len, beating)) >= 99, "the heartbeat is never gated (its pauses are short)"
+    silent = _encode(encoder, np.zeros((4 * RATE, 2), np.int16))  # 200 blocks of silence
+    sent = sum(map(len, silent))
+    hangover = dtx.HANGOVER_FRAMES + 1
+    assert sent <= hangover + 200 // dtx.KEEPALIVE_FRAMES + 1, sent  # ~20, not 200
+    gaps = np.diff([pts for block in silent[hangover + 1 :] for pts in block])
+    assert set(gaps) == {dtx.KEEPALIVE_FRAMES * FRAME_SAMPLES}  # the RTP timestamps jump
+    resumed = _encode(encoder, _heartbeat(20, 0.2))
+    first_loud = (len(beating) + len(silent)) * FRAME_SAMPLES  # that block's first sample
+    assert resumed[0], "the first block with sound in it is sent at once"
+    assert resumed[0][-1] > first_loud - FRAME_SAMPLES  # its own packet, not an old one
+    assert all(resumed), "and every block after it"
+
+
+def test_without_the_gate_silence_costs_a_packet_every_20_ms() -> None:
+    encoder = OpusEncoder(64_000, dtx=False)
+    silent = _encode(encoder, np.zeros((2 * RATE, 2), np.int16))
+    assert sum(map(len, silent)) >= 99
+
+
+def test_a_line_in_noise_floor_is_silence_a_voice_is_not() -> None:
+    rng = np.random.default_rng(1)
+    hiss = (rng.standard_normal((FRAME_SAMPLES, 2)) * 10).astype(np.int16)  # about -70 dBFS
+    assert dtx.level_dbfs(hiss) < dtx.THRESHOLD_DBFS
+    t = np.arange(FRAME_SAMPLES) / RATE
+    quiet_voice = (np.sin(2 * np.pi * 200 * t) * 300).astype(np.int16)  # about -43 dBFS
+    assert dtx.level_dbfs(quiet_voice) > dtx.THRESHOLD_DBFS
+    gate = dtx.SilenceGate()
+    held = [gate.send(hiss) for _ in range(100)]
+    assert held.count(True) <= dtx.HANGOVER_FRAMES + 100 // dtx.KEEPALIVE_FRAMES
+    assert gate.send(quiet_voice) and not gate.closed
