@@ -47,6 +47,11 @@ class OpusEncoder:
     def gate(self) -> SilenceGate | None:
         return self._gate
 
+    @property
+    def target_bitrate(self) -> int:
+        """The bitrate last asked for (:attr:`bitrate` takes it at the next frame)."""
+        return self._wanted
+
     def set_bitrate(self, bitrate: int) -> None:
         """The rate controller's share for the sound (any thread; applied at the next frame)."""
         self._wanted = bitrate

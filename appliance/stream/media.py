@@ -21,6 +21,7 @@ from ..types import Rect
 from .ladder import LadderStep
 from .pipeline import MediaPipeline, Mode, mode_for
 from .sound import SoundFanout, SoundPipeline
+from .soundshare import SoundShare
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Media:
     ) -> None:
         self.pipeline = pipeline
         self.sound = sound
+        self._share = SoundShare(sound.bitrate) if sound is not None else None
         self._masks = masks
         self._apply(masks.rects())
 
@@ -43,7 +45,16 @@ class Media:
         self.pipeline.keyframe(reason)
 
     def set_rate(self, bitrate: int, step: LadderStep) -> None:
-        self.pipeline.set_rate(bitrate, step)
+        """The encoders' bitrate: the sound's share first (:mod:`.soundshare`), the rest to the
+        picture."""
+        if self.sound is None or self._share is None:
+            self.pipeline.set_rate(bitrate, step)
+            return
+        share = self._share.split(bitrate)
+        self.pipeline.set_rate(share.picture_bps, step)
+        if share.sound_bps != self.sound.bitrate:
+            logger.info("sound at %d kbit/s", share.sound_bps // 1000)
+            self.sound.set_bitrate(share.sound_bps)
 
     def set_viewers(self, count: int) -> None:
         self.pipeline.set_viewers(count)

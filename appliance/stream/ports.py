@@ -6,8 +6,8 @@ of the media (built before any of them, handed to them through their constructor
 Sound is behind the same port: a second source, encoder and track, built by the same media
 builder. ``set_viewers`` and ``set_mode`` start, pause and stop both, in one call;
 ``sound_fanout`` is what the viewers' audio tracks read (None: the box sends no sound).
-``keyframe``, the mask and the preview stay the picture's. ``set_rate`` is still the
-picture's alone: sharing the budget with the sound (sound first) is a later part of issue 16.
+``keyframe``, the mask and the preview stay the picture's. ``set_rate`` shares the encoders'
+bitrate: the sound's first (:mod:`~appliance.stream.soundshare`), the rest to the picture.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ class MediaControl(Protocol):
         """Ask for a keyframe; the policy (:mod:`appliance.encode.keyframes`) says when."""
 
     def set_rate(self, bitrate: int, step: LadderStep) -> None:
-        """The rate controller's decision (the slowest viewer's), applied before the next frame."""
+        """The rate controller's decision (the slowest viewer's) for both encoders: the sound
+        keeps its share first, the picture gets the rest; applied before the next frame."""
 
     def set_viewers(self, count: int) -> None:
         """How many viewers are adopted: nothing is encoded for nobody."""

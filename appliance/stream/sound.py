@@ -133,7 +133,8 @@ class SoundPipeline:
 
     @property
     def bitrate(self) -> int:
-        return self._encoder.bitrate
+        """The sound's bitrate as last set (the encoder takes it at its next frame)."""
+        return self._encoder.target_bitrate
 
     def set_bitrate(self, bitrate: int) -> None:
         """The sound's share of the viewer's link (the rate controller's), at the next frame."""
