@@ -16,6 +16,7 @@ from .. import config as config_mod
 from ..board import under
 from ..configcheck import Report, check_file
 from ..firstboot import STATE_DIR, read_secrets
+from .audio import check_audio
 from .checks import (
     check_board,
     check_bridge,
@@ -50,6 +51,7 @@ CHECKS: tuple[Check, ...] = (
     check_config,
     check_board,
     check_bridge,
+    check_audio,
     check_encoder,
     check_cma,
     check_gpio,

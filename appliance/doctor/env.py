@@ -14,6 +14,7 @@ from ..board import Board, under
 from ..capture.bridge import Bridge, BridgeNodes
 from ..config import Config
 from ..configwarnings import ConfigWarning
+from ..sound.hdmi import AudioControls
 
 DEFAULT_CONFIG = "/boot/firmware/appliance.toml"
 TLS_CERT_NAME = "tls.crt"  # in box.state_dir
@@ -56,6 +57,8 @@ class DoctorEnv:
     ssl_context: ssl.SSLContext | None = None
     cert_path: Path | None = None
     open_bridge: Callable[[BridgeNodes], Bridge] | None = None
+    #: The bridge's audio controls (None: the real ones, through the bridge's V4L2 node).
+    audio_controls: AudioControls | None = None
     timeout: float = 3.0
     #: The config's warnings (appliance.configcheck): each one a WARN line.
     config_warnings: Sequence[ConfigWarning] = ()
