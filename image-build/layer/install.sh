@@ -34,13 +34,15 @@ RebootWatchdogSec=2min
 CONF
 
 # -- the service user -----------------------------------------------------------------------------
-for group in video gpio; do
+# audio: the sound cards (the bridge's I2S card, a USB line-in or speakerphone)
+for group in video gpio audio; do
   in_root getent group "$group" >/dev/null || in_root groupadd --system "$group"
 done
 if ! in_root getent passwd appliance >/dev/null; then
   in_root useradd --system --home-dir /var/lib/appliance --no-create-home \
-    --shell /usr/sbin/nologin --groups video,gpio appliance
+    --shell /usr/sbin/nologin --groups video,gpio,audio appliance
 fi
+in_root usermod --append --groups video,gpio,audio appliance  # an older image's user too
 mkdir -p "$rootfs/var/lib/appliance" "$rootfs/boot/firmware"
 
 # -- the application: a venv that also sees the system's picamera2/libcamera (Pi archive) --------

@@ -122,6 +122,14 @@ def test_the_service_is_watched_restarted_and_confined() -> None:
     }.items():
         assert s[key] == [value], key
     assert s["ReadWritePaths"] == ["/var/lib/appliance"]
+    # the sound cards: the audio group and ALSA's devices, nothing more
+    assert s["SupplementaryGroups"] == ["video gpio audio"]
+    assert s["DeviceAllow"] == [
+        "char-video4linux rw",
+        "char-media rw",
+        "char-gpiochip rw",
+        "char-alsa rw",
+    ]
     assert not any("time-sync" in v for v in s.get("After", []) + s.get("Requires", [])), (
         "an offline box must start: no ordering on time-sync"
     )
@@ -136,10 +144,22 @@ def test_config_txt_and_cmdline_hold_known_lines_only() -> None:
         assert re.fullmatch(r"[a-z_]+=[A-Za-z0-9_,=.-]+", line), line
         assert line.split("=", 1)[0] in allowed, line
     assert "dtoverlay=tc358743" in lines and "camera_auto_detect=0" in lines
+    # the bridge's I2S sound card, named as audio.source = "hdmi" expects it by default
+    assert "dtoverlay=tc358743-audio" in lines
+    assert "dtparam=audio=off" in lines  # the Pi's own headphone jack stays off
     assert any(x.startswith("dtoverlay=vc4-kms-v3d,cma-") for x in lines)
     assert "dtparam=watchdog=on" in lines
     words = (IMAGE / "boot" / "cmdline.txt").read_text().split()
     assert "ro" in words and (IMAGE / "boot" / "cmdline.txt").read_text().count("\n") == 1
+
+
+def test_the_service_user_may_use_the_sound_cards_and_the_image_has_alsa_utils() -> None:
+    install = (IMAGE / "layer" / "install.sh").read_text()
+    assert "for group in video gpio audio; do" in install
+    assert "--groups video,gpio,audio appliance" in install
+    assert "usermod --append --groups video,gpio,audio appliance" in install
+    packages = (IMAGE / "pi-gen" / "stage-appliance" / "00-app" / "00-packages").read_text()
+    assert "alsa-utils" in packages.split()  # arecord -l: the technician finds the USB card
 
 
 def test_the_packaged_edids_are_valid() -> None:
