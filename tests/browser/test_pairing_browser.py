@@ -150,6 +150,16 @@ def test_staff_log_in_open_a_session_scan_its_qr_and_follow_the_viewer(
     served.backend.signal = "ok"
     page.click("#resume")
     state_is(page, "live")
+    # the sound, as the box captures it: the scanner sends none, or the card is missing
+    served.backend.sound = "no-audio"
+    wait_js(page, "!document.getElementById('sound-text').hidden")
+    assert "No sound from the scanner" in page.locator("#sound-text").inner_text()
+    served.backend.sound = "no-device"
+    wait_js(page, "document.getElementById('sound-text').className === 'error'")
+    assert "sound card is missing" in page.locator("#sound-text").inner_text()
+    for fine in ("present", "idle", "off"):  # nothing to say (and "off" is no sound at all)
+        served.backend.sound = fine
+        wait_js(page, "document.getElementById('sound-text').hidden")
 
     page.once("dialog", lambda dialog: dialog.dismiss())
     page.click("#end")

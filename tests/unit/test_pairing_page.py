@@ -47,6 +47,7 @@ class Backend:
         self.calls: list[str] = []
         self.state = "idle"
         self.signal = "ok"
+        self.sound = "off"
         self.clock_ok = True
         self.viewer: ViewerView | None = None
         self.rects: list[tuple[float, float, float, float]] = []
@@ -84,6 +85,7 @@ class Backend:
             None,
             session,
             self.ended,
+            sound=self.sound,
         )
 
     def open_session(self, *, consent: bool, valid_minutes: int) -> SessionView | None:
