@@ -9,6 +9,7 @@ here without a sound card through ALSA's own userspace plugins (a ``file`` PCM w
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 
@@ -21,7 +22,13 @@ logger = logging.getLogger(__name__)
 
 
 class AlsaSound:
-    """Implements :class:`~appliance.sound.base.SoundSource` on ALSA PCM ``device``."""
+    """Implements :class:`~appliance.sound.base.SoundSource` on ALSA PCM ``device``.
+
+    A read that fails (the device went away: a USB adapter unplugged) ends the capture and
+    says :attr:`SoundSignal.NO_DEVICE`, so the sound thread opens it again. :meth:`close` from
+    another thread waits for a read in progress (one ALSA period; FFmpeg's container must not
+    be closed under a read).
+    """
 
     def __init__(self, device: str, rate: int = RATE, channels: int = CHANNELS) -> None:
         self.device = device
@@ -29,6 +36,7 @@ class AlsaSound:
         self._container: av.container.InputContainer | None = None
         self._frames: Iterator[av.AudioFrame] | None = None
         self.signal = SoundSignal.IDLE
+        self._lock = threading.Lock()
 
     def open(self) -> None:
         try:
@@ -41,21 +49,25 @@ class AlsaSound:
 
     def read(self, timeout: float) -> CapturedSound | None:
         """The next period from the device (ALSA paces it; ``timeout`` is the device's)."""
-        if self._frames is None:
-            return None
-        try:
-            frame = next(self._frames, None)
-        except av.FFmpegError as exc:  # an overrun, or the device went away
-            logger.warning("ALSA capture read failed: %s", exc)
-            return None
-        if frame is None:
-            return None
+        with self._lock:
+            if self._frames is None:
+                return None
+            try:
+                frame = next(self._frames, None)
+            except (OSError, av.FFmpegError) as exc:  # FFmpeg recovers overruns itself
+                logger.warning("ALSA capture read failed: %s", exc)
+                frame = None
+            if frame is None:  # the capture ended: the device went away
+                self._frames = None
+                self.signal = SoundSignal.NO_DEVICE
+                return None
         return CapturedSound(frame, time.time() - frame.samples / frame.sample_rate)
 
     def close(self) -> None:
-        self._frames = None
-        if self.signal is SoundSignal.PRESENT:
-            self.signal = SoundSignal.IDLE
-        if self._container is not None:
-            self._container.close()
-            self._container = None
+        with self._lock:
+            self._frames = None
+            if self.signal is SoundSignal.PRESENT:
+                self.signal = SoundSignal.IDLE
+            if self._container is not None:
+                self._container.close()
+                self._container = None

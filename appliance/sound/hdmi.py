@@ -84,6 +84,9 @@ class HdmiSound:
                 continue
             captured = alsa.read(timeout=max(left, 0.0))
             if captured is None:
+                if alsa.signal is SoundSignal.NO_DEVICE:  # the card went away: look again
+                    self._set(SoundSignal.NO_DEVICE, "the HDMI sound card stopped")
+                    self._close_card()
                 return None
             self._resample(captured)
             if time.monotonic() >= deadline and not self._ready:
@@ -148,13 +151,15 @@ class HdmiSound:
 
     def _resample(self, captured: CapturedSound) -> None:
         """To 48 kHz stereo in 20 ms blocks, each stamped from the first sample's capture time."""
-        if self._resampler is None:
+        resampler = self._resampler  # None once closed from another thread
+        if resampler is None:
             return
         if self._t0 is None:
             self._t0 = captured.captured_at
+        t0 = self._t0
         frame = captured.frame
         frame.pts = None
-        for out in self._resampler.resample(frame):
-            at = self._t0 + self._out / RATE
+        for out in resampler.resample(frame):
+            at = t0 + self._out / RATE
             self._out += out.samples
             self._ready.append(CapturedSound(out, at))

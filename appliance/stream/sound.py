@@ -207,18 +207,18 @@ class SoundPipeline:
         try:
             source.open()
         except DeviceError as exc:
-            if not self._missing:
-                logger.warning("sound: %s; trying again every %.0f s", exc, REOPEN_AFTER_S)
-            self._missing = True
-            with self._wake:
-                self._wake.wait_for(lambda: self._stopping or not self.sending, REOPEN_AFTER_S)
+            self._wait_to_reopen(str(exc))
             return
         self._missing = False
         self._source = source
         self._encoder.restart_at(int((time.monotonic() - self._origin) * RATE))
+        lost = False
         try:
             while self.sending:
                 captured = source.read(timeout=0.5)
+                if captured is None and source.signal is SoundSignal.NO_DEVICE:
+                    lost = True  # unplugged: closed below, opened again after a pause
+                    break
                 if captured is None or not self.sending:
                     continue
                 self.blocks_read += 1
@@ -228,6 +228,16 @@ class SoundPipeline:
         finally:
             self._source = None
             source.close()
+        if lost:
+            self._wait_to_reopen("the sound card stopped")
+
+    def _wait_to_reopen(self, why: str) -> None:
+        """The card is missing: say so, and let the next try come after a pause."""
+        if not self._missing:
+            logger.warning("sound: %s; trying again every %.0f s", why, REOPEN_AFTER_S)
+        self._missing = True
+        with self._wake:
+            self._wake.wait_for(lambda: self._stopping or not self.sending, REOPEN_AFTER_S)
 
     def _post(self, packet: av.Packet) -> None:
         if not self._loop.is_closed():

@@ -137,3 +137,49 @@ def test_a_missing_card_is_reported_and_tried_again_not_fatal(
             await asyncio.to_thread(sound.stop)
 
     asyncio.run(run())
+
+
+def test_a_card_that_goes_away_while_live_is_opened_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A USB adapter unplugged mid-exam: its reads end (``no-device``), the thread closes it and
+    opens a fresh one; the sound comes back without a restart."""
+    from appliance.sound.base import SoundSignal
+    from appliance.stream import sound as sound_mod
+    from appliance.stream.pipeline import Mode
+    from appliance.stream.sound import SoundPipeline
+    from tests.support.wait import until
+
+    monkeypatch.setattr(sound_mod, "REOPEN_AFTER_S", 0.05)
+    opened: list[Adapter] = []
+
+    class Adapter(synthetic.SyntheticSound):
+        def __init__(self) -> None:
+            super().__init__()
+            self.signal = SoundSignal.PRESENT
+            self.closed = False
+            opened.append(self)
+
+        def read(self, timeout: float) -> synthetic.CapturedSound | None:
+            if len(opened) == 1 and self._blocks >= 5:  # the first one is pulled out
+                self.signal = SoundSignal.NO_DEVICE
+                return None
+            return super().read(timeout)
+
+        def close(self) -> None:
+            self.closed = True
+            super().close()
+
+    async def run() -> None:
+        sound = SoundPipeline(Adapter, OpusEncoder(), SoundFanout(), asyncio.get_running_loop())
+        sound.start()
+        try:
+            sound.set_viewers(1)
+            sound.set_mode(Mode.LIVE)
+            await asyncio.to_thread(until, lambda: len(opened) == 2, 5)
+            assert opened[0].closed, "the dead capture is released before the next"
+            before = sound.blocks_read
+            await asyncio.to_thread(until, lambda: sound.blocks_read > before + 5, 5)
+            assert sound.signal is SoundSignal.PRESENT
+        finally:
+            await asyncio.to_thread(sound.stop)
+
+    asyncio.run(run())
