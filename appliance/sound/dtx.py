@@ -2,13 +2,15 @@
 
 FFmpeg's libopus wrapper (this PyAV's FFmpeg 8) has no ``dtx`` option, so the gate does what
 libopus's DTX does: after :data:`HANGOVER_FRAMES` frames of silence in a row, only one frame in
-:data:`KEEPALIVE_FRAMES` is sent (every 400 ms, as libopus sends its comfort frames), and the
-first frame with sound in it is sent at once. Every frame is still encoded (the encoder's state
-stays continuous); only the sending stops. The RTP timestamps of what is sent keep their gaps, so
-the browser's jitter buffer sees a DTX pause and fills it (comfort noise, concealment), as it
-does for any Opus DTX sender. Silence is a 20 ms frame's RMS below :data:`THRESHOLD_DBFS`:
-digital silence from HDMI, the noise floor of a quiet line-in; the heartbeat's pause between
-beats is far shorter than the hangover, so the Doppler sound is never cut.
+:data:`KEEPALIVE_FRAMES` is sent (every 400 ms), as a DTX frame (the TOC byte alone, 1 byte:
+:func:`~appliance.sound.opus.dtx_frame`, what libopus's DTX sends), and the first frame with
+sound in it is sent at once. Every frame is still encoded (the encoder's state stays
+continuous); only the sending stops. The RTP timestamps of what is sent keep their gaps, and
+WebRTC's jitter buffer takes packets of 2 bytes or less as DTX: it plays comfort noise instead
+of concealing a loss, as for any Opus DTX sender. Silence is a 20 ms frame's RMS below
+:data:`THRESHOLD_DBFS`: digital silence from HDMI, the noise floor of a quiet line-in; the
+heartbeat's pause between beats is far shorter than the hangover, so the Doppler sound is never
+cut.
 """
 
 from __future__ import annotations

@@ -92,11 +92,23 @@ class OpusEncoder:
             out.time_base = TIME_BASE
             self._pts += out.samples
             encoded = self._codec.encode(out)
-            if self._gate is None or self._gate.send(out.to_ndarray()):
+            if self._gate is None:
                 packets += encoded
+            elif self._gate.send(out.to_ndarray()):
+                packets += [dtx_frame(p) for p in encoded] if self._gate.closed else encoded
         for packet in packets:
             packet.time_base = TIME_BASE
         return packets
 
     def close(self) -> None:
         """Nothing to flush: a sound frame not sent is not missed."""
+
+
+def dtx_frame(packet: av.Packet) -> av.Packet:
+    """``packet`` as Opus DTX sends silence: its TOC byte alone, one frame of length 0 (RFC 6716,
+    3.2.1), which a decoder plays as silence and WebRTC's jitter buffer takes as DTX (comfort
+    noise), not as a loss to conceal."""
+    toc = bytes(packet)[:1] or b"\x78"
+    frame = av.Packet(bytes([toc[0] & 0xFC]))  # code 0: one frame, here empty
+    frame.pts = packet.pts
+    return frame
