@@ -61,7 +61,7 @@ class HdmiSound:
         self._alsa: AlsaSound | None = None
         self._resampler: av.AudioResampler | None = None
         self._ready: collections.deque[CapturedSound] = collections.deque()
-        self._t0: float | None = None  # the capture time of the first sample since opening
+        self._in = 0.0  # samples read since opening, in 48 kHz samples
         self._out = 0  # 48 kHz samples handed out since opening
         self._checked = 0.0
         self._closed = threading.Event()
@@ -132,7 +132,7 @@ class HdmiSound:
         self._resampler = av.AudioResampler(
             format="s16", layout="stereo", rate=RATE, frame_size=FRAME_SAMPLES
         )
-        self._t0, self._out = None, 0
+        self._in, self._out = 0.0, 0
         logger.info("HDMI sound at %d Hz", rate)
         self._set(SoundSignal.PRESENT)
 
@@ -150,16 +150,20 @@ class HdmiSound:
         self.signal = signal
 
     def _resample(self, captured: CapturedSound) -> None:
-        """To 48 kHz stereo in 20 ms blocks, each stamped from the first sample's capture time."""
+        """To 48 kHz stereo in 20 ms blocks, each stamped from the device's own read times (what
+        the resampler still holds is counted back from the latest read's end, so the stamps
+        never drift from the wall clock, whatever the scanner's clock or an overrun does)."""
         resampler = self._resampler  # None once closed from another thread
         if resampler is None:
             return
-        if self._t0 is None:
-            self._t0 = captured.captured_at
-        t0 = self._t0
         frame = captured.frame
         frame.pts = None
-        for out in resampler.resample(frame):
-            at = t0 + self._out / RATE
-            self._out += out.samples
+        self._in += frame.samples * RATE / frame.sample_rate
+        end = captured.captured_at + frame.samples / frame.sample_rate
+        outs = resampler.resample(frame)
+        made = sum(out.samples for out in outs)
+        at = end - (self._in - self._out) / RATE  # the first new block's first sample
+        self._out += made
+        for out in outs:
             self._ready.append(CapturedSound(out, at))
+            at += out.samples / RATE

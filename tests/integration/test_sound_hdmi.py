@@ -7,6 +7,7 @@ over ``null``, so the source opens exactly the PCM name it opens on the box. Wha
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +59,13 @@ def _dominant_hz(samples: np.ndarray) -> float:
 
 
 def _hear(source: HdmiSound, seconds: float) -> np.ndarray:
-    """``seconds`` of what the source gives (all 48 kHz stereo 20 ms blocks), left channel."""
+    """``seconds`` of what the source gives (all 48 kHz stereo 20 ms blocks), left channel;
+    each block stamped with its capture time, before it was read and not long before."""
     blocks: list[np.ndarray] = []
     while len(blocks) * FRAME_SAMPLES < seconds * RATE:
         captured = source.read(timeout=2.0)
         assert captured is not None, f"no sound ({source.signal.value})"
+        assert 0 <= time.time() - captured.captured_at < 0.5
         frame = captured.frame
         assert (frame.sample_rate, frame.samples, frame.layout.nb_channels) == (
             RATE,
