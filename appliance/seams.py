@@ -23,7 +23,8 @@ class Seams:
     :param source: a frame source to use instead of the config's ``capture.source``.
     :param pin_factory: gpiozero's pin factory (tests: ``MockFactory()``).
     :param clock_ok: whether sessions may open (default: the system clock is synchronised).
-    :param bridge: the TC358743's V4L2 device for ``capture.source = "hdmi"`` (a FakeTC358743).
+    :param bridge: the TC358743's V4L2 device for ``capture.source = "hdmi"`` (a FakeTC358743);
+        its audio controls also serve ``audio.source = "hdmi"``.
     :param encoder_device: the Pi 4's M2M encoder device for ``encode.encoder = "hardware"``
         (a FakeM2M).
     :param root: where /dev, /proc and /sys are looked for (tests: a fake tree).
