@@ -43,7 +43,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import netref
 from bench.netem.tcpprobe import TcpProbe, TcpProbeResult
 from bench.netref import Reference
 from bench.netreport import plot, table
@@ -126,10 +125,16 @@ STRIP_REMB_JS = """(() => {
 })();"""
 
 
-def join_live(chromium: Any, box: NetBox, link: str, strip_remb: bool = False) -> tuple[Any, Any]:
+def join_live(
+    chromium: Any, box: NetBox, link: str, strip_remb: bool = False, candidates: bool = False
+) -> tuple[Any, Any]:
+    """The viewer page joined and admitted, showing frames. ``candidates``: the page's origin
+    granted the camera (never opened), so Chromium offers its host candidate: a box behind TURN
+    can then permit the phone's address, as it would the server-reflexive one a phone's
+    browser finds with STUN (no STUN here)."""
     from tests.support.browser import join, wait_js
 
-    context = chromium.new_context()
+    context = chromium.new_context(permissions=["camera"] if candidates else [])
     page = context.new_page()
     page.add_init_script(PROBE)
     if strip_remb:
@@ -247,7 +252,9 @@ def one(chromium: Any, width: int, height: int, s: Scenario, extra: str = "") ->
             net.share_tcp(competitor.port)
         box = NetBox(width, height, Path(tmp), extra=extra, ice_servers=servers)
         stack.callback(stop_box, box, Path(tmp), f"{s.name}-{width}x{height}")
-        context, page = join_live(chromium, box, box.line("viewer: "), s.strip_remb)
+        context, page = join_live(
+            chromium, box, box.line("viewer: "), s.strip_remb, candidates=s.turn_tcp
+        )
         stack.callback(context.close)
         page.evaluate("window.probe.frames.length = 0")
         t0 = time.time()
@@ -320,7 +327,6 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, dict[str, Any]]] = {}
     with sync_playwright() as pw:
         chromium = browser.launch(pw)
-        reference = netref.launch(pw) if not args.no_reference else None
         try:
             for name in args.scenarios.split(","):
                 s = SCENARIOS[name]
@@ -330,16 +336,14 @@ def main(argv: list[str] | None = None) -> int:
                     if not args.reference_only:
                         print(f"{name} at {size} ...", flush=True)
                         runs[size] = one(chromium, width, height, s, args.config_extra)
-                    if s.reference and reference is not None:
+                    if s.reference and not args.no_reference:
                         print(f"{name} at {size}, libwebrtc ...", flush=True)
-                        runs[f"{size} libwebrtc"] = one_reference(reference, width, height, s)
+                        runs[f"{size} libwebrtc"] = one_reference(chromium, width, height, s)
                     for key, r in runs.items():
                         r["verdict"] = verdict(name, r)
                         results.setdefault(name, {})[key] = r
         finally:
             chromium.close()
-            if reference is not None:
-                reference.close()
     write(results, args.out)
     return 0
 
