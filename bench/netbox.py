@@ -3,13 +3,14 @@
 The network benchmarks impair box -> phone only, which the rig picks out by source address: the
 demo keeps its web server and relay on 127.0.0.1, and this launcher gives its peers ``--media``
 (127.0.0.2) instead of the demo's 127.0.0.1. Every rate-control round (5 a second) is appended
-to ``--decisions`` as a JSON line (time, target, encoder rate, rate sent, step, stall, RTT, REMB),
-which the benchmark plots against the capacity. With ``--memory``, bench.memprobe samples where
-the process's memory is (RSS, the Python heap, glibc malloc's figures) into that file (the
-soaks); ``--no-release`` turns off the release of free memory after the encoder restarts and
-of an exam's garbage after its viewer left (:mod:`appliance.allocator`) and ``--keep-thp``
-leaves the process its transparent huge pages, to measure the box without those fixes. Nothing
-else differs from the demo.
+to ``--decisions`` as a JSON line (time, target, encoder rate, rate sent, step, stall, RTT, REMB,
+which controller), which the benchmark plots against the capacity. With ``--memory``,
+bench.memprobe samples where the process's memory is (RSS, the Python heap, glibc malloc's
+figures) into that file (the soaks); ``--no-release`` turns off the release of free memory
+after the encoder restarts and of an exam's garbage after its viewer left
+(:mod:`appliance.allocator`) and ``--keep-thp`` leaves the process its transparent huge pages,
+to measure the box without those fixes. ``--ice-servers`` gives its peers TURN servers (the
+benchmark's ``turn-tcp``). Nothing else differs from the demo.
 
     python -m bench.netbox --media 127.0.0.2 --decisions out.jsonl -- run --demo --port 0 ...
 """
@@ -50,6 +51,7 @@ def instrument(path: str) -> None:
             "delay_limit": d.delay_limit_bps,
             "nacked": fb.nacked if fb else 0,
             "rtx": fb.rtx_packets if fb else 0,
+            "mode": fb.mode.value if fb else "",
         }
         out.write(json.dumps(line) + "\n")
 
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.netbox")
     parser.add_argument("--media", default="127.0.0.2")
     parser.add_argument("--decisions", default="")
+    parser.add_argument("--ice-servers", default="[]", help="stream.ice_servers, as JSON")
     parser.add_argument("--memory", default="", help="bench.memprobe's samples (JSON lines)")
     parser.add_argument("--memory-every", type=float, default=10.0)
     parser.add_argument("--tracemalloc", type=int, default=0, help="frames per trace (0: off)")
@@ -75,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
 
         memprobe.start(args.memory, args.memory_every, args.tracemalloc, args.memory_baseline)
 
-    demo.DEMO_OVERRIDES["stream"] = {"ice_addresses": [args.media], "ice_servers": []}
+    demo.DEMO_OVERRIDES["stream"] = {
+        "ice_addresses": [args.media],
+        "ice_servers": json.loads(args.ice_servers),
+    }
     from appliance import allocator
 
     if args.no_release:

@@ -96,12 +96,14 @@ def run_probe(
     size: int = 1200,
     src: str = BOX,
     dst: str = PHONE,
+    sport: int = 0,
     drain_s: float = 2.0,
 ) -> ProbeResult:
     """Send ``rate_mbit`` (IP bytes) for ``seconds`` from ``src`` to ``dst`` and measure it.
 
     After the last datagram the receiver waits until 0.5 s pass without one (queues drain), at
-    most ``drain_s``. Bounded: returns after ``seconds + drain_s`` at the latest.
+    most ``drain_s``. ``sport``: the sender's port (0: any). Bounded: returns after
+    ``seconds + drain_s`` at the latest.
     """
     if not 0 < rate_mbit <= 200 or not 0 < seconds <= 600 or not HEADER.size <= size <= 60000:
         raise ValueError("rate, duration or size out of range")
@@ -111,7 +113,7 @@ def run_probe(
         rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
         rx.bind((dst, 0))
         rx.settimeout(0.05)
-        tx.bind((src, 0))
+        tx.bind((src, sport))
         receiver = _Receiver(rx, size)
         receiver.start()
         result = ProbeResult(rate_mbit=rate_mbit, seconds=seconds, size=size)

@@ -21,9 +21,7 @@ a timer after ``max_seconds``; the delay program stops on its own at the same de
 from __future__ import annotations
 
 import json
-import os
 import select
-import shutil
 import socket
 import subprocess
 import sys
@@ -35,21 +33,29 @@ from types import TracebackType
 
 from .probe import BOX
 from .profile import Profile
+from .tools import NotIsolated, RigError, check_isolated, tool
+from .tools import run as _run
+
+__all__ = ["NotIsolated", "RigError", "check_isolated", "tool"]
 
 TABLE = "netrig"  # nftables table (family ip) holding the loss and blackout chains
 CHAIN = "NETRIG"  # iptables chain (filter table) holding the NFQUEUE rule
 _NFT_TABLE = f"""table ip {TABLE} {{
+  counter delivered_udp {{ }}
+  counter delivered_tcp {{ }}
   chain blackout {{ }}
   chain loss {{ }}
   chain mss {{ type filter hook output priority mangle; policy accept; }}
+  chain tcpcount {{ }}
   chain input {{
     type filter hook input priority filter - 10; policy accept;
-    ip saddr {{src}} meta l4proto udp jump blackout
-    ip saddr {{src}} meta l4proto udp jump loss
+    meta l4proto tcp jump tcpcount
+    {{match}} jump blackout
+    {{match}} jump loss
+    {{match}} counter name delivered_udp
   }}
 }}
 """
-_SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 
 #: RFC 8867 section 5.1 (variable available capacity, one flow): (t seconds, x reference).
 RFC8867_STEPS: tuple[tuple[float, float], ...] = ((0.0, 1.0), (40.0, 2.5), (60.0, 0.6), (80.0, 1.0))
@@ -62,49 +68,6 @@ _TCP_CLASS = ("1:2", "20:", "2")
 TCP_MSS = 1460
 
 
-class RigError(RuntimeError):
-    """A command of the rig failed, or the rig is used where it must not be."""
-
-
-class NotIsolated(RigError):
-    """Not inside a loopback-only network namespace of our own."""
-
-
-def check_isolated() -> None:
-    """Raise NotIsolated unless this is a private network namespace with only ``lo``, up."""
-    names = {name for _, name in socket.if_nameindex()}
-    if names != {"lo"}:
-        raise NotIsolated(f"interfaces besides lo: {sorted(names - {'lo'})}; use unshare -n")
-    try:
-        own = os.stat("/proc/self/ns/net").st_ino
-        init = os.stat("/proc/1/ns/net").st_ino
-    except OSError:
-        pass  # cannot tell; only lo exists, so nothing can leave anyway
-    else:
-        if own == init:
-            raise NotIsolated("this is the machine's own network namespace; use unshare -n")
-    flags = int(Path("/sys/class/net/lo/flags").read_text(), 16)
-    if not flags & 1:
-        raise NotIsolated("lo is down: ip link set lo up")
-
-
-def tool(name: str) -> str:
-    """The path of ``tc``, ``nft``, ``iptables`` or ``ip`` (often only in /usr/sbin)."""
-    found = shutil.which(name, path=_SBIN)
-    if found is None:
-        raise RigError(f"{name} is not installed (make system-deps)")
-    return found
-
-
-def _run(*args: str, stdin: str | None = None, check: bool = True) -> str:
-    done = subprocess.run(
-        [tool(args[0]), *args[1:]], input=stdin, capture_output=True, text=True, timeout=10
-    )
-    if check and done.returncode != 0:
-        raise RigError(f"{' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout
-
-
 class Impairment:
     """Impairs UDP from ``src`` on ``lo``; a context manager that clears everything on exit.
 
@@ -115,12 +78,23 @@ class Impairment:
     """
 
     def __init__(
-        self, src: str = BOX, *, dev: str = "lo", queue_num: int = 7, max_seconds: float = 600.0
+        self,
+        src: str = BOX,
+        *,
+        sport: int = 0,
+        dev: str = "lo",
+        queue_num: int = 7,
+        max_seconds: float = 600.0,
     ) -> None:
+        """``sport``: impair only the source's UDP from that port (a browser sending from
+        127.0.0.1 among others: the libwebrtc reference line); 0: all of the source's UDP."""
         socket.inet_aton(src)  # an IPv4 address, nothing else reaches a command line
         if dev != "lo":
             raise RigError("the rig only impairs loopback")
+        if not 0 <= int(sport) <= 65535:
+            raise ValueError("sport is a port")
         self.src = src
+        self.sport = int(sport)
         self.dev = dev
         self.queue_num = int(queue_num)
         self.max_seconds = max_seconds
@@ -143,7 +117,10 @@ class Impairment:
     def __enter__(self) -> Impairment:
         check_isolated()
         self._clear_all()  # a previous run's leftovers, if any
-        _run("nft", "-f", "-", stdin=_NFT_TABLE.replace("{src}", self.src))
+        match = f"ip saddr {self.src} " + (
+            f"udp sport {self.sport}" if self.sport else "meta l4proto udp"
+        )
+        _run("nft", "-f", "-", stdin=_NFT_TABLE.replace("{match}", match))
         self.deadline = time.monotonic() + self.max_seconds
         self._timer = threading.Timer(self.max_seconds, self.clear)
         self._timer.daemon = True
@@ -200,6 +177,8 @@ class Impairment:
         queued stays queued.
         """
         udp = ["match", "ip", "src", f"{self.src}/32", "match", "ip", "protocol", "17", "0xff"]
+        if self.sport:
+            udp += ["match", "ip", "sport", str(self.sport), "0xffff"]
         with self._lock:
             self._need()
             self._shape(_UDP_CLASS, mbit, queue_ms, udp, self.capacity_mbit is None)
@@ -213,7 +192,8 @@ class Impairment:
         server over TCP is ``dport=<its port>``. The flow's MSS is clamped to TCP_MSS on its
         SYNs (a real link's segments, not loopback's 64 KiB). Called again it changes the rate
         and the queue in place, for the same flow. While it is on, ``lo`` hands the qdisc one
-        segment per packet (``gso_max_segs 1``): a 64 KiB GSO packet could never fit the queue."""
+        segment per packet (``gso_max_segs 1``): a 64 KiB GSO packet could never fit the queue.
+        What the flow delivers is counted (:meth:`delivered`)."""
         port, field_ = (int(dport), "dport") if dport else (int(sport), "sport")
         if bool(dport) == bool(sport) or not 1 <= port <= 65535:
             raise ValueError("pick the flow by one port, dport or sport (1..65535)")
@@ -223,16 +203,53 @@ class Impairment:
             if self.tcp_capacity_mbit is not None and self.tcp_flow != (field_, port):
                 raise RigError(f"one TCP flow at a time: {self.tcp_flow} is capped already")
             if self.tcp_capacity_mbit is None:
-                clamp = f"tcp flags & (syn | rst) == syn tcp option maxseg size set {TCP_MSS}"
-                for side in ("dport", "sport"):
-                    _run("nft", f"add rule ip {TABLE} mss tcp {side} {port} {clamp}")
-                if self._gso_segs is None:
-                    link = json.loads(_run("ip", "-j", "-d", "link", "show", self.dev))[0]
-                    self._gso_segs = int(link.get("gso_max_segs", 65535))
-                    _run("ip", "link", "set", self.dev, "gso_max_segs", "1")
+                self._tcp_flow_on(field_, port)
             self._shape(_TCP_CLASS, mbit, queue_ms, tcp, self.tcp_capacity_mbit is None)
             self.tcp_capacity_mbit = mbit
             self.tcp_flow = (field_, port)
+
+    def share_tcp(self, dport: int) -> None:
+        """Send TCP to ``dport`` (a competing download towards the phone's side) through the
+        UDP bottleneck of :meth:`cap`: the same HTB class and the same drop-tail queue, as a
+        household's other traffic shares its router's. Call :meth:`cap` first. MSS and GSO as
+        for :meth:`cap_tcp`; what the flow delivers is counted (:meth:`delivered`)."""
+        if not 1 <= int(dport) <= 65535:
+            raise ValueError("dport is a port")
+        port = int(dport)
+        tcp = ["match", "ip", "protocol", "6", "0xff", "match", "ip", "dport", str(port), "0xffff"]
+        with self._lock:
+            self._need()
+            if self.capacity_mbit is None:
+                raise RigError("share_tcp needs the bottleneck: cap() first")
+            if self.tcp_flow is not None:
+                raise RigError(f"one TCP flow at a time: {self.tcp_flow} is on already")
+            self._tcp_flow_on("dport", port)
+            _run(
+                "tc", "filter", "add", "dev", self.dev, "parent", "1:", "protocol", "ip",
+                "prio", _TCP_CLASS[2], "u32", *tcp, "flowid", _UDP_CLASS[0],
+            )  # fmt: skip
+            self.tcp_flow = ("dport", port)
+
+    def _tcp_flow_on(self, field_: str, port: int) -> None:
+        clamp = f"tcp flags & (syn | rst) == syn tcp option maxseg size set {TCP_MSS}"
+        for side in ("dport", "sport"):
+            _run("nft", f"add rule ip {TABLE} mss tcp {side} {port} {clamp}")
+        _run("nft", f"add rule ip {TABLE} tcpcount tcp {field_} {port} counter name delivered_tcp")
+        if self._gso_segs is None:
+            link = json.loads(_run("ip", "-j", "-d", "link", "show", self.dev))[0]
+            self._gso_segs = int(link.get("gso_max_segs", 65535))
+            _run("ip", "link", "set", self.dev, "gso_max_segs", "1")
+
+    def delivered(self) -> dict[str, int]:
+        """IP bytes delivered past every impairment so far: ``udp`` from the source (its port),
+        ``tcp`` of the flow of :meth:`cap_tcp` or :meth:`share_tcp`."""
+        out = {"udp": 0, "tcp": 0}
+        listing = json.loads(_run("nft", "-j", "list", "counters", "table", "ip", TABLE))
+        for item in listing.get("nftables", []):
+            counter = item.get("counter")
+            if counter and counter.get("name") in ("delivered_udp", "delivered_tcp"):
+                out[counter["name"].split("_")[1]] = int(counter.get("bytes", 0))
+        return out
 
     def _shape(
         self, which: tuple[str, str, str], mbit: float, queue_ms: float, match: list[str], new: bool
@@ -266,6 +283,7 @@ class Impairment:
         with self._lock:
             _run("tc", "qdisc", "del", "dev", self.dev, "root", check=False)
             _run("nft", "flush", "chain", "ip", TABLE, "mss", check=False)
+            _run("nft", "flush", "chain", "ip", TABLE, "tcpcount", check=False)
             self._restore_gso()
             self._htb_root = False
             self.capacity_mbit = None
@@ -368,6 +386,7 @@ class Impairment:
                 _run("iptables", "-w", "-F", CHAIN)
                 _run(
                     "iptables", "-w", "-A", CHAIN, "-p", "udp", "-s", f"{self.src}/32",
+                    *(("--sport", str(self.sport)) if self.sport else ()),
                     "-j", "NFQUEUE", "--queue-num", str(self.queue_num), "--queue-bypass",
                 )  # fmt: skip
                 _run("iptables", "-w", "-D", "INPUT", "-j", CHAIN, check=False)

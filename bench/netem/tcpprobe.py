@@ -65,9 +65,12 @@ class TcpProbe:
         self.address: tuple[str, int] = self._listener.getsockname()[:2]
         self.port = int(self.address[1])
 
-    def run(self, seconds: float, *, sndbuf: int = 0, drain_s: float = 3.0) -> TcpProbeResult:
+    def run(
+        self, seconds: float, *, sndbuf: int = 0, drain_s: float = 3.0, send_timeout: float = 0.2
+    ) -> TcpProbeResult:
         """Send for ``seconds`` (``sndbuf``: fix the sender's buffer, else the kernel's
-        autotuning), then wait for what is queued, at most ``drain_s``."""
+        autotuning), then wait for what is queued, at most ``drain_s``. A send blocked for
+        ``send_timeout`` ends the sending early (a long competing flow gives it seconds)."""
         if not 0 < seconds <= 600:
             raise ValueError("duration out of range")
         result = TcpProbeResult(seconds=seconds, size=self.size)
@@ -86,7 +89,7 @@ class TcpProbe:
             sampler = threading.Thread(target=_sample, args=(tx, outq, done), daemon=True)
             sampler.start()
             t0 = time.monotonic_ns()
-            result.sent = _send(tx, self.size, seconds)
+            result.sent = _send(tx, self.size, seconds, send_timeout)
             tx.shutdown(socket.SHUT_WR)
             reader.join(drain_s)
             done.set()
@@ -99,9 +102,9 @@ class TcpProbe:
         return result
 
 
-def _send(tx: socket.socket, size: int, seconds: float) -> int:
+def _send(tx: socket.socket, size: int, seconds: float, timeout: float) -> int:
     padding = bytes(size - HEADER.size)
-    tx.settimeout(0.2)
+    tx.settimeout(timeout)
     end = time.monotonic() + seconds
     seq = 0
     while time.monotonic() < end:
