@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# The unit tier's venv: the package and its test tools, nothing that needs a Debian package.
+# The unit tier's venv: the package (the box's and the relay's extras) and its test tools,
+# nothing that needs a Debian package.
 BASE_STAMP := $(VENV)/.installed-base
 # Debian packages the tests drive for real: the phone's browser, a TURN server, and the network
 # impairment rig's tools (bench/netem; NetfilterQueue builds against libnetfilter-queue-dev).
@@ -22,11 +23,11 @@ all: test
 $(BASE_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[box,test]'
+	$(BIN)/python -m pip install -q -e '.[box,relay,test]'
 	touch $@
 
 $(STAMP): $(BASE_STAMP) | system-deps
-	$(BIN)/python -m pip install -q -e '.[box,test,rig,bench]'
+	$(BIN)/python -m pip install -q -e '.[box,relay,test,rig,bench]'
 	touch $@
 
 # Installs Debian's chromium (and the other test tools) with apt-get when run as root and missing.
