@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# The unit tier's venv: the package and its test tools, nothing that needs a Debian package.
+# The unit tier's venv: the package (the box's and the relay's extras) and its test tools,
+# nothing that needs a Debian package.
 BASE_STAMP := $(VENV)/.installed-base
 # Debian packages the tests drive for real: the phone's browser, a TURN server, and the network
 # impairment rig's tools (bench/netem; NetfilterQueue builds against libnetfilter-queue-dev).
@@ -15,18 +16,18 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Python trees that lint checks (bench/ joins once it exists).
 LINT_DIRS := appliance tests $(wildcard bench) $(wildcard fuzz)
 
-.PHONY: all setup system-deps node-deps image-deps demo test test-fast lint bench bench-network soak soak-day image-smoke screenshots fuzz clean
+.PHONY: all setup system-deps node-deps image-deps demo test test-fast lint bench bench-relay bench-network soak soak-day image-smoke screenshots fuzz clean
 
 all: test
 
 $(BASE_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[box,test]'
+	$(BIN)/python -m pip install -q -e '.[box,relay,test]'
 	touch $@
 
 $(STAMP): $(BASE_STAMP) | system-deps
-	$(BIN)/python -m pip install -q -e '.[box,test,rig,bench]'
+	$(BIN)/python -m pip install -q -e '.[box,relay,test,rig,bench]'
 	touch $@
 
 # Installs Debian's chromium (and the other test tools) with apt-get when run as root and missing.
@@ -152,6 +153,13 @@ soak: setup
 # first's. SOAKDAY_ARGS="--minutes 120" for a longer day.
 soak-day: setup
 	bash bench/network.sh bench.soakday $(SOAKDAY_ARGS)
+
+# The relay under a clinic group's load (bench/relayload.py): 1,000 rooms with their box's poll
+# waiting and 1,000 viewers, a dozen messages each way at 200 messages/s, on one process and on
+# two behind HAProxy on Redis (one killed part way); a table, JSON and a PNG in bench/results.
+# RELAY_ARGS="--rooms 300 --processes 1" for a shorter run.
+bench-relay: setup
+	bash bench/network.sh bench.relayload $(RELAY_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/results

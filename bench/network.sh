@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs a network benchmark (bench/network.py, bench/soak.py, bench/soakday.py) as root inside a
-# private network namespace with only loopback up: the impairment rig refuses to run anywhere else.
+# Runs a network benchmark (bench/network.py, bench/soak.py, bench/soakday.py, bench/relayload.py)
+# as root inside a private network namespace with only loopback up: the impairment rig refuses to
+# run anywhere else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON_BIN:-.venv/bin/python}

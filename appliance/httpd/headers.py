@@ -5,14 +5,27 @@ from __future__ import annotations
 from flask import Response, request
 
 
+def policy(csp: str, secure: bool) -> dict[str, str]:
+    """The headers every response carries (``csp``: the page's own Content-Security-Policy;
+    ``secure``: served over HTTPS, so browsers are told to keep to it)."""
+    headers = {
+        "Content-Security-Policy": csp,
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Cache-Control": "no-store",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    }
+    if secure:
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+    return headers
+
+
 def security_headers(response: Response, csp: str) -> Response:
-    """Add the headers every response carries; ``csp`` is the page's own Content-Security-Policy."""
-    response.headers.setdefault("Content-Security-Policy", csp)
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-    if request.is_secure:
-        response.headers["Strict-Transport-Security"] = "max-age=31536000"
+    """Add the headers every response carries (a CSP the response set itself is kept)."""
+    for name, value in policy(csp, request.is_secure).items():
+        if name == "Content-Security-Policy":
+            response.headers.setdefault(name, value)
+        else:
+            response.headers[name] = value
     return response

@@ -11,7 +11,7 @@ import threading
 from .. import logs
 from ..errors import ConfigError
 from . import config as relay_config
-from .server import RelayServer
+from .aioserver import AsyncRelayServer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"appliance relay: {exc}", file=sys.stderr)
         return 2
     logs.setup(args.log_level)
-    server = RelayServer(cfg).start()
+    server = AsyncRelayServer(cfg).start()
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

@@ -1,35 +1,32 @@
-"""The relay's HTTP side (docs/protocol.md, "Relay transport"): Flask, JSON, no sessions.
-
-The box authenticates with its token (compared by hash, in constant time); viewers are anonymous
-and rate-limited per address (the one a trusted reverse proxy forwarded, behind one). Every
-refusal is a JSON ``{"error": ...}`` with a 4xx status. Nothing here logs a blob, a token, a room
-id or an address.
-
-The route tables are by concern: ``page_routes`` (the viewer page and its languages),
-``box_routes`` (the box's side), ``room_routes`` (the viewers' side), sharing one
-:class:`~.context.RelayContext`; the request checks (``checks``), the limits (``limits``) and
-TURN minting (``turn``) do not depend on Flask.
-"""
+"""The relay's calls (calls.py) served by Flask: the relay built into a box, mounted beside its
+pairing page in the box's web server (one port, one certificate), where each long poll waits in
+one of its server's threads. `appliance relay serve` serves the same calls with aiohttp
+(aioserver.py)."""
 
 from __future__ import annotations
 
-from flask import Flask, Response
+import logging
+import re
+from typing import Any
+
+from flask import Flask, Response, jsonify, request, send_file
+from werkzeug.exceptions import HTTPException
 
 from ..httpd.headers import security_headers
 from ..httpd.request import MAX_BODY
-from .box_routes import BoxRoutes
+from .calls import ROUTES, Route, serve
 from .config import RelayConfig
-from .context import RelayContext
+from .context import Answer, RelayContext, Req
 from .limits import BucketFactory, memory_buckets
-from .page_routes import ViewerPageRoutes
-from .room_routes import ViewerRoutes
-from .store import ThreadedRoomStore
+from .store import RoomStore
 from .viewer import VIEWER_CSP
+
+logger = logging.getLogger(__name__)
 
 
 def create_relay_app(
     config: RelayConfig,
-    rooms: ThreadedRoomStore,
+    rooms: RoomStore,
     *,
     reopen_window: float = 0.0,
     buckets: BucketFactory = memory_buckets,
@@ -41,13 +38,68 @@ def create_relay_app(
     app = Flask(__name__, static_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
     relay = RelayContext(config, rooms, reopen_window, buckets)
-    relay.register_errors(app)
-    for routes in (ViewerPageRoutes(relay), BoxRoutes(relay), ViewerRoutes(relay)):
-        routes.register(app)
+    for route in ROUTES:
+        app.add_url_rule(
+            flask_path(route.path), route.name, view(relay, route), methods=[route.method]
+        )
+    app.errorhandler(413)(too_large)
+    app.errorhandler(HTTPException)(http_error)
+    app.errorhandler(Exception)(unexpected)
     app.after_request(relay_headers)
     return app
+
+
+def flask_path(pattern: str) -> str:
+    """``/api/rooms/{room}`` as Flask writes it: ``/api/rooms/<room>``."""
+    return re.sub(r"\{(\w+)\}", r"<\1>", pattern)
+
+
+def view(relay: RelayContext, route: Route) -> Any:
+    def handle(**params: str) -> Response:
+        req = Req(
+            params=params,
+            query=request.args,
+            authorization=request.headers.get("Authorization", ""),
+            forwarded=tuple(request.headers.getlist("X-Forwarded-For")),
+            remote=request.remote_addr or "",
+            body=request.get_data(cache=True),
+        )
+        return flask_response(serve(relay, route, req))
+
+    return handle
+
+
+def flask_response(answer: Answer) -> Response:
+    if answer.file is not None:
+        response = send_file(answer.file)
+    elif answer.body is None:
+        response = Response("", answer.status)
+    else:
+        response = jsonify(answer.body)
+        response.status_code = answer.status
+    response.headers.update(answer.headers)
+    return response
 
 
 def relay_headers(response: Response) -> Response:
     """The one shared policy, with the viewer page's CSP, on every response."""
     return security_headers(response, VIEWER_CSP)
+
+
+def too_large(_: Any) -> tuple[Response, int]:
+    return jsonify({"error": "too-large"}), 413
+
+
+def http_error(exc: HTTPException) -> tuple[Response, int]:
+    status = exc.code or 500
+    return jsonify({"error": "not-found" if status == 404 else "bad-request"}), status
+
+
+def unexpected(exc: Exception) -> tuple[Response, int]:
+    """Anything the calls did not answer themselves: 503. Flask's own handler would log the
+    request's path, which holds the room's id: this logs the error's type and the pattern."""
+    rule = request.url_rule.rule if request.url_rule is not None else "?"
+    logger.error("the relay could not answer %s %s: %s", request.method, rule, type(exc).__name__)
+    response = jsonify({"error": "unavailable"})
+    response.headers["Retry-After"] = "2"
+    return response, 503

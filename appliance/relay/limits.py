@@ -110,18 +110,22 @@ KNOCK_RATE, KNOCK_BURST = 0.2, 5  # knocks: one every 5 s after a burst of 5
 #: reloads never spends what its polls and knocks need.
 FILES_RATE, FILES_BURST = 4.0, 60
 MISS_RATE, MISS_BURST = 1.0, 20  # requests to a room that is not open (unknown, ended)
-#: Viewers' long polls waiting at once per client address, and in all (the server has more
-#: threads than that, so the box and the staff always find one).
+#: Viewers' long polls waiting at once per client address, and in all on the threaded server
+#: (it has more threads than that, so the box and the staff always find one). The asynchronous
+#: server's polls hold no thread: its total is ASYNC_POLLS_TOTAL, a bound on memory only.
 POLLS_PER_ADDRESS, POLLS_TOTAL = 4, 24
+ASYNC_POLLS_TOTAL = 20_000
 
 
 class RelayLimits:
     """Every limit the relay keeps per client address, made once per app; ``buckets`` makes the
     token buckets (in memory by default, or shared in Redis)."""
 
-    def __init__(self, buckets: BucketFactory = memory_buckets) -> None:
+    def __init__(
+        self, buckets: BucketFactory = memory_buckets, polls_total: int = POLLS_TOTAL
+    ) -> None:
         self.viewers = buckets("viewers", RATE, BURST)
         self.knocks = buckets("knocks", KNOCK_RATE, KNOCK_BURST)
         self.misses = buckets("misses", MISS_RATE, MISS_BURST)
         self.files = buckets("files", FILES_RATE, FILES_BURST)
-        self.polls = InFlight(POLLS_PER_ADDRESS, POLLS_TOTAL)
+        self.polls = InFlight(POLLS_PER_ADDRESS, polls_total)

@@ -2,8 +2,11 @@
 channel (``<prefix>bell:<room hash>``); one listener thread per process hears them all and wakes
 the polls waiting here, which read the room's version again.
 
-Pub/sub delivers at most once: a wait also reads the version again at least every
+Pub/sub delivers at most once: a thread's wait also reads the version again at least every
 ``RECHECK`` seconds, so a message lost with a dropped connection costs a second, never a poll.
+An asynchronous poll (``listen``) waits on a future for its own room only, resolved by the
+listener when that room's channel speaks; every such future is resolved when the subscription
+fails or comes back (its polls take again), and the poll takes again every RECHECK_ASYNC anyway.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import logging
 import threading
 import time
 from typing import Any
+
+from .chimes import Chimes
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +32,8 @@ class RedisBell:
         self._pattern = pattern
         self._cond = threading.Condition()
         self._rings = 0  # messages heard so far
+        self.chimes = Chimes()  # asynchronous polls, by room hash
+        self._channel = pattern.removesuffix("*")
         self._stop = threading.Event()
         self._pubsub = client.pubsub(ignore_subscribe_messages=True)
         self._pubsub.psubscribe(pattern)  # subscribed before any poll reads a version
@@ -48,15 +55,18 @@ class RedisBell:
                     "the relay's Redis subscription failed; retrying"
                 )
                 failing = True
+                self.chimes.ring_all()
                 self._stop.wait(RECHECK)
                 continue
             if failing:
                 logger.warning("the relay's Redis subscription is back")
                 failing = False
+                self.chimes.ring_all()  # what was published meanwhile is lost: take again
             if message is not None:
                 with self._cond:
                     self._rings += 1
                     self._cond.notify_all()
+                self.chimes.ring(str(message.get("channel", "")).removeprefix(self._channel))
 
     def wait(self, read_version: Any, room: str, seen: str, timeout: float) -> None:
         """Until ``read_version(room)`` is not ``seen``, the bell stops, or ``timeout``."""
@@ -78,6 +88,7 @@ class RedisBell:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
+        self.chimes.ring_all()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
         self._pubsub.close()

@@ -3,10 +3,11 @@
 Nothing here must not be on disk, and Redis is run writing nothing to disk anyway (docs/relay.md):
 keys are named by the SHA-256 of the room id (never the id), viewers' tokens are kept as their
 SHA-256, the blobs are sealed (ciphertext the relay cannot read). Every key expires (each write
-sets it again, since a list emptied and filled again is a new key): a room's
-queues and clients with the room, its record (``room:<hash>``: owner, expiry, seat, counters)
-``GONE_FOR`` after it, so an expired room reads "expired" even if no process reaped it; a closed
-room leaves only ``gone:<hash>`` (how it ended), for ``GONE_FOR`` after its expiry.
+sets it again, since a list emptied and filled again is a new key): a room's queues and clients
+with the room, its record (``room:<hash>``: owner, expiry, seat, counters) ``GONE_FOR`` after it
+(an expired room reads "expired" even if no process reaped it); a closed room leaves only
+``gone:<hash>`` (how it ended), for ``GONE_FOR`` after its expiry; a box's polls (``boxpolls``)
+a minute after its last poll.
 
 Every update of a room is one transaction (WATCH on the room's record, MULTI/EXEC, retried when
 another process changed the room meanwhile) and bumps the record, so any two updates of one room,
@@ -16,7 +17,7 @@ change publishes on the room's channel (redis_bell.py).
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import json
 import secrets
 import time
@@ -24,12 +25,14 @@ from typing import Any
 
 from ..vocab import Told, told
 from .redis_bell import RedisBell
+from .rooms import room_hash as sha
 from .store import (
     CLIENT_IDLE,
     GONE_FOR,
     MAX_EXPIRY,
     MAX_GONE,
     MAX_PENDING_KNOCKS,
+    MAX_POLLS_PER_BOX,
     MAX_POLLS_PER_ROOM,
     MAX_QUEUE,
     MAX_ROOMS_PER_BOX,
@@ -47,10 +50,6 @@ from .store import (
 PREFIX = "appliance:relay:"
 #: How long an index (all rooms, a box's rooms, the gone rooms) lives after its last change.
 INDEX_LIFE = int(MAX_EXPIRY + GONE_FOR)
-
-
-def sha(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 class RedisRooms(Polls):
@@ -127,6 +126,12 @@ class RedisRooms(Polls):
 
     def wait(self, room: str, seen: str, timeout: float) -> None:
         self._bell.wait(self.version, room, seen, max(0.0, min(timeout, MAX_WAIT)))
+
+    def listen(self, room: str) -> asyncio.Future[None]:
+        return self._bell.chimes.listen(sha(room))
+
+    def forget(self, room: str, future: asyncio.Future[None]) -> None:
+        self._bell.chimes.forget(sha(room), future)
 
     @property
     def stopped(self) -> bool:
@@ -214,6 +219,27 @@ class RedisRooms(Polls):
             return [(int(n), c, k, b) for n, c, k, b in queue[acked:]]
 
         return self._tx(sha(room), step)
+
+    def box_begin(self, box: str, room: str, waiting: bool) -> Ticket:
+        """Counted by deadline in ``boxpolls:<box>``, like a room's viewers' polls."""
+        self._owned(self._r, box, room)
+        polls, poll_id = self._k("boxpolls", box), secrets.token_hex(8) if waiting else ""
+
+        def step(pipe: Any) -> None:
+            if pipe.zcount(polls, f"({time.time()}", "+inf") >= MAX_POLLS_PER_BOX:
+                raise RelayError(429, "slow-down")
+            pipe.multi()
+            pipe.zremrangebyscore(polls, "-inf", time.time())
+            pipe.zadd(polls, {poll_id: time.time() + MAX_WAIT + 5})
+            pipe.expire(polls, int(MAX_WAIT) + 60)
+
+        if waiting:
+            self._r.transaction(step, polls)
+        return Ticket(room, box, 0, waiting, poll_id)
+
+    def box_end(self, ticket: Ticket) -> None:
+        if ticket.waiting:
+            self._r.zrem(self._k("boxpolls", ticket.handle), ticket.poll_id)
 
     def box_send(self, box: str, room: str, handle: str, blob: object, seat: bool) -> None:
         sealed = check_blob(blob)
@@ -375,8 +401,7 @@ class RedisRooms(Polls):
     # -- housekeeping ----------------------------------------------------------------------------
 
     def reap(self) -> None:
-        """End the rooms past their expiry (any process may; each room once), and keep at most
-        MAX_GONE outcomes."""
+        """End the rooms past their expiry (any process, each room once); keep MAX_GONE."""
         now = time.time()
         for h in self._r.zrangebyscore(self._k("rooms", "all"), "-inf", now):
 
@@ -407,9 +432,8 @@ class RedisRooms(Polls):
         return int(self._r.zcount(self._k("rooms", "all"), f"({time.time()}", "+inf"))
 
     def _born(self) -> None:
-        """Note when this Redis began holding the rooms, unless it is noted already: at the
-        first process's start, and again within a reaping pass of Redis losing everything (a
-        restart: ``save ""``). Renewed at every pass, so it expires only with the relays gone."""
+        """Note when Redis began holding the rooms (first start, or a pass after Redis lost
+        everything), unless noted; renewed every pass, so it expires only with the relays."""
         epoch = self._k("epoch", "all")
         self._r.set(epoch, repr(time.time()), nx=True, ex=INDEX_LIFE)
         self._r.expire(epoch, INDEX_LIFE)

@@ -2,7 +2,8 @@
 built into a box. Nothing on disk.
 
 One lock and one condition guard it all; every change rings the bell (a change count) and wakes
-the waiting polls, which take again. A room is forgotten when its box closes it or when it
+the waiting polls, which take again: a thread's wait on the condition, an asynchronous poll's
+future for that room (``Chimes``). A room is forgotten when its box closes it or when it
 expires; its id is remembered only as a hash, with how it ended ("ended" or "expired"), to refuse
 reusing it and to tell a late viewer that rather than "unknown", for ``GONE_FOR`` after its
 expiry and at most ``MAX_GONE`` of them.
@@ -10,6 +11,7 @@ expiry and at most ``MAX_GONE`` of them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import threading
@@ -18,6 +20,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from ..vocab import Told, told
+from .chimes import Chimes
 from .store import (
     CLIENT_IDLE,
     GONE_FOR,
@@ -25,6 +28,7 @@ from .store import (
     MAX_EXPIRY,
     MAX_GONE,
     MAX_PENDING_KNOCKS,
+    MAX_POLLS_PER_BOX,
     MAX_POLLS_PER_ROOM,
     MAX_QUEUE,
     MAX_ROOMS_PER_BOX,
@@ -93,13 +97,20 @@ class Rooms(Polls):
         self._gone: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._changes = 0
         self._stopped = False
+        self._chimes = Chimes()
+        self._box_polls: dict[str, int] = {}  # box hash -> its polls waiting now
         self._born = time.monotonic()
 
     # -- helpers (call with the lock held) -------------------------------------------------------
 
-    def _ring(self) -> None:
+    def _ring(self, room: str | None) -> None:
+        """``room`` changed (None: every room)."""
         self._changes += 1
         self._cond.notify_all()
+        if room is None:
+            self._chimes.ring_all()
+        else:
+            self._chimes.ring(room)
 
     def _room(self, room: str) -> Room:
         found = self._rooms.get(room)
@@ -127,7 +138,7 @@ class Rooms(Polls):
         self._gone[key] = (outcome, expires + GONE_FOR)
         while len(self._gone) > MAX_GONE:
             self._gone.popitem(last=False)
-        self._ring()
+        self._ring(room)
 
     def _client(self, room: Room, token: str) -> Client:
         for client in room.clients.values():
@@ -149,6 +160,12 @@ class Rooms(Polls):
                 timeout=max(0.0, min(timeout, MAX_WAIT)),
             )
 
+    def listen(self, room: str) -> asyncio.Future[None]:
+        return self._chimes.listen(room)
+
+    def forget(self, room: str, future: asyncio.Future[None]) -> None:
+        self._chimes.forget(room, future)
+
     @property
     def stopped(self) -> bool:
         return self._stopped
@@ -166,7 +183,7 @@ class Rooms(Polls):
             if expires <= time.time():
                 raise RelayError(400, "expired")
             self._rooms[room] = Room(box=box, expires=expires)
-            self._ring()
+            self._ring(room)
 
     def extend(self, box: str, room: str, expires: float) -> None:
         """The staff extended the session: the room lives until ``expires`` (bounded)."""
@@ -196,6 +213,24 @@ class Rooms(Polls):
                 found.to_box.popleft()  # acknowledged by ``after``
             return list(found.to_box)
 
+    def box_begin(self, box: str, room: str, waiting: bool) -> Ticket:
+        with self._cond:
+            self._owned(box, room)
+            if waiting:
+                if self._box_polls.get(box, 0) >= MAX_POLLS_PER_BOX:
+                    raise RelayError(429, "slow-down")
+                self._box_polls[box] = self._box_polls.get(box, 0) + 1
+            return Ticket(room, box, 0, waiting)
+
+    def box_end(self, ticket: Ticket) -> None:
+        with self._cond:
+            if ticket.waiting:
+                left = self._box_polls.get(ticket.handle, 1) - 1
+                if left > 0:
+                    self._box_polls[ticket.handle] = left
+                else:
+                    self._box_polls.pop(ticket.handle, None)
+
     def box_send(self, box: str, room: str, handle: str, blob: object, seat: bool) -> None:
         with self._cond:
             found = self._owned(box, room)
@@ -215,7 +250,7 @@ class Rooms(Polls):
             client.answered = True
             client.inbox.append((found.next_n, check_blob(blob)))
             found.next_n += 1
-            self._ring()
+            self._ring(room)
 
     def box_refuse(self, box: str, room: str, handle: str, reason: str) -> None:
         with self._cond:
@@ -226,7 +261,7 @@ class Rooms(Polls):
             client.refused = reason if reason in REFUSALS else "refused"
             if found.seat == handle:
                 found.seat = ""
-            self._ring()
+            self._ring(room)
 
     # -- viewers ---------------------------------------------------------------------------------
 
@@ -248,7 +283,7 @@ class Rooms(Polls):
             found.to_box.append((found.next_n, client.handle, "knock", check_blob(blob)))
             found.next_n += 1
             self._trim(found)
-            self._ring()
+            self._ring(room)
             return client.token
 
     def viewer_begin(self, room: str, token: str, waiting: bool) -> Ticket:
@@ -260,7 +295,7 @@ class Rooms(Polls):
             client.polls += 1
             if waiting:
                 found.polling += 1
-            self._ring()  # this client's previous poll, if any, ends now
+            self._ring(room)  # this client's previous poll, if any, ends now
             return Ticket(room, client.handle, client.polls, waiting)
 
     def viewer_take(
@@ -303,7 +338,7 @@ class Rooms(Polls):
             found.to_box.append((found.next_n, client.handle, "message", check_blob(blob)))
             found.next_n += 1
             self._trim(found)
-            self._ring()
+            self._ring(room)
 
     # -- housekeeping ----------------------------------------------------------------------------
 
@@ -331,13 +366,14 @@ class Rooms(Polls):
         """Forget every room and wake every long poll (the relay is stopping)."""
         with self._cond:
             self._rooms.clear()
-            self._ring()
+            self._ring(None)
 
     def reap(self) -> None:
         """Forget expired rooms (the server calls this every few seconds)."""
         with self._cond:
-            self._reap()
-            self._ring()
+            self._reap()  # rings each room it ends
+            self._changes += 1
+            self._cond.notify_all()
 
     def expiry(self, box: str, room: str) -> float:
         with self._cond:

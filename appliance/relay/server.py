@@ -1,10 +1,12 @@
-"""The relay served by cheroot in a thread: `appliance relay serve`, and in-process for the demo,
-a box without an external relay, and the tests."""
+"""The relay's rooms with their reaper, and the Flask relay served by cheroot in a thread: in
+process for the demo, a box without an external relay, and the tests. `appliance relay serve`
+runs the asynchronous server (aioserver.py) on the same rooms and calls."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Self
 
 from ..httpd.server import WebServer
 from .app import create_relay_app
@@ -13,7 +15,7 @@ from .stores import Store, build_store
 
 logger = logging.getLogger(__name__)
 
-#: Long polls hold a thread each: one box and a few viewers per room, a few rooms.
+#: Long polls hold a thread each (the box's own relay): one box and a few viewers per room.
 THREADS = 48
 REAP_EVERY = 5.0
 #: A relay of its own, just restarted, does not know the rooms its boxes will open again: for
@@ -22,25 +24,18 @@ REAP_EVERY = 5.0
 REOPEN_WINDOW = 60.0
 
 
-class Relay:
-    """The relay's rooms and HTTP app, and the reaper that forgets expired rooms. Served by its
-    own :class:`RelayServer`, or mounted into the box's web server (a box without an external
-    relay: one port, one certificate, the same protocol). Its store is the one ``config``
-    names (memory by default), unless one is given."""
+class RelayRooms:
+    """The relay's store and the reaper that forgets expired rooms, whichever server serves
+    them. Its store is the one ``config`` names (memory by default), unless one is given."""
 
-    def __init__(
-        self, config: RelayConfig, reopen_window: float = 0.0, store: Store | None = None
-    ) -> None:
+    def __init__(self, config: RelayConfig, store: Store | None = None) -> None:
         self.config = config
-        chosen = store if store is not None else build_store(config)
-        self.rooms = chosen.rooms
-        self.app = create_relay_app(
-            config, self.rooms, reopen_window=reopen_window, buckets=chosen.buckets
-        )
+        self.store = store if store is not None else build_store(config)
+        self.rooms = self.store.rooms
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
 
-    def start(self) -> Relay:
+    def start(self) -> Self:
         self._stop.clear()
         self._reaper = threading.Thread(target=self._reap, name="relay-reaper", daemon=True)
         self._reaper.start()
@@ -67,8 +62,23 @@ class Relay:
             self._reaper = None
 
 
+class Relay(RelayRooms):
+    """The relay's rooms and its Flask app (calls.py served by app.py). Mounted into the box's
+    web server (a box without an external relay: one port, one certificate, the same protocol),
+    or served by its own cheroot :class:`RelayServer`."""
+
+    def __init__(
+        self, config: RelayConfig, reopen_window: float = 0.0, store: Store | None = None
+    ) -> None:
+        super().__init__(config, store)
+        self.app = create_relay_app(
+            config, self.rooms, reopen_window=reopen_window, buckets=self.store.buckets
+        )
+
+
 class RelayServer(Relay):
-    """The relay on its own cheroot server: `appliance relay serve`, and the tests."""
+    """The Flask relay on its own cheroot server, as a box serves it, without the box (the tests:
+    `appliance relay serve` is aioserver.py's)."""
 
     def __init__(self, config: RelayConfig, store: Store | None = None) -> None:
         super().__init__(config, REOPEN_WINDOW, store)

@@ -16,10 +16,11 @@ rooms' logic is written twice, and the store never needs to know which kind of s
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..errors import ApplianceError
 from ..vocab import Refusal
@@ -32,6 +33,10 @@ MAX_WAIT = 25.0  # seconds a long poll may wait
 MAX_EXPIRY = 24 * 3600  # a room cannot be opened for longer than this
 CLIENT_IDLE = 120.0  # a client that has not polled for this long is forgotten (not the seat)
 MAX_POLLS_PER_ROOM = 8  # viewers' long polls waiting at once in one room (one per client)
+MAX_POLLS_PER_BOX = 8  # one box token's own long polls waiting at once (all its rooms)
+#: An asynchronous poll takes again at least this often, even unrung (pub/sub may lose a ring
+#: while its connection is down; the listener rings every room when it is back).
+RECHECK_ASYNC = 10.0
 GONE_FOR = 24 * 3600.0  # how long after its expiry a closed room's outcome is remembered
 MAX_GONE = 10_000  # closed rooms remembered at most (the oldest forgotten first)
 #: What the box may say when it refuses a knock (appliance.vocab.Refusal); anything else is
@@ -98,6 +103,13 @@ class Bell(Protocol):
         ``timeout`` seconds passed (may return early: the caller takes again)."""
         ...
 
+    def listen(self, room: str) -> asyncio.Future[None]:
+        """A future of the running loop, resolved when the room next changes (or the store
+        stops); the caller takes after listening, and ``forget``s it when done."""
+        ...
+
+    def forget(self, room: str, future: asyncio.Future[None]) -> None: ...
+
 
 class RoomStore(Bell, Protocol):
     """Rooms, one box and at most one seated viewer each; every step returns at once."""
@@ -111,6 +123,12 @@ class RoomStore(Bell, Protocol):
         """Drop the messages up to ``after`` (acknowledged) and return the rest."""
         ...
 
+    def box_begin(self, box: str, room: str, waiting: bool) -> Ticket:
+        """A box's poll of its ``room`` begins: 429 ``slow-down`` if it would wait and the
+        box's token already has MAX_POLLS_PER_BOX polls waiting."""
+        ...
+
+    def box_end(self, ticket: Ticket) -> None: ...
     def box_send(self, box: str, room: str, handle: str, blob: object, seat: bool) -> None: ...
     def box_refuse(self, box: str, room: str, handle: str, reason: str) -> None: ...
 
@@ -163,17 +181,60 @@ def wait_for(bell: Bell, room: str, wait: float, take: Callable[[bool], T | None
         stopped = getattr(bell, "stopped", False)
 
 
+#: Runs one of the store's steps for an asynchronous server, ``run(step, *args)``: on the loop
+#: itself (a store in memory) or in a thread (Redis: the step's round trips block).
+Run = Callable[..., Awaitable[Any]]
+
+
+async def wait_for_async(
+    bell: Bell, room: str, wait: float, take: Callable[[bool], T | None], run: Run
+) -> T:
+    """:func:`wait_for` without a thread: listen, ``take(final)``, and if there is nothing yet
+    await the ring (at most RECHECK_ASYNC at a time); the last try is ``final``."""
+    deadline = time.monotonic() + max(0.0, min(wait, MAX_WAIT))
+    while True:
+        chime = bell.listen(room)
+        try:
+            got: T | None = await run(take, False)
+            if got is not None:
+                return got
+            left = deadline - time.monotonic()
+            if left <= 0 or getattr(bell, "stopped", False):
+                final: T | None = await run(take, True)
+                assert final is not None
+                return final
+            try:
+                async with asyncio.timeout(min(left, RECHECK_ASYNC)):
+                    await chime
+            except TimeoutError:
+                pass
+        finally:
+            bell.forget(room, chime)
+
+
+def box_take(
+    store: RoomStore, box: str, room: str, after: int
+) -> Callable[[bool], list[BoxMessage] | None]:
+    """The box's poll step: its messages after ``after``, None while there are none."""
+
+    def take(final: bool) -> list[BoxMessage] | None:
+        messages = store.box_take(box, room, after)
+        return messages if messages or final else None
+
+    return take
+
+
 class Polls:
     """The long polls of a threaded server over any :class:`RoomStore` (mixed into both)."""
 
     def box_messages(
         self: RoomStore, box: str, room: str, after: int, wait: float
     ) -> list[BoxMessage]:
-        def take(final: bool) -> list[BoxMessage] | None:
-            messages = self.box_take(box, room, after)
-            return messages if messages or final else None
-
-        return wait_for(self, room, wait, take)
+        ticket = self.box_begin(box, room, wait > 0)
+        try:
+            return wait_for(self, room, wait, box_take(self, box, room, after))
+        finally:
+            self.box_end(ticket)
 
     def viewer_messages(
         self: RoomStore, room: str, token: str, after: int, wait: float

@@ -16,10 +16,12 @@ from .store import ThreadedRoomStore
 
 @dataclass(frozen=True)
 class Store:
-    """What the relay's app shares: its rooms and how its token buckets are made."""
+    """What the relay's app shares: its rooms and how its token buckets are made; ``blocking``:
+    its steps wait on the network (Redis), so an asynchronous server runs them in threads."""
 
     rooms: ThreadedRoomStore
     buckets: BucketFactory = memory_buckets
+    blocking: bool = False
 
 
 def memory_store() -> Store:
@@ -36,7 +38,7 @@ def redis_store(client: Any, prefix: str | None = None) -> Store:
     def buckets(name: str, rate: float, burst: float) -> RedisBuckets:
         return RedisBuckets(client, name, rate, burst, chosen)
 
-    return Store(RedisRooms(client, chosen), buckets)
+    return Store(RedisRooms(client, chosen), buckets, blocking=True)
 
 
 def build_store(config: RelayConfig) -> Store:

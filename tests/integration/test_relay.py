@@ -15,6 +15,7 @@ import urllib.request
 import pytest
 
 from appliance.relay import rooms as rooms_mod
+from appliance.relay.aioserver import AsyncRelayServer
 from appliance.relay.config import (
     RedisConfig,
     RelayConfig,
@@ -57,17 +58,24 @@ def call(base: str, method: str, path: str, body=None, token: str = "", timeout:
             return exc.code, raw, exc.headers
 
 
-@pytest.fixture(params=["memory", "redis"])
+#: (server, store): `appliance relay serve`'s aiohttp server on each store, and the Flask relay
+#: (the one built into a box) on its store, memory.
+SERVED = [("aiohttp", "memory"), ("aiohttp", "redis"), ("flask", "memory")]
+
+
+@pytest.fixture(params=SERVED, ids=["-".join(p) for p in SERVED])
 def relay(request: pytest.FixtureRequest):
-    """The relay over HTTP on each store, chosen as relay.toml chooses it (Redis: emptied)."""
+    """The relay over HTTP on each server and store, chosen as relay.toml chooses it (Redis:
+    emptied)."""
+    kind, store = request.param
     shared: dict = {}
-    if request.param == "redis":
+    if store == "redis":
         request.getfixturevalue("redis_client")  # an empty database
         shared = {
             "store": StoreKind.REDIS,
             "redis": RedisConfig(url=request.getfixturevalue("redis_url")),
         }
-    server = RelayServer(
+    server = (AsyncRelayServer if kind == "aiohttp" else RelayServer)(
         RelayConfig(
             port=0,
             boxes=(hash_token(TOKEN),),

@@ -1,6 +1,7 @@
 """The viewer contract end to end: the box's own relay client closes its room saying why, and a
 viewer asking the real relay over HTTP afterwards hears exactly that (docs/protocol.md), with
-the rooms in memory and in Redis."""
+the rooms in memory and in Redis, served by aiohttp (`appliance relay serve`) and by Flask (the
+relay built into a box)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from appliance.relay.aioserver import AsyncRelayServer
 from appliance.relay.config import RedisConfig, RelayConfig, StoreKind, hash_token
 from appliance.relay.server import RelayServer
 from appliance.signalling.client import RelayClient
@@ -34,9 +36,11 @@ def knock(base: str, room: str) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
-@pytest.mark.parametrize("store", ["memory", "redis"])
+@pytest.mark.parametrize(
+    ("kind", "store"), [("aiohttp", "memory"), ("aiohttp", "redis"), ("flask", "memory")]
+)
 async def test_the_box_says_why_its_room_closed_and_the_viewer_hears_it(
-    store: str, request: pytest.FixtureRequest
+    kind: str, store: str, request: pytest.FixtureRequest
 ) -> None:
     shared: dict = {}
     if store == "redis":
@@ -44,7 +48,8 @@ async def test_the_box_says_why_its_room_closed_and_the_viewer_hears_it(
         url = request.getfixturevalue("redis_url")
         shared = {"store": StoreKind.REDIS, "redis": RedisConfig(url=url)}
     config = RelayConfig(port=0, boxes=(hash_token(TOKEN),), **shared)
-    server = await asyncio.to_thread(lambda: RelayServer(config).start())
+    serving = AsyncRelayServer if kind == "aiohttp" else RelayServer
+    server = await asyncio.to_thread(lambda: serving(config).start())
     client = RelayClient(server.url, TOKEN)
     try:
         for room in ROOMS:

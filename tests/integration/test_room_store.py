@@ -216,6 +216,30 @@ def test_long_polls_are_bounded_per_room(stores) -> None:
     assert all(got[0][1] == "ended" for _, got in waiting)
 
 
+def test_a_box_token_s_own_long_polls_are_bounded(stores) -> None:
+    rooms = stores().rooms
+    mine = [f"room-{i:06d}-abcdefghij" for i in range(store_mod.MAX_ROOMS_PER_BOX)]
+    for room in mine:
+        rooms.open(BOX, room, time.time() + 60)
+    rooms.open(OTHER_BOX, ROOM2, time.time() + 60)
+    cap = store_mod.MAX_POLLS_PER_BOX
+    waiting = [in_thread(rooms.box_messages, BOX, mine[i % len(mine)], 0, 10) for i in range(cap)]
+    try:
+        time.sleep(0.5)
+        other = stores().rooms  # another process counts the same polls
+        assert refused(other.box_messages, BOX, mine[0], 0, 5) == (429, "slow-down")
+        assert other.box_messages(BOX, mine[0], 0, 0) == [], "a look without waiting is not capped"
+        assert other.box_messages(OTHER_BOX, ROOM2, 0, 0.2) == [], "another box has its own"
+    finally:
+        for room in mine:
+            rooms.close(BOX, room)
+        for thread, _ in waiting:
+            thread.join(5)
+    assert all(got[0][1] == "ended" for _, got in waiting)
+    rooms.open(BOX, ROOM, time.time() + 60)
+    assert rooms.box_messages(BOX, ROOM, 0, 0.2) == [], "the ended polls no longer count"
+
+
 def test_stopping_wakes_every_poll(stores) -> None:
     rooms = stores().rooms
     rooms.open(BOX, ROOM, time.time() + 60)

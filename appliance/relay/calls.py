@@ -1,0 +1,296 @@
+"""The relay's calls, written once (docs/protocol.md, "Relay transport"): each takes the parsed
+request (:class:`~.context.Req`) and returns its :class:`~.context.Answer` (status and JSON body),
+or for a long poll a :class:`Poll` (what to take and when it is over). Two servers serve them:
+Flask under cheroot (app.py: the relay built into a box, one port and one certificate with the
+pairing page) with :func:`serve`, and aiohttp (aioserver.py: `appliance relay serve`, no thread
+per waiting poll) with :func:`serve_async`. Neither holds any of the protocol's logic.
+
+The box authenticates with its token (compared by hash, in constant time); viewers are anonymous
+and rate-limited per address (the one a trusted reverse proxy forwarded, behind one). Every
+refusal is a JSON ``{"error": ...}`` with a 4xx status. Nothing here logs a blob, a token, a room
+id or an address.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import checks, paths
+from .context import Answer, RelayContext, Req
+from .rooms import room_hash
+from .store import RelayError, Run, box_take, wait_for, wait_for_async
+from .turn import mint_turn
+from .viewer import LANG_DIR, VIEWER_DIR, languages
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+LANGUAGES = {"languages": languages()}
+
+
+@dataclass(frozen=True)
+class Poll:
+    """A long poll begun: ``take(final)`` answers, or None while there is nothing to say (unless
+    ``final``), after waiting on ``room``'s bell at most ``wait`` s; ``end()`` always follows."""
+
+    room: str
+    wait: float
+    take: Callable[[bool], Answer | None]
+    end: Callable[[], None]
+
+
+Call = Callable[[RelayContext, Req], "Answer | Poll"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A method and a path pattern (``{room}``, ``{name}``: aiohttp's syntax) and its call."""
+
+    method: str
+    path: str
+    call: Call
+
+    @property
+    def name(self) -> str:
+        return f"{self.call.__name__}"
+
+
+# -- the box's side (authenticated by its token) ---------------------------------------------
+
+
+def ping(relay: RelayContext, req: Req) -> Answer:
+    relay.box(req)
+    return Answer(200, {"ok": True})
+
+
+def open_room(relay: RelayContext, req: Req) -> Answer:
+    owner = relay.box(req)
+    expires = checks.seconds(relay.body(req).get("expires"))
+    room = checks.room(req.params["room"])
+    relay.rooms.open(owner, room, expires)
+    logger.info("room %s opened (%d open)", room_hash(room)[:8], relay.rooms.count())
+    return Answer(201, {})
+
+
+def extend_room(relay: RelayContext, req: Req) -> Answer:
+    owner = relay.box(req)
+    expires = checks.seconds(relay.body(req).get("expires"))
+    relay.rooms.extend(owner, checks.room(req.params["room"]), expires)
+    return Answer(204)
+
+
+def close_room(relay: RelayContext, req: Req) -> Answer:
+    owner = relay.box(req)
+    reason = checks.close_reason(req.query.get("reason", "ended"))
+    room = checks.room(req.params["room"])
+    relay.rooms.close(owner, room, reason)
+    logger.info("room %s closed (%s)", room_hash(room)[:8], reason)
+    return Answer(204)
+
+
+def box_messages(relay: RelayContext, req: Req) -> Poll:
+    owner = relay.box(req)
+    room = checks.room(req.params["room"])
+    after, wait = relay.after(req), relay.wait(req)
+    ticket = relay.rooms.box_begin(owner, room, wait > 0)
+    take = box_take(relay.rooms, owner, room, after)
+
+    def answer(final: bool) -> Answer | None:
+        messages = take(final)
+        if messages is None:
+            return None
+        listed = [{"n": n, "client": c, "kind": k, "blob": b} for n, c, k, b in messages]
+        return Answer(200, {"messages": listed})
+
+    return Poll(room, wait, answer, lambda: relay.rooms.box_end(ticket))
+
+
+def box_send(relay: RelayContext, req: Req) -> Answer:
+    owner = relay.box(req)
+    data = relay.body(req)
+    room = checks.room(req.params["room"])
+    client, seat = str(data.get("client", "")), bool(data.get("seat"))
+    relay.rooms.box_send(owner, room, client, data.get("blob"), seat)
+    return Answer(204)
+
+
+def box_refuse(relay: RelayContext, req: Req) -> Answer:
+    owner = relay.box(req)
+    data = relay.body(req)
+    reason = checks.refusal_reason(data.get("reason", "refused"))
+    room = checks.room(req.params["room"])
+    relay.rooms.box_refuse(owner, room, str(data.get("client", "")), reason)
+    if reason == "bad":
+        logger.warning("room %s: the box refused an invalid knock", room_hash(room)[:8])
+    return Answer(204)
+
+
+def turn(relay: RelayContext, req: Req) -> Answer:
+    owner = relay.box(req)
+    data = relay.body(req)
+    room = checks.room(str(data.get("room", "")))
+    left = relay.rooms.expiry(owner, room) - time.time()
+    config = relay.config
+    ttl = min(checks.seconds(data.get("ttl", config.turn.ttl)), left)
+    return Answer(200, {"ice_servers": mint_turn(config, room, ttl)})
+
+
+# -- the viewers' side (anonymous, rate-limited per address) ---------------------------------
+
+
+def room_status(relay: RelayContext, req: Req) -> Answer:
+    """Whether the room is open (204), unknown (404) or over (410): nothing sealed, nothing
+    secret, so a phone can say at once that a link is dead before asking for a name."""
+    relay.known(req)
+    relay.limited(req, relay.limits.viewers)
+    return Answer(204)
+
+
+def knock(relay: RelayContext, req: Req) -> Answer:
+    room = relay.known(req)
+    relay.limited(req, relay.limits.viewers)
+    relay.limited(req, relay.limits.knocks)
+    token = relay.rooms.knock(room, relay.body(req).get("blob"))
+    return Answer(202, {"client": token})
+
+
+def viewer_messages(relay: RelayContext, req: Req) -> Poll:
+    room = relay.known(req)
+    relay.limited(req, relay.limits.viewers)
+    token, since, seconds = relay.viewer_token(req), relay.after(req), relay.wait(req)
+    client, polls, rooms = relay.address(req), relay.limits.polls, relay.rooms
+    if seconds > 0 and not polls.acquire(client):
+        raise RelayError(429, "slow-down")
+    try:
+        ticket = rooms.viewer_begin(room, token, seconds > 0)
+    except BaseException:
+        if seconds > 0:
+            polls.release(client)
+        raise
+
+    def answer(final: bool) -> Answer | None:
+        got = rooms.viewer_take(ticket, since, final)
+        if got is None:
+            return None
+        messages, seat = got
+        return Answer(200, {"messages": [{"n": n, "blob": b} for n, b in messages], "seat": seat})
+
+    def end() -> None:
+        try:
+            rooms.viewer_end(ticket)
+        finally:
+            if seconds > 0:
+                polls.release(client)
+
+    return Poll(room, seconds, answer, end)
+
+
+def viewer_send(relay: RelayContext, req: Req) -> Answer:
+    room = relay.known(req)
+    relay.limited(req, relay.limits.viewers)
+    relay.rooms.viewer_send(room, relay.viewer_token(req), relay.body(req).get("blob"))
+    return Answer(204)
+
+
+# -- the viewer page: its packaged files, in a bucket of their own ---------------------------
+
+
+def packaged(folder: Path, name: str) -> Answer:
+    """One of the packaged files in ``folder`` by its plain name; 404 for anything else."""
+    path = folder / name
+    if "/" in name or "\\" in name or name.startswith(".") or not path.is_file():
+        raise RelayError(404, "not-found")
+    return Answer(200, file=path)
+
+
+def viewer_page(relay: RelayContext, req: Req) -> Answer:
+    relay.limited(req, relay.limits.files)
+    name = req.params["name"]
+    if "." in name:
+        return packaged(VIEWER_DIR, name)
+    checks.room(name)
+    return Answer(200, file=VIEWER_DIR / "index.html")
+
+
+def viewer_languages(relay: RelayContext, req: Req) -> Answer:
+    relay.limited(req, relay.limits.files)
+    return Answer(200, LANGUAGES)
+
+
+def viewer_language(relay: RelayContext, req: Req) -> Answer:
+    relay.limited(req, relay.limits.files)
+    return packaged(LANG_DIR, req.params["name"])
+
+
+ROOM, NAME = "{room}", "{name}"
+ROUTES: tuple[Route, ...] = (
+    Route("GET", paths.viewer_languages(), viewer_languages),
+    Route("GET", paths.VIEWER + "/lang/" + NAME, viewer_language),
+    Route("GET", paths.VIEWER + "/" + NAME, viewer_page),
+    Route("GET", paths.box_ping(), ping),
+    Route("PUT", paths.box_room(ROOM), open_room),
+    Route("PUT", paths.box_expiry(ROOM), extend_room),
+    Route("DELETE", paths.box_room(ROOM), close_room),
+    Route("GET", paths.box_messages(ROOM), box_messages),
+    Route("POST", paths.box_messages(ROOM), box_send),
+    Route("POST", paths.box_refuse(ROOM), box_refuse),
+    Route("POST", paths.box_turn(), turn),
+    Route("GET", paths.room_status(ROOM), room_status),
+    Route("POST", paths.room_knock(ROOM), knock),
+    Route("GET", paths.room_messages(ROOM), viewer_messages),
+    Route("POST", paths.room_messages(ROOM), viewer_send),
+)
+
+
+# -- serving them ----------------------------------------------------------------------------
+
+
+def attempt(relay: RelayContext, route: Route, step: Callable[..., T], *args: Any) -> T | Answer:
+    """``step(*args)``, a refusal turned into its answer, anything else into 503 (the shared
+    store restarting, say), logged by its type and the route's pattern only (the path holds
+    the room's id)."""
+    try:
+        return step(*args)
+    except RelayError as exc:
+        return relay.refused(exc)
+    except Exception as exc:  # noqa: BLE001 - answered as 503: try again shortly
+        logger.error(
+            "the relay could not answer %s %s: %s", route.method, route.path, type(exc).__name__
+        )
+        return Answer(503, {"error": "unavailable"}, {"Retry-After": "2"})
+
+
+def serve(relay: RelayContext, route: Route, req: Req) -> Answer:
+    """A call in a server thread (Flask): a long poll waits in this thread."""
+    got = attempt(relay, route, route.call, relay, req)
+    if not isinstance(got, Poll):
+        return got
+    try:
+        waited = attempt(relay, route, wait_for, relay.rooms, got.room, got.wait, got.take)
+        assert waited is not None
+        return waited
+    finally:
+        attempt(relay, route, got.end)
+
+
+async def serve_async(relay: RelayContext, route: Route, req: Req, run: Run) -> Answer:
+    """A call in a task (aiohttp): each step through ``run``, a long poll awaiting its room's
+    bell with no thread of its own."""
+    got = await run(attempt, relay, route, route.call, relay, req)
+    if not isinstance(got, Poll):
+        answer: Answer = got
+        return answer
+    poll = got
+
+    def take(final: bool) -> Answer | None:
+        return attempt(relay, route, poll.take, final)
+
+    try:
+        waited: Answer = await wait_for_async(relay.rooms, poll.room, poll.wait, take, run)
+        return waited
+    finally:
+        await run(attempt, relay, route, poll.end)

@@ -1,0 +1,462 @@
+"""`make bench-relay`: the relay under a clinic group's load, over loopback (docs/relay.md,
+docs/performance.md).
+
+N boxes, each with a room and its long poll always waiting, and N viewers (each from an address
+of its own, forwarded as a reverse proxy would: 198.18.0.0/15, the benchmarking range), each
+knocked, seated and polling. Then a dozen sealed-size messages each way per room, paced to
+``--rate`` messages/s in all, each stamped with its sending time so the receiving side's poll
+measures the forwarding latency; meanwhile, every few seconds, a staff action (a room extended)
+and a new knock on a room of their own are timed (answered, and heard by the box's waiting poll).
+With two processes, one is killed (SIGKILL) part way: every room and session must survive it
+(counted). Then every room closes. Bounded in count (``--rooms``, ``--messages``) and time
+(``--cap``). Prints a table; writes JSON and a PNG beside it (``--out``).
+
+    python -m bench.relayload --processes 1 --rooms 1000 --rate 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench import relayrig
+
+RETRY_STATUSES = (502, 503, 504)
+POLL_WAIT = 20
+
+
+def token(i: int) -> str:
+    return f"load-box-token-{i:05d}-" + "t" * 20
+
+
+def room_id(i: int) -> str:
+    return f"loadroom-{i:06d}-abcdefgh"
+
+
+def address(i: int) -> str:
+    return f"198.18.{i // 250}.{i % 250 + 1}"
+
+
+@dataclass
+class Stats:
+    origin: float
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (t, ms)
+    sent: int = 0
+    delivered: int = 0
+    duplicates: int = 0
+    retries: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    rooms_lost: set[int] = field(default_factory=set)
+    sessions_lost: set[int] = field(default_factory=set)
+    probes: list[dict[str, float]] = field(default_factory=list)
+
+
+class Client:
+    """HTTP as the box's client and the viewer page do it: a connection refused or a 502-504
+    (a relay process gone) is tried again shortly; anything else is the caller's."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, stats: Stats) -> None:
+        self.http, self.base, self.stats = http, base, stats
+
+    async def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        for _ in range(20):
+            try:
+                async with self.http.request(
+                    method, self.base + path, json=body, headers=headers
+                ) as r:
+                    if r.status in RETRY_STATUSES:
+                        self.stats.retries += 1
+                        await asyncio.sleep(0.5)
+                        continue
+                    if r.content_type == "application/json":
+                        return r.status, await r.json()
+                    return r.status, None
+            except (aiohttp.ClientError, TimeoutError):
+                self.stats.retries += 1
+                await asyncio.sleep(0.5)
+        self.stats.errors["gave up after retries"] += 1
+        return 0, None
+
+
+class Pacer:
+    """Hands out send slots at ``rate`` per second, in order of asking."""
+
+    def __init__(self, rate: float) -> None:
+        self.gap, self.next = 1.0 / rate, time.monotonic()
+
+    async def slot(self) -> None:
+        now = time.monotonic()
+        at = self.next = max(self.next, now) + self.gap
+        await asyncio.sleep(at - now)
+
+
+class Room:
+    """One box, its room and (unless a probe room) its viewer."""
+
+    def __init__(self, i: int, client: Client, stats: Stats, blob: int) -> None:
+        self.i, self.client, self.stats, self.blob = i, client, stats, blob
+        self.room, self.box = room_id(i), {"Authorization": f"Bearer {token(i)}"}
+        self.viewer: dict[str, str] = {}
+        self.handle = ""
+        self.seated = asyncio.Event()
+        self.knocks: asyncio.Queue[float] = asyncio.Queue()  # when a knock reached the box
+        self.seen: set[str] = set()
+        self.closing = False
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def stamped(self, kind: str, k: int) -> str:
+        head = f"{kind}:{self.i}:{k}:{time.monotonic():.6f}:"
+        return head + "A" * max(0, self.blob - len(head))
+
+    def heard(self, blob: str) -> None:
+        kind, _, k, sent, _ = blob.split(":", 4)
+        key = f"{kind}:{k}"
+        if key in self.seen:
+            self.stats.duplicates += 1
+            return
+        self.seen.add(key)
+        now = time.monotonic()
+        self.stats.delivered += 1
+        self.stats.latencies.append((now - self.stats.origin, (now - float(sent)) * 1000))
+
+    async def open(self) -> None:
+        expires = {"expires": time.time() + 3600}
+        status, _ = await self.client.call("PUT", f"/api/box/rooms/{self.room}", expires, self.box)
+        if status != 201:
+            self.stats.errors[f"open {status}"] += 1
+        self.tasks.append(asyncio.create_task(self.box_loop()))
+
+    async def box_loop(self) -> None:
+        after, path = 0, f"/api/box/rooms/{self.room}/messages"
+        while not self.closing:
+            status, got = await self.client.call(
+                "GET", f"{path}?after={after}&wait={POLL_WAIT}", None, self.box
+            )
+            if status == 200:
+                for message in got["messages"]:
+                    after = max(after, message["n"])
+                    if message["kind"] == "knock":
+                        await self.knocked(message)
+                    else:
+                        self.heard(message["blob"])
+            elif status in (404, 410) and not self.closing:
+                self.stats.rooms_lost.add(self.i)
+                return
+            elif not self.closing:
+                self.stats.errors[f"box poll {status}"] += 1
+                await asyncio.sleep(1)
+
+    async def knocked(self, message: dict[str, Any]) -> None:
+        if message["blob"] == "probe":  # a probe's knock: the staff would see it; refuse it
+            self.knocks.put_nowait(time.monotonic())
+            body = {"client": message["client"], "reason": "refused"}
+            await self.client.call("POST", f"/api/box/rooms/{self.room}/refuse", body, self.box)
+            return
+        self.handle = message["client"]
+        body = {"client": self.handle, "blob": self.stamped("seat", 0), "seat": True}
+        status, _ = await self.client.call(
+            "POST", f"/api/box/rooms/{self.room}/messages", body, self.box
+        )
+        if status != 204:
+            self.stats.errors[f"seat {status}"] += 1
+
+    async def knock(self) -> None:
+        headers = {"X-Forwarded-For": address(self.i)}
+        status, got = await self.client.call(
+            "POST", f"/api/rooms/{self.room}/knock", {"blob": "knock"}, headers
+        )
+        if status != 202:
+            self.stats.errors[f"knock {status}"] += 1
+            return
+        self.viewer = {"Authorization": f"Bearer {got['client']}", **headers}
+        self.tasks.append(asyncio.create_task(self.viewer_loop()))
+
+    async def viewer_loop(self) -> None:
+        after, path = 0, f"/api/rooms/{self.room}/messages"
+        while not self.closing:
+            status, got = await self.client.call(
+                "GET", f"{path}?after={after}&wait={POLL_WAIT}", None, self.viewer
+            )
+            if status == 200:
+                for message in got["messages"]:
+                    after = max(after, message["n"])
+                    if message["blob"].startswith("seat:"):
+                        self.seen.add("seat:0")
+                        self.seated.set()
+                    else:
+                        self.heard(message["blob"])
+            elif status in (403, 404, 410) and not self.closing:
+                self.stats.sessions_lost.add(self.i)
+                return
+            elif not self.closing:
+                self.stats.errors[f"viewer poll {status}"] += 1
+                await asyncio.sleep(1)
+
+    async def exchange(self, pacer: Pacer, messages: int) -> None:
+        to_box, to_viewer = (
+            f"/api/rooms/{self.room}/messages",
+            f"/api/box/rooms/{self.room}/messages",
+        )
+        for k in range(messages):
+            await pacer.slot()
+            self.stats.sent += 1
+            status, _ = await self.client.call(
+                "POST", to_box, {"blob": self.stamped("v2b", k)}, self.viewer
+            )
+            if status != 204:
+                self.stats.errors[f"viewer send {status}"] += 1
+            await pacer.slot()
+            self.stats.sent += 1
+            body = {"client": self.handle, "blob": self.stamped("b2v", k)}
+            status, _ = await self.client.call("POST", to_viewer, body, self.box)
+            if status != 204:
+                self.stats.errors[f"box send {status}"] += 1
+
+    async def close(self) -> None:
+        self.closing = True
+        status, _ = await self.client.call("DELETE", f"/api/box/rooms/{self.room}", None, self.box)
+        if status != 204:
+            self.stats.errors[f"close {status}"] += 1
+
+
+async def probe(rooms: list[Room], n: int, stats: Stats) -> None:
+    """A staff action (extend) and a new knock, timed: answered, and heard by the box's poll."""
+    target = rooms[n % len(rooms)]
+    started = time.monotonic()
+    later = {"expires": time.time() + 7200}
+    await target.client.call("PUT", f"/api/box/rooms/{target.room}/expiry", later, target.box)
+    staff = time.monotonic() - started
+    headers = {"X-Forwarded-For": address(60_000 + n)}
+    started = time.monotonic()
+    status, _ = await target.client.call(
+        "POST", f"/api/rooms/{target.room}/knock", {"blob": "probe"}, headers
+    )
+    answered = time.monotonic() - started
+    try:
+        heard = await asyncio.wait_for(target.knocks.get(), 10) - started
+    except TimeoutError:
+        heard = float("inf")
+        stats.errors["probe knock not heard"] += 1
+    stats.probes.append(
+        {"staff_s": staff, "knock_answered_s": answered, "knock_heard_s": heard, "status": status}
+    )
+
+
+async def in_batches(coros: list[Any], size: int = 50) -> None:
+    for start in range(0, len(coros), size):
+        await asyncio.gather(*coros[start : start + size])
+
+
+async def drive(args: argparse.Namespace, rig: relayrig.Rig) -> dict[str, Any]:
+    sampler = relayrig.Sampler(rig.processes)
+    stats = Stats(sampler.origin)
+    context = ssl.create_default_context(cafile=rig.cafile) if rig.cafile else None
+    connector = aiohttp.TCPConnector(limit=0, ssl=context if context else False)
+    timeout = aiohttp.ClientTimeout(total=POLL_WAIT + 20)
+    result: dict[str, Any] = {"killed_at": None}
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        client = Client(http, rig.url, stats)
+        rooms = [Room(i, client, stats, args.blob) for i in range(args.rooms)]
+        probes = [Room(args.rooms + p, client, stats, args.blob) for p in range(args.probes)]
+
+        async def sampling() -> None:
+            while True:
+                sampler.sample()
+                await asyncio.sleep(1)
+
+        sampler_task = asyncio.create_task(sampling())
+        t0 = time.monotonic()
+        await in_batches([r.open() for r in rooms + probes])
+        await in_batches([r.knock() for r in rooms])
+        await asyncio.wait_for(asyncio.gather(*(r.seated.wait() for r in rooms)), args.cap)
+        result["setup_s"] = time.monotonic() - t0
+        await asyncio.sleep(2)  # every poll waiting again
+        sampler.sample()
+        result["connected_rss_mib"] = {
+            k: v["rss_mib"] for k, v in sampler.samples[-1].items() if k != "t" and v
+        }
+
+        pacer, cpu0, t1 = Pacer(args.rate), sampler.cpu_times(), time.monotonic()
+        exchanges = asyncio.gather(*(r.exchange(pacer, args.messages) for r in rooms))
+        expected = args.rooms * args.messages * 2
+        duration = expected / args.rate
+        n = 0
+        while not exchanges.done() and time.monotonic() - t1 < args.cap:
+            if rig.kill and result["killed_at"] is None and time.monotonic() - t1 > duration * 0.4:
+                result["killed_at"] = time.monotonic() - sampler.origin
+                result["killed"] = "relay a"
+                await asyncio.to_thread(rig.kill["relay a"])
+            if probes and time.monotonic() - t1 > (n + 1) * args.probe_every:
+                await probe(probes, n, stats)
+                n += 1
+            await asyncio.sleep(0.2)
+        await asyncio.wait_for(exchanges, max(1.0, args.cap - (time.monotonic() - t1)))
+        for _ in range(100):  # the last messages on their way: 10 s at most
+            if stats.delivered >= expected:
+                break
+            await asyncio.sleep(0.1)
+        t2, cpu1 = time.monotonic(), sampler.cpu_times()
+        result["exchange_s"] = t2 - t1
+        result["cpu_pct"] = {k: 100 * (cpu1[k] - cpu0.get(k, 0.0)) / (t2 - t1) for k in cpu1}
+        statuses = await asyncio.gather(
+            *(
+                client.call("GET", f"/api/rooms/{r.room}", None, {"X-Forwarded-For": address(i)})
+                for i, r in enumerate(rooms)
+            )
+        )
+        result["expected"] = expected
+        await in_batches([r.close() for r in rooms + probes])
+        tasks = [t for r in rooms + probes for t in r.tasks]
+        await asyncio.wait(tasks, timeout=POLL_WAIT + 5)
+        for task in tasks:
+            task.cancel()
+        sampler_task.cancel()
+    missing = [r.i for r in rooms if len(r.seen) < 1 + 2 * args.messages]
+    stats.rooms_lost |= {i for i, (status, _) in enumerate(statuses) if status != 204}
+    result["samples"] = sampler.samples
+    return report(args, stats, sampler, result, missing)
+
+
+def report(
+    args: argparse.Namespace,
+    stats: Stats,
+    sampler: relayrig.Sampler,
+    result: dict[str, Any],
+    missing: list[int],
+) -> dict[str, Any]:
+    lat = sorted(ms for _, ms in stats.latencies)
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] if lat else float("nan")
+
+    worst = {
+        k: max((p[k] for p in stats.probes), default=float("nan"))
+        for k in ("staff_s", "knock_answered_s", "knock_heard_s")
+    }
+    result.update(
+        title=f"{args.processes} process(es), {args.server}, {args.rooms} rooms, {args.rate} msg/s",
+        rooms=args.rooms,
+        viewers=args.rooms,
+        rate_asked=args.rate,
+        sent=stats.sent,
+        delivered=stats.delivered,
+        duplicates=stats.duplicates,
+        messages_per_s=stats.delivered / result["exchange_s"],
+        p50_ms=pct(50),
+        p99_ms=pct(99),
+        max_ms=lat[-1] if lat else float("nan"),
+        mean_ms=statistics.fmean(lat) if lat else float("nan"),
+        errors=dict(stats.errors),
+        error_count=sum(stats.errors.values()),
+        retries=stats.retries,
+        rooms_lost=len(stats.rooms_lost),
+        sessions_lost=len(stats.sessions_lost),
+        sessions_incomplete=len(missing),
+        probes=stats.probes,
+        worst_probe=worst,
+        peak_rss_mib=sampler.peak_rss(),
+        latencies=[(round(t, 3), round(ms, 2)) for t, ms in stats.latencies],
+    )
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    rows = [
+        ("rooms (box poll waiting) / viewers", f"{result['rooms']} / {result['viewers']}"),
+        ("setup (open, knock, seat all) s", f"{result['setup_s']:.1f}"),
+        (
+            "messages sent / delivered / dup.",
+            f"{result['sent']} / {result['delivered']} / {result['duplicates']}",
+        ),
+        ("messages/s (asked)", f"{result['messages_per_s']:.1f} ({result['rate_asked']})"),
+        (
+            "forwarding p50 / p99 / max ms",
+            f"{result['p50_ms']:.1f} / {result['p99_ms']:.1f} / {result['max_ms']:.1f}",
+        ),
+        (
+            "errors (retries)",
+            f"{result['error_count']} ({result['retries']}) {result['errors'] or ''}",
+        ),
+        (
+            "rooms lost / sessions lost / incomplete",
+            f"{result['rooms_lost']} / {result['sessions_lost']} / {result['sessions_incomplete']}",
+        ),
+        (
+            "worst staff action / knock answered / heard s",
+            " / ".join(f"{v:.3f}" for v in result["worst_probe"].values()),
+        ),
+    ]
+    if result.get("killed_at") is not None:
+        rows.append(("killed", f"{result['killed']} at t={result['killed_at']:.1f} s"))
+    for name, rss in result["peak_rss_mib"].items():
+        cpu = result["cpu_pct"].get(name, float("nan"))
+        connected = result["connected_rss_mib"].get(name, float("nan"))
+        rows.append(
+            (f"{name}: RSS connected / peak MiB, CPU %", f"{connected:.0f} / {rss:.0f}, {cpu:.0f}")
+        )
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.relayload", description=__doc__)
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2], choices=[1, 2])
+    parser.add_argument("--server", choices=["aiohttp", "threaded"], default="aiohttp")
+    parser.add_argument("--rooms", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=12, help="each way, per room")
+    parser.add_argument("--rate", type=float, default=200.0, help="messages/s in all")
+    parser.add_argument("--blob", type=int, default=1400, help="bytes per sealed message")
+    parser.add_argument("--probes", type=int, default=4, help="rooms for the timed probes")
+    parser.add_argument("--probe-every", type=float, default=5.0)
+    parser.add_argument("--no-kill", action="store_true", help="two processes: kill none")
+    parser.add_argument("--cap", type=float, default=600.0, help="seconds per phase at most")
+    parser.add_argument("--out", default="bench/results")
+    parser.add_argument("--serve-threaded", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_threaded:
+        relayrig.serve_threaded(args.serve_threaded)
+        return 0
+    from appliance.relay.config import hash_token
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    boxes = [hash_token(token(i)) for i in range(args.rooms + args.probes)]
+    for processes in args.processes:
+        args.processes = processes
+        with (
+            tempfile.TemporaryDirectory(prefix="relayload-") as tmp,
+            _rig(args, Path(tmp), boxes) as rig,
+        ):
+            if args.no_kill:
+                rig.kill = {}
+            result = asyncio.run(drive(args, rig))
+        name = f"relayload-{processes}p-{args.server}-{args.rooms}"
+        relayrig.plot(out / f"{name}.png", result, result["samples"])
+        (out / f"{name}.json").write_text(json.dumps(result, indent=1))
+        print(f"\n== {result['title']} ({out / name}.json, .png)")
+        print(table(result))
+    return 0
+
+
+def _rig(args: argparse.Namespace, workdir: Path, boxes: list[str]) -> Any:
+    if args.processes == 1:
+        return relayrig.one_process(workdir, boxes, args.server)
+    return relayrig.two_processes(workdir, boxes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

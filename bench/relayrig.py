@@ -1,0 +1,213 @@
+"""The relay load test's rig (bench/relayload.py): the relay as its users run it, in processes of
+its own on loopback, and what each process costs.
+
+- one process: `appliance relay serve` (aiohttp, rooms in memory), or today's threaded server
+  (the Flask relay on cheroot's 48 threads, ``--server threaded``) for comparison;
+- two processes: `appliance relay serve` twice on one Redis (Debian's redis-server, nothing on
+  disk) behind Debian's HAProxy terminating TLS, with docs/relay.md's own configuration
+  (tests/support/relay_group.py starts them as the failover tests do).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tests.support.redis_server import free_tcp_port
+from tests.support.wait import until
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Rig:
+    """Where the load goes (``url``, ``cafile`` for TLS), the processes to watch by name, and
+    how to kill one relay process (``kill``: its name -> a callable), if there are two."""
+
+    url: str
+    cafile: str | None
+    processes: dict[str, psutil.Process]
+    kill: dict[str, Any] = field(default_factory=dict)
+
+
+def relay_toml(port: int, boxes: list[str], redis_url: str = "") -> str:
+    lines = [
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        "boxes = [" + ", ".join(f'"{b}"' for b in boxes) + "]",
+        'trusted_proxies = ["127.0.0.1"]',  # the load's viewers come forwarded, one address each
+    ]
+    if redis_url:
+        lines += ['store = "redis"', "[redis]", f'url = "{redis_url}"']
+    return "\n".join(lines) + "\n"
+
+
+def serve_threaded(config: str) -> None:
+    """Today's threaded relay on its own (``--serve-threaded``): Flask on cheroot's threads."""
+    import threading
+
+    from appliance import logs
+    from appliance.relay import config as relay_config
+    from appliance.relay.server import RelayServer
+
+    logs.setup("INFO")
+    server = RelayServer(relay_config.load(config)).start()
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    server.stop()
+
+
+@contextlib.contextmanager
+def one_process(workdir: Path, boxes: list[str], server: str) -> Iterator[Rig]:
+    """One relay process, rooms in memory: `appliance relay serve`, or the threaded one."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_tcp_port()
+    config = workdir / "relay.toml"
+    config.write_text(relay_toml(port, boxes))
+    if server == "threaded":
+        args = [sys.executable, "-m", "bench.relayload", "--serve-threaded", str(config)]
+    else:
+        args = [sys.executable, "-m", "appliance", "relay", "serve", "--config", str(config)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with (workdir / "relay.log").open("wb") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+    try:
+        until(lambda: _answers(port, process), 30.0, 0.1, "the relay answering")
+        yield Rig(f"http://127.0.0.1:{port}", None, {"relay": psutil.Process(process.pid)})
+    finally:
+        _stop(process)
+
+
+@contextlib.contextmanager
+def two_processes(workdir: Path, boxes: list[str]) -> Iterator[Rig]:
+    """Two `appliance relay serve` on one Redis behind HAProxy (docs/relay.md's configuration)."""
+    from tests.support.redis_server import redis_server
+    from tests.support.relay_group import haproxy, relay_process
+
+    (workdir / "redis").mkdir(parents=True)
+    with (
+        redis_server(workdir / "redis") as redis_url,
+        relay_process(workdir / "a", "a", redis_url, boxes) as a,
+        relay_process(workdir / "b", "b", redis_url, boxes) as b,
+        haproxy(workdir / "proxy", a, b, documented=True) as proxy,
+    ):
+        watched = {
+            "relay a": psutil.Process(a.process.pid),
+            "relay b": psutil.Process(b.process.pid),
+            "redis": _child_named("redis-server"),
+            "haproxy": _child_named("haproxy"),
+        }
+        yield Rig(proxy.url, proxy.cafile, watched, {"relay a": a.kill, "relay b": b.kill})
+
+
+def _answers(port: int, process: subprocess.Popen[bytes]) -> bool:
+    import urllib.request
+
+    if process.poll() is not None:
+        raise RuntimeError(f"the relay exited with {process.returncode}")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v/viewer.css", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def _child_named(name: str) -> psutil.Process:
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.name() == name:
+                return child
+    raise RuntimeError(f"no {name} process")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+class Sampler:
+    """Every second: each watched process's RSS (MiB) and CPU (% of one core)."""
+
+    def __init__(self, processes: dict[str, psutil.Process]) -> None:
+        self.processes = {**processes, "load generator": psutil.Process()}
+        self.samples: list[dict[str, Any]] = []
+        self.origin = time.monotonic()
+        for process in self.processes.values():
+            with contextlib.suppress(psutil.Error):
+                process.cpu_percent(None)
+
+    def sample(self) -> None:
+        row: dict[str, Any] = {"t": round(time.monotonic() - self.origin, 2)}
+        for name, process in self.processes.items():
+            try:
+                with process.oneshot():
+                    row[name] = {
+                        "rss_mib": round(process.memory_info().rss / 2**20, 1),
+                        "cpu_pct": round(process.cpu_percent(None), 1),
+                    }
+            except psutil.Error:  # killed on purpose
+                row[name] = None
+        self.samples.append(row)
+
+    def cpu_times(self) -> dict[str, float]:
+        """Each process's CPU seconds so far (user + system), for a phase's average."""
+        out = {}
+        for name, process in self.processes.items():
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                out[name] = times.user + times.system
+        return out
+
+    def peak_rss(self) -> dict[str, float]:
+        peaks: dict[str, float] = {}
+        for row in self.samples:
+            for name in self.processes:
+                if row.get(name):
+                    peaks[name] = max(peaks.get(name, 0.0), row[name]["rss_mib"])
+        return peaks
+
+
+def plot(path: Path, result: dict[str, Any], samples: list[dict[str, Any]]) -> None:
+    """Forwarding latency over the run and each process's RSS, with the kill marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    latencies = result["latencies"]
+    if latencies:
+        top.scatter([t for t, _ in latencies], [ms for _, ms in latencies], s=2, alpha=0.4)
+    top.set_ylabel("forwarding latency (ms)")
+    top.set_yscale("log")
+    top.set_title(result["title"])
+    names = [n for n in (samples[0] if samples else {}) if n != "t"]
+    for name in names:
+        points = [(row["t"], row[name]["rss_mib"]) for row in samples if row.get(name)]
+        bottom.plot([t for t, _ in points], [v for _, v in points], label=name)
+    bottom.set_ylabel("RSS (MiB)")
+    bottom.set_xlabel("seconds since the rig started")
+    bottom.legend(loc="upper left", fontsize=8)
+    if result.get("killed_at") is not None:
+        for axis in (top, bottom):
+            axis.axvline(result["killed_at"], color="red", linestyle="--", linewidth=1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,211 @@
+"""`appliance relay serve` on aiohttp: a waiting long poll holds no thread, so polls far beyond
+the threaded server's 48 threads wait at once while a new knock and the staff's actions are
+answered at once; a box token's own polls are capped; the thread-free wait wakes on the other
+side's change, across processes with Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from appliance.relay import store as store_mod
+from appliance.relay.aioserver import STEP_THREADS, AsyncRelayServer
+from appliance.relay.config import RedisConfig, RelayConfig, StoreKind, hash_token
+from appliance.relay.server import THREADS
+from tests.support.room_stores import BOX, ROOM, maker, seated
+
+BOXES = 70  # each with a room and its poll waiting, and a viewer polling it: 140 > THREADS
+
+
+def token(i: int) -> str:
+    return f"box-token-{i:04d}-" + "t" * 24
+
+
+def room(i: int) -> str:
+    return f"room-{i:06d}-abcdefghij"
+
+
+@pytest.fixture(params=["memory", "redis"])
+def server(request: pytest.FixtureRequest) -> Iterator[AsyncRelayServer]:
+    shared: dict[str, Any] = {}
+    if request.param == "redis":
+        request.getfixturevalue("redis_client")  # an empty database
+        url = request.getfixturevalue("redis_url")
+        shared = {"store": StoreKind.REDIS, "redis": RedisConfig(url=url)}
+    config = RelayConfig(
+        port=0,
+        boxes=tuple(hash_token(token(i)) for i in range(BOXES)),
+        trusted_proxies=("127.0.0.1",),  # the viewers' addresses come forwarded: one each
+        **shared,
+    )
+    relay = AsyncRelayServer(config).start()
+    try:
+        yield relay
+    finally:
+        relay.stop()
+
+
+def relay_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("relay"))
+
+
+async def call(
+    http: aiohttp.ClientSession, method: str, url: str, body: Any = None, **headers: str
+) -> tuple[int, Any]:
+    async with http.request(method, url, json=body, headers=headers) as answer:
+        data = await answer.json() if answer.content_type == "application/json" else None
+        return answer.status, data
+
+
+def box(i: int) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(i)}"}
+
+
+def viewer(i: int, client: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {client}", "X-Forwarded-For": f"198.18.{i // 250}.{i % 250}"}
+
+
+async def test_polls_beyond_the_threads_wait_and_a_knock_and_the_staff_are_answered_at_once(
+    server: AsyncRelayServer,
+) -> None:
+    base = server.url
+    expires = {"expires": time.time() + 600}
+    limits = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=limits) as http:
+        clients = []
+        for i in range(BOXES):
+            assert (await call(http, "PUT", f"{base}/api/box/rooms/{room(i)}", expires, **box(i)))[
+                0
+            ] == 201
+            status, got = await call(
+                http, "POST", f"{base}/api/rooms/{room(i)}/knock", {"blob": "k"}, **viewer(i, "")
+            )
+            assert status == 202
+            clients.append(got["client"])
+        status, got = await call(
+            http, "GET", f"{base}/api/box/rooms/{room(2)}/messages?after=0", **box(2)
+        )
+        handle = got["messages"][0]["client"]  # the box's handle for viewer 2
+        polls = [
+            asyncio.create_task(
+                call(
+                    http,
+                    "GET",
+                    f"{base}/api/box/rooms/{room(i)}/messages?after=1&wait=20",
+                    **box(i),
+                )
+            )
+            for i in range(BOXES)
+        ] + [
+            asyncio.create_task(
+                call(
+                    http,
+                    "GET",
+                    f"{base}/api/rooms/{room(i)}/messages?after=0&wait=20",
+                    **viewer(i, clients[i]),
+                )
+            )
+            for i in range(BOXES)
+        ]
+        await asyncio.sleep(1.5)
+        assert not any(p.done() for p in polls), "every poll is waiting"
+        assert 2 * BOXES > THREADS
+        # its loop and its reaper (with Redis: its bell's listener and the threads that talk
+        # to Redis while a step runs, none of them held by a waiting poll)
+        most = 2 + (1 + STEP_THREADS if server.store.blocking else 0)
+        assert relay_threads() <= most < 2 * BOXES, "no thread per poll"
+
+        # at that load: a staff action (the box extends a room) and a new knock, at once
+        started = time.monotonic()
+        later = {"expires": time.time() + 1200}
+        assert (await call(http, "PUT", f"{base}/api/box/rooms/{room(0)}/expiry", later, **box(0)))[
+            0
+        ] == 204
+        assert (
+            await call(
+                http, "POST", f"{base}/api/rooms/{room(1)}/knock", {"blob": "k2"}, **viewer(500, "")
+            )
+        )[0] == 202
+        status, got = await asyncio.wait_for(polls[1], 5)  # box 1's waiting poll hears it
+        assert status == 200 and [m["blob"] for m in got["messages"]] == ["k2"]
+        assert time.monotonic() - started < 1.0
+
+        # a box answers its viewer: that viewer's waiting poll hears it
+        started = time.monotonic()
+        body = {"client": handle, "blob": "answer", "seat": True}
+        assert (
+            await call(http, "POST", f"{base}/api/box/rooms/{room(2)}/messages", body, **box(2))
+        )[0] == 204
+        status, got = await asyncio.wait_for(polls[BOXES + 2], 5)
+        assert got == {"messages": [{"n": 2, "blob": "answer"}], "seat": True}
+        assert time.monotonic() - started < 1.0
+
+        for i in range(BOXES):  # the rooms close: every poll still waiting hears it
+            await call(http, "DELETE", f"{base}/api/box/rooms/{room(i)}", **box(i))
+        answers = await asyncio.wait_for(asyncio.gather(*polls), 10)
+        assert all(status in (200, 410) for status, _ in answers)
+
+
+async def test_a_box_token_holds_at_most_its_cap_of_polls(server: AsyncRelayServer) -> None:
+    base, cap = server.url, store_mod.MAX_POLLS_PER_BOX
+    async with aiohttp.ClientSession() as http:
+        for i in range(store_mod.MAX_ROOMS_PER_BOX):
+            await call(
+                http,
+                "PUT",
+                f"{base}/api/box/rooms/{room(i)}",
+                {"expires": time.time() + 60},
+                **box(0),
+            )
+        polls = [
+            asyncio.create_task(
+                call(http, "GET", f"{base}/api/box/rooms/{room(i % 4)}/messages?wait=10", **box(0))
+            )
+            for i in range(cap)
+        ]
+        await asyncio.sleep(1.0)
+        assert not any(p.done() for p in polls)
+        url = f"{base}/api/box/rooms/{room(0)}/messages?wait=10"
+        assert await call(http, "GET", url, **box(0)) == (429, {"error": "slow-down"})
+        assert (await call(http, "GET", f"{base}/api/box/ping", **box(0)))[0] == 200
+        for i in range(store_mod.MAX_ROOMS_PER_BOX):
+            await call(http, "DELETE", f"{base}/api/box/rooms/{room(i)}", **box(0))
+        assert all(s == 410 for s, _ in await asyncio.wait_for(asyncio.gather(*polls), 5))
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_the_thread_free_wait_wakes_on_the_other_side_s_change(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    made = maker(request, kind)
+    make = next(made)
+    # with Redis: two processes
+    box_side, viewer_side = await asyncio.to_thread(lambda: (make().rooms, make().rooms))
+
+    async def run(step: Any, *args: Any) -> Any:
+        return await asyncio.to_thread(step, *args)
+
+    try:
+        await asyncio.to_thread(box_side.open, BOX, ROOM, time.time() + 60)
+        viewer_token, _ = await asyncio.to_thread(seated, box_side)
+        take = store_mod.box_take(box_side, BOX, ROOM, 1)
+        waiting = asyncio.create_task(store_mod.wait_for_async(box_side, ROOM, 10, take, run))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        sent = time.monotonic()
+        await asyncio.to_thread(viewer_side.viewer_send, ROOM, viewer_token, "offer")
+        messages = await asyncio.wait_for(waiting, 5)
+        assert [m[3] for m in messages if m[2] == "message"] == ["offer"]
+        assert time.monotonic() - sent < 0.5, "woken, not timed out"
+        started = time.monotonic()
+        take = store_mod.box_take(box_side, BOX, ROOM, 3)
+        assert await store_mod.wait_for_async(box_side, ROOM, 0.3, take, run) == []
+        assert 0.25 < time.monotonic() - started < 2, "nothing to say: ends at its wait"
+    finally:
+        await asyncio.to_thread(lambda: [None for _ in made])  # closes them (off the loop)
