@@ -63,6 +63,10 @@ class CoreBase:
         self._stopped = asyncio.Event()
         self.session: Session | None = None
         self.error: str | None = None
+        self._init_concern()
+
+    def _init_concern(self) -> None:
+        """Where a concern of the core (a subclass) sets up its own parts."""
 
     @property
     def state(self) -> State:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from ..errors import InvalidStateError
 from ..hearing import SILENT, Hearing, SoundSwitch
@@ -53,8 +52,8 @@ class HearingKeeper(CoreBase):
     _hearing: Hearing = SILENT
     _hearing_listeners: list[HearingListener]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def _init_concern(self) -> None:
+        super()._init_concern()
         self._switches = dict(DEFAULTS)
         self._hearing_listeners = []
 
