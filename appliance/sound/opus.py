@@ -24,7 +24,7 @@ EXPECTED_LOSS = 10
 class OpusEncoder:
     """Resamples any frame to 48 kHz stereo s16 in 20 ms frames and encodes them."""
 
-    def __init__(self, bitrate: int = 64_000) -> None:
+    def __init__(self, bitrate: int = 64_000, application: str = "audio") -> None:
         codec = av.CodecContext.create("libopus", "w")
         assert isinstance(codec, av.AudioCodecContext)
         codec.sample_rate = RATE
@@ -33,7 +33,8 @@ class OpusEncoder:
         codec.bit_rate = bitrate
         codec.time_base = TIME_BASE
         codec.options = {
-            "application": "audio",  # music-like (the Doppler's sound), not speech-tuned
+            # "audio": music-like (the Doppler's sound); "voip": speech (the room microphone)
+            "application": application,
             "frame_duration": "20",
             "fec": "1",
             "packet_loss": str(EXPECTED_LOSS),
