@@ -20,6 +20,7 @@ from flask import Flask
 from appliance.core.views import EndedView, SessionView, Status, ViewerView
 from appliance.errors import InvalidStateError
 from appliance.eventlog import EventLog
+from appliance.hearing import SoundSwitch
 from appliance.httpd.headers import security_headers
 from appliance.passwords import hash_password
 from appliance.web import pairing
@@ -129,6 +130,11 @@ class Backend:
             raise InvalidStateError("no phone to replace")
         self.calls.append("release")
         self.state, self.viewer = "ready", None
+
+    def set_sound(self, switch: SoundSwitch, on: bool) -> None:
+        if self.state == "idle":
+            raise InvalidStateError("no session is open")
+        self.calls.append(f"sound:{switch.value}:{on}")
 
     def extend(self, minutes: int) -> None:
         if self.state == "idle":

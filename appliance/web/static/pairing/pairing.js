@@ -1,10 +1,11 @@
 // The staff's pairing page: the status every second without reloading, the staff's commands,
-// and what the page says when the box stops answering. The knock's sound, the privacy mask
-// editor and the event log are modules of their own. No third-party code; a tablet's browser
+// and what the page says when the box stops answering. The knock's sound, who hears what (the
+// sound switches), the privacy mask editor and the event log are modules of their own. No third-party code; a tablet's browser
 // is enough.
 
 import { $, T, duration, getJSON, hhmm, mss, pairing, post, showError } from "./common.js";
 import "./eventlog.js";
+import { initHearing, renderHearing } from "./hearing.js";
 import "./mask.js";
 import { chime } from "./sound.js";
 
@@ -142,6 +143,8 @@ function render(status) {
   $("new-session").hidden = state !== "idle";
   $("open").disabled = status.clock_ok === false;
 
+  renderHearing(status);
+
   $("session").hidden = !session || !OPEN_STATES.includes(state);
   if (session) {
     if (session.url !== lastLink) {
@@ -223,4 +226,5 @@ for (const form of document.querySelectorAll("header form")) {
   });
 }
 
+initHearing(refresh);
 poll();
