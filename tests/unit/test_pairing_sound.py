@@ -29,7 +29,8 @@ def test_a_sound_switch_reaches_the_box(backend: Backend) -> None:  # noqa: F811
 def test_a_bad_sound_body_is_refused(backend: Backend) -> None:  # noqa: F811
     client, headers = logged_in(backend)
     client.post("/pairing/api/open", json={"consent": True}, headers=headers)
-    for body in ({"switch": "camera", "on": True}, {"switch": "microphone", "on": 1}, {}):
+    bad = ({"switch": "camera", "on": True}, {"switch": "microphone", "on": 1}, {"switch": []})
+    for body in bad:
         response = client.post("/pairing/api/sound", json=body, headers=headers)
         assert response.status_code == 400
         assert response.json["error"] == "Choose a sound switch, on or off."

@@ -78,7 +78,7 @@ class SessionRoutes:
         check_csrf()
         data = json_object() or {}
         on, name = data.get("on"), data.get("switch")
-        if not isinstance(on, bool) or name not in set(SoundSwitch):
+        if not isinstance(on, bool) or not isinstance(name, str) or name not in set(SoundSwitch):
             return error("bad_sound")
         switch = SoundSwitch(name)
         backend = self.page.backend
