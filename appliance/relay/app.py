@@ -49,5 +49,6 @@ def create_relay_app(
 
 
 def relay_headers(response: Response) -> Response:
-    """The one shared policy, with the viewer page's CSP, on every response."""
-    return security_headers(response, VIEWER_CSP)
+    """The one shared policy, with the viewer page's CSP, on every response; the viewer page may
+    ask for the microphone (talk-back: only while its button is held)."""
+    return security_headers(response, VIEWER_CSP, microphone=True)
