@@ -4,6 +4,8 @@ refusal, and the page carries the switches' words in both languages."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.unit.test_pairing_page import Backend, backend, logged_in  # noqa: F401 - a fixture
 
 
@@ -29,7 +31,11 @@ def test_a_sound_switch_reaches_the_box(backend: Backend) -> None:  # noqa: F811
 def test_a_bad_sound_body_is_refused(backend: Backend) -> None:  # noqa: F811
     client, headers = logged_in(backend)
     client.post("/pairing/api/open", json={"consent": True}, headers=headers)
-    bad = ({"switch": "camera", "on": True}, {"switch": "microphone", "on": 1}, {"switch": []})
+    bad: tuple[dict[str, Any], ...] = (
+        {"switch": "camera", "on": True},
+        {"switch": "microphone", "on": 1},
+        {"switch": []},
+    )
     for body in bad:
         response = client.post("/pairing/api/sound", json=body, headers=headers)
         assert response.status_code == 400
