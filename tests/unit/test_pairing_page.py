@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from appliance.core.views import EndedView, SessionView, Status, ViewerView
+from appliance.core.views import EndedView, SessionView, SoundView, Status, ViewerView
 from appliance.errors import InvalidStateError
 from appliance.eventlog import EventLog
 from appliance.hearing import SoundSwitch
@@ -62,6 +62,8 @@ class Backend:
         #: The core's loop does not answer (the page gets 503s), as a stuck box's would.
         self.stuck = False
         self.turned_away = 0
+        #: who hears what, as the core's view says it (None: a box without sound)
+        self.sound: SoundView | None = None
 
     def status(self) -> Status:
         if self.stuck:
@@ -85,6 +87,7 @@ class Backend:
             None,
             session,
             self.ended,
+            self.sound,
         )
 
     def open_session(self, *, consent: bool, valid_minutes: int) -> SessionView | None:
@@ -135,6 +138,9 @@ class Backend:
         if self.state == "idle":
             raise InvalidStateError("no session is open")
         self.calls.append(f"sound:{switch.value}:{on}")
+        if self.sound is not None:
+            switches = {**self.sound.switches, switch.value: on}
+            self.sound = replace(self.sound, switches=switches)
 
     def extend(self, minutes: int) -> None:
         if self.state == "idle":
