@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from .core import (
     ViewerCancel,
     ViewerLeft,
     ViewerLink,
+    ViewerTalk,
 )
 from .crypto import BoxIdentity, TlsFiles, load_or_create_tls
 from .encode.keyframes import KeyframePolicy
@@ -47,9 +49,12 @@ from .seams import Seams
 from .session.session import Verdict
 from .signalling.client import RelayClient
 from .signalling.gate import Gate, GateHooks
+from .sound.alsa import AlsaSound
+from .sound.base import SoundSource
 from .sound.hdmi import AudioControls
 from .sound.opus import OpusEncoder
 from .sound.registry import make_sound_source
+from .sound.speaker import AlsaSpeaker
 from .state import State
 from .stream.fanout import PacketFanout
 from .stream.feedback import LinkSettings
@@ -58,6 +63,7 @@ from .stream.peers import ViewerPeer
 from .stream.pipeline import MediaPipeline
 from .stream.ports import MediaControl
 from .stream.sound import SoundFanout, SoundPipeline
+from .stream.talkback import TalkBack
 from .stream.viewers import Viewers, viewer_health
 from .web.app import create_app
 from .web.backend import CoreBackend
@@ -136,7 +142,15 @@ def build_media(
     sound = build_sound(config, loop, seams)
     if sound is not None:
         undo.callback(sound.stop)
-    media = Media(pipeline, MaskStore(keys / "mask.json", config.mask.rects), sound)
+    room = build_room_microphone(config, loop, seams.microphone)
+    if room is not None:
+        undo.callback(room.stop)
+    talkback = None
+    if config.room.speaker:
+        talkback = TalkBack(functools.partial(AlsaSpeaker, config.room.speaker))
+        undo.callback(talkback.stop)
+    masks = MaskStore(keys / "mask.json", config.mask.rects)
+    media = Media(pipeline, masks, sound, room=room, talkback=talkback)
     return media, fanout
 
 
@@ -166,6 +180,25 @@ def build_sound(
     )
 
 
+def build_room_microphone(
+    config: Config,
+    loop: asyncio.AbstractEventLoop,
+    make_source: Callable[[], SoundSource] | None = None,
+) -> SoundPipeline | None:
+    """The room microphone's sound thread (``room.microphone``; None: none), off until the
+    staff switch it on (the core's hearing); the device is opened only while it sends."""
+    room = config.room
+    if not room.microphone:
+        return None
+    return SoundPipeline(
+        make_source or functools.partial(AlsaSound, room.microphone),
+        OpusEncoder(room.bitrate, application="voip"),
+        SoundFanout(),
+        loop,
+        enabled=False,
+    )
+
+
 def build_viewers(
     config: Config, media: MediaControl, fanout: PacketFanout, inbox: Inbox
 ) -> Viewers:
@@ -178,6 +211,7 @@ def build_viewers(
         on_left=functools.partial(tell_left, inbox),
         link=LinkSettings.from_config(config.stream, config.encode.bitrate, picture),
         on_health=functools.partial(tell_health, inbox),
+        on_talk=functools.partial(tell_talk, inbox),
     )
 
 
@@ -258,10 +292,16 @@ def build_signalling(
 
 
 def follow_core(core: Core, media: Media, panel: Panel) -> None:
-    """The media's mode and the panel's LED follow the core's state."""
+    """The media's mode, who hears what and the panel's LED follow the core's state."""
+
+    def show(state: State) -> None:
+        panel.show(state, core.expiring, core.hearing.microphone)
+
     core.add_listener(media.follow_state)
-    core.add_listener(lambda old, new: panel.show(new, core.expiring))
-    core.add_expiry_listener(lambda expiring: panel.show(core.state, expiring))
+    core.add_listener(lambda old, new: show(new))
+    core.add_expiry_listener(lambda expiring: show(core.state))
+    core.add_hearing_listener(media.set_hearing)
+    core.add_hearing_listener(lambda hearing: show(core.state))
     panel.show(State.IDLE)
 
 
@@ -297,6 +337,12 @@ def tell_left(inbox: Inbox, peer: ViewerPeer) -> None:
     """A seated viewer's connection closed: the core hears of it (while it runs)."""
     if inbox.open:
         inbox.post(ViewerLeft(peer))
+
+
+def tell_talk(inbox: Inbox, on: bool) -> None:
+    """The seated viewer's talk button: the core decides whether the room hears it."""
+    if inbox.open:
+        inbox.post(ViewerTalk(on))
 
 
 def tell_health(inbox: Inbox, peer: ViewerPeer, stalled: bool) -> None:

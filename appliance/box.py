@@ -30,11 +30,12 @@ from .assembly import (
     follow_core,
 )
 from .board import resolve
-from .config import Config
+from .config import Config, SoundKind
 from .core import Core, CoreSettings, Inbox, OpenSession
 from .crypto import BoxIdentity
 from .discovery import Announcer
 from .eventlog import EventLog
+from .hearing import SoundSwitch
 from .httpd.server import WebServer
 from .panel import Panel
 from .relay.server import Relay
@@ -229,8 +230,17 @@ class Box:
 def core_settings(config: Config) -> CoreSettings:
     """What the core reads of the config, in one place."""
     pairing = config.pairing
+    have = {
+        SoundSwitch.SCANNER: config.audio.source is not SoundKind.OFF,
+        SoundSwitch.MICROPHONE: bool(config.room.microphone),
+        SoundSwitch.TALKBACK: bool(config.room.speaker),
+    }
     return CoreSettings(
-        config.box.name, pairing.valid_minutes, pairing.max_minutes, pre_admit=pairing.pre_admit
+        config.box.name,
+        pairing.valid_minutes,
+        pairing.max_minutes,
+        pre_admit=pairing.pre_admit,
+        switches=frozenset(s for s, present in have.items() if present),
     )
 
 

@@ -119,6 +119,21 @@ class AudioConfig:
 
 
 @dataclass(frozen=True)
+class RoomConfig:
+    """The exam room's own sound (docs/privacy.md: who hears what): a speakerphone, with its
+    own echo cancellation (the box does none)."""
+
+    #: The room microphone's ALSA capture PCM (e.g. ``plughw:CARD=Speaker``); "" = none. Never
+    #: on by itself: the staff switch it on for a session, and it goes off at every pause.
+    microphone: str = ""
+    #: The speakerphone's ALSA playback PCM for talk-back (e.g. ``plughw:CARD=Speaker``);
+    #: "" = none. Talk-back is off until the staff allow it for a session.
+    speaker: str = ""
+    #: Opus bitrate in bit/s for the room microphone.
+    bitrate: int = field(default=32_000, metadata=_bounds(16_000, 128_000))
+
+
+@dataclass(frozen=True)
 class IceServer:
     urls: tuple[str, ...] = ()
     username: str = ""
@@ -250,6 +265,7 @@ class Config:
     capture: CaptureConfig = CaptureConfig()
     encode: EncodeConfig = EncodeConfig()
     audio: AudioConfig = AudioConfig()
+    room: RoomConfig = RoomConfig()
     stream: StreamConfig = StreamConfig()
     web: WebConfig = WebConfig()
     panel: PanelConfig = PanelConfig()

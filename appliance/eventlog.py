@@ -56,6 +56,7 @@ FIELDS = frozenset(
         "what",
         "returning",
         "on_purpose",
+        "on",
         "valid_minutes",
         "after_s",
         "duration_s",

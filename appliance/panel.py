@@ -100,10 +100,10 @@ class Panel:
         logger.debug("button pressed")
         self._on_press(False)
 
-    def show(self, state: State, expiring: bool = False) -> None:
-        """Set the LED to ``state``'s pattern, or the expiry warning's (applied on the panel's
-        thread, at once)."""
-        pattern = led_pattern(state, expiring)
+    def show(self, state: State, expiring: bool = False, microphone: bool = False) -> None:
+        """Set the LED to ``state``'s pattern, the room microphone's or the expiry warning's
+        (applied on the panel's thread, at once)."""
+        pattern = led_pattern(state, expiring, microphone)
         if pattern == self.pattern or self._closed:
             return
         self.pattern = pattern

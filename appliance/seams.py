@@ -14,6 +14,7 @@ from .capture.base import Source
 from .capture.bridge import Bridge
 from .encode.hardware import M2MDevice
 from .panel import PinFactory
+from .sound.base import SoundSource
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class Seams:
     :param encoder_device: the Pi 4's M2M encoder device for ``encode.encoder = "hardware"``
         (a FakeM2M).
     :param root: where /dev, /proc and /sys are looked for (tests: a fake tree).
+    :param microphone: makes the room microphone's source instead of ALSA's ``room.microphone``
+        PCM (tests: a clip's sound); used only when ``room.microphone`` is set.
     """
 
     source: Source | None = None
@@ -36,3 +39,4 @@ class Seams:
     bridge: Bridge | None = None
     encoder_device: M2MDevice | None = None
     root: Path = Path("/")
+    microphone: Callable[[], SoundSource] | None = None

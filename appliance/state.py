@@ -70,7 +70,14 @@ LED_PATTERNS: dict[State, str] = {
 LED_EXPIRING = "1" * 9 + "0"
 
 
-def led_pattern(state: State, expiring: bool = False) -> str:
+#: While the room microphone is live (the phone hears the room): on, with two short dark blinks
+#: every 2 s. It wins over the expiry warning: the room must know it is heard.
+LED_MICROPHONE = "1" * 16 + "0101"
+
+
+def led_pattern(state: State, expiring: bool = False, microphone: bool = False) -> str:
+    if microphone and state is State.LIVE:
+        return LED_MICROPHONE
     if expiring and state in OPEN_STATES:
         return LED_EXPIRING
     return LED_PATTERNS[state]

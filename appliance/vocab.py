@@ -63,7 +63,9 @@ class Refusal(enum.StrEnum):
 
 #: What the event log accepts. Sessions: opened, knock, admitted, refused, tamper (a message that
 #: failed its seal or replayed), viewer-left, extended, ended (with a reason: the expiry is one).
-#: The staff page: login, login-failed, logout, mask-saved. Every kind the code records is here
+#: The staff page: login, login-failed, logout, mask-saved. Who hears what: sound (a sound switch
+#: turned, by the staff or by the box at a pause or the end: ``what``, ``on``, ``reason``), talk
+#: (the phone's voice began or stopped playing in the room). Every kind the code records is here
 #: and nothing else (tests/unit/test_eventlog.py reads the code to check).
 KINDS = frozenset(
     {
@@ -79,6 +81,8 @@ KINDS = frozenset(
         "login-failed",
         "logout",
         "mask-saved",
+        "sound",
+        "talk",
     }
 )
 #: Kinds an outsider can cause as often as they like (a wrong password, a refused knock, a

@@ -18,6 +18,7 @@ from .events import (
     RelayDone,
     Release,
     Resume,
+    SetSound,
     StaffCommand,
     VerifiedKnock,
     ViewerAnswered,
@@ -25,6 +26,7 @@ from .events import (
     ViewerCancel,
     ViewerLeft,
     ViewerLink,
+    ViewerTalk,
 )
 from .inbox import Inbox
 from .machine import Core, Signalling, ViewerPool
@@ -48,6 +50,7 @@ __all__ = [
     "RelayCall",
     "RelayDone",
     "Resume",
+    "SetSound",
     "SessionView",
     "Signalling",
     "StaffCommand",
@@ -58,6 +61,7 @@ __all__ = [
     "ViewerCancel",
     "ViewerLeft",
     "ViewerLink",
+    "ViewerTalk",
     "ViewerPool",
     "ViewerView",
 ]

@@ -65,6 +65,10 @@ class CoreBase:
         self._stopped = asyncio.Event()
         self.session: Session | None = None
         self.error: str | None = None
+        self._init_concern()
+
+    def _init_concern(self) -> None:
+        """Where a concern of the core (a subclass) sets up its own parts."""
 
     @property
     def state(self) -> State:
@@ -109,7 +113,7 @@ class CoreBase:
         return Status(
             state=self._state.value,
             signal=self._signal(),
-            sound=self._sound(),
+            audio=self._sound(),
             viewers=self._viewers.count,
             clock_ok=self._clock_ok(),
             error=self.error,

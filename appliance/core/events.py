@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from ..hearing import SoundSwitch
 from ..session.session import Session, Verdict
 from ..vocab import EndReason
 
@@ -85,6 +86,14 @@ class End(StaffCommand[None]):
     reason: str = EndReason.PAGE
 
 
+@dataclass(frozen=True)
+class SetSound(StaffCommand[None]):
+    """Turn one of the staff's sound switches on or off for this session (docs/privacy.md)."""
+
+    switch: SoundSwitch = SoundSwitch.SCANNER
+    on: bool = False
+
+
 # -- from the signalling side and the viewers' peers ---------------------------------------------
 
 
@@ -149,6 +158,14 @@ class ViewerCancel:
     knock, that key is no longer its owner, and nobody is banned."""
 
 
+@dataclass(frozen=True)
+class ViewerTalk:
+    """The viewer holds (``on``) or let go of its talk button (its data channel says so); the
+    room hears it only while the staff allow talk-back and the picture is live."""
+
+    on: bool
+
+
 class RelayCall(enum.Enum):
     """The calls to the relay the core starts (appliance.core.relaycalls): each runs beside the
     core, and its outcome comes back as :class:`RelayDone`."""
@@ -194,4 +211,5 @@ Event = (
     | ViewerLink
     | ViewerBye
     | ViewerCancel
+    | ViewerTalk
 )

@@ -39,6 +39,7 @@ from .events import (
     RelayDone,
     Release,
     Resume,
+    SetSound,
     StaffCommand,
     VerifiedKnock,
     ViewerAnswered,
@@ -46,7 +47,9 @@ from .events import (
     ViewerCancel,
     ViewerLeft,
     ViewerLink,
+    ViewerTalk,
 )
+from .hearing import HearingKeeper
 from .inbox import LATER
 from .lifecycle import END_GRACE, Lifecycle
 from .ports import Signalling, ViewerPool
@@ -59,7 +62,7 @@ __all__ = ["END_GRACE", "Core", "Signalling", "ViewerPool"]
 T = TypeVar("T")
 
 
-class Core(Lifecycle, SeatKeeper):
+class Core(Lifecycle, SeatKeeper, HearingKeeper):
     """Owns the state machine and the session; drives the viewers' peers through a
     :class:`ViewerPool` (appliance.stream.viewers.Viewers) and the relay through a
     :class:`Signalling` (appliance.signalling.gate.Gate)."""
@@ -70,6 +73,12 @@ class Core(Lifecycle, SeatKeeper):
         return await self._inbox.ask(command)
 
     async def _handle(self, event: Event) -> object:
+        try:
+            return await self._dispatch(event)
+        finally:
+            self._rehear()  # what is heard follows every event
+
+    async def _dispatch(self, event: Event) -> object:
         match event:
             case Press(long=long):
                 self._press(long)
@@ -101,6 +110,8 @@ class Core(Lifecycle, SeatKeeper):
                 viewer = self.session.viewer if self.session is not None else None
                 if viewer is not None and self._state in OPEN_STATES:
                     await self._release(by_viewer=True)
+            case ViewerTalk(on=on):
+                self._viewer_talks(on)
             case ExpiryWarning():
                 if self.session is not None and self._state in OPEN_STATES:
                     logger.info("session %s expires soon", self.session.short_id)
@@ -161,6 +172,8 @@ class Core(Lifecycle, SeatKeeper):
                 if state is not State.PAUSED:
                     raise InvalidStateError("the picture is not paused")
                 self._set_state(State.LIVE)
+            case SetSound(switch=switch, on=on):
+                self._set_sound(switch, on)
             case End(reason=reason):
                 if state not in OPEN_STATES:
                     raise InvalidStateError("no session is open")

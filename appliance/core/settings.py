@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..hearing import SoundSwitch
+
 
 @dataclass(frozen=True)
 class CoreSettings:
@@ -18,3 +20,5 @@ class CoreSettings:
     max_minutes: int
     #: the viewer is admitted without the staff (development only: it warns)
     pre_admit: bool = False
+    #: the sound switches this box has (the scanner's sound, a room microphone, a speaker)
+    switches: frozenset[SoundSwitch] = frozenset()

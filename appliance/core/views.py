@@ -61,6 +61,20 @@ class EndedView:
 
 
 @dataclass(frozen=True)
+class SoundView:
+    """Who hears what, for the staff: the switches this box has (by name: ``scanner``,
+    ``microphone``, ``talkback``; on or off for the open session) and what is heard now."""
+
+    switches: dict[str, bool]
+    #: the scanner's sound reaches the phone now
+    scanner: bool = False
+    #: the room's microphone reaches the phone now
+    microphone: bool = False
+    #: the phone's voice is played in the room now
+    talkback: bool = False
+
+
+@dataclass(frozen=True)
 class Status:
     """The box's state for the pages: session state, HDMI signal, clock and fault."""
 
@@ -72,9 +86,11 @@ class Status:
     session: SessionView | None = None
     #: The last session's end, until the box restarts (the staff are told why it ended).
     ended: EndedView | None = None
+    #: The sound switches and what is heard (None: the box has no sound).
+    sound: SoundView | None = None
     #: What the sound source hears (:class:`~appliance.sound.base.SoundSignal`'s values, or
     #: "off" without sound): "no-audio" while the scanner sends none.
-    sound: str = "off"
+    audio: str = "off"
 
     def to_json(self) -> dict[str, Any]:
         """As the pages' JSON API sends it."""

@@ -182,7 +182,8 @@ async def refusals(request: web.Request, handler: Handler) -> web.StreamResponse
 
 
 async def headers(request: web.Request, response: web.StreamResponse) -> None:
-    """The one shared policy, with the viewer page's CSP, on every response."""
-    for name, value in policy(VIEWER_CSP, request.secure).items():
+    """The one shared policy, with the viewer page's CSP, on every response; the viewer page may
+    ask for the microphone (talk-back: only while its button is held)."""
+    for name, value in policy(VIEWER_CSP, request.secure, microphone=True).items():
         if name != "Content-Security-Policy" or name not in response.headers:
             response.headers[name] = value

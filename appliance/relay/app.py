@@ -82,8 +82,9 @@ def flask_response(answer: Answer) -> Response:
 
 
 def relay_headers(response: Response) -> Response:
-    """The one shared policy, with the viewer page's CSP, on every response."""
-    return security_headers(response, VIEWER_CSP)
+    """The one shared policy, with the viewer page's CSP, on every response; the viewer page may
+    ask for the microphone (talk-back: only while its button is held)."""
+    return security_headers(response, VIEWER_CSP, microphone=True)
 
 
 def too_large(_: Any) -> tuple[Response, int]:

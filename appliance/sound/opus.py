@@ -28,8 +28,9 @@ EXPECTED_LOSS = 10
 class OpusEncoder:
     """Resamples any frame to 48 kHz stereo s16 in 20 ms frames and encodes them."""
 
-    def __init__(self, bitrate: int = 64_000, dtx: bool = True) -> None:
-        self._codec = self._open(bitrate)
+    def __init__(self, bitrate: int = 64_000, dtx: bool = True, application: str = "audio") -> None:
+        self._application = application
+        self._codec = self._open(bitrate, application)
         self.fec = True
         self._gate = SilenceGate() if dtx else None
         self._resampler = av.AudioResampler(
@@ -57,7 +58,7 @@ class OpusEncoder:
         self._wanted = bitrate
 
     @staticmethod
-    def _open(bitrate: int) -> av.AudioCodecContext:
+    def _open(bitrate: int, application: str) -> av.AudioCodecContext:
         codec = av.CodecContext.create("libopus", "w")
         assert isinstance(codec, av.AudioCodecContext)
         codec.sample_rate = RATE
@@ -66,7 +67,8 @@ class OpusEncoder:
         codec.bit_rate = bitrate
         codec.time_base = TIME_BASE
         codec.options = {
-            "application": "audio",  # music-like (the Doppler's sound), not speech-tuned
+            # "audio": music-like (the Doppler's sound); "voip": speech (the room microphone)
+            "application": application,
             "frame_duration": "20",
             "fec": "1",
             "packet_loss": str(EXPECTED_LOSS),
@@ -84,7 +86,7 @@ class OpusEncoder:
         frame.pts = None
         if self._wanted != self.bitrate:
             self.bitrate = self._wanted
-            self._codec = self._open(self.bitrate)
+            self._codec = self._open(self.bitrate, self._application)
         for out in self._resampler.resample(frame):
             if self._pts is None:
                 self._pts = 0

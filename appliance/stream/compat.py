@@ -15,7 +15,8 @@ pyproject.toml allows (a test checks each one still works, so an upgrade fails l
   (:func:`keep_rtp_history`);
 - send buffers bounded (TURN over TCP, UDP): :func:`bound_send_buffers`;
 - the playout-delay header extension negotiated and written (:func:`negotiate_playout_delay`);
-- the answer's Opus parameters: stereo and in-band FEC (:func:`opus_stereo_fec`).
+- the sound's (the answer's Opus parameters, the room's second audio m-line bundled) are in
+  :mod:`appliance.stream.compat_sound`.
 
 Transport-wide congestion control's (negotiation, stamping, the feedback taken out of RTCP,
 probes) are in :mod:`appliance.stream.twcc_compat`, tested the same way.
@@ -312,19 +313,6 @@ def negotiate_playout_delay(transceiver: Any, offer_sdp: str) -> int:
     if not any(e.uri == PLAYOUT_DELAY_URI for e in extensions):
         extensions.append(RTCRtpHeaderExtensionParameters(id=ext_id, uri=PLAYOUT_DELAY_URI))
     return ext_id
-
-
-#: What the box's answer says of its Opus (RFC 7587): it sends stereo, with in-band FEC.
-OPUS_ANSWER_PARAMETERS = {"stereo": 1, "useinbandfec": 1}
-
-
-def opus_stereo_fec(transceiver: Any) -> None:
-    """Write ``stereo=1; useinbandfec=1`` in the answer's Opus fmtp: call between the remote
-    description and the answer. aiortc answers its own Opus codec, without parameters; the
-    negotiated list (``_codecs``) is the transceiver's own copy."""
-    for codec in transceiver._codecs:
-        if codec.mimeType.lower() == "audio/opus":
-            codec.parameters.update(OPUS_ANSWER_PARAMETERS)
 
 
 def add_extension(data: bytes, ext_id: int, value: bytes) -> bytes:

@@ -1,7 +1,9 @@
 """The media side behind one port (:class:`~appliance.stream.ports.MediaControl`): the video
 pipeline and the saved privacy mask, and the sound (:mod:`appliance.stream.sound`) when
 ``audio.source`` is not ``off``: the mode and the viewer count reach both in one call, so the
-picture's slate and the silence begin, and end, together.
+picture's slate and the silence begin, and end, together. The room microphone (a second sound
+pipeline, ``room.microphone``) and talk-back (:mod:`appliance.stream.talkback`, ``room.speaker``)
+follow the core's :class:`~appliance.hearing.Hearing` (``set_hearing``) as well.
 
 Built at start before anything that uses it (the viewers, the core's state listener, the
 pairing page), so the saved mask is applied from the first frame whatever else runs.
@@ -16,26 +18,37 @@ import numpy as np
 from ..capture.mask import Mask
 from ..capture.masks import MaskStore
 from ..encode.keyframes import KeyframeReason
+from ..hearing import Hearing
 from ..state import State
 from ..types import Rect
 from .ladder import LadderStep
 from .pipeline import MediaPipeline, Mode, mode_for
 from .sound import SoundFanout, SoundPipeline
 from .soundshare import SoundShare
+from .talkback import TalkBack
 
 logger = logging.getLogger(__name__)
 
 
 class Media:
     """Implements :class:`~appliance.stream.ports.MediaControl` on the media thread's pipeline
-    and the saved mask, and the sound thread (None: no sound)."""
+    and the saved mask, the scanner's sound thread, the room microphone's (None: no such sound)
+    and talk-back (None: no speaker)."""
 
     def __init__(
-        self, pipeline: MediaPipeline, masks: MaskStore, sound: SoundPipeline | None = None
+        self,
+        pipeline: MediaPipeline,
+        masks: MaskStore,
+        sound: SoundPipeline | None = None,
+        *,
+        room: SoundPipeline | None = None,
+        talkback: TalkBack | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.sound = sound
         self._share = SoundShare(sound.bitrate) if sound is not None else None
+        self.room = room
+        self._talkback = talkback
         self._masks = masks
         self._apply(masks.rects())
 
@@ -58,17 +71,36 @@ class Media:
 
     def set_viewers(self, count: int) -> None:
         self.pipeline.set_viewers(count)
-        if self.sound is not None:
-            self.sound.set_viewers(count)
+        for sound in self._sounds():
+            sound.set_viewers(count)
 
     def set_mode(self, mode: Mode) -> None:
         self.pipeline.set_mode(mode)
+        for sound in self._sounds():
+            sound.set_mode(mode)
+
+    def set_hearing(self, hearing: Hearing) -> None:
         if self.sound is not None:
-            self.sound.set_mode(mode)
+            self.sound.set_enabled(hearing.scanner)
+        if self.room is not None:
+            self.room.set_enabled(hearing.microphone)
+        if self._talkback is not None:
+            self._talkback.set_playing(hearing.talkback)
 
     @property
     def sound_fanout(self) -> SoundFanout | None:
         return self.sound.fanout if self.sound is not None else None
+
+    @property
+    def room_fanout(self) -> SoundFanout | None:
+        return self.room.fanout if self.room is not None else None
+
+    @property
+    def talkback(self) -> TalkBack | None:
+        return self._talkback
+
+    def _sounds(self) -> list[SoundPipeline]:
+        return [s for s in (self.sound, self.room) if s is not None]
 
     def preview(self, timeout: float = 2.0) -> np.ndarray | None:
         return self.pipeline.preview(timeout)
@@ -89,14 +121,19 @@ class Media:
 
     def start(self) -> None:
         self.pipeline.start()
-        if self.sound is not None:
-            self.sound.start()
+        for sound in self._sounds():
+            sound.start()
+        if self._talkback is not None:
+            self._talkback.start()
 
     def stop(self) -> None:
-        """Stop the media and sound threads, release sources and encoders. Idempotent."""
+        """Stop the media, sound and talk-back threads, release sources, encoders and the
+        speaker. Idempotent."""
         self.pipeline.stop()
-        if self.sound is not None:
-            self.sound.stop()
+        for sound in self._sounds():
+            sound.stop()
+        if self._talkback is not None:
+            self._talkback.stop()
 
     def _apply(self, rects: list[Rect]) -> None:
         self.pipeline.set_frame_filter(Mask(rects).apply if rects else None)

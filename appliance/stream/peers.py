@@ -1,7 +1,9 @@
 """One viewer's RTCPeerConnection: H.264 forced, keyframe requests hooked, a status channel,
 RTCP tapped for rate control, a time-sized retransmission history, paced RTP; and, when the box
 sends sound and the viewer's offer asks for it, an Opus track in the same media stream
-(aiortc gives every track of a connection one stream id)."""
+(aiortc gives every track of a connection one stream id). The offer's second audio m-line is the
+room's: the room microphone goes out on it and the phone's voice (talk-back) comes in, as this
+box has them; the phone's talk button comes in on the status channel."""
 
 from __future__ import annotations
 
@@ -24,10 +26,11 @@ from aiortc.rtcdatachannel import RTCDataChannel
 
 from ..config import IceServer
 from ..errors import SignallingError
-from . import compat, twcc_compat
+from . import compat, compat_sound, twcc_compat
 from .fanout import PacketFanout
 from .feedback import LinkSettings, Pacer, RateMode, SenderFeedback
 from .sound import EncodedAudioTrack, SoundFanout
+from .talkback import TalkBack
 from .track import EncodedVideoTrack
 from .twccrate import ProbeRequest
 
@@ -36,6 +39,8 @@ logger = logging.getLogger(__name__)
 #: Constrained Baseline first: what every phone decodes in hardware.
 _H264_ORDER = ("42e01f", "42001f")
 MAX_SDP_BYTES = 16_384
+#: The largest message the phone may send on the data channel (a talk button's state).
+MAX_MESSAGE_BYTES = 256
 
 
 def h264_codecs() -> list[Any]:
@@ -71,6 +76,15 @@ def ice_configuration(servers: tuple[IceServer, ...]) -> RTCConfiguration:
     )
 
 
+def _room_direction(microphone: bool, speaker: bool) -> str | None:
+    """The room's m-line in the box's answer: the microphone sent, the phone's voice received."""
+    if microphone and speaker:
+        return "sendrecv"
+    if microphone:
+        return "sendonly"
+    return "recvonly" if speaker else None
+
+
 class ViewerPeer:
     """The box's side of one viewer's connection."""
 
@@ -82,6 +96,10 @@ class ViewerPeer:
         on_keyframe_request: Callable[[], None],
         on_closed: Callable[[ViewerPeer], None],
         link: LinkSettings | None = None,
+        *,
+        room: SoundFanout | None = None,
+        talkback: TalkBack | None = None,
+        on_talk: Callable[[ViewerPeer, bool], None] = lambda peer, on: None,
     ) -> None:
         self.id = secrets.token_urlsafe(12)
         self._link = link or LinkSettings()
@@ -97,6 +115,10 @@ class ViewerPeer:
         self._fanout = fanout
         self._sound = sound
         self._audio: EncodedAudioTrack | None = None
+        self._room = room
+        self._room_track: EncodedAudioTrack | None = None
+        self._talkback = talkback
+        self._on_talk = on_talk
         self._on_keyframe_request = on_keyframe_request
         self._on_closed = on_closed
         self._pc = RTCPeerConnection(ice_configuration(ice_servers))
@@ -113,6 +135,10 @@ class ViewerPeer:
             @channel.on("open")
             def on_open() -> None:
                 self._flush_status()
+
+            @channel.on("message")
+            def on_message(message: object) -> None:
+                self._heard(message)
 
             if channel.readyState == "open":
                 self._flush_status()
@@ -150,14 +176,7 @@ class ViewerPeer:
         sender = transceiver.sender
         compat.hook_keyframe_requests(sender, self._keyframe_requested)
         compat.keep_rtp_history(sender, self._link.rtx_history_s)
-        audio = None
-        if self._sound is not None and "m=audio" in offer_sdp:
-            self._audio = EncodedAudioTrack(self._sound)
-            audio = self._pc.addTransceiver(self._audio, direction="sendonly")
-            audio.setCodecPreferences(opus_codecs())
-            # every sender's history forgets by age: the process-wide modulus (65536) would
-            # otherwise keep 22 minutes of sound packets (a leak the soak found)
-            compat.keep_rtp_history(audio.sender, self._link.rtx_history_s)
+        audio, room = self._add_sound(offer_sdp)
         feedback = self.feedback
         if feedback is not None:
             compat.tap_rtcp(sender, feedback.on_report, feedback.on_remb, feedback.on_nack)
@@ -170,8 +189,9 @@ class ViewerPeer:
                 if self._link.playout_delay:
                     playout_delay = compat.negotiate_playout_delay(transceiver, offer_sdp)
                     logger.info("playout-delay extension: %s", playout_delay or "not offered")
-                if audio is not None:
-                    compat.opus_stereo_fec(audio)
+                for sound in (audio, room):
+                    if sound is not None:
+                        compat_sound.opus_stereo_fec(sound)
                 if self._link.transport_cc:
                     twcc_ids = (
                         twcc_compat.negotiate_transport_cc(transceiver, offer_sdp),
@@ -181,6 +201,7 @@ class ViewerPeer:
         except Exception as exc:
             await self.close()
             raise SignallingError("the offer cannot be answered") from exc
+        self._listen(room)
         # after the remote description: bundling may have given the sender another transport;
         # stamped as a packet leaves, so before the pacer's tap (which then calls the stamping)
         self._sender = sender
@@ -207,6 +228,41 @@ class ViewerPeer:
             (lambda: feedback.playout_delay) if feedback is not None else lambda: b"\x00" * 3,
         )
         return str(self._pc.localDescription.sdp)
+
+    def _add_sound(self, offer_sdp: str) -> tuple[Any, Any]:
+        """The scanner's transceiver (the offer's first audio m-line) and the room's (its second:
+        the room microphone out, the phone's voice in), as this box has them."""
+        lines = offer_sdp.count("m=audio")
+        room_dir = _room_direction(self._room is not None, self._talkback is not None)
+        audio = room = None
+        if lines >= 1 and (self._sound is not None or (lines >= 2 and room_dir)):
+            if self._sound is not None:
+                self._audio = EncodedAudioTrack(self._sound)
+                audio = self._pc.addTransceiver(self._audio, direction="sendonly")
+            else:  # no scanner sound: its m-line stays inactive, the room's is the second
+                audio = self._pc.addTransceiver("audio", direction="inactive")
+            audio.setCodecPreferences(opus_codecs())
+            # every sender's history forgets by age: the process-wide modulus (65536) would
+            # otherwise keep 22 minutes of sound packets (a leak the soak found)
+            compat.keep_rtp_history(audio.sender, self._link.rtx_history_s)
+        if lines >= 2 and room_dir:
+            if self._room is not None:
+                self._room_track = EncodedAudioTrack(self._room)
+                room = self._pc.addTransceiver(self._room_track, direction=room_dir)
+            else:
+                room = self._pc.addTransceiver("audio", direction=room_dir)
+            compat_sound.bundle_with_offer(room)
+            room.setCodecPreferences(opus_codecs())
+            compat.keep_rtp_history(room.sender, self._link.rtx_history_s)
+        return audio, room
+
+    def _listen(self, room: Any) -> None:
+        """The phone's voice (the room's m-line, when the box has a speaker) goes to talk-back."""
+        if room is None or self._talkback is None:
+            return
+        track = room.receiver.track
+        if track is not None and room.currentDirection in ("sendrecv", "recvonly"):
+            self._talkback.attach(track)
 
     @property
     def rate_mode(self) -> RateMode | None:
@@ -241,6 +297,20 @@ class ViewerPeer:
         self._status = status
         self._flush_status()
 
+    def _heard(self, message: object) -> None:
+        """The phone's own messages on the data channel: only ``{"type": "talk", "on": bool}``
+        (docs/protocol.md); anything else is ignored."""
+        if not isinstance(message, str) or len(message) > MAX_MESSAGE_BYTES:
+            return
+        try:
+            body = json.loads(message)
+        except ValueError:
+            return
+        if isinstance(body, dict) and body.get("type") == "talk":
+            on = body.get("on")
+            if isinstance(on, bool):
+                self._on_talk(self, on)
+
     def _flush_status(self) -> None:
         channel = self._channel
         if channel is not None and channel.readyState == "open" and self._status is not None:
@@ -257,7 +327,8 @@ class ViewerPeer:
                 await self._probe
         if self._track is not None:
             self._track.stop()
-        if self._audio is not None:
-            self._audio.stop()
+        for audio in (self._audio, self._room_track):
+            if audio is not None:
+                audio.stop()
         await self._pc.close()
         self._on_closed(self)

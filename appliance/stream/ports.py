@@ -4,7 +4,9 @@ of the media (built before any of them, handed to them through their constructor
 :class:`MediaControl` is implemented by :class:`~appliance.stream.media.Media`.
 
 Sound is behind the same port: a second source, encoder and track, built by the same media
-builder. ``set_viewers`` and ``set_mode`` start, pause and stop both, in one call;
+builder (and a third for the room microphone, with talk-back the other way). ``set_viewers``
+and ``set_mode`` start, pause and stop them all, in one call; ``set_hearing`` follows the staff's
+switches;
 ``sound_fanout`` is what the viewers' audio tracks read (None: the box sends no sound).
 ``keyframe``, the mask and the preview stay the picture's. ``set_rate`` shares the encoders'
 bitrate: the sound's first (:mod:`~appliance.stream.soundshare`), the rest to the picture.
@@ -17,10 +19,12 @@ from typing import Protocol
 import numpy as np
 
 from ..encode.keyframes import KeyframeReason
+from ..hearing import Hearing
 from ..types import Rect
 from .ladder import LadderStep
 from .pipeline import Mode
 from .sound import SoundFanout
+from .talkback import TalkBack
 
 
 class MediaControl(Protocol):
@@ -39,9 +43,21 @@ class MediaControl(Protocol):
     def set_mode(self, mode: Mode) -> None:
         """What to send: nothing, the live picture and sound, the paused slate and silence."""
 
+    def set_hearing(self, hearing: Hearing) -> None:
+        """Who hears what, as the core derived it: the scanner's sound (muted or not), the room
+        microphone (off unless the staff switched it on), talk-back played in the room."""
+
     @property
     def sound_fanout(self) -> SoundFanout | None:
         """The encoded sound for the viewers' audio tracks; None when the box sends none."""
+
+    @property
+    def room_fanout(self) -> SoundFanout | None:
+        """The room microphone's encoded sound (the room's m-line); None: no microphone."""
+
+    @property
+    def talkback(self) -> TalkBack | None:
+        """Where the viewer's voice track goes (the room's m-line); None: no speaker."""
 
     def preview(self, timeout: float = 2.0) -> np.ndarray | None:
         """A fresh, unmasked, small RGB picture for the staff's mask editor (None: no signal)."""

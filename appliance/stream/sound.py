@@ -2,10 +2,12 @@
 fan-out to the viewers' audio tracks, and the track aiortc sends.
 
 The sound follows the same mode and viewer count as the picture (:class:`~appliance.stream.
-media.Media` sets both in one call, so the slate and the sound come and go together): it is
-read, encoded and sent only while LIVE with a viewer. Leaving LIVE closes the source (nothing
-is heard) and the fan-out's gate on the loop, which drops what was queued: no sound packet
-leaves while paused or before admission. Samples live in memory only, one block at a time.
+media.Media` sets both in one call, so the slate and the sound come and go together), and the
+staff's switch (``set_enabled``: the scanner's mute; the room microphone, a second pipeline, is
+off until switched on): it is read, encoded and sent only while LIVE with a viewer and switched
+on. Leaving LIVE or switching off closes the source (nothing is heard) and the fan-out's gate
+on the loop, which drops what was queued: no sound packet leaves while paused, muted or before
+admission. Samples live in memory only, one block at a time.
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ class SoundPipeline:
         encoder: OpusEncoder,
         fanout: SoundFanout,
         loop: asyncio.AbstractEventLoop,
+        *,
+        enabled: bool = True,
     ) -> None:
         self._make_source = make_source
         self._encoder = encoder
@@ -113,6 +117,7 @@ class SoundPipeline:
         self._loop = loop
         self._mode = Mode.OFF
         self._viewers = 0
+        self._enabled = enabled
         self._wake = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -142,7 +147,17 @@ class SoundPipeline:
 
     @property
     def sending(self) -> bool:
-        return self._mode is Mode.LIVE and self._viewers > 0 and not self._stopping
+        return (
+            self._mode is Mode.LIVE and self._viewers > 0 and self._enabled and not self._stopping
+        )
+
+    def set_enabled(self, enabled: bool) -> None:
+        """The staff's switch as the core derived it (the scanner's mute, the room microphone):
+        off closes the source and the gate as a pause does."""
+        with self._wake:
+            self._enabled = enabled
+            self._wake.notify_all()
+        self._gate()
 
     def set_mode(self, mode: Mode) -> None:
         with self._wake:

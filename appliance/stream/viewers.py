@@ -72,12 +72,14 @@ class Viewers:
         *,
         link: LinkSettings | None = None,
         on_health: OnHealth = viewer_health,
+        on_talk: Callable[[bool], None] = lambda on: None,
     ) -> None:
         self._ice_servers = ice_servers
         self._media = media
         self._on_left = on_left
         self._link = link or LinkSettings()
         self._on_health = on_health
+        self._on_talk = on_talk
         #: the encoder's packets to every track (built with the media, which publishes to it)
         self.fanout = fanout
         if not compat.patches_installed():  # the root applies them once, at start-up
@@ -115,6 +117,9 @@ class Viewers:
             on_keyframe_request=self._viewer_asked,
             on_closed=self._closed,
             link=self._link,
+            room=self._media.room_fanout,
+            talkback=self._media.talkback,
+            on_talk=self._talks,
         )
         self._pending.add(peer)
         return peer
@@ -211,6 +216,11 @@ class Viewers:
             self._extra = extra
             if self._status is not None:
                 self.tell(self._status)
+
+    def _talks(self, peer: ViewerPeer, on: bool) -> None:
+        """The phone's talk button; only the seated viewer's connection is heard."""
+        if peer in self._adopted:
+            self._on_talk(on)
 
     def _viewer_asked(self) -> None:
         """A viewer's PLI or FIR (through the hook on its sender)."""

@@ -23,8 +23,10 @@ from ..core import (
     Release,
     Resume,
     SessionView,
+    SetSound,
     Status,
 )
+from ..hearing import SoundSwitch
 from ..stream.ports import MediaControl
 from ..types import Rect
 from .facade import LoopFacade
@@ -78,6 +80,9 @@ class CoreBackend:
 
     def end(self) -> None:
         self._facade.call(self._core.command(End(reason="page")))
+
+    def set_sound(self, switch: SoundSwitch, on: bool) -> None:
+        self._facade.call(self._core.command(SetSound(switch=switch, on=on)))
 
     def preview_jpeg(self) -> bytes | None:
         return self._preview.jpeg()

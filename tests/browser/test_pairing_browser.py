@@ -151,14 +151,14 @@ def test_staff_log_in_open_a_session_scan_its_qr_and_follow_the_viewer(
     page.click("#resume")
     state_is(page, "live")
     # the sound, as the box captures it: the scanner sends none, or the card is missing
-    served.backend.sound = "no-audio"
+    served.backend.audio = "no-audio"
     wait_js(page, "!document.getElementById('sound-text').hidden")
     assert "No sound from the scanner" in page.locator("#sound-text").inner_text()
-    served.backend.sound = "no-device"
+    served.backend.audio = "no-device"
     wait_js(page, "document.getElementById('sound-text').className === 'error'")
     assert "sound card is missing" in page.locator("#sound-text").inner_text()
     for fine in ("present", "idle", "off"):  # nothing to say (and "off" is no sound at all)
-        served.backend.sound = fine
+        served.backend.audio = fine
         wait_js(page, "document.getElementById('sound-text').hidden")
 
     page.once("dialog", lambda dialog: dialog.dismiss())

@@ -42,7 +42,7 @@ async def test_no_sound_before_admission_nor_while_paused_and_it_resumes_with_th
         assert viewer.audio_track is not None
         await asyncio.sleep(1.5)
         assert await viewer.audio_packets() == 0, "no sound before admission"
-        assert box.core.status().sound == "idle", "nothing captured before admission"
+        assert box.core.status().audio == "idle", "nothing captured before admission"
 
         await asyncio.to_thread(box.press)  # admit: LIVE
         await until_async(lambda: "live" in viewer.statuses, timeout=10)
@@ -50,7 +50,7 @@ async def test_no_sound_before_admission_nor_while_paused_and_it_resumes_with_th
         hz = await _dominant_hz(viewer.audio_track)
         assert synthetic.BAND[0] - 50 <= hz <= synthetic.BAND[1] + 50, hz
         assert await viewer.audio_packets() >= 40
-        assert box.core.status().sound == "present"  # what the staff's page reads
+        assert box.core.status().audio == "present"  # what the staff's page reads
 
         await asyncio.to_thread(box.press)  # pause
         await until_async(lambda: "paused" in viewer.statuses, timeout=10)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from appliance.encode.keyframes import KeyframeReason
+from appliance.hearing import Hearing
 from appliance.stream.ladder import LadderStep
 from appliance.stream.pipeline import Mode
 from appliance.stream.sound import SoundFanout
+from appliance.stream.talkback import TalkBack
 from appliance.types import Rect
 
 
@@ -17,6 +19,9 @@ class RecordingMedia:
 
     def __init__(self, sound: SoundFanout | None = None) -> None:
         self.sound_fanout = sound
+        self.room_fanout: SoundFanout | None = None
+        self.talkback: TalkBack | None = None
+        self.hearings: list[Hearing] = []
         self.keyframes: list[KeyframeReason] = []
         self.rates: list[tuple[int, LadderStep]] = []
         self.counts: list[int] = []
@@ -34,6 +39,9 @@ class RecordingMedia:
 
     def set_mode(self, mode: Mode) -> None:
         self.modes.append(mode)
+
+    def set_hearing(self, hearing: Hearing) -> None:
+        self.hearings.append(hearing)
 
     def preview(self, timeout: float = 2.0) -> np.ndarray | None:
         return None

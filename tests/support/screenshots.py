@@ -16,6 +16,7 @@ from typing import Any
 
 from playwright.sync_api import sync_playwright
 
+from appliance.core.views import SoundView
 from appliance.crypto import load_or_create_tls
 from appliance.httpd.server import WebServer
 from appliance.web.app import create_app
@@ -70,6 +71,10 @@ def viewer_shots(chromium: Any, lang: str, out: Path, work: Path) -> None:
         wait_js(page, "window.viewer.state === 'live' && window.viewer.frames > 30", 20)
         wait_js(page, "window.viewer.quality !== null")
         shot(page, "live")
+        box.say("live", talkback=True)  # the staff allow talk-back: the hold-to-talk button
+        wait_js(page, "document.body.dataset.talk === 'allowed'")
+        shot(page, "live-talkback")
+        box.say("live")
         page.click("#zoom")  # Enlarge: the scan fills the portrait screen's height
         wait_js(page, "document.body.classList.contains('zoomed')")
         shot(page, "live-fill")
@@ -202,6 +207,11 @@ def staff_shots(chromium: Any, lang: str, out: Path, work: Path) -> None:
         page.click("#admit")
         wait_js(page, "document.body.dataset.state === 'live'")
         shot("live")
+        switches = {"scanner": True, "microphone": True, "talkback": True}
+        backend.sound = SoundView(switches, scanner=True, microphone=True)  # the room is heard
+        wait_js(page, "document.body.dataset.microphone === 'live'")
+        shot("live-hearing")
+        backend.sound = None
         backend.stalled(True)
         wait_js(page, "!document.getElementById('viewer-reconnecting').hidden")
         shot("viewer-reconnecting")

@@ -24,6 +24,7 @@ from aiortc.mediastreams import MediaStreamError
 from appliance.capture import timestrip
 from appliance.config import IceServer
 from appliance.session import seal
+from appliance.stream import compat_sound
 from appliance.stream.peers import ice_configuration
 
 
@@ -127,6 +128,12 @@ class AiortcViewer:
     #: ask for the sound too (an audio transceiver in the offer, as the viewer page does)
     audio: bool = False
     audio_track: Any = None
+    #: offer the room's m-line too (sendrecv: the room microphone in, talk-back out), as the
+    #: viewer page does; ``voice`` is the track sent on it (None: nothing sent)
+    room_line: bool = False
+    voice: Any = None
+    room_track: Any = None
+    channel: Any = None
 
     def __post_init__(self) -> None:
         self.origin, self.room, fragment = parse_link(self.link)
@@ -151,7 +158,7 @@ class AiortcViewer:
         )
         config = ice_configuration(servers)
         self.pc = RTCPeerConnection(config)
-        channel = self.pc.createDataChannel("status")
+        channel = self.channel = self.pc.createDataChannel("status")
 
         @channel.on("message")
         def on_message(message: str) -> None:
@@ -164,13 +171,19 @@ class AiortcViewer:
         @self.pc.on("track")
         def on_track(track: Any) -> None:
             if track.kind == "audio":
-                self.audio_track = track
+                if self.room_line and self.audio_track is not None:
+                    self.room_track = track
+                else:
+                    self.audio_track = track
             elif not got_track.done():
                 got_track.set_result(track)
 
         self.pc.addTransceiver("video", direction="recvonly")
-        if self.audio:
+        if self.audio or self.room_line:
             self.pc.addTransceiver("audio", direction="recvonly")
+        if self.room_line:
+            room = self.pc.addTransceiver(self.voice or "audio", direction="sendrecv")
+            compat_sound.bundle_with_offer(room)  # aiortc's own bundling leaves it out
         await self.pc.setLocalDescription(await self.pc.createOffer())
         offer = self.pc.localDescription.sdp
         assert self.relay is not None
@@ -195,18 +208,26 @@ class AiortcViewer:
             out.append(Received(frame, timestrip.read(luma), time.time()))
         return out
 
-    async def audio_packets(self) -> int:
-        """RTP packets received for the sound so far (the receiver's inbound-rtp stats)."""
+    async def audio_packets(self, which: int = 0) -> int:
+        """RTP packets received for the sound so far (the receiver's inbound-rtp stats): the
+        scanner's (``which`` 0), or the room microphone's (1)."""
         assert self.pc is not None
-        for transceiver in self.pc.getTransceivers():
-            if transceiver.kind == "audio":
-                stats = await transceiver.receiver.getStats()
-                return sum(
-                    int(getattr(s, "packetsReceived", 0))
-                    for s in stats.values()
-                    if s.type == "inbound-rtp"
-                )
-        return 0
+        audio = [t for t in self.pc.getTransceivers() if t.kind == "audio"]
+        if len(audio) <= which:
+            return 0
+        stats = await audio[which].receiver.getStats()
+        return sum(
+            int(getattr(s, "packetsReceived", 0)) for s in stats.values() if s.type == "inbound-rtp"
+        )
+
+    async def room_packets(self) -> int:
+        """RTP packets received from the room microphone so far."""
+        return await self.audio_packets(1)
+
+    def talk(self, on: bool) -> None:
+        """Hold (or let go of) the talk button, as the page says it on the data channel."""
+        assert self.channel is not None
+        self.channel.send(json.dumps({"type": "talk", "on": on}))
 
     def codec(self) -> str:
         assert self.pc is not None

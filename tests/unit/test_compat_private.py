@@ -12,7 +12,7 @@ import aiortc.rtcrtpsender
 from aiortc import RTCPeerConnection
 from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket, RtcpRtpfbPacket, RtpPacket
 
-from appliance.stream import compat
+from appliance.stream import compat, compat_sound
 from tests.support.wait import until_async
 
 
@@ -234,7 +234,7 @@ async def _answer_with_audio(patch: bool) -> tuple[str, RTCPeerConnection]:
     audio.setCodecPreferences(opus_codecs())
     await pc.setRemoteDescription(RTCSessionDescription(_AV_OFFER, "offer"))
     if patch:
-        compat.opus_stereo_fec(audio)
+        compat_sound.opus_stereo_fec(audio)
     answer = await pc.createAnswer()
     return answer.sdp, pc
 

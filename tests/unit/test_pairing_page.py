@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from appliance.core.views import EndedView, SessionView, Status, ViewerView
+from appliance.core.views import EndedView, SessionView, SoundView, Status, ViewerView
 from appliance.errors import InvalidStateError
 from appliance.eventlog import EventLog
+from appliance.hearing import SoundSwitch
 from appliance.httpd.headers import security_headers
 from appliance.passwords import hash_password
 from appliance.web import pairing
@@ -47,7 +48,7 @@ class Backend:
         self.calls: list[str] = []
         self.state = "idle"
         self.signal = "ok"
-        self.sound = "off"
+        self.audio = "off"
         self.clock_ok = True
         self.viewer: ViewerView | None = None
         self.rects: list[tuple[float, float, float, float]] = []
@@ -62,6 +63,8 @@ class Backend:
         #: The core's loop does not answer (the page gets 503s), as a stuck box's would.
         self.stuck = False
         self.turned_away = 0
+        #: who hears what, as the core's view says it (None: a box without sound)
+        self.sound: SoundView | None = None
 
     def status(self) -> Status:
         if self.stuck:
@@ -85,7 +88,8 @@ class Backend:
             None,
             session,
             self.ended,
-            sound=self.sound,
+            self.sound,
+            audio=self.audio,
         )
 
     def open_session(self, *, consent: bool, valid_minutes: int) -> SessionView | None:
@@ -131,6 +135,14 @@ class Backend:
             raise InvalidStateError("no phone to replace")
         self.calls.append("release")
         self.state, self.viewer = "ready", None
+
+    def set_sound(self, switch: SoundSwitch, on: bool) -> None:
+        if self.state == "idle":
+            raise InvalidStateError("no session is open")
+        self.calls.append(f"sound:{switch.value}:{on}")
+        if self.sound is not None:
+            switches = {**self.sound.switches, switch.value: on}
+            self.sound = replace(self.sound, switches=switches)
 
     def extend(self, minutes: int) -> None:
         if self.state == "idle":

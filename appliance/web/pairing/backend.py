@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ...core.views import SessionView, Status
+from ...hearing import SoundSwitch
 from ...types import Rect
 
 
@@ -35,6 +36,11 @@ class PairingBackend(Protocol):
 
     def end(self) -> None:
         """Each of these raises InvalidStateError when the state does not allow it."""
+        ...
+
+    def set_sound(self, switch: SoundSwitch, on: bool) -> None:
+        """Turn a sound switch for the open session (the scanner's sound, the room microphone,
+        talk-back); InvalidStateError when the box has none or the state does not allow it."""
         ...
 
     def preview_jpeg(self) -> bytes | None:

@@ -11,6 +11,7 @@ import segno
 from flask import Blueprint, Response, abort, jsonify, redirect, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from ...hearing import SoundSwitch
 from ...limits import MAX_MINUTES, MIN_MINUTES
 from .auth import check_csrf
 from .page import Page, call, error, json_object, whole_number
@@ -36,6 +37,7 @@ class SessionRoutes:
         bp.get("/api/status")(self.status)
         bp.post("/api/open")(self.open_session)
         bp.post("/api/extend")(self.extend)
+        bp.post("/api/sound")(self.sound)
         bp.post("/api/<command>")(self.act)
         bp.get("/qr.svg")(self.qr)
         bp.get("/card")(self.card)
@@ -69,6 +71,18 @@ class SessionRoutes:
             return error("bad_extend")
         backend = self.page.backend
         call(lambda: backend.extend(minutes))
+        return jsonify({"ok": True})
+
+    def sound(self) -> Response:
+        """Turn one of the staff's sound switches: ``{"switch": "microphone", "on": true}``."""
+        check_csrf()
+        data = json_object() or {}
+        on, name = data.get("on"), data.get("switch")
+        if not isinstance(on, bool) or not isinstance(name, str) or name not in set(SoundSwitch):
+            return error("bad_sound")
+        switch = SoundSwitch(name)
+        backend = self.page.backend
+        call(lambda: backend.set_sound(switch, on))
         return jsonify({"ok": True})
 
     def act(self, command: str) -> Response:

@@ -7,6 +7,7 @@
 import { T, i18n } from "./i18n.js";
 import { canShare, endsSoon, languagePicker } from "./controls.js";
 import { drawSound } from "./sound.js";
+import { drawTalk } from "./talk.js";
 
 // Screens with a spinner (something is under way) and screens with nothing more to come.
 // "taken" is neither: the page knocks again quietly, and joins once the seat is free.
@@ -72,7 +73,7 @@ export function translate() {
 
 // The language picker, and the page redrawn in the language picked.
 export function languages() {
-  languagePicker(() => { translate(); show(viewer.state); drawSound(); });
+  languagePicker(() => { translate(); show(viewer.state); drawSound(); drawTalk(); });
 }
 
 // -- the waiting room ------------------------------------------------------------------------------

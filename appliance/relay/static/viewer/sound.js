@@ -1,11 +1,13 @@
 // The sound. The picture autoplays muted (every phone's rule: no autoplay with sound); the
 // co-parent's tap on "Tap for sound" unmutes it inside the tap's own handler (the only place
 // iOS Safari and Chrome allow it); the same button mutes it again. The page says which it is in
-// <body data-sound="none|muted|on"> (the browser tests read it).
+// <body data-sound="none|muted|on"> (the browser tests read it). The room's sound (talk.js), in
+// its own element, is muted and unmuted with it.
 import { T } from "./i18n.js";
 
 const video = document.getElementById("video");
 const button = document.getElementById("sound");
+const room = document.getElementById("room-audio");  // the room's sound (talk.js) follows
 let tapped = false;
 
 export function drawSound() {
@@ -20,8 +22,10 @@ export function drawSound() {
 button.addEventListener("click", () => {
   tapped = true;
   video.muted = !video.muted;
+  room.muted = video.muted;
   if (!video.muted) {
-    video.play().catch(() => { video.muted = true; drawSound(); });
+    video.play().catch(() => { video.muted = room.muted = true; drawSound(); });
+    if (room.srcObject) room.play().catch(() => {});
   }
   drawSound();
 });

@@ -10,6 +10,7 @@ import {
   FINAL, askName, boxGone, boxSaid, canPlay, codeReady, joinAgain, languages, play, recallOutcome,
   rememberOutcome, show, stopPicture, translate, viewer, whenCancelled,
 } from "./screens.js";
+import { roomLine, roomTrack, talkEnded, talkStatus } from "./talk.js";
 
 // The link's key, taken from the address bar before anything else runs (strip.js, the page's
 // first script, already did; this is for a page opened without it).
@@ -219,13 +220,21 @@ async function connectOnce(room, seat, name, onReply) {
       let msg;
       try { msg = JSON.parse(event.data); } catch (_) { return; }
       const end = boxSaid(msg);
+      talkStatus(msg);
       if (viewer.expires > seat.expires) seat.expires = viewer.expires;  // extended: kept at the next reply
       if (end) finish(end);
     });
     channel.addEventListener("close", () => finish(viewer.box === "ended" ? "ended" : "lost"));
     preferH264(pc.addTransceiver("video", { direction: "recvonly" }));
     pc.addTransceiver("audio", { direction: "recvonly" });  // the scanner's sound, if the box sends it
-    pc.addEventListener("track", (event) => play(event.streams[0] || new MediaStream([event.track])));
+    roomLine(pc, channel);  // the room microphone in, talk-back out (sendrecv, no track yet)
+    // the picture and the scanner's sound in one stream; the room's sound plays apart (talk.js)
+    const picture = new MediaStream();
+    pc.addEventListener("track", (event) => {
+      if (roomTrack(event)) return;
+      picture.addTrack(event.track);
+      play(picture);
+    });
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIceGathering(pc, 3000);
     const offer = pc.localDescription.sdp;
@@ -436,6 +445,7 @@ async function main() {
         await rememberOutcome(room, reason, seat.expires);
       }
       stopPicture();
+      talkEnded();
       viewer.pc = null;
       show(reason);
       return;

@@ -1,10 +1,11 @@
 // The staff's pairing page: the status every second without reloading, the staff's commands,
-// and what the page says when the box stops answering. The knock's sound, the privacy mask
-// editor and the event log are modules of their own. No third-party code; a tablet's browser
+// and what the page says when the box stops answering. The knock's sound, who hears what (the
+// sound switches), the privacy mask editor and the event log are modules of their own. No third-party code; a tablet's browser
 // is enough.
 
 import { $, T, duration, getJSON, hhmm, mss, pairing, post, showError } from "./common.js";
 import "./eventlog.js";
+import { initHearing, renderHearing } from "./hearing.js";
 import "./mask.js";
 import { chime } from "./sound.js";
 
@@ -102,9 +103,9 @@ function render(status) {
   $("signal-text").className = signal === "no-device" ? "error" : "warn"; // no hardware: a fault
   $("signal-text").textContent = noPicture ? T["signal_" + signal] || T.signal_lost : "";
   // the sound, while it is captured: the scanner sends none, or the sound card is missing
-  const sound = ["no-audio", "no-device"].includes(status.sound) ? T["audio_" + status.sound] : "";
+  const sound = ["no-audio", "no-device"].includes(status.audio) ? T["audio_" + status.audio] : "";
   $("sound-text").hidden = !sound;
-  $("sound-text").className = status.sound === "no-device" ? "error" : "warn";
+  $("sound-text").className = status.audio === "no-device" ? "error" : "warn";
   $("sound-text").textContent = sound || "";
   $("clock-text").hidden = status.clock_ok !== false;
   $("fault-text").hidden = !(state === "error" && status.error);
@@ -146,6 +147,8 @@ function render(status) {
   $("end-row").hidden = $("end").hidden;
   $("new-session").hidden = state !== "idle";
   $("open").disabled = status.clock_ok === false;
+
+  renderHearing(status);
 
   $("session").hidden = !session || !OPEN_STATES.includes(state);
   if (session) {
@@ -228,4 +231,5 @@ for (const form of document.querySelectorAll("header form")) {
   });
 }
 
+initHearing(refresh);
 poll();
