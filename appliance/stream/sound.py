@@ -130,7 +130,7 @@ class SoundPipeline:
         source = self._source
         if source is not None:
             return source.signal
-        return SoundSignal.NO_DEVICE if self._missing else SoundSignal.IDLE
+        return SoundSignal.NO_DEVICE if self._missing and self.sending else SoundSignal.IDLE
 
     @property
     def bitrate(self) -> int:
