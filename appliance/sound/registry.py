@@ -65,9 +65,10 @@ def _hdmi(config: AudioConfig, controls: AudioControls | None) -> SoundSource:
     from .hdmi import DEFAULT_CARD, HdmiSound, card_pcm
 
     if controls is None:
-        raise ConfigError(
-            "config key 'audio.source' is 'hdmi' but the box has no HDMI bridge to read the "
-            "sound's rate from: set capture.source = 'hdmi', or audio.source = 'usb'"
+        raise ConfigError(  # the composition root always gives them: a caller's mistake
+            "config key 'audio.source' is 'hdmi': the HDMI sound reads its rate from the "
+            "bridge's controls, and none were given",
+            key="audio.source",
         )
     return HdmiSound(controls, card_pcm(config.card or DEFAULT_CARD))
 
