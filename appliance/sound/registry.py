@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..config import AudioConfig, SoundKind
 from ..errors import ConfigError
+from ..validators import usb_card_missing
 from .base import SoundSource
 
 if TYPE_CHECKING:
@@ -79,10 +80,5 @@ def _usb(config: AudioConfig, controls: AudioControls | None) -> SoundSource:
     from .hdmi import card_pcm
 
     if not config.card:
-        raise ConfigError(
-            "config key 'audio.card' must name the USB sound card when audio.source = 'usb': "
-            "run 'arecord -l' on the box and write the name in brackets, e.g. "
-            '[audio] card = "Device"',
-            key="audio.card",
-        )
+        raise usb_card_missing()
     return AlsaSound(card_pcm(config.card))
