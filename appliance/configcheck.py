@@ -6,8 +6,9 @@ the fix; what is valid is kept (a typo in one key never loses the password, the 
 settings), so a box with a faulty file still serves its pairing page where the technician expects
 it and says what is wrong there. A UTF-8 byte-order mark (some Windows editors write one) is
 accepted. Rules that span keys (the button and the LED on one pin, no pairing password, a session
-that could not last as long as its link is valid) are here too, and the warnings about settings
-that work but are risky (pre-admission) or ignored (an unknown key: a typo never stops the box).
+that could not last as long as its link is valid, a USB sound source without its card) are here
+too, and the warnings about settings that work but are risky (pre-admission) or ignored (an
+unknown key: a typo never stops the box).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config, explain, merge, read_text, salvage
+from .config import Config, SoundKind, explain, merge, read_text, salvage
 from .configwarnings import ConfigWarning
 from .errors import ConfigError
+from .validators import usb_card_missing
 
 #: A rule over the whole config: (config, the file's data as the technician wrote it, its text)
 #: -> its problems.
@@ -82,6 +84,13 @@ def _minutes(config: Config, data: dict[str, Any], text: str) -> list[ConfigErro
     ]
 
 
+def _sound_card(config: Config, data: dict[str, Any], text: str) -> list[ConfigError]:
+    """A USB sound source without the card's name: the sound could never start."""
+    if config.audio.source is SoundKind.USB and not config.audio.card:
+        return [usb_card_missing()]
+    return []
+
+
 def moved(text: str, key: str) -> bool:
     """Whether first boot's note in ``text`` says it moved ``key`` off the boot partition."""
     return any(
@@ -90,7 +99,7 @@ def moved(text: str, key: str) -> bool:
     )
 
 
-RULES: list[Rule] = [_pins, _password, _minutes]
+RULES: list[Rule] = [_pins, _password, _minutes, _sound_card]
 
 
 def _pre_admit(config: Config) -> list[ConfigWarning]:

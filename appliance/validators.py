@@ -19,6 +19,15 @@ def is_alsa_card(value: str) -> bool:
     return 0 < len(value) <= 15 and all(c.isascii() and (c.isalnum() or c in "_-") for c in value)
 
 
+def usb_card_missing() -> ConfigError:
+    """``audio.source = "usb"`` without ``audio.card``: which card, and where to find its name."""
+    return ConfigError(
+        "config key 'audio.card' must name the USB sound card when audio.source = 'usb': run "
+        "'arecord -l' on the box and write the name in brackets, e.g. [audio] card = \"Device\"",
+        key="audio.card",
+    )
+
+
 def check_relay_url(url: str) -> None:
     """The box's token travels to the relay in every request: only over HTTPS (plain HTTP only
     to this machine, for tests). Shows the URL's scheme and host, never the rest."""

@@ -301,11 +301,12 @@ class BridgeAudioControls:
             rate = self._node.get_control(v4l2.CID_TC358743_AUDIO_SAMPLING_RATE)
             present = self._node.get_control(v4l2.CID_TC358743_AUDIO_PRESENT)
         except OSError:
-            self.close()  # found again next time (replug, driver rebound)
+            self.release_audio()  # found again next time (replug, driver rebound)
             raise
         return rate, bool(present)
 
-    def close(self) -> None:
+    def release_audio(self) -> None:
+        """Close the node (found again at the next read: a replugged bridge gets a new one)."""
         if self._node is not None:
             self._node.close()
             self._node = None

@@ -59,6 +59,7 @@ class FakeTC358743:
         self._backgrounds: dict[tuple[int, int, int], np.ndarray] = {}
         self._audio_rate = 48_000  # what the scanner's HDMI audio runs at
         self._audio = mode is not None
+        self.audio_released = 0
 
     # -- the scanner and the cable (test side, any thread) ---------------------------------------
 
@@ -125,6 +126,11 @@ class FakeTC358743:
                 raise OSError(errno.ENODEV, "device gone")
             signal = self._cable and self._tmds and bool(self._edid)
             return (self._audio_rate if signal else 0), self._audio and signal
+
+    def release_audio(self) -> None:
+        """The real bridge closes the node it read the controls through; the fake counts it."""
+        with self._cond:
+            self.audio_released += 1
 
     def _source_change(self) -> None:
         if self._subscribed:

@@ -65,8 +65,7 @@ def _hdmi_sound(env: DoctorEnv) -> list[CheckResult]:
         fix = "see the hdmi bridge check; check 'dmesg | grep tc358743'"
         return [CheckResult("hdmi sound", FAIL, f"the bridge's audio controls: {exc}", fix)]
     finally:
-        if isinstance(controls, BridgeAudioControls):
-            controls.close()
+        controls.release_audio()
     if rate <= 0:
         fix = "switch the scanner on and enable its HDMI output (see the signal check)"
         return [CheckResult("hdmi sound", WARN, "no HDMI signal: no sound rate", fix)]

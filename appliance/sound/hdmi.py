@@ -42,6 +42,9 @@ class AudioControls(Protocol):
     def read_audio(self) -> tuple[int, bool]:
         """(sampling rate in Hz, 0 = no signal; audio present). OSError: the bridge is gone."""
 
+    def release_audio(self) -> None:
+        """Let go of what reading them holds (a device node) until the next read."""
+
 
 def card_pcm(card: str) -> str:
     """The ALSA PCM for ``card``'s first capture device, converting sample formats (``plughw``:
@@ -96,6 +99,7 @@ class HdmiSound:
     def close(self) -> None:
         self._closed.set()
         self._close_card()
+        self._controls.release_audio()
         self.signal = SoundSignal.IDLE
 
     # -- following the bridge -------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..config import AudioConfig, SoundKind
 from ..errors import ConfigError
+from ..validators import usb_card_missing
 from .base import SoundSource
 
 if TYPE_CHECKING:
@@ -65,9 +66,10 @@ def _hdmi(config: AudioConfig, controls: AudioControls | None) -> SoundSource:
     from .hdmi import DEFAULT_CARD, HdmiSound, card_pcm
 
     if controls is None:
-        raise ConfigError(
-            "config key 'audio.source' is 'hdmi' but the box has no HDMI bridge to read the "
-            "sound's rate from: set capture.source = 'hdmi', or audio.source = 'usb'"
+        raise ConfigError(  # the composition root always gives them: a caller's mistake
+            "config key 'audio.source' is 'hdmi': the HDMI sound reads its rate from the "
+            "bridge's controls, and none were given",
+            key="audio.source",
         )
     return HdmiSound(controls, card_pcm(config.card or DEFAULT_CARD))
 
@@ -78,10 +80,5 @@ def _usb(config: AudioConfig, controls: AudioControls | None) -> SoundSource:
     from .hdmi import card_pcm
 
     if not config.card:
-        raise ConfigError(
-            "config key 'audio.card' must name the USB sound card when audio.source = 'usb': "
-            "run 'arecord -l' on the box and write the name in brackets, e.g. "
-            '[audio] card = "Device"',
-            key="audio.card",
-        )
+        raise usb_card_missing()
     return AlsaSound(card_pcm(config.card))

@@ -125,16 +125,17 @@ class SoundPipeline:
         self._origin = time.monotonic()
         self.blocks_read = 0
         self.packets_encoded = 0
-        self._missing = False  # the last open failed: the card is missing
+        self._missing = False  # waiting to open the card again: it is missing
+        self._warned = False  # said so in the log (once, until sound comes again)
 
     @property
     def signal(self) -> SoundSignal:
         """What the source hears now (:class:`~appliance.sound.base.SoundSignal`), for the
         staff's page: ``idle`` while nothing is captured."""
         source = self._source
-        if self._missing:
-            return SoundSignal.NO_DEVICE
-        return source.signal if source is not None else SoundSignal.IDLE
+        if source is not None:
+            return source.signal
+        return SoundSignal.NO_DEVICE if self._missing and self.sending else SoundSignal.IDLE
 
     @property
     def bitrate(self) -> int:
@@ -237,6 +238,7 @@ class SoundPipeline:
                 if captured is None or not self.sending:
                     continue
                 self.blocks_read += 1
+                self._warned = False
                 for packet in self._encoder.encode(captured.frame):
                     self.packets_encoded += 1
                     self._post(packet)
@@ -248,8 +250,9 @@ class SoundPipeline:
 
     def _wait_to_reopen(self, why: str) -> None:
         """The card is missing: say so, and let the next try come after a pause."""
-        if not self._missing:
+        if not self._warned:
             logger.warning("sound: %s; trying again every %.0f s", why, REOPEN_AFTER_S)
+            self._warned = True
         self._missing = True
         with self._wake:
             self._wake.wait_for(lambda: self._stopping or not self.sending, REOPEN_AFTER_S)

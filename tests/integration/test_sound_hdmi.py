@@ -90,6 +90,7 @@ def test_the_scanner_sound_is_captured_at_its_rate_and_resampled_to_48k(
     finally:
         source.close()
     assert source.signal is SoundSignal.IDLE
+    assert scanner.bridge.audio_released == 1  # the controls' node is let go between exams
 
 
 def test_a_rate_change_reopens_the_card_at_the_new_rate(scanner: Scanner) -> None:

@@ -89,3 +89,14 @@ def test_a_huge_file_is_refused_without_being_read(tmp_path: Path) -> None:
     body = b'[pairing]\npassword = "a long pass phrase"\n'
     path.write_bytes(body + b"#" * (MAX_CONFIG_BYTES - len(body) - 1) + b"\n")
     assert not check_file(path).problems, "a file just under the bound is read"
+
+
+def test_a_usb_sound_source_needs_its_card_before_the_box_starts() -> None:
+    text = '[pairing]\npassword = "s3cret pass phrase"\n\n[audio]\nsource = "usb"\n'
+    (problem,) = check(parse(text), text).problems
+    assert problem.key == "audio.card" and "arecord -l" in str(problem)
+    named = text + 'card = "Device"\n'
+    assert check(parse(named), named).ok
+    wrong = text + 'card = "hw:1"\n'
+    (problem,) = check(parse(wrong), wrong).problems
+    assert (problem.key, problem.line) == ("audio.card", 6)

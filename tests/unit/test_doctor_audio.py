@@ -52,6 +52,7 @@ def test_hdmi_sound_present_at_its_rate(tree: Path, bridge: FakeTC358743) -> Non
     got = _check(tree, bridge, source="hdmi")
     assert got["sound card"][0] is OK and "'tc358743' (card 1)" in got["sound card"][1]
     assert got["hdmi sound"] == (OK, "sound present at 44100 Hz | ")
+    assert bridge.audio_released == 1  # the doctor leaves no node open
 
 
 def test_hdmi_sound_absent_names_the_scanner_setting(tree: Path, bridge: FakeTC358743) -> None:

@@ -103,7 +103,7 @@ def test_the_fanout_sends_nothing_while_its_gate_is_closed() -> None:
 
 
 def test_a_missing_card_is_reported_and_tried_again_not_fatal(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A USB adapter unplugged: the sound thread says ``no-device`` and opens it again later."""
     from appliance.errors import DeviceError
@@ -130,7 +130,12 @@ def test_a_missing_card_is_reported_and_tried_again_not_fatal(
             sound.set_viewers(1)
             sound.set_mode(Mode.LIVE)
             await asyncio.to_thread(until, lambda: sound.signal is SoundSignal.NO_DEVICE, 5)
+            await asyncio.sleep(0.3)  # several tries, one line in the log
+            assert sum("trying again" in r.getMessage() for r in caplog.records) == 1
+            sound.set_mode(Mode.PAUSED)  # nothing is captured while paused: nothing to say
+            await asyncio.to_thread(until, lambda: sound.signal is SoundSignal.IDLE, 5)
             plugged = True
+            sound.set_mode(Mode.LIVE)
             await asyncio.to_thread(until, lambda: sound.packets_encoded > 5, 5)
             assert sound.signal is SoundSignal.PRESENT
         finally:
