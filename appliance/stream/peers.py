@@ -24,7 +24,7 @@ from aiortc.rtcdatachannel import RTCDataChannel
 
 from ..config import IceServer
 from ..errors import SignallingError
-from . import compat, twcc_compat
+from . import compat, lipsync, twcc_compat
 from .fanout import PacketFanout
 from .feedback import LinkSettings, Pacer, RateMode, SenderFeedback
 from .sound import EncodedAudioTrack, SoundFanout
@@ -105,6 +105,8 @@ class ViewerPeer:
         self._status: dict[str, Any] | None = None
         self._closed = False
         self.keyframe_requests = 0
+        #: each sender's RTP-to-capture-time mapping (lip sync), once answered
+        self.sync: list[lipsync.CaptureMap] = []
 
         @self._pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
@@ -150,6 +152,7 @@ class ViewerPeer:
         sender = transceiver.sender
         compat.hook_keyframe_requests(sender, self._keyframe_requested)
         compat.keep_rtp_history(sender, self._link.rtx_history_s)
+        self.sync = [lipsync.sync_to_capture(sender, lipsync.VIDEO_CLOCK)]
         audio = None
         if self._sound is not None and "m=audio" in offer_sdp:
             self._audio = EncodedAudioTrack(self._sound)
@@ -158,6 +161,7 @@ class ViewerPeer:
             # every sender's history forgets by age: the process-wide modulus (65536) would
             # otherwise keep 22 minutes of sound packets (a leak the soak found)
             compat.keep_rtp_history(audio.sender, self._link.rtx_history_s)
+            self.sync.append(lipsync.sync_to_capture(audio.sender, lipsync.AUDIO_CLOCK))
         feedback = self.feedback
         if feedback is not None:
             compat.tap_rtcp(sender, feedback.on_report, feedback.on_remb, feedback.on_nack)

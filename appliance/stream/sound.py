@@ -190,7 +190,7 @@ class SoundPipeline:
                 if captured is None or not self.sending:
                     continue
                 self.blocks_read += 1
-                for packet in self._encoder.encode(captured.frame):
+                for packet in self._encoder.encode(captured.frame, captured.captured_at):
                     self.packets_encoded += 1
                     self._post(packet)
         finally:
