@@ -111,6 +111,7 @@ class ViewerPeer:
         @self._pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
             self._channel = channel
+            channel.on("message", self._viewer_said)
 
             @channel.on("open")
             def on_open() -> None:
@@ -239,6 +240,18 @@ class ViewerPeer:
     def _keyframe_requested(self) -> None:
         self.keyframe_requests += 1
         self._on_keyframe_request()
+
+    def _viewer_said(self, message: object) -> None:
+        """The page's one message: ``{"sound": true|false}``, the co-parent's sound on or off
+        (lip sync: :attr:`SenderFeedback.sound_on`). Anything else is ignored."""
+        if not isinstance(message, str) or len(message) > 256:
+            return
+        with contextlib.suppress(ValueError):
+            said = json.loads(message)
+            if isinstance(said, dict) and isinstance(said.get("sound"), bool):
+                if self.feedback is not None:
+                    self.feedback.sound_on = said["sound"]
+                logger.info("viewer %s: sound %s", self.short_id, "on" if said["sound"] else "off")
 
     def send_status(self, status: dict[str, Any]) -> None:
         """Tell the viewer page the session state (over the DTLS-protected data channel)."""
