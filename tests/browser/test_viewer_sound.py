@@ -86,3 +86,33 @@ def test_tap_for_sound_plays_the_heartbeat_and_pause_sends_no_sound(box_factory,
     wait_js(page, "document.body.dataset.sound === 'muted'")
     assert page.locator("#sound").inner_text() == "Sound on"
     until(lambda: not feedback.sound_on, 5.0, what="the page told the box the sound is off")
+
+
+SOUND_WORD = "document.getElementById('sound-quality')"
+
+
+@pytest.mark.parametrize(
+    ("locale", "stalled"), [("en-GB", "Sound interrupted"), ("fr-FR", "Son interrompu")]
+)
+def test_the_quality_meter_covers_the_sound(
+    box_factory, chromium, locale: str, stalled: str
+) -> None:
+    """Sound packets stop while the picture goes on: the meter drops to one bar and says the
+    sound is interrupted, in the page's language; the sound comes back and so does the meter."""
+    box: Any = box_factory(audio={"source": "synthetic"})
+    context = chromium.new_context(viewport={"width": 390, "height": 844}, locale=locale)
+    page = context.new_page()
+    join(page, box.viewer_url)
+    box.press()  # admit
+    wait_js(page, "window.viewer.quality && window.viewer.quality.sound")
+    assert page.evaluate(f"{SOUND_WORD}.hidden"), "nothing to say while the sound flows"
+    fanout = box.call(lambda: box.box.media.sound_fanout)
+    box.call(lambda: fanout.set_open(False))  # the sound stops reaching the viewer
+    quality = wait_js(page, "window.viewer.quality.sound.stalled && window.viewer.quality", 10)
+    assert quality["bars"] == 1 and quality["fps"] > 5, "the picture goes on; the sound does not"
+    wait_js(page, f"!{SOUND_WORD}.hidden")
+    assert page.locator("#sound-quality").inner_text() == stalled
+    assert stalled in page.locator("#quality").get_attribute("aria-label")
+    box.call(lambda: fanout.set_open(True))
+    wait_js(page, f"!window.viewer.quality.sound.stalled && {SOUND_WORD}.hidden", 10)
+    context.close()
