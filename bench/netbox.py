@@ -10,7 +10,8 @@ figures) into that file (the soaks); ``--no-release`` turns off the release of f
 after the encoder restarts and of an exam's garbage after its viewer left
 (:mod:`appliance.allocator`) and ``--keep-thp`` leaves the process its transparent huge pages,
 to measure the box without those fixes. ``--ice-servers`` gives its peers TURN servers (the
-benchmark's ``turn-tcp``). Nothing else differs from the demo.
+benchmark's ``turn-tcp``); ``--no-sound`` runs it without its synthetic sound (bench.sound's
+baseline). Nothing else differs from the demo.
 
     python -m bench.netbox --media 127.0.0.2 --decisions out.jsonl -- run --demo --port 0 ...
 """
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-baseline", type=float, default=0.0)
     parser.add_argument("--no-release", action="store_true", help="no malloc_trim, no collection")
     parser.add_argument("--keep-thp", action="store_true", help="transparent huge pages kept")
+    parser.add_argument("--no-sound", action="store_true", help="audio.source = off")
     parser.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     from appliance import demo
@@ -82,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         "ice_addresses": [args.media],
         "ice_servers": json.loads(args.ice_servers),
     }
+    if args.no_sound:
+        demo.DEMO_OVERRIDES["audio"] = {"source": "off"}
     from appliance import allocator
 
     if args.no_release:

@@ -1,7 +1,8 @@
 """A synthetic ultrasound source: grey speckle in a sector, slowly drifting, a pulsing cavity.
 
 It stands in for the scanner in the demo, the tests and the benchmarks. Every frame carries the
-time strip (capture time), and a bright "patient banner" at the top right stands in for the
+time strip (capture time) and the click marker (white on the frame that follows each whole second,
+when the synthetic sound clicks), and a bright "patient banner" at the top right stands in for the
 name and date of birth scanners print on screen, so privacy-mask tests have something to hide.
 Frames are produced on a fixed clock; a reader that falls behind skips frames, as a real capture
 device would drop them.
@@ -125,6 +126,7 @@ class SyntheticSource:
         bx, by, bw, bh = self.banner_rect
         luma[by : by + bh, bx : bx + bw] = self._banner
         timestrip.draw(luma, timestrip.stamp_ms(captured_at))
+        timestrip.draw_marker(luma, timestrip.marker_shown(captured_at, self._fps))
         return av.VideoFrame.from_numpy_buffer(buf, format="yuv420p")
 
     @property

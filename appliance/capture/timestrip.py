@@ -3,6 +3,11 @@
 T = capture time in whole milliseconds since the Unix epoch, modulo 2**48. Row 0 (pixel rows
 0-15) holds 48 cells of 16x16 pixels, cell i white (luma 235) when bit 47-i of T is 1, else
 black (luma 16); row 1 (pixel rows 16-31) holds the inverse, so a damaged strip is rejected.
+
+The click marker, below it (:data:`MARKER_RECT`: pixel rows 40-71, columns 0-63): white on the
+one frame captured in the first frame period of every whole second of the wall clock (the
+instants the synthetic sound clicks), black on every other frame. A benchmark (or a camera and a
+microphone filming a phone) matches each marker to its click.
 """
 
 from __future__ import annotations
@@ -62,3 +67,29 @@ def read(luma: np.ndarray) -> int | None:
 def latency_ms(value: int, now: float) -> float:
     """Milliseconds from the stamped capture time to ``now`` (seconds since the epoch)."""
     return (now * 1000.0 - value) % MODULUS
+
+
+#: The click marker's place: x, y, width, height (below the strip, in the picture's dark corner).
+MARKER_RECT = (0, HEIGHT + 8, 4 * CELL, 2 * CELL)
+
+
+def marker_shown(captured_at: float, fps: float) -> bool:
+    """Whether a frame captured at ``captured_at`` carries the marker: the first frame period
+    after a whole second (a click) at ``fps`` frames per second."""
+    return captured_at % 1.0 < 1.0 / fps
+
+
+def draw_marker(luma: np.ndarray, shown: bool) -> None:
+    """Draw the marker, white when ``shown`` else black, into a luma plane, in place."""
+    x, y, w, h = MARKER_RECT
+    luma[y : y + h, x : x + w] = WHITE if shown else BLACK
+
+
+def read_marker(luma: np.ndarray) -> bool | None:
+    """Whether a luma plane shows the marker (its central part mostly white); None if the
+    plane is too small to hold it."""
+    x, y, w, h = MARKER_RECT
+    if luma.shape[0] < y + h or luma.shape[1] < x + w:
+        return None
+    middle = luma[y + 8 : y + h - 8, x + 8 : x + w - 8]
+    return bool(middle.mean() > (WHITE + BLACK) / 2)

@@ -37,6 +37,9 @@ class OpusEncoder:
             format="s16", layout="stereo", rate=RATE, frame_size=FRAME_SAMPLES
         )
         self._pts: int | None = None
+        #: samples (at 48 kHz) handed to the resampler and taken out of it
+        self._fed = 0.0
+        self._taken = 0
         self.bitrate = bitrate
         self._wanted = bitrate  # set from the loop, taken at the next frame
 
@@ -80,19 +83,29 @@ class OpusEncoder:
         """The next frame is at ``pts`` (1/48000 s): after a pause, time has moved on."""
         self._pts = pts
 
-    def encode(self, frame: av.AudioFrame) -> list[av.Packet]:
-        """Packets for ``frame`` (none while the resampler gathers 20 ms)."""
+    def encode(self, frame: av.AudioFrame, captured_at: float | None = None) -> list[av.Packet]:
+        """Packets for ``frame`` (none while the resampler gathers 20 ms).
+
+        With ``captured_at`` (the wall-clock time of the frame's first sample), every packet
+        carries the capture instant of its first sample (``packet.opaque``, read by
+        :mod:`appliance.stream.lipsync`); the samples still in the resampler were captured
+        just before it."""
         packets: list[av.Packet] = []
         frame.pts = None
         if self._wanted != self.bitrate:
             self.bitrate = self._wanted
             self._codec = self._open(self.bitrate, self._application)
+        if self._pts is None:
+            self._pts = 0
+        start = self._pts
+        # the capture instant of output sample ``start`` (the oldest sample still buffered)
+        first = None if captured_at is None else captured_at - (self._fed - self._taken) / RATE
+        self._fed += frame.samples * RATE / (frame.sample_rate or RATE)
         for out in self._resampler.resample(frame):
-            if self._pts is None:
-                self._pts = 0
             out.pts = self._pts
             out.time_base = TIME_BASE
             self._pts += out.samples
+            self._taken += out.samples
             encoded = self._codec.encode(out)
             if self._gate is None:
                 packets += encoded
@@ -100,6 +113,8 @@ class OpusEncoder:
                 packets += [dtx_frame(p) for p in encoded] if self._gate.closed else encoded
         for packet in packets:
             packet.time_base = TIME_BASE
+            if first is not None:  # pts already counts the codec's pre-skip
+                packet.opaque = first + ((packet.pts or 0) - start) / RATE
         return packets
 
     def close(self) -> None:

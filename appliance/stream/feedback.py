@@ -189,6 +189,9 @@ class SenderFeedback:
         self._early_cut_at = -1e9
         self.early_cuts = 0
         self.playout_delay = b"\x00\x00\x00"  # min = max = 0 ms
+        #: the co-parent has the sound on (the page says so): the browser may hold the picture
+        #: back, up to SOUND_SYNC_MS, to meet the sound (lip sync)
+        self.sound_on = False
 
     def use_transport_cc(self, send_log: SendLog) -> None:
         """The browser negotiated transport-cc: the rate follows the send-side estimator on the
@@ -332,6 +335,9 @@ class SenderFeedback:
 
     #: how long after the last NACK the browser keeps a retransmission's worth of buffer
     NACK_MEMORY_S = 5.0
+    #: with the sound on, how long the browser may hold the picture back to meet the sound
+    #: (its A/V sync cannot delay a picture whose maximum playout delay is 0)
+    SOUND_SYNC_MS = 300
 
     def _update_playout_delay(self, now: float) -> None:
         count, since = self._nacked_seen
@@ -341,7 +347,7 @@ class SenderFeedback:
             low = min(40, round((self.rtt + 0.02) * 100))  # 10 ms units, at most 400 ms
             high = min(4095, low + 50)
         else:
-            low = high = 0
+            low, high = 0, (self.SOUND_SYNC_MS // 10 if self.sound_on else 0)
         self.playout_delay = ((low << 12) | high).to_bytes(3, "big")
 
     # -- output ---------------------------------------------------------------------------------

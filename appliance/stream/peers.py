@@ -26,7 +26,7 @@ from aiortc.rtcdatachannel import RTCDataChannel
 
 from ..config import IceServer
 from ..errors import SignallingError
-from . import compat, compat_sound, twcc_compat
+from . import compat, compat_sound, lipsync, twcc_compat
 from .fanout import PacketFanout
 from .feedback import LinkSettings, Pacer, RateMode, SenderFeedback
 from .sound import EncodedAudioTrack, SoundFanout
@@ -127,10 +127,13 @@ class ViewerPeer:
         self._status: dict[str, Any] | None = None
         self._closed = False
         self.keyframe_requests = 0
+        #: each sender's RTP-to-capture-time mapping (lip sync), once answered
+        self.sync: list[lipsync.CaptureMap] = []
 
         @self._pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
             self._channel = channel
+            channel.on("message", self._viewer_said)
 
             @channel.on("open")
             def on_open() -> None:
@@ -176,6 +179,7 @@ class ViewerPeer:
         sender = transceiver.sender
         compat.hook_keyframe_requests(sender, self._keyframe_requested)
         compat.keep_rtp_history(sender, self._link.rtx_history_s)
+        self.sync = [lipsync.sync_to_capture(sender, lipsync.VIDEO_CLOCK)]
         audio, room = self._add_sound(offer_sdp)
         feedback = self.feedback
         if feedback is not None:
@@ -239,6 +243,7 @@ class ViewerPeer:
             if self._sound is not None:
                 self._audio = EncodedAudioTrack(self._sound)
                 audio = self._pc.addTransceiver(self._audio, direction="sendonly")
+                self.sync.append(lipsync.sync_to_capture(audio.sender, lipsync.AUDIO_CLOCK))
             else:  # no scanner sound: its m-line stays inactive, the room's is the second
                 audio = self._pc.addTransceiver("audio", direction="inactive")
             audio.setCodecPreferences(opus_codecs())
@@ -249,6 +254,7 @@ class ViewerPeer:
             if self._room is not None:
                 self._room_track = EncodedAudioTrack(self._room)
                 room = self._pc.addTransceiver(self._room_track, direction=room_dir)
+                self.sync.append(lipsync.sync_to_capture(room.sender, lipsync.AUDIO_CLOCK))
             else:
                 room = self._pc.addTransceiver("audio", direction=room_dir)
             compat_sound.bundle_with_offer(room)
@@ -291,6 +297,18 @@ class ViewerPeer:
     def _keyframe_requested(self) -> None:
         self.keyframe_requests += 1
         self._on_keyframe_request()
+
+    def _viewer_said(self, message: object) -> None:
+        """The page's one message: ``{"sound": true|false}``, the co-parent's sound on or off
+        (lip sync: :attr:`SenderFeedback.sound_on`). Anything else is ignored."""
+        if not isinstance(message, str) or len(message) > 256:
+            return
+        with contextlib.suppress(ValueError):
+            said = json.loads(message)
+            if isinstance(said, dict) and isinstance(said.get("sound"), bool):
+                if self.feedback is not None:
+                    self.feedback.sound_on = said["sound"]
+                logger.info("viewer %s: sound %s", self.short_id, "on" if said["sound"] else "off")
 
     def send_status(self, status: dict[str, Any]) -> None:
         """Tell the viewer page the session state (over the DTLS-protected data channel)."""

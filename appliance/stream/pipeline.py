@@ -32,6 +32,7 @@ from ..capture.base import CapturedFrame, Source
 from ..encode.base import VIDEO_TIME_BASE, Encoder, EncoderFactory
 from ..encode.keyframes import KeyframePolicy, KeyframeReason
 from ..state import State
+from . import lipsync
 from .ladder import LadderStep
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,8 @@ class MediaPipeline:
         # (encoder bitrate or None, step or None): set on the loop, applied in the thread
         self._rate: tuple[int | None, LadderStep | None] = (None, None)
         self._frame_index = 0
+        #: pts -> capture instant of the frames in the encoder (a few; see :meth:`_encode`)
+        self._captured: dict[int, float] = {}
         #: scaled frames keep the source's time strip (the synthetic source's, for measuring)
         self._keep_time_strip = keep_time_strip
 
@@ -223,7 +226,7 @@ class MediaPipeline:
                         self.keyframe(KeyframeReason.SLATE)
                     elif self._filter is not None:
                         frame = self._filter(frame)
-                    self._encode(frame)
+                    self._encode(frame, captured.captured_at)
                 else:  # PAUSED: a slate keyframe every SLATE_PERIOD, nothing from the scanner
                     if self._preview_wanted:
                         self._read_preview()
@@ -235,7 +238,7 @@ class MediaPipeline:
                     last_slate = now
                     w, h = self._source.width, self._source.height
                     self.keyframe(KeyframeReason.SLATE)
-                    self._encode(slate.render(slate.SlateKind.PAUSED, w, h))
+                    self._encode(slate.render(slate.SlateKind.PAUSED, w, h), time.time())
         except Exception:
             logger.exception("media pipeline failed")
             raise
@@ -298,7 +301,9 @@ class MediaPipeline:
         if step is not None:
             encoder.set_frame_divisor(step.frame_divisor)
 
-    def _encode(self, frame: av.VideoFrame) -> None:
+    def _encode(self, frame: av.VideoFrame, captured_at: float) -> None:
+        """Encode ``frame``; every packet carries its frame's capture instant (lip sync: an
+        encoder with a delay hands back an earlier frame's packet, found again by its pts)."""
         frame = self._scaled(frame)
         encoder = self._ensure_encoder(frame.width, frame.height)
         self._apply_rate(encoder)
@@ -306,12 +311,17 @@ class MediaPipeline:
         if self.keyframes.take(now):
             encoder.request_keyframe()
         pts = int((now - self._pts_origin) / VIDEO_TIME_BASE)
+        captured = self._captured
+        captured[pts] = captured_at
         for packet in encoder.encode(frame, pts):
+            lipsync.stamp(packet, captured.get(packet.pts or 0, captured_at))
             if packet.is_keyframe:
                 self.keyframes_encoded += 1
                 self.keyframes.encoded_keyframe(now)
             self._publish(packet)
         self.frames_encoded += 1
+        while len(captured) > 8:
+            del captured[next(iter(captured))]
         size = (frame.width, frame.height)
         if size != self._encoded_size:
             if self._encoded_size is not None:  # the old size's buffers are free now

@@ -239,7 +239,7 @@ class SoundPipeline:
                     continue
                 self.blocks_read += 1
                 self._warned = False
-                for packet in self._encoder.encode(captured.frame):
+                for packet in self._encoder.encode(captured.frame, captured.captured_at):
                     self.packets_encoded += 1
                     self._post(packet)
         finally:

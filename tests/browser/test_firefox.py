@@ -2,8 +2,9 @@
 BiDi by puppeteer-core from a small Node script (tests/support/firefox.mjs), against a whole box
 on loopback. Firefox as shipped has no H.264 for WebRTC: the page must say so before it knocks
 (the box sees nothing, so logs no tamper). With the test-only prefs that let it decode H.264 with
-the system's libavcodec: join, the code, admission, frames whose time strip advances, a reload
-back to the seat, the end.
+the system's libavcodec: join, the code, admission, frames whose time strip advances, the scanner's
+sound after the page's own "Tap for sound" (a WebAudio analyser finds the heartbeat's band), a
+reload back to the seat, the end.
 
 Firefox gathers ICE candidates only on the default route's interface unless the page has a camera
 or microphone (PeerConnectionImpl's default-address-only mode: its pref can only force it on), and
@@ -29,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from appliance.sound import synthetic
 from appliance.stream.feedback import RateMode
 from tests.support.wait import until
 
@@ -61,7 +63,7 @@ def needed() -> str:
 class Firefox:
     """The Node script as a child process: JSON lines out, words in."""
 
-    def __init__(self, **args: Any) -> None:
+    def __init__(self, env: dict[str, str] | None = None, **args: Any) -> None:
         self.proc = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
             [needed(), str(SCRIPT), json.dumps(args)],
             cwd=ROOT,
@@ -69,7 +71,7 @@ class Firefox:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PUPPETEER_SKIP_DOWNLOAD": "1"},
+            env={**os.environ, "PUPPETEER_SKIP_DOWNLOAD": "1", **(env or {})},
         )
 
     def step(self, name: str) -> dict[str, Any]:
@@ -145,10 +147,26 @@ def default_route() -> Iterator[None]:
         ip("address", "del", f"{HOST_ADDRESS}/32", "dev", "lo")
 
 
+def null_sound_output(tmp: Path) -> dict[str, str]:
+    """Firefox runs a page's WebAudio graph only with an audio output, and the tests' namespace
+    has no sound card: a home whose ALSA default is the userspace ``null`` PCM (no device, nothing
+    kept) gives it one. It runs the graph faster than real time, which the test's analyser does
+    not mind (it looks for the loudest band, not for timing)."""
+    home = tmp / "firefox-home"
+    home.mkdir(exist_ok=True)
+    (home / ".asoundrc").write_text("pcm.!default { type null }\nctl.!default { type hw card 0 }\n")
+    return {"HOME": str(home)}
+
+
+def watch(link: str) -> dict[str, Any]:
+    return {"mode": "watch", "link": link, "h264": True}
+
+
 @pytest.mark.usefixtures("default_route")
-def test_firefox_with_h264_joins_watches_comes_back_and_sees_the_end(running_box) -> None:
+def test_firefox_with_h264_joins_watches_hears_comes_back_and_sees_the_end(box_factory) -> None:
     needed()
-    firefox = Firefox(mode="watch", link=running_box.viewer_url, h264=True)
+    running_box: Any = box_factory(audio={"source": "synthetic"})
+    firefox = Firefox(env=null_sound_output(running_box.tmp), **watch(running_box.viewer_url))
     try:
         assert firefox.step("browser")["h264"] is True
         code = firefox.step("code")
@@ -166,6 +184,11 @@ def test_firefox_with_h264_joins_watches_comes_back_and_sees_the_end(running_box
         assert peer.rate_mode is RateMode.TRANSPORT_CC
         until(lambda: running_box.call(lambda: peer.twcc.feedback) >= 5, 5, 0.1, "feedback")
         assert running_box.call(lambda: peer.twcc.malformed) == 0
+        heard = firefox.step("heard")
+        assert heard["sound"] == "on", "unmuted by the tap"
+        assert heard["context"]["state"] == "running", heard
+        assert synthetic.BAND[0] - 60 <= heard["hz"] <= synthetic.BAND[1] + 60, heard
+        assert heard["energy"] > 0
         back = firefox.step("back")
         assert "#" not in back["url"]
         assert running_box.state() == "live", "the same phone came back, no re-admission"

@@ -1,6 +1,7 @@
 """The sound in a real headless Chromium: muted until the co-parent taps "Tap for sound", then a
 WebAudio analyser on the received stream finds the synthetic heartbeat's band; while paused no
-audio packet arrives (the browser's own inbound-rtp counter stays flat)."""
+audio packet arrives (the browser's own inbound-rtp counter stays flat). The page tells the box
+when the sound is on: the box then lets the browser hold the picture back to meet the sound."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from appliance.sound import synthetic
 from tests.support.browser import join, wait_js
+from tests.support.wait import until
 
 pytestmark = pytest.mark.browser
 
@@ -60,6 +62,9 @@ def test_tap_for_sound_plays_the_heartbeat_and_pause_sends_no_sound(box_factory,
     wait_js(page, "document.body.dataset.sound === 'on'")
     assert not page.evaluate("document.getElementById('video').muted")
     assert page.locator("#sound").inner_text() == "Mute"
+    feedback = box.call(lambda: box.box.viewers.peers[0].feedback)
+    until(lambda: feedback.sound_on, 5.0, what="the page told the box the sound is on")
+    until(lambda: feedback.playout_delay == bytes([0, 0, feedback.SOUND_SYNC_MS // 10]), 5.0)
     heard = page.evaluate(DOMINANT_HZ)
     assert synthetic.BAND[0] - 60 <= heard["hz"] <= synthetic.BAND[1] + 60, heard
     assert heard["energy"] > 0
@@ -80,3 +85,34 @@ def test_tap_for_sound_plays_the_heartbeat_and_pause_sends_no_sound(box_factory,
     page.click("#sound")  # the mute toggle
     wait_js(page, "document.body.dataset.sound === 'muted'")
     assert page.locator("#sound").inner_text() == "Sound on"
+    until(lambda: not feedback.sound_on, 5.0, what="the page told the box the sound is off")
+
+
+SOUND_WORD = "document.getElementById('sound-quality')"
+
+
+@pytest.mark.parametrize(
+    ("locale", "stalled"), [("en-GB", "Sound interrupted"), ("fr-FR", "Son interrompu")]
+)
+def test_the_quality_meter_covers_the_sound(
+    box_factory, chromium, locale: str, stalled: str
+) -> None:
+    """Sound packets stop while the picture goes on: the meter drops to one bar and says the
+    sound is interrupted, in the page's language; the sound comes back and so does the meter."""
+    box: Any = box_factory(audio={"source": "synthetic"})
+    context = chromium.new_context(viewport={"width": 390, "height": 844}, locale=locale)
+    page = context.new_page()
+    join(page, box.viewer_url)
+    box.press()  # admit
+    wait_js(page, "window.viewer.quality && window.viewer.quality.sound")
+    assert page.evaluate(f"{SOUND_WORD}.hidden"), "nothing to say while the sound flows"
+    fanout = box.call(lambda: box.box.media.sound_fanout)
+    box.call(lambda: fanout.set_open(False))  # the sound stops reaching the viewer
+    quality = wait_js(page, "window.viewer.quality.sound.stalled && window.viewer.quality", 10)
+    assert quality["bars"] == 1 and quality["fps"] > 5, "the picture goes on; the sound does not"
+    wait_js(page, f"!{SOUND_WORD}.hidden")
+    assert page.locator("#sound-quality").inner_text() == stalled
+    assert stalled in page.locator("#quality").get_attribute("aria-label")
+    box.call(lambda: fanout.set_open(True))
+    wait_js(page, f"!window.viewer.quality.sound.stalled && {SOUND_WORD}.hidden", 10)
+    context.close()

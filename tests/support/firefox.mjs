@@ -8,7 +8,8 @@
 //   node tests/support/firefox.mjs '{"mode": "unsupported" | "watch", "link": "...", "h264": bool}'
 //
 // It prints one JSON line per step ({"step": ...}) and, in "watch" mode, waits for a line on
-// stdin before the steps that need the box ("admitted", "ended").
+// stdin before the steps that need the box ("admitted", "ended"). Once live it taps "Tap for
+// sound" and reports the loudest band it hears ("heard").
 
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -61,6 +62,7 @@ const CONFINED = {
   "media.peerconnection.ice.obfuscate_host_addresses": false,
   "media.navigator.permission.disabled": true,
   "media.autoplay.default": 0,
+  "media.autoplay.block-webaudio": false,  // the test's analyser runs without a gesture of its own
 };
 // Test-only: Firefox as shipped decodes no H.264 in WebRTC without Cisco's OpenH264 plugin (a
 // download); these let it use the system's libavcodec instead.
@@ -68,6 +70,30 @@ const H264 = {
   "media.webrtc.hw.h264.enabled": true,
   "gfx.blacklist.webrtc.hw.acceleration.h264": 1,
 };
+
+// The loudest band of what the page plays, over about 1.5 s (in the page).
+async function loudestBand() {
+  const ctx = new AudioContext();
+  // (a context with no output device may never say it resumed: do not wait on it for ever)
+  await Promise.race([ctx.resume(), new Promise((r) => setTimeout(r, 2000))]);
+  const source = ctx.createMediaStreamSource(document.getElementById("video").srcObject);
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 8192;
+  source.connect(analyser);
+  const sum = new Float32Array(analyser.frequencyBinCount);
+  const bins = new Float32Array(analyser.frequencyBinCount);
+  for (let i = 0; i < 30; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    analyser.getFloatFrequencyData(bins);
+    bins.forEach((db, k) => { if (Number.isFinite(db)) sum[k] += Math.pow(10, db / 10); });
+  }
+  let best = 1;
+  for (let k = 1; k < sum.length; k++) if (sum[k] > sum[best]) best = k;
+  const hz = best * ctx.sampleRate / analyser.fftSize;
+  const context = { state: ctx.state, time: ctx.currentTime };
+  await ctx.close();
+  return { hz, energy: sum[best], sound: document.body.dataset.sound, context };
+}
 
 const say = (step, extra = {}) => process.stdout.write(JSON.stringify({ step, ...extra }) + "\n");
 let lines = null;
@@ -123,6 +149,12 @@ try {
     const stamps = await page.evaluate(() => window.probe.frames.filter((f) => f.stamp !== null).map((f) => f.stamp));
     const codec = await page.evaluate(() => window.probeCodec());
     say("live", { stamps: stamps.slice(-30), codec, quality: await page.evaluate(() => window.viewer.quality) });
+    // the scanner's sound: muted until the co-parent taps (a real click, the page's own handler
+    // unmutes), then a WebAudio analyser on the video's stream finds the loudest band
+    await until(page, "document.body.dataset.sound === 'muted'");
+    await page.click("#sound");
+    await until(page, "document.body.dataset.sound === 'on' && !document.getElementById('video').muted");
+    say("heard", await page.evaluate(loudestBand));
     await page.reload();
     await until(page, "window.viewer && window.viewer.state === 'live' && window.probe.stamped >= 10", 30000);
     say("back", { url: page.url(), stamped: await page.evaluate(() => window.probe.stamped) });

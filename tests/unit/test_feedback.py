@@ -156,6 +156,22 @@ def test_playout_delay_asks_for_a_retransmissions_worth_of_buffer_only_while_los
     assert fb.playout_delay == b"\x00\x00\x00"
 
 
+def test_with_the_sound_on_the_browser_may_hold_the_picture_back_to_meet_it() -> None:
+    """Lip sync: a maximum playout delay of 0 forbids the browser's A/V sync to delay the
+    picture; while the co-parent has the sound on, the maximum is SOUND_SYNC_MS (the minimum
+    stays 0: nothing waits that need not)."""
+    fb = SenderFeedback(RateParams(), clock=Clock())
+    fb.update()
+    assert fb.playout_delay == b"\x00\x00\x00"
+    fb.sound_on = True
+    fb.update()
+    value = int.from_bytes(fb.playout_delay, "big")
+    assert (value >> 12, value & 0xFFF) == (0, SenderFeedback.SOUND_SYNC_MS // 10)
+    fb.sound_on = False
+    fb.update()
+    assert fb.playout_delay == b"\x00\x00\x00"
+
+
 def _sending(fb: SenderFeedback, clock: Clock, packets: int, first_seq: int = 0) -> None:
     """``packets`` of 1200 bytes at 100 a second (about 1 Mbit/s)."""
     for seq in range(first_seq, first_seq + packets):

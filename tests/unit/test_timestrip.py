@@ -51,5 +51,26 @@ def test_the_strip_survives_h264_and_names_the_capture_time() -> None:
         assert read == timestrip.stamp_ms(now)
 
 
+def test_the_marker_shows_on_the_frame_after_each_click_and_survives_h264() -> None:
+    """One frame a second carries the marker: the first captured after a whole second, when
+    the synthetic sound clicks; it reads back through the encoder."""
+    import av
+
+    source = SyntheticSource(1280, 720, fps=30)
+    encoder = SoftwareEncoder(1280, 720, 30, bitrate=1_000_000, keyframe_interval=2.0)
+    decoder = av.CodecContext.create("h264", "r")
+    seen = []
+    for i in range(60):  # two seconds, the grid 7 ms after the second
+        now = 1_800_000_000.007 + i / 30
+        for packet in encoder.encode(source.render(now), i * 3000):
+            for frame in decoder.decode(packet):
+                luma = frame.to_ndarray(format="gray")
+                seen.append((timestrip.read(luma), timestrip.read_marker(luma)))
+    marked = [stamp for stamp, shown in seen if shown]
+    assert [m % 1000 for m in marked if m is not None] == [7, 7], seen
+    assert sum(1 for _, shown in seen if shown is False) == len(seen) - 2
+    assert timestrip.read_marker(np.zeros((40, 40), np.uint8)) is None
+
+
 def test_latency_wraps_modulo_2_48() -> None:
     assert timestrip.latency_ms((1 << 48) - 10, (1 << 48) / 1000 + 0.005) == pytest.approx(15)

@@ -197,17 +197,44 @@ function watchFrames() {
   }, 500);
 }
 
-// -- the quality meter: frames per second, freezes and round-trip time from getStats ---------------
+// -- the sound's part of the meter: concealed samples and stalls, from the audio inbound-rtp -------
+const SOUND_STALL_MS = 1500; // no sound packet for this long while live: "sound interrupted"
+const sound = { received: -1, movedAt: 0, seenAt: 0, window: [] };
+
+function hearSound(s, now) {
+  if (!s) return null;
+  if (now - sound.seenAt > 2 * SOUND_STALL_MS) {  // (back) to live: start afresh
+    sound.movedAt = now;
+    sound.window = [];
+  }
+  sound.seenAt = now;
+  if (s.packetsReceived !== sound.received) {
+    sound.received = s.packetsReceived;
+    sound.movedAt = now;
+  }
+  if (typeof s.concealedSamples === "number" && typeof s.totalSamplesReceived === "number") {
+    sound.window.push([now, s.concealedSamples, s.totalSamplesReceived]);
+    while (sound.window.length > 2 && sound.window[0][0] < now - WINDOW_MS) sound.window.shift();
+  }
+  const first = sound.window[0], last = sound.window[sound.window.length - 1];
+  const samples = first && last ? last[2] - first[2] : 0;
+  const concealed = samples > 0 ? (last[1] - first[1]) / samples : 0;
+  return { concealed: Math.round(concealed * 1000) / 10, stalled: now - sound.movedAt > SOUND_STALL_MS };
+}
+
+// -- the quality meter: frames per second, freezes and round-trip time from getStats; the sound's
+// concealed samples (percent, over the window) and stalls when the stream has sound -------------
 async function measure() {
   const now = performance.now();
-  let fps = null, rtt = null;
+  let fps = null, rtt = null, heard = null;
   const pc = viewer.pc;
   if (pc && now - picture.statsAt >= 1000) {
     picture.statsAt = now;
     try {
       const stats = await pc.getStats();
-      let pair = null;
+      let pair = null, audio = null;
       for (const s of stats.values()) {
+        if (s.type === "inbound-rtp" && s.kind === "audio") audio = s;
         if (s.type === "inbound-rtp" && s.kind === "video") {
           if (typeof s.framesDecoded === "number") {
             if (picture.decoded >= 0 && s.framesDecoded > picture.decoded && picture.decodedAt) {
@@ -222,9 +249,10 @@ async function measure() {
         if (!pair && s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s;
       }
       if (pair && typeof pair.currentRoundTripTime === "number") rtt = pair.currentRoundTripTime;
+      heard = hearSound(audio, now);
     } catch (_) { /* closed meanwhile */ }
   } else if (viewer.quality) {
-    ({ fps, rtt } = viewer.quality);
+    ({ fps, rtt, sound: heard } = viewer.quality);
   }
   if (fps === null) {
     const recent = picture.gaps.filter((g) => g[0] > now - 2000);
@@ -237,8 +265,9 @@ async function measure() {
   const fpsScore = fps >= expected * 0.6 ? 3 : fps >= expected * 0.3 ? 2 : 1;
   const freezeScore = frozenNow || recentFreezes >= 3 ? 1 : recentFreezes ? 2 : 3;
   const rttScore = rtt === null || rtt < 0.25 ? 3 : rtt < 0.6 ? 2 : 1;
-  const bars = Math.min(fpsScore, freezeScore, rttScore);
-  viewer.quality = { bars, fps: Math.round(fps * 10) / 10, freezes, rtt, step: viewer.step };
+  const soundScore = !heard ? 3 : heard.stalled || heard.concealed > 10 ? 1 : heard.concealed > 2 ? 2 : 3;
+  const bars = Math.min(fpsScore, freezeScore, rttScore, soundScore);
+  viewer.quality = { bars, fps: Math.round(fps * 10) / 10, freezes, rtt, step: viewer.step, sound: heard };
   drawQuality();
 }
 
@@ -247,8 +276,13 @@ function drawQuality() {
   const meter = $("quality");
   meter.dataset.bars = q ? String(q.bars) : "3";
   const words = T.quality || [];
-  meter.setAttribute("aria-label", words[(q ? q.bars : 3) - 1] || "");
-  meter.title = words[(q ? q.bars : 3) - 1] || "";
+  const heard = q && q.sound;
+  const soundWord = !heard ? "" : heard.stalled ? T.sound_stalled : heard.concealed > 2 ? T.sound_choppy : "";
+  const label = [words[(q ? q.bars : 3) - 1] || "", soundWord || ""].filter(Boolean).join(". ");
+  meter.setAttribute("aria-label", label);
+  meter.title = label;
+  $("sound-quality").hidden = !soundWord;
+  $("sound-quality").textContent = soundWord || "";
   const step = viewer.step === "half-rate" ? T.step_half : viewer.step === "smaller" ? T.step_smaller : "";
   $("step").hidden = !step;
   $("step").textContent = step;

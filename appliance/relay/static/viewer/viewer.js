@@ -224,6 +224,16 @@ async function connectOnce(room, seat, name, onReply) {
       if (viewer.expires > seat.expires) seat.expires = viewer.expires;  // extended: kept at the next reply
       if (end) finish(end);
     });
+    // The co-parent's sound on or off, told to the box: while on, the box lets this browser hold
+    // the picture back to meet the sound (lip sync).
+    const tellSound = () => {
+      if (channel.readyState === "open") {
+        channel.send(JSON.stringify({ sound: document.body.dataset.sound === "on" }));
+      }
+    };
+    document.addEventListener("soundchange", tellSound);
+    channel.addEventListener("open", tellSound);
+    channel.addEventListener("close", () => document.removeEventListener("soundchange", tellSound));
     channel.addEventListener("close", () => finish(viewer.box === "ended" ? "ended" : "lost"));
     preferH264(pc.addTransceiver("video", { direction: "recvonly" }));
     pc.addTransceiver("audio", { direction: "recvonly" });  // the scanner's sound, if the box sends it
