@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 #: Constrained Baseline first: what every phone decodes in hardware.
 _H264_ORDER = ("42e01f", "42001f")
 MAX_SDP_BYTES = 16_384
+#: The offer's audio m-lines: the scanner's sound and the room's line (talk-back); no more.
+MAX_AUDIO_LINES = 2
 #: The largest message the phone may send on the data channel (a talk button's state).
 MAX_MESSAGE_BYTES = 256
 
@@ -76,13 +78,13 @@ def ice_configuration(servers: tuple[IceServer, ...]) -> RTCConfiguration:
     )
 
 
-def _room_direction(microphone: bool, speaker: bool) -> str | None:
+def _room_direction(microphone: bool, speaker: bool) -> str:
     """The room's m-line in the box's answer: the microphone sent, the phone's voice received."""
     if microphone and speaker:
         return "sendrecv"
     if microphone:
         return "sendonly"
-    return "recvonly" if speaker else None
+    return "recvonly" if speaker else "inactive"
 
 
 class ViewerPeer:
@@ -169,7 +171,11 @@ class ViewerPeer:
 
     async def answer(self, offer_sdp: str) -> str:
         """Apply the viewer's offer and return the box's answer (ICE gathered, non-trickle)."""
-        if len(offer_sdp) > MAX_SDP_BYTES or "m=video" not in offer_sdp:
+        if (
+            len(offer_sdp) > MAX_SDP_BYTES
+            or "m=video" not in offer_sdp
+            or offer_sdp.count("m=audio") > MAX_AUDIO_LINES
+        ):
             raise SignallingError("the offer is not a video offer")
         self._track = EncodedVideoTrack(self._fanout)
         # The transceiver and codec preferences go in before the remote description: aiortc
@@ -235,28 +241,30 @@ class ViewerPeer:
 
     def _add_sound(self, offer_sdp: str) -> tuple[Any, Any]:
         """The scanner's transceiver (the offer's first audio m-line) and the room's (its second:
-        the room microphone out, the phone's voice in), as this box has them."""
+        the room microphone out, the phone's voice in), as this box has them; a line the box has
+        nothing for is inactive (never received: aiortc would otherwise receive on it, into a
+        queue nobody reads)."""
         lines = offer_sdp.count("m=audio")
-        room_dir = _room_direction(self._room is not None, self._talkback is not None)
         audio = room = None
-        if lines >= 1 and (self._sound is not None or (lines >= 2 and room_dir)):
+        if lines >= 1:
             if self._sound is not None:
                 self._audio = EncodedAudioTrack(self._sound)
                 audio = self._pc.addTransceiver(self._audio, direction="sendonly")
                 self.sync.append(lipsync.sync_to_capture(audio.sender, lipsync.AUDIO_CLOCK))
-            else:  # no scanner sound: its m-line stays inactive, the room's is the second
+            else:
                 audio = self._pc.addTransceiver("audio", direction="inactive")
             audio.setCodecPreferences(opus_codecs())
             # every sender's history forgets by age: the process-wide modulus (65536) would
             # otherwise keep 22 minutes of sound packets (a leak the soak found)
             compat.keep_rtp_history(audio.sender, self._link.rtx_history_s)
-        if lines >= 2 and room_dir:
+        if lines >= 2:
+            direction = _room_direction(self._room is not None, self._talkback is not None)
             if self._room is not None:
                 self._room_track = EncodedAudioTrack(self._room)
-                room = self._pc.addTransceiver(self._room_track, direction=room_dir)
+                room = self._pc.addTransceiver(self._room_track, direction=direction)
                 self.sync.append(lipsync.sync_to_capture(room.sender, lipsync.AUDIO_CLOCK))
             else:
-                room = self._pc.addTransceiver("audio", direction=room_dir)
+                room = self._pc.addTransceiver("audio", direction=direction)
             compat_sound.bundle_with_offer(room)
             room.setCodecPreferences(opus_codecs())
             compat.keep_rtp_history(room.sender, self._link.rtx_history_s)

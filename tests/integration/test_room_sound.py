@@ -245,3 +245,34 @@ async def test_talkback_reaches_the_speaker_only_while_allowed_live_and_held(
         assert talks == [True, False, True, False]
     finally:
         await viewer.close()
+
+
+async def test_a_box_without_room_sound_answers_the_room_line_inactive(box_factory) -> None:
+    """The viewer page always offers the room's line; a box with neither microphone nor speaker
+    answers it inactive: it never receives on it (a phone sending anyway is not even read)."""
+    box = box_factory(audio={"source": "synthetic"})
+    viewer = AiortcViewer(box.viewer_url, room_line=True, voice=Voice())
+    try:
+        await _live(box, viewer)
+        answer = viewer.pc.remoteDescription.sdp  # type: ignore[union-attr]
+        audio_lines = answer.split("m=audio")[1:]
+        assert len(audio_lines) == 2
+        assert "a=sendonly" in audio_lines[0] and "a=inactive" in audio_lines[1]
+        await asyncio.sleep(1.0)
+        assert await viewer.audio_packets() > 20 and await viewer.room_packets() == 0
+    finally:
+        await viewer.close()
+
+
+async def test_an_offer_with_a_third_audio_line_is_refused() -> None:
+    from appliance.encode.keyframes import KeyframePolicy
+    from appliance.errors import SignallingError
+    from appliance.stream.fanout import PacketFanout
+    from appliance.stream.peers import ViewerPeer
+
+    peer = ViewerPeer(PacketFanout(KeyframePolicy()), None, (), lambda: None, lambda p: None)
+    try:
+        with pytest.raises(SignallingError):
+            await peer.answer("v=0\r\nm=video 9\r\nm=audio 9\r\nm=audio 9\r\nm=audio 9\r\n")
+    finally:
+        await peer.close()
