@@ -140,9 +140,10 @@ class Backend:
         if self.state == "idle":
             raise InvalidStateError("no session is open")
         self.calls.append(f"sound:{switch.value}:{on}")
-        if self.sound is not None:
+        if self.sound is not None:  # as the core derives it, while live
             switches = {**self.sound.switches, switch.value: on}
-            self.sound = replace(self.sound, switches=switches)
+            heard = {switch.value: on} if switch is not SoundSwitch.TALKBACK else {}
+            self.sound = replace(self.sound, switches=switches, **heard)
 
     def extend(self, minutes: int) -> None:
         if self.state == "idle":
