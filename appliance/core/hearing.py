@@ -51,6 +51,8 @@ class HearingKeeper(CoreBase):
     _talking: bool = False
     _hearing: Hearing = SILENT
     _hearing_listeners: list[HearingListener]
+    #: a switch changed in this event: the viewer is told once the event is handled
+    _tell_viewer_later: bool = False
 
     def _init_concern(self) -> None:
         super()._init_concern()
@@ -115,6 +117,23 @@ class HearingKeeper(CoreBase):
             on = False
         self._talking = on
 
+    def _derive(self) -> Hearing:
+        """What is heard: each switch the box has, only while LIVE with the admitted viewer
+        connected; talk-back only while the phone's button is held too."""
+        viewer = self.session.viewer if self.session is not None else None
+        live = (
+            self._state is State.LIVE
+            and viewer is not None
+            and viewer.admitted
+            and self._viewers.count > 0
+        )
+        on = {s: live and s in self._settings.switches and self._switches[s] for s in SoundSwitch}
+        return Hearing(
+            scanner=on[SoundSwitch.SCANNER],
+            microphone=on[SoundSwitch.MICROPHONE],
+            talkback=on[SoundSwitch.TALKBACK] and self._talking,
+        )
+
     def _rehear(self) -> None:
         """After every event: the box's own switch-offs, then what is heard, told to whoever
         follows it (the media side, the LED) when it changed."""
@@ -129,24 +148,7 @@ class HearingKeeper(CoreBase):
         if self.session is None or state not in OPEN_STATES:
             self._talking = False
             self._switches = dict(DEFAULTS)
-        viewer = self.session.viewer if self.session is not None else None
-        live = (
-            state is State.LIVE
-            and viewer is not None
-            and viewer.admitted
-            and self._viewers.count > 0
-        )
-        have = self._settings.switches
-        hearing = Hearing(
-            scanner=live and SoundSwitch.SCANNER in have and self._switches[SoundSwitch.SCANNER],
-            microphone=live
-            and SoundSwitch.MICROPHONE in have
-            and self._switches[SoundSwitch.MICROPHONE],
-            talkback=live
-            and SoundSwitch.TALKBACK in have
-            and self._switches[SoundSwitch.TALKBACK]
-            and self._talking,
-        )
+        hearing = self._derive()
         if self._tell_viewer_later:
             self._tell_viewer_later = False
             self._viewers.tell(self.viewer_message())
@@ -156,5 +158,3 @@ class HearingKeeper(CoreBase):
             self._record("talk", on=hearing.talkback)
         self._hearing = hearing
         notify(self._hearing_listeners, hearing)
-
-    _tell_viewer_later: bool = False
