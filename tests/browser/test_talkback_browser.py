@@ -3,6 +3,9 @@ tone from a WAV this test writes (``--use-file-for-fake-audio-capture``); the bo
 ALSA's ``file`` plugin over ``null``, writing into this test's temporary directory (a test-only
 sink: a box's config names its speakerphone).
 
+The room microphone, switched on, plays in the page's own element for the room's sound, after
+the same tap as the picture's sound; nothing arrives on its line before.
+
 The page asks for nothing before talk-back is allowed and the button held (its room line's sender
 has no track); the button appears only when allowed, says "The room hears you" while held, and
 the tone reaches the speaker only then; a second hold reuses the same track (never asked again);
@@ -20,6 +23,8 @@ import pytest
 
 from appliance.core import SetSound
 from appliance.hearing import SoundSwitch
+from tests.integration.test_room_sound import ROOM_HZ as ROOM_CLIP_HZ
+from tests.integration.test_room_sound import room_clip  # noqa: F401 - a fixture
 from tests.support import browser
 from tests.support.browser import join, wait_js
 from tests.support.wait import until
@@ -134,3 +139,57 @@ def test_the_fake_microphone_reaches_the_speaker_only_while_allowed_and_held(
     assert page.evaluate(f"{ROOM_SENDER}.track.enabled") is False
     page.dispatch_event("#talk", "pointerup")
     assert talkback.played == withdrawn
+
+
+ROOM_PACKETS = """async () => {
+  let n = 0;
+  const line = window.viewer.pc.getTransceivers()[2];
+  (await line.receiver.getStats()).forEach((s) => {
+    if (s.type === "inbound-rtp") n += s.packetsReceived;
+  });
+  return n;
+}"""
+
+ROOM_HZ = """async () => {
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const source = ctx.createMediaStreamSource(document.getElementById("room-audio").srcObject);
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 8192;
+  source.connect(analyser);
+  const sum = new Float32Array(analyser.frequencyBinCount);
+  const bins = new Float32Array(analyser.frequencyBinCount);
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    analyser.getFloatFrequencyData(bins);
+    bins.forEach((db, k) => { sum[k] += Math.pow(10, db / 10); });
+  }
+  let best = 1;
+  for (let k = 1; k < sum.length; k++) if (sum[k] > sum[best]) best = k;
+  await ctx.close();
+  return best * ctx.sampleRate / analyser.fftSize;
+}"""
+
+
+def test_the_room_microphone_plays_in_its_own_element_only_once_switched_on(
+    box_factory,
+    chromium,
+    room_clip,  # noqa: F811 - the fixture
+) -> None:
+    box: Any = box_factory(
+        audio={"source": "synthetic"}, room={"microphone": "roommic"}, microphone=room_clip
+    )
+    page = chromium.new_page(viewport={"width": 390, "height": 844})
+    join(page, box.viewer_url)
+    box.press()  # admit
+    wait_js(page, "window.viewer.state === 'live' && document.body.dataset.sound === 'muted'")
+    page.click("#sound")  # the tap unmutes the picture's sound and the room's together
+    wait_js(page, "document.body.dataset.sound === 'on'")
+    assert not page.evaluate("document.getElementById('room-audio').muted")
+    time.sleep(1.0)
+    assert page.evaluate(ROOM_PACKETS) == 0, "the room microphone is off by default"
+    box.run(box.core.command(SetSound(switch=SoundSwitch.MICROPHONE, on=True)))
+    wait_js(page, "document.body.dataset.room === 'on'")
+    until(lambda: page.evaluate(ROOM_PACKETS) > 25, 10, what="the room's packets")
+    assert abs(page.evaluate(ROOM_HZ) - ROOM_CLIP_HZ) < 30
+    assert page.locator("#talk").is_hidden(), "talk-back is another switch"

@@ -13,7 +13,7 @@ let tapped = false;
 let said = "none";
 
 export function drawSound() {
-  const has = Boolean(video.srcObject && video.srcObject.getAudioTracks().length);
+  const has = Boolean((video.srcObject && video.srcObject.getAudioTracks().length) || room.srcObject);
   button.hidden = !has;
   const state = !has ? "none" : video.muted ? "muted" : "on";
   document.body.dataset.sound = state;

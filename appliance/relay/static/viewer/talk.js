@@ -9,6 +9,7 @@
 // there only when allowed, and says "The room hears you" while held. The room's sound plays in
 // its own <audio>, muted and unmuted with the picture's sound (sound.js).
 import { T } from "./i18n.js";
+import { drawSound } from "./sound.js";
 
 const button = document.getElementById("talk");
 const room = document.getElementById("room-audio");
@@ -31,7 +32,9 @@ export function roomLine(pc, channel) {
 export function roomTrack(event) {
   if (!line.transceiver || event.transceiver !== line.transceiver) return false;
   room.srcObject = new MediaStream([event.track]);
+  room.muted = document.getElementById("video").muted;  // heard once the co-parent tapped for sound
   room.play().catch(() => {});
+  drawSound();
   return true;
 }
 
