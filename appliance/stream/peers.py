@@ -110,6 +110,8 @@ class ViewerPeer:
         self.feedback = SenderFeedback(rate, self._link.ladder) if rate is not None else None
         self.pacer = Pacer(rate.start_bps if rate else 4_000_000) if self._link.pacing else None
         self.stalled = False
+        #: the seated viewer's connection (Viewers.adopt): only its voice may reach the room
+        self.adopted = False
         #: the video transport's transport-wide congestion control (None: not negotiated)
         self.twcc: twcc_compat.TransportCc | None = None
         self._sender: Any = None
@@ -276,7 +278,7 @@ class ViewerPeer:
             return
         track = room.receiver.track
         if track is not None and room.currentDirection in ("sendrecv", "recvonly"):
-            self._talkback.attach(track)
+            self._talkback.attach(track, lambda: self.adopted and not self._closed)
 
     @property
     def rate_mode(self) -> RateMode | None:

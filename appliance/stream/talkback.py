@@ -66,20 +66,21 @@ class TalkBack:
             self._put(None)  # the speaker closes now
         logger.info("talk-back %s", "playing" if on else "stopped")
 
-    def attach(self, track: MediaStreamTrack) -> None:
-        """Read a viewer's voice track until it ends (on the loop)."""
-        task = asyncio.ensure_future(self._read(track))
+    def attach(self, track: MediaStreamTrack, current: Callable[[], bool]) -> None:
+        """Read a viewer's voice track until it ends (on the loop); its frames may be played
+        only while ``current()`` (the seated viewer's adopted connection, not a pending one)."""
+        task = asyncio.ensure_future(self._read(track, current))
         self._readers.add(task)
         task.add_done_callback(self._readers.discard)
 
-    async def _read(self, track: MediaStreamTrack) -> None:
+    async def _read(self, track: MediaStreamTrack, current: Callable[[], bool]) -> None:
         while True:
             try:
                 frame = await track.recv()
             except MediaStreamError:
                 return
             self.received += 1
-            if self._playing and isinstance(frame, av.AudioFrame):
+            if self._playing and current() and isinstance(frame, av.AudioFrame):
                 self._put(frame)
 
     def _put(self, frame: av.AudioFrame | None) -> None:

@@ -132,6 +132,7 @@ class Viewers:
         for old in list(self._adopted):
             if old is not peer:
                 await self.close(old)
+        peer.adopted = True
         if peer not in self._adopted:
             self._adopted.append(peer)
             self._media.set_viewers(len(self._adopted))
