@@ -194,7 +194,7 @@ class ViewerPeer:
             compat.tap_rtcp(sender, feedback.on_report, feedback.on_remb, feedback.on_nack)
             compat.tap_sender_reports(sender, feedback.on_sr_sent)
         playout_delay = 0
-        twcc_ids = (0, 0)
+        twcc_ids = (0, 0, 0)
         try:
             with compat.host_addresses(self._link.ice_addresses):
                 await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
@@ -208,6 +208,7 @@ class ViewerPeer:
                     twcc_ids = (
                         twcc_compat.negotiate_transport_cc(transceiver, offer_sdp),
                         twcc_compat.negotiate_transport_cc(audio, offer_sdp) if audio else 0,
+                        twcc_compat.negotiate_transport_cc(room, offer_sdp) if room else 0,
                     )
                 await self._pc.setLocalDescription(await self._pc.createAnswer())
         except Exception as exc:
@@ -219,8 +220,9 @@ class ViewerPeer:
         self._sender = sender
         if twcc_ids[0]:
             self.twcc = twcc_compat.stamp_transport(sender, twcc_ids[0])
-        if twcc_ids[1] and audio is not None:
-            twcc_compat.stamp_transport(audio.sender, twcc_ids[1])
+        for line, ext_id in ((audio, twcc_ids[1]), (room, twcc_ids[2])):
+            if ext_id and line is not None:  # the sound counts in the transport-wide estimate
+                twcc_compat.stamp_transport(line.sender, ext_id)
         if self.twcc is not None and feedback is not None:
             feedback.use_transport_cc(self.twcc.log)
             self.twcc.on_feedback = feedback.on_transport_feedback

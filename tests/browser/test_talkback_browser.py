@@ -193,3 +193,7 @@ def test_the_room_microphone_plays_in_its_own_element_only_once_switched_on(
     until(lambda: page.evaluate(ROOM_PACKETS) > 25, 10, what="the room's packets")
     assert abs(page.evaluate(ROOM_HZ) - ROOM_CLIP_HZ) < 30
     assert page.locator("#talk").is_hidden(), "talk-back is another switch"
+    answer = page.evaluate("window.viewer.pc.remoteDescription.sdp")
+    room_line = answer.split("m=audio")[2]
+    assert "a=sendonly" in room_line, "a microphone and no speaker: the room line sends only"
+    assert "transport-wide-cc" in room_line, "the room's sound counts in the rate estimate"
