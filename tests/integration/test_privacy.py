@@ -1,10 +1,11 @@
 """Privacy in practice: a whole session with the box as its own process (the demo, as a user runs
-it, picture and sound) writes nothing to disk but its event log, and no log line holds the secret, a key derived
+it, picture and sound; and again with talk-back played on a speaker) writes nothing to disk but its event log, and no log line holds the secret, a key derived
 from it, the room id, the viewer's name or an IP address."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -28,12 +29,15 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 class DemoProcess:
     """`appliance run --demo` in a fresh working directory with its own TMPDIR and HOME."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(
+        self, workdir: Path, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+    ) -> None:
         self.workdir = workdir
         self.tmpdir = workdir / "tmp"
         self.tmpdir.mkdir()
         env = {
             **os.environ,
+            **(env or {}),
             "TMPDIR": str(self.tmpdir),
             "HOME": str(workdir),
             "PYTHONDONTWRITEBYTECODE": "1",
@@ -41,7 +45,7 @@ class DemoProcess:
             "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "run", "--demo", "--port", "0"],
+            [sys.executable, "-m", "appliance", "run", "--demo", "--port", "0", *args],
             cwd=workdir,
             env=env,
             stdin=subprocess.PIPE,
@@ -189,3 +193,82 @@ async def test_an_ended_sessions_link_is_dropped_at_once(running_box) -> None:
     assert secret not in await asyncio.to_thread(public_status)
     status = running_box.call(lambda: box.core.status())
     assert status.session is None and secret not in repr(status)
+
+
+class Staff:
+    """The staff's pairing page over HTTP, logged in with the demo's printed password."""
+
+    def __init__(self, pairing_url: str, password: str) -> None:
+        import http.cookiejar
+        import urllib.request
+
+        self.url = pairing_url
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+        self._post("login", urllib.parse.urlencode({"password": password, "csrf": self._csrf()}))
+
+    def _csrf(self) -> str:
+        page = self.opener.open(self.url, timeout=10).read().decode()
+        found = re.search(r'name="csrf-token" content="([^"]+)"', page)
+        assert found, "the page carries a CSRF token"
+        return found.group(1)
+
+    def _post(self, path: str, body: str, kind: str = "application/x-www-form-urlencoded") -> None:
+        import urllib.request
+
+        headers = {"Content-Type": kind, "X-CSRF-Token": self._csrf()}
+        request = urllib.request.Request(self.url + path, body.encode(), headers, method="POST")
+        self.opener.open(request, timeout=10).read()
+
+    def sound(self, switch: str, on: bool) -> None:
+        self._post("api/sound", json.dumps({"switch": switch, "on": on}), "application/json")
+
+
+async def test_talkback_writes_nothing_either(tmp_path) -> None:
+    """The same demo process with a speaker (ALSA's ``null`` PCM: it keeps nothing), the staff
+    allowing talk-back on the page and the phone talking: still nothing written but the event
+    log, which says the switch and the talk without anything personal."""
+    from tests.integration.test_room_sound import Voice
+
+    asoundrc = tmp_path / "asoundrc"
+    asoundrc.write_text("pcm.roomspk { type null }\n")
+    room = tmp_path / "room.toml"
+    room.write_text('[room]\nspeaker = "roomspk"\n')
+    demo = DemoProcess(tmp_path, ("--config", str(room)), {"ALSA_CONFIG_PATH": str(asoundrc)})
+    try:
+        password = demo.wait_line("pairing password (this run only): ")
+        link = demo.wait_line("viewer: ")
+        pairing = demo.wait_line("pairing: ")
+        await asyncio.sleep(0.5)
+        before = snapshot(tmp_path)
+        staff = await asyncio.to_thread(Staff, pairing, password)
+        viewer = AiortcViewer(link, name="Camille Dupont", room_line=True, voice=Voice())
+        try:
+            await viewer.connect()
+            demo.key("")  # admit
+            assert len(await viewer.frames(10, timeout=15)) >= 5
+            await asyncio.to_thread(staff.sound, "talkback", True)
+            await asyncio.sleep(0.3)
+            viewer.talk(True)  # the phone's voice plays in the room for a second
+            await asyncio.sleep(1.0)
+            viewer.talk(False)
+            await asyncio.sleep(0.3)
+            await viewer.hang_up()
+        finally:
+            await viewer.close()
+        demo.key("l")  # end the session
+        await asyncio.sleep(2.0)
+        after = snapshot(tmp_path)
+    finally:
+        logs = demo.stop()
+
+    changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
+    assert changed <= {".state/events.jsonl"}, f"a session wrote {sorted(changed)}"
+    assert not any(tmp_path.joinpath("tmp").iterdir()), "nothing in TMPDIR"
+    events = [json.loads(line) for line in (tmp_path / ".state" / "events.jsonl").open()]
+    kinds = [e["kind"] for e in events]
+    assert "sound" in kinds and kinds.count("talk") == 2, kinds
+    assert "talk-back playing" in logs, "the voice was played"
+    assert "cannot be opened" not in logs and "playback failed" not in logs, "on the speaker"
+    assert "Camille" not in logs
