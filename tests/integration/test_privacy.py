@@ -1,6 +1,7 @@
 """Privacy in practice: a whole session with the box as its own process (the demo, as a user runs
-it, picture and sound; and again with talk-back played on a speaker) writes nothing to disk but its event log, and no log line holds the secret, a key derived
-from it, the room id, the viewer's name or an IP address."""
+it, picture and sound; and again with talk-back played on a speaker) writes nothing to disk but
+its event log, and no log line holds the secret, a key derived from it, the room id, the viewer's
+name or an IP address."""
 
 from __future__ import annotations
 
