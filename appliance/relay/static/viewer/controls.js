@@ -62,7 +62,7 @@ export function endsSoon(expires, watching) {
   const soon = Boolean(expires) && watching && Date.now() >= end - WARN_MS && Date.now() < end;
   $("ends").hidden = !soon;
   if (soon) {
-    const time = new Date(end).toLocaleTimeString(i18n.lang, { hour: "2-digit", minute: "2-digit" });
+    const time = new Date(end).toLocaleTimeString(i18n.lang, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
     $("ends").textContent = (T.ends || "{time}").replace("{time}", time);
   }
 }
