@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,20 +61,26 @@ TARGETS = {
 
 
 def verdict(name: str, r: dict[str, Any]) -> str:
+    """PASS or MISS against the scenario's target (TARGETS)."""
     util = r.get("delivered_utilisation", float("nan"))
-    smooth = r["fps_converged"] >= 15 and r["freezes_over_1s_converged"] == 0
-    cap1 = util >= 0.85 and r.get("owd_excess_p95_ms", 1e9) <= 100 and smooth
     share = r.get("share", float("nan"))
-    ok = {
-        "rfc8867": r["freezes_over_500ms_converged"] == 0 and util >= 0.8,
+
+    def smooth() -> bool:
+        return bool(r["fps_converged"] >= 15 and r["freezes_over_1s_converged"] == 0)
+
+    def cap1() -> bool:
+        return util >= 0.85 and r.get("owd_excess_p95_ms", 1e9) <= 100 and smooth()
+
+    checks: dict[str, Callable[[], bool]] = {
+        "rfc8867": lambda: r["freezes_over_500ms_converged"] == 0 and util >= 0.8,
         "cap1": cap1,
         "noremb": cap1,
-        "tcp": 0.3 <= share <= 0.7 and r["fps_converged"] >= 15,
+        "tcp": lambda: 0.3 <= share <= 0.7 and r["fps_converged"] >= 15,
         "turn-tcp": smooth,
-        "loss2": r["fps"] >= 25 and r["latency_p95_ms"] <= 250,
-        "blackout": r.get("recovery_s", 99) <= 2.0,
-    }[name]
-    return "PASS" if ok else "MISS"
+        "loss2": lambda: r["fps"] >= 25 and r["latency_p95_ms"] <= 250,
+        "blackout": lambda: r.get("recovery_s", 99) <= 2.0,
+    }
+    return "PASS" if checks[name]() else "MISS"
 
 
 def percentile(values: list[float], q: float) -> float:
