@@ -3,9 +3,11 @@ docs/performance.md).
 
 N boxes, each with a room and its long poll always waiting, and N viewers (each from an address
 of its own, forwarded as a reverse proxy would: 198.18.0.0/15, the benchmarking range), each
-knocked, seated and polling. Then a dozen sealed-size messages each way per room, paced to
-``--rate`` messages/s in all, each stamped with its sending time so the receiving side's poll
-measures the forwarding latency; meanwhile, every few seconds, a staff action (a room extended)
+knocked, seated and polling (20 s polls, the first of each a random 5-20 s: real boxes and phones
+do not all start in the same second, so their polls do not all end in the same one). Then a
+dozen sealed-size messages each way per room, paced to ``--rate`` messages/s in all, each
+stamped with its sending time so the receiving side's poll measures the forwarding latency;
+meanwhile, every few seconds, a staff action (a room extended)
 and a new knock on a room of their own are timed (answered, and heard by the box's waiting poll).
 With two processes, one is killed (SIGKILL) part way: every room and session must survive it
 (counted). Then every room closes. Bounded in count (``--rooms``, ``--messages``) and time
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import ssl
 import statistics
 import sys
@@ -142,10 +145,12 @@ class Room:
 
     async def box_loop(self) -> None:
         after, path = 0, f"/api/box/rooms/{self.room}/messages"
+        wait = random.uniform(5, POLL_WAIT)  # noqa: S311 - boxes start at different times
         while not self.closing:
             status, got = await self.client.call(
-                "GET", f"{path}?after={after}&wait={POLL_WAIT}", None, self.box
+                "GET", f"{path}?after={after}&wait={wait:.1f}", None, self.box
             )
+            wait = POLL_WAIT
             if status == 200:
                 for message in got["messages"]:
                     after = max(after, message["n"])
@@ -187,10 +192,12 @@ class Room:
 
     async def viewer_loop(self) -> None:
         after, path = 0, f"/api/rooms/{self.room}/messages"
+        wait = random.uniform(5, POLL_WAIT)  # noqa: S311 - phones arrive at different times
         while not self.closing:
             status, got = await self.client.call(
-                "GET", f"{path}?after={after}&wait={POLL_WAIT}", None, self.viewer
+                "GET", f"{path}?after={after}&wait={wait:.1f}", None, self.viewer
             )
+            wait = POLL_WAIT
             if status == 200:
                 for message in got["messages"]:
                     after = max(after, message["n"])

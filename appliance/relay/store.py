@@ -35,7 +35,8 @@ CLIENT_IDLE = 120.0  # a client that has not polled for this long is forgotten (
 MAX_POLLS_PER_ROOM = 8  # viewers' long polls waiting at once in one room (one per client)
 MAX_POLLS_PER_BOX = 8  # one box token's own long polls waiting at once (all its rooms)
 #: An asynchronous poll takes again at least this often, even unrung (pub/sub may lose a ring
-#: while its connection is down; the listener rings every room when it is back).
+#: while its connection is down; the listener rings every room when it is back). A bell that
+#: never loses a ring (in memory) says so with a ``recheck`` of its own.
 RECHECK_ASYNC = 10.0
 GONE_FOR = 24 * 3600.0  # how long after its expiry a closed room's outcome is remembered
 MAX_GONE = 10_000  # closed rooms remembered at most (the oldest forgotten first)
@@ -204,7 +205,7 @@ async def wait_for_async(
                 assert final is not None
                 return final
             try:
-                async with asyncio.timeout(min(left, RECHECK_ASYNC)):
+                async with asyncio.timeout(min(left, getattr(bell, "recheck", RECHECK_ASYNC))):
                     await chime
             except TimeoutError:
                 pass
