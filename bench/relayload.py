@@ -60,6 +60,7 @@ class Stats:
     delivered: int = 0
     duplicates: int = 0
     retries: int = 0
+    retried: Counter[str] = field(default_factory=Counter)  # why: a status or an error's type
     errors: Counter[str] = field(default_factory=Counter)
     rooms_lost: set[int] = field(default_factory=set)
     sessions_lost: set[int] = field(default_factory=set)
@@ -83,13 +84,15 @@ class Client:
                 ) as r:
                     if r.status in RETRY_STATUSES:
                         self.stats.retries += 1
+                        self.stats.retried[str(r.status)] += 1
                         await asyncio.sleep(0.5)
                         continue
                     if r.content_type == "application/json":
                         return r.status, await r.json()
                     return r.status, None
-            except (aiohttp.ClientError, TimeoutError):
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 self.stats.retries += 1
+                self.stats.retried[type(exc).__name__] += 1
                 await asyncio.sleep(0.5)
         self.stats.errors["gave up after retries"] += 1
         return 0, None
@@ -370,6 +373,7 @@ def report(
         errors=dict(stats.errors),
         error_count=sum(stats.errors.values()),
         retries=stats.retries,
+        retried=dict(stats.retried),
         rooms_lost=len(stats.rooms_lost),
         sessions_lost=len(stats.sessions_lost),
         sessions_incomplete=len(missing),
@@ -398,6 +402,7 @@ def table(result: dict[str, Any]) -> str:
             "errors (retries)",
             f"{result['error_count']} ({result['retries']}) {result['errors'] or ''}",
         ),
+        ("retried because", str(result["retried"] or "-")),
         (
             "rooms lost / sessions lost / incomplete",
             f"{result['rooms_lost']} / {result['sessions_lost']} / {result['sessions_incomplete']}",
@@ -451,7 +456,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.no_kill:
                 rig.kill = {}
             result = asyncio.run(drive(args, rig))
-        name = f"relayload-{processes}p-{args.server}-{args.rooms}"
+            name = f"relayload-{processes}p-{args.server}-{args.rooms}"
+            for log in Path(tmp).rglob("*.log"):  # the processes' own logs (no id, no address)
+                kept = out / f"{name}-logs" / log.relative_to(tmp)
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                kept.write_bytes(log.read_bytes()[-200_000:])
         relayrig.plot(out / f"{name}.png", result, result["samples"])
         (out / f"{name}.json").write_text(json.dumps(result, indent=1))
         print(f"\n== {result['title']} ({out / name}.json, .png)")

@@ -80,7 +80,10 @@ def one_process(workdir: Path, boxes: list[str], server: str) -> Iterator[Rig]:
         args = [sys.executable, "-m", "bench.relayload", "--serve-threaded", str(config)]
     else:
         args = [sys.executable, "-m", "appliance", "relay", "serve", "--config", str(config)]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
     with (workdir / "relay.log").open("wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
     try:
