@@ -94,7 +94,9 @@ class Client:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self.stats.retries += 1
                 self.stats.retried[type(exc).__name__] += 1
-                await asyncio.sleep(0.5)
+                if not isinstance(exc, aiohttp.ServerDisconnectedError):
+                    await asyncio.sleep(0.5)  # a kept-alive connection the proxy had closed
+                    # is tried again at once, as browsers and the box's client do
         self.stats.errors["gave up after retries"] += 1
         return 0, None
 
@@ -276,7 +278,10 @@ async def drive(args: argparse.Namespace, rig: relayrig.Rig) -> dict[str, Any]:
     sampler = relayrig.Sampler(rig.processes)
     stats = Stats(sampler.origin)
     context = ssl.create_default_context(cafile=rig.cafile) if rig.cafile else None
-    connector = aiohttp.TCPConnector(limit=0, ssl=context if context else False)
+    # idle connections closed before HAProxy's own 10 s keep-alive closes them under a request
+    connector = aiohttp.TCPConnector(
+        limit=0, ssl=context if context else False, keepalive_timeout=5
+    )
     timeout = aiohttp.ClientTimeout(total=POLL_WAIT + 20)
     result: dict[str, Any] = {"killed_at": None}
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
