@@ -3,9 +3,11 @@ docs/performance.md).
 
 N boxes, each with a room and its long poll always waiting, and N viewers (each from an address
 of its own, forwarded as a reverse proxy would: 198.18.0.0/15, the benchmarking range), each
-knocked, seated and polling. Then a dozen sealed-size messages each way per room, paced to
-``--rate`` messages/s in all, each stamped with its sending time so the receiving side's poll
-measures the forwarding latency; meanwhile, every few seconds, a staff action (a room extended)
+knocked, seated and polling (20 s polls, the first of each a random 5-20 s: real boxes and phones
+do not all start in the same second, so their polls do not all end in the same one). Then a
+dozen sealed-size messages each way per room, paced to ``--rate`` messages/s in all, each
+stamped with its sending time so the receiving side's poll measures the forwarding latency;
+meanwhile, every few seconds, a staff action (a room extended)
 and a new knock on a room of their own are timed (answered, and heard by the box's waiting poll).
 With two processes, one is killed (SIGKILL) part way: every room and session must survive it
 (counted). Then every room closes. Bounded in count (``--rooms``, ``--messages``) and time
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
+import random
 import ssl
 import statistics
 import sys
@@ -57,6 +61,7 @@ class Stats:
     delivered: int = 0
     duplicates: int = 0
     retries: int = 0
+    retried: Counter[str] = field(default_factory=Counter)  # why: a status or an error's type
     errors: Counter[str] = field(default_factory=Counter)
     rooms_lost: set[int] = field(default_factory=set)
     sessions_lost: set[int] = field(default_factory=set)
@@ -80,14 +85,18 @@ class Client:
                 ) as r:
                     if r.status in RETRY_STATUSES:
                         self.stats.retries += 1
+                        self.stats.retried[str(r.status)] += 1
                         await asyncio.sleep(0.5)
                         continue
                     if r.content_type == "application/json":
                         return r.status, await r.json()
                     return r.status, None
-            except (aiohttp.ClientError, TimeoutError):
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 self.stats.retries += 1
-                await asyncio.sleep(0.5)
+                self.stats.retried[type(exc).__name__] += 1
+                if not isinstance(exc, aiohttp.ServerDisconnectedError):
+                    await asyncio.sleep(0.5)  # a kept-alive connection the proxy had closed
+                    # is tried again at once, as browsers and the box's client do
         self.stats.errors["gave up after retries"] += 1
         return 0, None
 
@@ -142,10 +151,12 @@ class Room:
 
     async def box_loop(self) -> None:
         after, path = 0, f"/api/box/rooms/{self.room}/messages"
+        wait = random.uniform(5, POLL_WAIT)  # noqa: S311 - boxes start at different times
         while not self.closing:
             status, got = await self.client.call(
-                "GET", f"{path}?after={after}&wait={POLL_WAIT}", None, self.box
+                "GET", f"{path}?after={after}&wait={wait:.1f}", None, self.box
             )
+            wait = POLL_WAIT
             if status == 200:
                 for message in got["messages"]:
                     after = max(after, message["n"])
@@ -187,10 +198,12 @@ class Room:
 
     async def viewer_loop(self) -> None:
         after, path = 0, f"/api/rooms/{self.room}/messages"
+        wait = random.uniform(5, POLL_WAIT)  # noqa: S311 - phones arrive at different times
         while not self.closing:
             status, got = await self.client.call(
-                "GET", f"{path}?after={after}&wait={POLL_WAIT}", None, self.viewer
+                "GET", f"{path}?after={after}&wait={wait:.1f}", None, self.viewer
             )
+            wait = POLL_WAIT
             if status == 200:
                 for message in got["messages"]:
                     after = max(after, message["n"])
@@ -265,12 +278,15 @@ async def drive(args: argparse.Namespace, rig: relayrig.Rig) -> dict[str, Any]:
     sampler = relayrig.Sampler(rig.processes)
     stats = Stats(sampler.origin)
     context = ssl.create_default_context(cafile=rig.cafile) if rig.cafile else None
-    connector = aiohttp.TCPConnector(limit=0, ssl=context if context else False)
+    # idle connections closed before HAProxy's own 10 s keep-alive closes them under a request
+    connector = aiohttp.TCPConnector(
+        limit=0, ssl=context if context else False, keepalive_timeout=5
+    )
     timeout = aiohttp.ClientTimeout(total=POLL_WAIT + 20)
     result: dict[str, Any] = {"killed_at": None}
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         client = Client(http, rig.url, stats)
-        rooms = [Room(i, client, stats, args.blob) for i in range(args.rooms)]
+        rooms = every = [Room(i, client, stats, args.blob) for i in range(args.rooms)]
         probes = [Room(args.rooms + p, client, stats, args.blob) for p in range(args.probes)]
 
         async def sampling() -> None:
@@ -282,8 +298,15 @@ async def drive(args: argparse.Namespace, rig: relayrig.Rig) -> dict[str, Any]:
         t0 = time.monotonic()
         await in_batches([r.open() for r in rooms + probes])
         await in_batches([r.knock() for r in rooms])
-        await asyncio.wait_for(asyncio.gather(*(r.seated.wait() for r in rooms)), args.cap)
+        seating = [asyncio.create_task(r.seated.wait()) for r in rooms]
+        await asyncio.wait(seating, timeout=args.cap)
+        unseated = [r for r in rooms if not r.seated.is_set()]
+        if unseated:  # a relay that could not seat them all in time: the rest go on alone
+            stats.errors["viewer not seated in time"] += len(unseated)
+            rooms = [r for r in rooms if r.seated.is_set()]
         result["setup_s"] = time.monotonic() - t0
+        gc.freeze()  # the instrument's own rooms and connections: out of its collector's passes
+        result["seated"] = len(rooms)
         await asyncio.sleep(2)  # every poll waiting again
         sampler.sample()
         result["connected_rss_mib"] = {
@@ -292,7 +315,7 @@ async def drive(args: argparse.Namespace, rig: relayrig.Rig) -> dict[str, Any]:
 
         pacer, cpu0, t1 = Pacer(args.rate), sampler.cpu_times(), time.monotonic()
         exchanges = asyncio.gather(*(r.exchange(pacer, args.messages) for r in rooms))
-        expected = args.rooms * args.messages * 2
+        expected = len(rooms) * args.messages * 2
         duration = expected / args.rate
         n = 0
         while not exchanges.done() and time.monotonic() - t1 < args.cap:
@@ -304,7 +327,10 @@ async def drive(args: argparse.Namespace, rig: relayrig.Rig) -> dict[str, Any]:
                 await probe(probes, n, stats)
                 n += 1
             await asyncio.sleep(0.2)
-        await asyncio.wait_for(exchanges, max(1.0, args.cap - (time.monotonic() - t1)))
+        try:
+            await asyncio.wait_for(exchanges, max(1.0, args.cap - (time.monotonic() - t1)))
+        except TimeoutError:  # a relay that could not keep up: measured on what it forwarded
+            stats.errors["messages not sent within --cap"] += 1
         for _ in range(100):  # the last messages on their way: 10 s at most
             if stats.delivered >= expected:
                 break
@@ -314,19 +340,21 @@ async def drive(args: argparse.Namespace, rig: relayrig.Rig) -> dict[str, Any]:
         result["cpu_pct"] = {k: 100 * (cpu1[k] - cpu0.get(k, 0.0)) / (t2 - t1) for k in cpu1}
         statuses = await asyncio.gather(
             *(
-                client.call("GET", f"/api/rooms/{r.room}", None, {"X-Forwarded-For": address(i)})
-                for i, r in enumerate(rooms)
+                client.call("GET", f"/api/rooms/{r.room}", None, {"X-Forwarded-For": address(r.i)})
+                for r in rooms
             )
         )
         result["expected"] = expected
-        await in_batches([r.close() for r in rooms + probes])
-        tasks = [t for r in rooms + probes for t in r.tasks]
+        await in_batches([r.close() for r in every + probes])
+        tasks = [t for r in every + probes for t in r.tasks]
         await asyncio.wait(tasks, timeout=POLL_WAIT + 5)
         for task in tasks:
             task.cancel()
         sampler_task.cancel()
     missing = [r.i for r in rooms if len(r.seen) < 1 + 2 * args.messages]
-    stats.rooms_lost |= {i for i, (status, _) in enumerate(statuses) if status != 204}
+    stats.rooms_lost |= {
+        r.i for r, (status, _) in zip(rooms, statuses, strict=True) if status != 204
+    }
     result["samples"] = sampler.samples
     return report(args, stats, sampler, result, missing)
 
@@ -363,6 +391,7 @@ def report(
         errors=dict(stats.errors),
         error_count=sum(stats.errors.values()),
         retries=stats.retries,
+        retried=dict(stats.retried),
         rooms_lost=len(stats.rooms_lost),
         sessions_lost=len(stats.sessions_lost),
         sessions_incomplete=len(missing),
@@ -376,7 +405,7 @@ def report(
 
 def table(result: dict[str, Any]) -> str:
     rows = [
-        ("rooms (box poll waiting) / viewers", f"{result['rooms']} / {result['viewers']}"),
+        ("rooms (box poll waiting) / viewers", f"{result['rooms']} / {result['seated']} seated"),
         ("setup (open, knock, seat all) s", f"{result['setup_s']:.1f}"),
         (
             "messages sent / delivered / dup.",
@@ -391,6 +420,7 @@ def table(result: dict[str, Any]) -> str:
             "errors (retries)",
             f"{result['error_count']} ({result['retries']}) {result['errors'] or ''}",
         ),
+        ("retried because", str(result["retried"] or "-")),
         (
             "rooms lost / sessions lost / incomplete",
             f"{result['rooms_lost']} / {result['sessions_lost']} / {result['sessions_incomplete']}",
@@ -444,7 +474,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.no_kill:
                 rig.kill = {}
             result = asyncio.run(drive(args, rig))
-        name = f"relayload-{processes}p-{args.server}-{args.rooms}"
+            name = f"relayload-{processes}p-{args.server}-{args.rooms}"
+            for log in Path(tmp).rglob("*.log"):  # the processes' own logs (no id, no address)
+                kept = out / f"{name}-logs" / log.relative_to(tmp)
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                kept.write_bytes(log.read_bytes()[-200_000:])
         relayrig.plot(out / f"{name}.png", result, result["samples"])
         (out / f"{name}.json").write_text(json.dumps(result, indent=1))
         print(f"\n== {result['title']} ({out / name}.json, .png)")

@@ -80,7 +80,10 @@ def one_process(workdir: Path, boxes: list[str], server: str) -> Iterator[Rig]:
         args = [sys.executable, "-m", "bench.relayload", "--serve-threaded", str(config)]
     else:
         args = [sys.executable, "-m", "appliance", "relay", "serve", "--config", str(config)]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
     with (workdir / "relay.log").open("wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
     try:
@@ -93,10 +96,15 @@ def one_process(workdir: Path, boxes: list[str], server: str) -> Iterator[Rig]:
 @contextlib.contextmanager
 def two_processes(workdir: Path, boxes: list[str]) -> Iterator[Rig]:
     """Two `appliance relay serve` on one Redis behind HAProxy (docs/relay.md's configuration)."""
+    from tests.support import relay_group
     from tests.support.redis_server import redis_server
     from tests.support.relay_group import haproxy, relay_process
 
     (workdir / "redis").mkdir(parents=True)
+    # docs/relay.md's configuration as documented: health checks every 2 s (the failover tests
+    # check every 0.5 s, with as short a timeout, which a loaded process may miss)
+    tested = relay_group.documented_cfg
+    relay_group.documented_cfg = lambda *a: tested(*a).replace("inter 500ms", "inter 2s")
     with (
         redis_server(workdir / "redis") as redis_url,
         relay_process(workdir / "a", "a", redis_url, boxes) as a,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import getpass
 import signal
 import sys
@@ -37,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.setup(args.log_level)
     server = AsyncRelayServer(cfg).start()
+    # what is loaded by now lives as long as the process: out of the collector's full passes,
+    # which then walk only the connections and polls (a pause of 100-150 ms at 2,000 polls
+    # otherwise, measured by bench/relayload.py: docs/performance.md)
+    gc.freeze()
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

@@ -6,7 +6,8 @@ Pub/sub delivers at most once: a thread's wait also reads the version again at l
 ``RECHECK`` seconds, so a message lost with a dropped connection costs a second, never a poll.
 An asynchronous poll (``listen``) waits on a future for its own room only, resolved by the
 listener when that room's channel speaks; every such future is resolved when the subscription
-fails or comes back (its polls take again), and the poll takes again every RECHECK_ASYNC anyway.
+fails or comes back (its polls take again), and the poll takes again every RECHECK_ASYNC (20 s)
+anyway.
 """
 
 from __future__ import annotations

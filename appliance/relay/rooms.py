@@ -90,6 +90,9 @@ class Room:
 class Rooms(Polls):
     """Every open room, thread-safe."""
 
+    #: An asynchronous poll here is rung by every change, never lost: no need to take unrung.
+    recheck = MAX_WAIT
+
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._rooms: dict[str, Room] = {}

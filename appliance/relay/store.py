@@ -34,9 +34,11 @@ MAX_EXPIRY = 24 * 3600  # a room cannot be opened for longer than this
 CLIENT_IDLE = 120.0  # a client that has not polled for this long is forgotten (not the seat)
 MAX_POLLS_PER_ROOM = 8  # viewers' long polls waiting at once in one room (one per client)
 MAX_POLLS_PER_BOX = 8  # one box token's own long polls waiting at once (all its rooms)
-#: An asynchronous poll takes again at least this often, even unrung (pub/sub may lose a ring
-#: while its connection is down; the listener rings every room when it is back).
-RECHECK_ASYNC = 10.0
+#: An asynchronous poll takes again at least this often, even unrung. Pub/sub loses a ring only
+#: with its connection, and the Redis listener then rings every room (when it fails, and again
+#: when it is back): this is a backstop, long enough that 2,000 waiting polls do not cost a
+#: round of takes on Redis every few seconds. A bell may set a ``recheck`` of its own.
+RECHECK_ASYNC = 20.0
 GONE_FOR = 24 * 3600.0  # how long after its expiry a closed room's outcome is remembered
 MAX_GONE = 10_000  # closed rooms remembered at most (the oldest forgotten first)
 #: What the box may say when it refuses a knock (appliance.vocab.Refusal); anything else is
@@ -204,7 +206,7 @@ async def wait_for_async(
                 assert final is not None
                 return final
             try:
-                async with asyncio.timeout(min(left, RECHECK_ASYNC)):
+                async with asyncio.timeout(min(left, getattr(bell, "recheck", RECHECK_ASYNC))):
                     await chime
             except TimeoutError:
                 pass
