@@ -209,6 +209,10 @@ function hearSound(s, now) {
   }
   sound.seenAt = now;
   if (s.packetsReceived !== sound.received) {
+    if (now - sound.movedAt > SOUND_STALL_MS) {  // back after a stall (said as such): start afresh
+      sound.window = [];
+      sound.since = now;
+    }
     sound.received = s.packetsReceived;
     sound.movedAt = now;
   }
