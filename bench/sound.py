@@ -128,6 +128,7 @@ class Load:
 class Result:
     size: str
     seconds: float
+    settle: float = 3.0  # seconds live before the window
     clicks: list[Click] = field(default_factory=list)
     markers_seen: int = 0
     onsets: int = 0
@@ -195,7 +196,7 @@ def with_sound(chromium: Any, box: Box, seconds: float, result: Result) -> None:
         wait_js(page, "document.body.dataset.sound === 'on'")
         worklet = f"const LEVEL = {ONSET_LEVEL};\n{WORKLET}"
         result.audio_context = page.evaluate(LISTEN, worklet)
-        time.sleep(3.0)  # settle: the jitter buffers and the A/V sync find their delays
+        time.sleep(result.settle)  # the jitter buffers and the A/V sync find their delays
         page.evaluate("window.benchOnsets.length = 0; window.probe.frames.length = 0")
         before, load = page.evaluate(AUDIO_STATS), os.getloadavg()[0]
         result.with_sound = watch(box, seconds, lambda: playout(page, result))
@@ -225,7 +226,7 @@ def playout(page: Any, result: Result) -> None:
 def without_sound(chromium: Any, box: Box, seconds: float, result: Result) -> None:
     context, page = live_page(chromium, box)
     try:
-        time.sleep(3.0)
+        time.sleep(result.settle)
         result.without_sound = watch(box, seconds)
     finally:
         context.close()
@@ -342,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.sound", description=__doc__)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds before the window")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.split("x"))
@@ -352,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     from tests.support import browser
 
     confine_host_addresses(("127.0.0.1",))
-    result = Result(args.size, args.seconds)
+    result = Result(args.size, args.seconds, args.settle)
     with sync_playwright() as pw:
         chromium = browser.launch(pw)
         try:
@@ -377,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "size": args.size,
         "seconds": args.seconds,
+        "settle": args.settle,
         "targets": TARGETS,
         "summary": summary,
         "verdicts": verdict,
