@@ -85,6 +85,30 @@ LISTEN = """async (code) => {
 }"""
 
 
+# The sound's receive side, cumulative: the jitter buffer's delay and the concealed samples.
+AUDIO_STATS = """async () => {
+  let out = null;
+  (await window.viewer.pc.getStats()).forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "audio") out = {
+      delay: s.jitterBufferDelay, emitted: s.jitterBufferEmittedCount,
+      concealed: s.concealedSamples, samples: s.totalSamplesReceived };
+  });
+  return out;
+}"""
+
+
+# Chromium's own estimate of what it plays now, per track: the capture instant (on the box's
+# clock, through the sender reports' mapping) of the sample or frame being played out.
+PLAYOUT = """async () => {
+  const out = { now: performance.timeOrigin + performance.now() };
+  (await window.viewer.pc.getStats()).forEach((s) => {
+    if (s.type === "inbound-rtp" && s.estimatedPlayoutTimestamp)
+      out[s.kind] = s.estimatedPlayoutTimestamp - 2208988800000;  // NTP ms -> Unix ms
+  });
+  return out;
+}"""
+
+
 @dataclass
 class Click:
     second: int  # the whole second (ms since the epoch) the click was made at
@@ -104,12 +128,18 @@ class Load:
 class Result:
     size: str
     seconds: float
+    settle: float = 3.0  # seconds live before the window
     clicks: list[Click] = field(default_factory=list)
     markers_seen: int = 0
     onsets: int = 0
     with_sound: Load = field(default_factory=Load)
     without_sound: Load = field(default_factory=Load)
     audio_context: dict[str, float] = field(default_factory=dict)
+    jitter_buffer_ms: float = 0.0  # the sound's mean jitter-buffer delay over the window
+    concealed_pct: float = 0.0
+    load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-min load average, before and after
+    #: (audio, video) playout latency by Chromium's estimatedPlayoutTimestamp, once a second
+    playout: list[tuple[float, float]] = field(default_factory=list)
 
 
 def pair(onsets: list[dict[str, Any]], frames: list[dict[str, Any]]) -> list[Click]:
@@ -132,14 +162,16 @@ def pair(onsets: list[dict[str, Any]], frames: list[dict[str, Any]]) -> list[Cli
     return clicks
 
 
-def watch(box: Box, seconds: float) -> Load:
-    """The box's CPU over ``seconds`` and its peak RSS, sampled each second."""
+def watch(box: Box, seconds: float, each: Any = None) -> Load:
+    """The box's CPU over ``seconds`` and its peak RSS, sampled each second (and ``each()``)."""
     box.ps.cpu_percent(None)
     start = time.monotonic()
     rss = []
     while time.monotonic() - start < seconds:
         time.sleep(1.0)
         rss.append(box.ps.memory_info().rss)
+        if each is not None:
+            each()
     return Load(box.ps.cpu_percent(None), max(rss) / 2**20)
 
 
@@ -164,9 +196,18 @@ def with_sound(chromium: Any, box: Box, seconds: float, result: Result) -> None:
         wait_js(page, "document.body.dataset.sound === 'on'")
         worklet = f"const LEVEL = {ONSET_LEVEL};\n{WORKLET}"
         result.audio_context = page.evaluate(LISTEN, worklet)
-        time.sleep(3.0)  # settle: the jitter buffers and the A/V sync find their delays
+        time.sleep(result.settle)  # the jitter buffers and the A/V sync find their delays
         page.evaluate("window.benchOnsets.length = 0; window.probe.frames.length = 0")
-        result.with_sound = watch(box, seconds)
+        before, load = page.evaluate(AUDIO_STATS), os.getloadavg()[0]
+        result.with_sound = watch(box, seconds, lambda: playout(page, result))
+        after = page.evaluate(AUDIO_STATS)
+        result.load = (load, os.getloadavg()[0])
+        if before and after and after["emitted"] > before["emitted"]:
+            result.jitter_buffer_ms = (
+                1000 * (after["delay"] - before["delay"]) / (after["emitted"] - before["emitted"])
+            )
+            samples = max(1, after["samples"] - before["samples"])
+            result.concealed_pct = 100 * (after["concealed"] - before["concealed"]) / samples
         onsets = page.evaluate("window.benchOnsets")
         frames = page.evaluate("window.probe.frames")
         result.onsets = len(onsets)
@@ -176,10 +217,16 @@ def with_sound(chromium: Any, box: Box, seconds: float, result: Result) -> None:
         context.close()
 
 
+def playout(page: Any, result: Result) -> None:
+    seen = page.evaluate(PLAYOUT)
+    if "audio" in seen and "video" in seen:
+        result.playout.append((seen["now"] - seen["audio"], seen["now"] - seen["video"]))
+
+
 def without_sound(chromium: Any, box: Box, seconds: float, result: Result) -> None:
     context, page = live_page(chromium, box)
     try:
-        time.sleep(3.0)
+        time.sleep(result.settle)
         result.without_sound = watch(box, seconds)
     finally:
         context.close()
@@ -211,6 +258,14 @@ def summarise(result: Result) -> dict[str, float]:
         "av_offset_p50_ms": percentile(offsets, 50),
         "av_offset_abs_p95_ms": percentile([abs(v) for v in offsets], 95),
         "raw_gap_p50_ms": percentile(raw, 50),
+        "playout_audio_p50_ms": percentile([a for a, _ in result.playout], 50),
+        "playout_video_p50_ms": percentile([v for _, v in result.playout], 50),
+        "playout_offset_p50_ms": percentile([a - v for a, v in result.playout], 50),
+        "playout_offset_abs_p95_ms": percentile([abs(a - v) for a, v in result.playout], 95),
+        "jitter_buffer_ms": result.jitter_buffer_ms,
+        "concealed_pct": result.concealed_pct,
+        "load_before": result.load[0],
+        "load_after": result.load[1],
         "box_cpu_sound_pct": result.with_sound.cpu_pct,
         "box_cpu_silent_pct": result.without_sound.cpu_pct,
         "added_cpu_pct": result.with_sound.cpu_pct - result.without_sound.cpu_pct,
@@ -230,6 +285,13 @@ def table(summary: dict[str, float], verdict: dict[str, str]) -> str:
         ("A/V offset p50 (ms, + = sound late)", "av_offset_p50_ms"),
         ("|A/V offset| p95 (ms)", "av_offset_abs_p95_ms"),
         ("onset heard - marker shown p50 (ms)", "raw_gap_p50_ms"),
+        ("Chromium's playout estimate: sound p50 (ms)", "playout_audio_p50_ms"),
+        ("Chromium's playout estimate: picture p50 (ms)", "playout_video_p50_ms"),
+        ("Chromium's playout estimate: offset p50 (ms)", "playout_offset_p50_ms"),
+        ("Chromium's playout estimate: |offset| p95 (ms)", "playout_offset_abs_p95_ms"),
+        ("sound's jitter buffer, mean (ms)", "jitter_buffer_ms"),
+        ("concealed samples (%)", "concealed_pct"),
+        ("machine load (1 min), at start", "load_before"),
         ("box CPU with sound (% core)", "box_cpu_sound_pct"),
         ("box CPU without sound (% core)", "box_cpu_silent_pct"),
         ("sound's added CPU (% core)", "added_cpu_pct"),
@@ -281,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.sound", description=__doc__)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds before the window")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.split("x"))
@@ -291,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     from tests.support import browser
 
     confine_host_addresses(("127.0.0.1",))
-    result = Result(args.size, args.seconds)
+    result = Result(args.size, args.seconds, args.settle)
     with sync_playwright() as pw:
         chromium = browser.launch(pw)
         try:
@@ -316,11 +379,13 @@ def main(argv: list[str] | None = None) -> int:
         },
         "size": args.size,
         "seconds": args.seconds,
+        "settle": args.settle,
         "targets": TARGETS,
         "summary": summary,
         "verdicts": verdict,
         "audio_context": result.audio_context,
         "clicks": [asdict(c) for c in result.clicks],
+        "playout": result.playout,
     }
     (args.out / f"sound-{stamp}.json").write_text(json.dumps(out, indent=2))
     (args.out / "sound-latest.json").write_text(json.dumps(out, indent=2))

@@ -199,20 +199,26 @@ function watchFrames() {
 
 // -- the sound's part of the meter: concealed samples and stalls, from the audio inbound-rtp -------
 const SOUND_STALL_MS = 1500; // no sound packet for this long while live: "sound interrupted"
-const sound = { received: -1, movedAt: 0, seenAt: 0, window: [] };
+const SOUND_SETTLE_MS = 3000; // the jitter buffer's start conceals a little: not counted
+const sound = { received: -1, movedAt: 0, seenAt: 0, since: 0, window: [] };
 
 function hearSound(s, now) {
   if (!s) return null;
   if (now - sound.seenAt > 2 * SOUND_STALL_MS) {  // (back) to live: start afresh
-    sound.movedAt = now;
+    sound.movedAt = sound.since = now;
     sound.window = [];
   }
   sound.seenAt = now;
   if (s.packetsReceived !== sound.received) {
+    if (now - sound.movedAt > SOUND_STALL_MS) {  // back after a stall (said as such): start afresh
+      sound.window = [];
+      sound.since = now;
+    }
     sound.received = s.packetsReceived;
     sound.movedAt = now;
   }
-  if (typeof s.concealedSamples === "number" && typeof s.totalSamplesReceived === "number") {
+  const settled = now - sound.since >= SOUND_SETTLE_MS;
+  if (settled && typeof s.concealedSamples === "number" && typeof s.totalSamplesReceived === "number") {
     sound.window.push([now, s.concealedSamples, s.totalSamplesReceived]);
     while (sound.window.length > 2 && sound.window[0][0] < now - WINDOW_MS) sound.window.shift();
   }
