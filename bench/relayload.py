@@ -24,18 +24,16 @@ import gc
 import json
 import random
 import ssl
-import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bench import relayrig
+from bench.relayrig import Stats
 
 RETRY_STATUSES = (502, 503, 504)
 POLL_WAIT = 20
@@ -51,21 +49,6 @@ def room_id(i: int) -> str:
 
 def address(i: int) -> str:
     return f"198.18.{i // 250}.{i % 250 + 1}"
-
-
-@dataclass
-class Stats:
-    origin: float
-    latencies: list[tuple[float, float]] = field(default_factory=list)  # (t, ms)
-    sent: int = 0
-    delivered: int = 0
-    duplicates: int = 0
-    retries: int = 0
-    retried: Counter[str] = field(default_factory=Counter)  # why: a status or an error's type
-    errors: Counter[str] = field(default_factory=Counter)
-    rooms_lost: set[int] = field(default_factory=set)
-    sessions_lost: set[int] = field(default_factory=set)
-    probes: list[dict[str, float]] = field(default_factory=list)
 
 
 class Client:
@@ -274,6 +257,57 @@ async def in_batches(coros: list[Any], size: int = 50) -> None:
         await asyncio.gather(*coros[start : start + size])
 
 
+async def set_up(
+    args: argparse.Namespace, rooms: list[Room], probes: list[Room], stats: Stats
+) -> list[Room]:
+    """Every room opened (its box polling), every phone knocked and seated: those seated."""
+    await in_batches([r.open() for r in rooms + probes])
+    await in_batches([r.knock() for r in rooms])
+    seating = [asyncio.create_task(r.seated.wait()) for r in rooms]
+    await asyncio.wait(seating, timeout=args.cap)
+    unseated = [r for r in rooms if not r.seated.is_set()]
+    if unseated:  # a relay that could not seat them all in time: the rest go on alone
+        stats.errors["viewer not seated in time"] += len(unseated)
+    return [r for r in rooms if r.seated.is_set()]
+
+
+async def exchange(
+    args: argparse.Namespace,
+    rig: relayrig.Rig,
+    rooms: list[Room],
+    probes: list[Room],
+    stats: Stats,
+    result: dict[str, Any],
+) -> None:
+    """The messages both ways at the rate asked, the probes, and (two processes) the kill."""
+    t1 = time.monotonic()
+    pacer = Pacer(args.rate)
+    exchanges = asyncio.gather(*(r.exchange(pacer, args.messages) for r in rooms))
+    expected = result["expected"] = len(rooms) * args.messages * 2
+    n = 0
+    while not exchanges.done() and time.monotonic() - t1 < args.cap:
+        if (
+            rig.kill
+            and result["killed_at"] is None
+            and time.monotonic() - t1 > (0.4 * expected / args.rate)
+        ):
+            result["killed_at"] = time.monotonic() - stats.origin
+            result["killed"] = "relay a"
+            await asyncio.to_thread(rig.kill["relay a"])
+        if probes and time.monotonic() - t1 > (n + 1) * args.probe_every:
+            await probe(probes, n, stats)
+            n += 1
+        await asyncio.sleep(0.2)
+    try:
+        await asyncio.wait_for(exchanges, max(1.0, args.cap - (time.monotonic() - t1)))
+    except TimeoutError:  # a relay that could not keep up: measured on what it forwarded
+        stats.errors["messages not sent within --cap"] += 1
+    for _ in range(100):  # the last messages on their way: 10 s at most
+        if stats.delivered >= expected:
+            break
+        await asyncio.sleep(0.1)
+
+
 async def drive(args: argparse.Namespace, rig: relayrig.Rig) -> dict[str, Any]:
     sampler = relayrig.Sampler(rig.processes)
     stats = Stats(sampler.origin)
@@ -286,55 +320,19 @@ async def drive(args: argparse.Namespace, rig: relayrig.Rig) -> dict[str, Any]:
     result: dict[str, Any] = {"killed_at": None}
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         client = Client(http, rig.url, stats)
-        rooms = every = [Room(i, client, stats, args.blob) for i in range(args.rooms)]
+        every = [Room(i, client, stats, args.blob) for i in range(args.rooms)]
         probes = [Room(args.rooms + p, client, stats, args.blob) for p in range(args.probes)]
-
-        async def sampling() -> None:
-            while True:
-                sampler.sample()
-                await asyncio.sleep(1)
-
-        sampler_task = asyncio.create_task(sampling())
+        sampling = asyncio.create_task(sampler.run())
         t0 = time.monotonic()
-        await in_batches([r.open() for r in rooms + probes])
-        await in_batches([r.knock() for r in rooms])
-        seating = [asyncio.create_task(r.seated.wait()) for r in rooms]
-        await asyncio.wait(seating, timeout=args.cap)
-        unseated = [r for r in rooms if not r.seated.is_set()]
-        if unseated:  # a relay that could not seat them all in time: the rest go on alone
-            stats.errors["viewer not seated in time"] += len(unseated)
-            rooms = [r for r in rooms if r.seated.is_set()]
-        result["setup_s"] = time.monotonic() - t0
+        rooms = await set_up(args, every, probes, stats)
+        result["setup_s"], result["seated"] = time.monotonic() - t0, len(rooms)
         gc.freeze()  # the instrument's own rooms and connections: out of its collector's passes
-        result["seated"] = len(rooms)
         await asyncio.sleep(2)  # every poll waiting again
         sampler.sample()
-        result["connected_rss_mib"] = {
-            k: v["rss_mib"] for k, v in sampler.samples[-1].items() if k != "t" and v
-        }
-
-        pacer, cpu0, t1 = Pacer(args.rate), sampler.cpu_times(), time.monotonic()
-        exchanges = asyncio.gather(*(r.exchange(pacer, args.messages) for r in rooms))
-        expected = len(rooms) * args.messages * 2
-        duration = expected / args.rate
-        n = 0
-        while not exchanges.done() and time.monotonic() - t1 < args.cap:
-            if rig.kill and result["killed_at"] is None and time.monotonic() - t1 > duration * 0.4:
-                result["killed_at"] = time.monotonic() - sampler.origin
-                result["killed"] = "relay a"
-                await asyncio.to_thread(rig.kill["relay a"])
-            if probes and time.monotonic() - t1 > (n + 1) * args.probe_every:
-                await probe(probes, n, stats)
-                n += 1
-            await asyncio.sleep(0.2)
-        try:
-            await asyncio.wait_for(exchanges, max(1.0, args.cap - (time.monotonic() - t1)))
-        except TimeoutError:  # a relay that could not keep up: measured on what it forwarded
-            stats.errors["messages not sent within --cap"] += 1
-        for _ in range(100):  # the last messages on their way: 10 s at most
-            if stats.delivered >= expected:
-                break
-            await asyncio.sleep(0.1)
+        latest = sampler.samples[-1].items()
+        result["connected_rss_mib"] = {k: v["rss_mib"] for k, v in latest if k != "t" and v}
+        cpu0, t1 = sampler.cpu_times(), time.monotonic()
+        await exchange(args, rig, rooms, probes, stats, result)
         t2, cpu1 = time.monotonic(), sampler.cpu_times()
         result["exchange_s"] = t2 - t1
         result["cpu_pct"] = {k: 100 * (cpu1[k] - cpu0.get(k, 0.0)) / (t2 - t1) for k in cpu1}
@@ -344,102 +342,18 @@ async def drive(args: argparse.Namespace, rig: relayrig.Rig) -> dict[str, Any]:
                 for r in rooms
             )
         )
-        result["expected"] = expected
         await in_batches([r.close() for r in every + probes])
         tasks = [t for r in every + probes for t in r.tasks]
         await asyncio.wait(tasks, timeout=POLL_WAIT + 5)
         for task in tasks:
             task.cancel()
-        sampler_task.cancel()
+        sampling.cancel()
     missing = [r.i for r in rooms if len(r.seen) < 1 + 2 * args.messages]
     stats.rooms_lost |= {
         r.i for r, (status, _) in zip(rooms, statuses, strict=True) if status != 204
     }
     result["samples"] = sampler.samples
-    return report(args, stats, sampler, result, missing)
-
-
-def report(
-    args: argparse.Namespace,
-    stats: Stats,
-    sampler: relayrig.Sampler,
-    result: dict[str, Any],
-    missing: list[int],
-) -> dict[str, Any]:
-    lat = sorted(ms for _, ms in stats.latencies)
-
-    def pct(p: float) -> float:
-        return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] if lat else float("nan")
-
-    worst = {
-        k: max((p[k] for p in stats.probes), default=float("nan"))
-        for k in ("staff_s", "knock_answered_s", "knock_heard_s")
-    }
-    result.update(
-        title=f"{args.processes} process(es), {args.server}, {args.rooms} rooms, {args.rate} msg/s",
-        rooms=args.rooms,
-        viewers=args.rooms,
-        rate_asked=args.rate,
-        sent=stats.sent,
-        delivered=stats.delivered,
-        duplicates=stats.duplicates,
-        messages_per_s=stats.delivered / result["exchange_s"],
-        p50_ms=pct(50),
-        p99_ms=pct(99),
-        max_ms=lat[-1] if lat else float("nan"),
-        mean_ms=statistics.fmean(lat) if lat else float("nan"),
-        errors=dict(stats.errors),
-        error_count=sum(stats.errors.values()),
-        retries=stats.retries,
-        retried=dict(stats.retried),
-        rooms_lost=len(stats.rooms_lost),
-        sessions_lost=len(stats.sessions_lost),
-        sessions_incomplete=len(missing),
-        probes=stats.probes,
-        worst_probe=worst,
-        peak_rss_mib=sampler.peak_rss(),
-        latencies=[(round(t, 3), round(ms, 2)) for t, ms in stats.latencies],
-    )
-    return result
-
-
-def table(result: dict[str, Any]) -> str:
-    rows = [
-        ("rooms (box poll waiting) / viewers", f"{result['rooms']} / {result['seated']} seated"),
-        ("setup (open, knock, seat all) s", f"{result['setup_s']:.1f}"),
-        (
-            "messages sent / delivered / dup.",
-            f"{result['sent']} / {result['delivered']} / {result['duplicates']}",
-        ),
-        ("messages/s (asked)", f"{result['messages_per_s']:.1f} ({result['rate_asked']})"),
-        (
-            "forwarding p50 / p99 / max ms",
-            f"{result['p50_ms']:.1f} / {result['p99_ms']:.1f} / {result['max_ms']:.1f}",
-        ),
-        (
-            "errors (retries)",
-            f"{result['error_count']} ({result['retries']}) {result['errors'] or ''}",
-        ),
-        ("retried because", str(result["retried"] or "-")),
-        (
-            "rooms lost / sessions lost / incomplete",
-            f"{result['rooms_lost']} / {result['sessions_lost']} / {result['sessions_incomplete']}",
-        ),
-        (
-            "worst staff action / knock answered / heard s",
-            " / ".join(f"{v:.3f}" for v in result["worst_probe"].values()),
-        ),
-    ]
-    if result.get("killed_at") is not None:
-        rows.append(("killed", f"{result['killed']} at t={result['killed_at']:.1f} s"))
-    for name, rss in result["peak_rss_mib"].items():
-        cpu = result["cpu_pct"].get(name, float("nan"))
-        connected = result["connected_rss_mib"].get(name, float("nan"))
-        rows.append(
-            (f"{name}: RSS connected / peak MiB, CPU %", f"{connected:.0f} / {rss:.0f}, {cpu:.0f}")
-        )
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+    return relayrig.report(args, stats, sampler, result, missing)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -482,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         relayrig.plot(out / f"{name}.png", result, result["samples"])
         (out / f"{name}.json").write_text(json.dumps(result, indent=1))
         print(f"\n== {result['title']} ({out / name}.json, .png)")
-        print(table(result))
+        print(relayrig.table(result))
     return 0
 
 

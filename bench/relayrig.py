@@ -1,5 +1,5 @@
 """The relay load test's rig (bench/relayload.py): the relay as its users run it, in processes of
-its own on loopback, and what each process costs.
+its own on loopback, what each process costs, and the report (counts, JSON, table, plot).
 
 - one process: `appliance relay serve` (aiohttp, rooms in memory), or today's threaded server
   (the Flask relay on cheroot's 48 threads, ``--server threaded``) for comparison;
@@ -10,12 +10,16 @@ its own on loopback, and what each process costs.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +154,21 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(5)
 
 
+@dataclass
+class Stats:
+    origin: float
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (t, ms)
+    sent: int = 0
+    delivered: int = 0
+    duplicates: int = 0
+    retries: int = 0
+    retried: Counter[str] = field(default_factory=Counter)  # why: a status or an error's type
+    errors: Counter[str] = field(default_factory=Counter)
+    rooms_lost: set[int] = field(default_factory=set)
+    sessions_lost: set[int] = field(default_factory=set)
+    probes: list[dict[str, float]] = field(default_factory=list)
+
+
 class Sampler:
     """Every second: each watched process's RSS (MiB) and CPU (% of one core)."""
 
@@ -173,6 +192,12 @@ class Sampler:
             except psutil.Error:  # killed on purpose
                 row[name] = None
         self.samples.append(row)
+
+    async def run(self) -> None:
+        """Sample every second until cancelled."""
+        while True:
+            self.sample()
+            await asyncio.sleep(1)
 
     def cpu_times(self) -> dict[str, float]:
         """Each process's CPU seconds so far (user + system), for a phase's average."""
@@ -219,3 +244,86 @@ def plot(path: Path, result: dict[str, Any], samples: list[dict[str, Any]]) -> N
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def table(result: dict[str, Any]) -> str:
+    rows = [
+        ("rooms (box poll waiting) / viewers", f"{result['rooms']} / {result['seated']} seated"),
+        ("setup (open, knock, seat all) s", f"{result['setup_s']:.1f}"),
+        (
+            "messages sent / delivered / dup.",
+            f"{result['sent']} / {result['delivered']} / {result['duplicates']}",
+        ),
+        ("messages/s (asked)", f"{result['messages_per_s']:.1f} ({result['rate_asked']})"),
+        (
+            "forwarding p50 / p99 / max ms",
+            f"{result['p50_ms']:.1f} / {result['p99_ms']:.1f} / {result['max_ms']:.1f}",
+        ),
+        (
+            "errors (retries)",
+            f"{result['error_count']} ({result['retries']}) {result['errors'] or ''}",
+        ),
+        ("retried because", str(result["retried"] or "-")),
+        (
+            "rooms lost / sessions lost / incomplete",
+            f"{result['rooms_lost']} / {result['sessions_lost']} / {result['sessions_incomplete']}",
+        ),
+        (
+            "worst staff action / knock answered / heard s",
+            " / ".join(f"{v:.3f}" for v in result["worst_probe"].values()),
+        ),
+    ]
+    if result.get("killed_at") is not None:
+        rows.append(("killed", f"{result['killed']} at t={result['killed_at']:.1f} s"))
+    for name, rss in result["peak_rss_mib"].items():
+        cpu = result["cpu_pct"].get(name, float("nan"))
+        connected = result["connected_rss_mib"].get(name, float("nan"))
+        rows.append(
+            (f"{name}: RSS connected / peak MiB, CPU %", f"{connected:.0f} / {rss:.0f}, {cpu:.0f}")
+        )
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def report(
+    args: argparse.Namespace,
+    stats: Stats,
+    sampler: Sampler,
+    result: dict[str, Any],
+    missing: list[int],
+) -> dict[str, Any]:
+    lat = sorted(ms for _, ms in stats.latencies)
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] if lat else float("nan")
+
+    worst = {
+        k: max((p[k] for p in stats.probes), default=float("nan"))
+        for k in ("staff_s", "knock_answered_s", "knock_heard_s")
+    }
+    result.update(
+        title=f"{args.processes} process(es), {args.server}, {args.rooms} rooms, {args.rate} msg/s",
+        rooms=args.rooms,
+        viewers=args.rooms,
+        rate_asked=args.rate,
+        sent=stats.sent,
+        delivered=stats.delivered,
+        duplicates=stats.duplicates,
+        messages_per_s=stats.delivered / result["exchange_s"],
+        p50_ms=pct(50),
+        p99_ms=pct(99),
+        max_ms=lat[-1] if lat else float("nan"),
+        mean_ms=statistics.fmean(lat) if lat else float("nan"),
+        errors=dict(stats.errors),
+        error_count=sum(stats.errors.values()),
+        retries=stats.retries,
+        retried=dict(stats.retried),
+        rooms_lost=len(stats.rooms_lost),
+        sessions_lost=len(stats.sessions_lost),
+        sessions_incomplete=len(missing),
+        probes=stats.probes,
+        worst_probe=worst,
+        peak_rss_mib=sampler.peak_rss(),
+        latencies=[(round(t, 3), round(ms, 2)) for t, ms in stats.latencies],
+    )
+    return result

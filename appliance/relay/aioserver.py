@@ -59,7 +59,10 @@ class AsyncRelayServer(RelayRooms):
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[refusals])
         for route in ROUTES:
-            app.router.add_route(route.method, route.path, self._handler(route))
+            if route.method == "GET":  # and HEAD, as Flask answers it
+                app.router.add_get(route.path, self._handler(route))
+            else:
+                app.router.add_route(route.method, route.path, self._handler(route))
         app.on_response_prepare.append(headers)
         return app
 
