@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -152,10 +153,16 @@ def test_under_a_1_mbit_cap_chromiums_feedback_brings_the_target_below_it(
         )
         below = time.monotonic() - capped
         shown = page.evaluate("window.probe.stamped")
-        time.sleep(4.0)
+        # the next 4 s: the estimator keeps the target under the cap, probing a little above it
+        # now and then (as GCC does near capacity), never far above, and never idle
+        targets = []
+        for _ in range(40):
+            time.sleep(0.1)
+            targets.append(box.call(lambda: controller.decision.target_bps))
         after = box.call(lambda: controller.decision)
-        assert after.target_bps < 1_000_000, after
-        assert after.target_bps > 300_000, f"the link is still used: {after}"
+        assert statistics.median(targets) < 1_000_000, targets
+        assert max(targets) < 1_250_000, f"the target went far above the cap: {targets}"
+        assert min(targets) > 300_000, f"the link is still used: {targets}"
         queue = net.queue_stats()
         # the stream went through the bottleneck: at most a megabit a second of it
         assert queue["sent_bytes"] * 8 <= 1.1e6 * (time.monotonic() - capped) + 100_000, queue
