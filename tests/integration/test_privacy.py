@@ -28,7 +28,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 class DemoProcess:
     """`appliance run --demo` in a fresh working directory with its own TMPDIR and HOME."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, module: str = "appliance", *args: str, **env: str) -> None:
         self.workdir = workdir
         self.tmpdir = workdir / "tmp"
         self.tmpdir.mkdir()
@@ -39,9 +39,10 @@ class DemoProcess:
             "PYTHONDONTWRITEBYTECODE": "1",
             # this checkout's code, not whichever one the environment was installed from
             "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+            **env,
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "run", "--demo", "--port", "0"],
+            [sys.executable, "-m", module, "run", "--demo", "--port", "0", *args],
             cwd=workdir,
             env=env,
             stdin=subprocess.PIPE,
