@@ -16,7 +16,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Python trees that lint checks (bench/ joins once it exists).
 LINT_DIRS := appliance tests $(wildcard bench) $(wildcard fuzz)
 
-.PHONY: all setup system-deps node-deps image-deps demo test test-fast lint bench bench-relay bench-sound bench-network soak soak-day image-smoke screenshots fuzz clean
+.PHONY: all setup system-deps node-deps image-deps demo test test-fast lint bench bench-relay bench-sound bench-talkback bench-network soak soak-day image-smoke screenshots fuzz clean
 
 all: test
 
@@ -143,6 +143,11 @@ bench: setup
 # sound's added CPU and RSS against the same run without sound (about 2 min).
 bench-sound: setup
 	bash bench/run.sh bench.sound $(BENCH_ARGS)
+
+# Talk-back's latency: Chromium's fake microphone (a burst a second) held to the box's speaker
+# (an ALSA file PCM over null), the onsets timed at both ends (bench/talkback.py, about 1 min).
+bench-talkback: setup
+	bash bench/run.sh bench.talkback $(BENCH_ARGS)
 
 # The stream over a bad network (RFC 8867 5.1, 1 Mbit/s, 2 % loss at 80 ms RTT, a 10 s blackout)
 # at 1080p and 720p, in headless Chromium; root, in its own loopback-only namespace (about 12 min).

@@ -43,6 +43,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench import soundstats
 from bench.netem.tcpprobe import TcpProbe, TcpProbeResult
 from bench.netref import Reference
 from bench.netreport import plot, table
@@ -257,10 +258,12 @@ def one(chromium: Any, width: int, height: int, s: Scenario, extra: str = "") ->
         )
         stack.callback(context.close)
         page.evaluate("window.probe.frames.length = 0")
+        soundstats.start(page)  # the page's sound on, its audio counters sampled
         t0 = time.time()
         rows, tcp = run_window(net, s, t0, competitor)
         frames = page.evaluate("window.probe.frames")
         result = figures(frames, box_series(box.read_decisions(t0), s, t0), rows, s, t0, tcp)
+        result["sound"] = soundstats.figures(page)
         result["sender"] = "box"
         result["modes"] = sorted({d["mode"] for d in result["series"] if d["mode"]})
         result["remb_seen"] = any(d["remb"] for d in result["series"])
@@ -350,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def write(results: dict[str, dict[str, dict[str, Any]]], out: Path) -> None:
     text = table(results)
-    print(text)
+    print(text + "\n\n" + soundstats.table(results))
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     payload = {

@@ -31,8 +31,14 @@ class DemoProcess:
     """`appliance run --demo` in a fresh working directory with its own TMPDIR and HOME."""
 
     def __init__(
-        self, workdir: Path, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+        self,
+        workdir: Path,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        module: str = "appliance",
     ) -> None:
+        """``module``: what runs ``run --demo`` (a test's own wrapper, e.g. with a synthetic
+        room microphone at the hardware boundary)."""
         self.workdir = workdir
         self.tmpdir = workdir / "tmp"
         self.tmpdir.mkdir()
@@ -46,7 +52,7 @@ class DemoProcess:
             "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "run", "--demo", "--port", "0", *args],
+            [sys.executable, "-m", module, "run", "--demo", "--port", "0", *args],
             cwd=workdir,
             env=env,
             stdin=subprocess.PIPE,
