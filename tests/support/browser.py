@@ -61,9 +61,24 @@ def launch(playwright: Any, **kwargs: Any) -> Any:
     )
 
 
+#: What ``page.evaluate`` raises while the page is between two documents (a form posted, a
+#: reload): the old context is gone, or the new one has no ``document.body`` yet.
+BETWEEN_DOCUMENTS = ("Execution context was destroyed", "Cannot read properties of null")
+
+
 def wait_js(page: Any, expression: str, timeout: float = 15.0) -> Any:
-    """Poll ``expression`` until truthy (wait_for_function would eval, which the CSP forbids)."""
-    return until(lambda: page.evaluate(expression), timeout, 0.05, expression)
+    """Poll ``expression`` until truthy (wait_for_function would eval, which the CSP forbids).
+    A page between two documents is "not yet", not a failure; anything else raised is."""
+
+    def probe() -> Any:
+        try:
+            return page.evaluate(expression)
+        except Exception as exc:  # playwright's Error, imported lazily by the browser tests
+            if any(text in str(exc) for text in BETWEEN_DOCUMENTS):
+                return None
+            raise
+
+    return until(probe, timeout, 0.05, expression)
 
 
 def join(page: Any, link: str, name: str = "Sam") -> str:
