@@ -161,8 +161,11 @@ def test_under_a_1_mbit_cap_chromiums_feedback_brings_the_target_below_it(
             targets.append(box.call(lambda: controller.decision.target_bps))
         after = box.call(lambda: controller.decision)
         assert statistics.median(targets) < 1_000_000, targets
-        assert max(targets) < 1_250_000, f"the target went far above the cap: {targets}"
-        assert min(targets) > 300_000, f"the link is still used: {targets}"
+        # a probe may raise it above the cap for a moment (then cut again), never back to the
+        # clean link's rate while the cap holds
+        assert max(targets) < 2_000_000, f"the target went far above the cap: {targets}"
+        # at worst the controller's floor (300 kbit/s), never nothing: the link is still used
+        assert min(targets) >= 300_000, f"the link is still used: {targets}"
         queue = net.queue_stats()
         # the stream went through the bottleneck: at most a megabit a second of it
         assert queue["sent_bytes"] * 8 <= 1.1e6 * (time.monotonic() - capped) + 100_000, queue
