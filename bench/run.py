@@ -361,11 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     result = {
         "when": stamp,
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "seconds": args.seconds,
         "targets": TARGETS,
         "summary": summary,
@@ -378,6 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     plot(runs, args.out / "latency.png")
     print(f"wrote {args.out / f'bench-{stamp}.json'} and {args.out / 'latency.png'}")
     return 0
+
+
+def machine() -> dict[str, object]:
+    """The machine a benchmark ran on, as every benchmark's JSON records it."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}
 
 
 def cpu_model() -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.run import PROBE, ROOT, Box, cpu_model, percentile
+from bench.run import PROBE, ROOT, Box, machine, percentile
 from tests.support.browser import join, wait_js
 
 TARGETS = {"ear_p50_ms": 120.0, "av_offset_abs_p95_ms": 40.0}
@@ -372,11 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = {
         "when": stamp,
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "size": args.size,
         "seconds": args.seconds,
         "settle": args.settle,

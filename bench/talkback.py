@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.run import ROOT, Box, cpu_model, percentile
+from bench.run import ROOT, Box, machine, percentile
 from bench.sound import WORKLET
 from tests.support.browser import join, wait_js
 
@@ -274,11 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = {
         "when": stamp,
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "seconds": args.seconds,
         "target_p50_ms": TARGET_P50_MS,
         "summary": summary,
