@@ -27,6 +27,7 @@ from tests.integration.test_room_sound import ROOM_HZ as ROOM_CLIP_HZ
 from tests.integration.test_room_sound import room_clip  # noqa: F401 - a fixture
 from tests.support import browser
 from tests.support.browser import join, wait_js
+from tests.support.media import room_speaker
 from tests.support.wait import until
 
 pytestmark = pytest.mark.browser
@@ -38,14 +39,7 @@ ROOM_SENDER = "window.viewer.pc.getTransceivers()[2].sender"
 
 @pytest.fixture
 def speaker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    played = tmp_path / "played.raw"
-    conf = tmp_path / "asoundrc"
-    conf.write_text(
-        f'pcm.roomspk {{\n  type file\n  slave.pcm {{ type null }}\n  file "{played}"\n'
-        '  format "raw"\n}\n'
-    )
-    monkeypatch.setenv("ALSA_CONFIG_PATH", str(conf))
-    return played
+    return room_speaker(tmp_path, monkeypatch)
 
 
 @pytest.fixture

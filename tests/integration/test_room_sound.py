@@ -29,6 +29,7 @@ from appliance.core import Pause, Resume, SetSound
 from appliance.hearing import SoundSwitch
 from appliance.sound.file import FileSound
 from appliance.state import LED_MICROPHONE, LED_PATTERNS, State
+from tests.support.media import room_speaker
 from tests.support.viewer_client import AiortcViewer
 from tests.support.wait import until_async
 
@@ -41,14 +42,7 @@ RATE = 48_000
 def alsa(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The PCM ``roomspk``: plays into ``played.raw`` in this test's temporary directory (a
     test-only sink)."""
-    played = tmp_path / "played.raw"
-    conf = tmp_path / "asoundrc"
-    conf.write_text(
-        f'pcm.roomspk {{\n  type file\n  slave.pcm {{ type null }}\n  file "{played}"\n'
-        '  format "raw"\n}\n'
-    )
-    monkeypatch.setenv("ALSA_CONFIG_PATH", str(conf))
-    return played
+    return room_speaker(tmp_path, monkeypatch)
 
 
 @pytest.fixture

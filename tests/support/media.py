@@ -3,6 +3,9 @@ what it is asked."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 from appliance.encode.keyframes import KeyframeReason
@@ -52,3 +55,17 @@ class RecordingMedia:
     def set_mask(self, rects: list[Rect]) -> list[Rect]:
         self.rects = list(rects)
         return list(rects)
+
+
+def room_speaker(tmp_path: Path, monkeypatch: Any) -> Path:
+    """The ALSA PCM ``roomspk`` (the box's ``room.speaker`` in the tests): a ``file`` plugin over
+    ``null`` that writes what is played into ``played.raw`` in the test's temporary directory, a
+    test-only sink. Returns that file."""
+    played = tmp_path / "played.raw"
+    conf = tmp_path / "asoundrc"
+    conf.write_text(
+        f'pcm.roomspk {{\n  type file\n  slave.pcm {{ type null }}\n  file "{played}"\n'
+        '  format "raw"\n}\n'
+    )
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(conf))
+    return played
