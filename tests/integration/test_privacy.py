@@ -27,6 +27,14 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
+def assert_wrote_only_the_event_log(root: Path, before: dict, after: dict) -> None:
+    """Between two :func:`snapshot` s of ``root``, a session changed no file but the event
+    log, and left nothing in its TMPDIR."""
+    changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
+    assert changed <= {".state/events.jsonl"}, f"a session wrote {sorted(changed)}"
+    assert not any(root.joinpath("tmp").iterdir()), "nothing in TMPDIR"
+
+
 class DemoProcess:
     """`appliance run --demo` in a fresh working directory with its own TMPDIR and HOME."""
 
@@ -116,9 +124,7 @@ async def test_a_session_writes_nothing_but_the_event_log_and_logs_no_secret(tmp
     finally:
         logs = demo.stop()
 
-    changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
-    assert changed <= {".state/events.jsonl"}, f"a session wrote {sorted(changed)}"
-    assert not any(tmp_path.joinpath("tmp").iterdir()), "nothing in TMPDIR"
+    assert_wrote_only_the_event_log(tmp_path, before, after)
     events = (tmp_path / ".state" / "events.jsonl").read_text()
 
     secret_b64 = link.split("#", 1)[1].split(".", 1)[0]
@@ -270,9 +276,7 @@ async def test_talkback_writes_nothing_either(tmp_path) -> None:
     finally:
         logs = demo.stop()
 
-    changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
-    assert changed <= {".state/events.jsonl"}, f"a session wrote {sorted(changed)}"
-    assert not any(tmp_path.joinpath("tmp").iterdir()), "nothing in TMPDIR"
+    assert_wrote_only_the_event_log(tmp_path, before, after)
     events = [json.loads(line) for line in (tmp_path / ".state" / "events.jsonl").open()]
     kinds = [e["kind"] for e in events]
     assert "sound" in kinds and kinds.count("talk") == 2, kinds

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.test_privacy import DemoProcess, snapshot
+from tests.integration.test_privacy import DemoProcess, assert_wrote_only_the_event_log, snapshot
 from tests.integration.test_room_sound import Voice
 from tests.support.viewer_client import AiortcViewer
 
@@ -87,9 +87,7 @@ async def test_the_room_microphone_and_talk_back_write_nothing(tmp_path: Path) -
 
     assert "talk-back playing" in logs and "talk-back stopped" in logs, "the phone was heard"
     assert "cannot be opened" not in logs and "ALSA playback" not in logs, "played on the PCM"
-    changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
-    assert changed <= {".state/events.jsonl"}, f"a session wrote {sorted(changed)}"
-    assert not any(tmp_path.joinpath("tmp").iterdir()), "nothing in TMPDIR"
+    assert_wrote_only_the_event_log(tmp_path, before, after)
     events = (tmp_path / ".state" / "events.jsonl").read_text()
     for text in (logs, events):
         assert "Camille" not in text and viewer.room not in text
