@@ -53,6 +53,8 @@ class Route:
     method: str
     path: str
     call: Call
+    #: whether the call asks the store (an asynchronous server then runs it through ``run``)
+    stored: bool = True
 
     @property
     def name(self) -> str:
@@ -196,6 +198,16 @@ def viewer_send(relay: RelayContext, req: Req) -> Answer:
     return Answer(204)
 
 
+# -- the proxy's health check ----------------------------------------------------------------
+
+
+def health(relay: RelayContext, req: Req) -> Answer:
+    """Whether this process answers: the store is not asked (nor a bucket, which lives in it),
+    so a slow or busy store never makes the proxy take a live process out (docs/relay.md). It
+    costs what a 404 costs, so it needs no bucket of its own."""
+    return Answer(200, {"ok": True})
+
+
 # -- the viewer page: its packaged files, in a bucket of their own ---------------------------
 
 
@@ -243,6 +255,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", paths.room_knock(ROOM), knock),
     Route("GET", paths.room_messages(ROOM), viewer_messages),
     Route("POST", paths.room_messages(ROOM), viewer_send),
+    Route("GET", paths.HEALTH, health, stored=False),
 )
 
 
@@ -280,7 +293,10 @@ def serve(relay: RelayContext, route: Route, req: Req) -> Answer:
 async def serve_async(relay: RelayContext, route: Route, req: Req, run: Run) -> Answer:
     """A call in a task (aiohttp): each step through ``run``, a long poll awaiting its room's
     bell with no thread of its own."""
-    got = await run(attempt, relay, route, route.call, relay, req)
+    if route.stored:
+        got = await run(attempt, relay, route, route.call, relay, req)
+    else:  # answered on the loop: never queued behind the store's steps
+        got = attempt(relay, route, route.call, relay, req)
     if not isinstance(got, Poll):
         answer: Answer = got
         return answer

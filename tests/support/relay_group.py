@@ -140,7 +140,7 @@ defaults
     retries 2
     option redispatch 1
     option forwardfor
-    option httpchk GET /v/viewer.css
+    option httpchk GET /api/health
     http-check expect status 200
     default-server check inter 500ms fall 2 rise 2
 
