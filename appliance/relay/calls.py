@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from . import checks, paths
 from .context import Answer, RelayContext, Req
 from .rooms import room_hash
-from .store import RelayError, Run, box_take, wait_for, wait_for_async
+from .store import RelayError, Run, Side, box_take, wait_for, wait_for_async
 from .turn import mint_turn
 from .viewer import LANG_DIR, VIEWER_DIR, languages
 
@@ -41,6 +41,7 @@ class Poll:
     wait: float
     take: Callable[[bool], Answer | None]
     end: Callable[[], None]
+    side: Side | None = None  # whose poll: the changes that wake it
 
 
 Call = Callable[[RelayContext, Req], "Answer | Poll"]
@@ -108,7 +109,7 @@ def box_messages(relay: RelayContext, req: Req) -> Poll:
         listed = [{"n": n, "client": c, "kind": k, "blob": b} for n, c, k, b in messages]
         return Answer(200, {"messages": listed})
 
-    return Poll(room, wait, answer, lambda: relay.rooms.box_end(ticket))
+    return Poll(room, wait, answer, lambda: relay.rooms.box_end(ticket), Side.BOX)
 
 
 def box_send(relay: RelayContext, req: Req) -> Answer:
@@ -188,7 +189,7 @@ def viewer_messages(relay: RelayContext, req: Req) -> Poll:
             if seconds > 0:
                 polls.release(client)
 
-    return Poll(room, seconds, answer, end)
+    return Poll(room, seconds, answer, end, Side.VIEWERS)
 
 
 def viewer_send(relay: RelayContext, req: Req) -> Answer:
@@ -306,7 +307,9 @@ async def serve_async(relay: RelayContext, route: Route, req: Req, run: Run) -> 
         return attempt(relay, route, poll.take, final)
 
     try:
-        waited: Answer = await wait_for_async(relay.rooms, poll.room, poll.wait, take, run)
+        waited: Answer = await wait_for_async(
+            relay.rooms, poll.room, poll.wait, take, run, poll.side
+        )
         return waited
     finally:
         await run(attempt, relay, route, poll.end)

@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from ..vocab import told
-from .redis_bell import RedisBell
+from .redis_bell import RedisBell, chime_key
 from .redis_scripts import INDEX_LIFE, UNKNOWN_CLIENT, register
 from .rooms import room_hash as sha
 from .store import (
@@ -36,6 +36,7 @@ from .store import (
     BoxMessage,
     Polls,
     RelayError,
+    Side,
     Ticket,
     UnknownClient,
     ViewerMessage,
@@ -79,11 +80,11 @@ class RedisRooms(Polls):
     def wait(self, room: str, seen: str, timeout: float) -> None:
         self._bell.wait(self.version, room, seen, max(0.0, min(timeout, MAX_WAIT)))
 
-    def listen(self, room: str) -> asyncio.Future[None]:
-        return self._bell.chimes.listen(sha(room))
+    def listen(self, room: str, side: Side | None = None) -> asyncio.Future[None]:
+        return self._bell.chimes.listen(chime_key(sha(room), side))
 
-    def forget(self, room: str, future: asyncio.Future[None]) -> None:
-        self._bell.chimes.forget(sha(room), future)
+    def forget(self, room: str, future: asyncio.Future[None], side: Side | None = None) -> None:
+        self._bell.chimes.forget(chime_key(sha(room), side), future)
 
     @property
     def stopped(self) -> bool:

@@ -102,10 +102,11 @@ local function index(name, expires)
   redis.call('EXPIRE', name, INDEX_LIFE)
 end
 
--- the room changed: bump its version, wake its polls on every process
-local function changed()
+-- the room changed: bump its version, wake its polls on every process (side: whose polls it
+-- concerns, 'b' the box's, 'v' the viewers', '*' all)
+local function changed(side)
   redis.call('HINCRBY', ROOM, 'v', 1)
-  redis.call('PUBLISH', key('bell', H), '1')
+  redis.call('PUBLISH', key('bell', H), side)
 end
 
 -- forget the room, keeping only how it ended
@@ -121,7 +122,7 @@ local function finish(m, outcome)
   redis.call('ZREM', key('box', m.box), H)
   redis.call('ZADD', key('gone', 'all'), ARGV[3], H)
   redis.call('EXPIRE', key('gone', 'all'), INDEX_LIFE)
-  redis.call('PUBLISH', key('bell', H), '1')
+  redis.call('PUBLISH', key('bell', H), '*')
 end
 
 -- a message to the box: [n, "client", "kind", blob] (blob: already JSON)
@@ -152,7 +153,7 @@ redis.call('HSET', ROOM, 'box', box, 'expires', ARGV[5], 'n', 1)
 expire(expires, {{}})
 index(key('rooms', 'all'), expires)
 index(mine, expires)
-changed()
+changed('*')
 return {{0}}
 """
 
@@ -165,7 +166,7 @@ redis.call('HSET', ROOM, 'expires', ARGV[5])
 expire(expires, redis.call('HKEYS', CLIENTS))
 index(key('rooms', 'all'), expires)
 index(key('box', box), expires)
-changed()
+changed('*')
 return {0}
 """
 
@@ -247,7 +248,7 @@ put(handle, c)
 redis.call('RPUSH', inbox(handle), '[' .. m.n .. ',' .. blob .. ']')
 expire(tonumber(m.expires), {handle})
 redis.call('HSET', ROOM, 'n', tonumber(m.n) + 1)
-changed()
+changed('v')
 return {0}
 """
 
@@ -260,7 +261,7 @@ if not c then refuse(404, 'no-client') end
 c.r = ARGV[6]
 put(handle, c)
 if (m.seat or '') == handle then redis.call('HSET', ROOM, 'seat', '') end
-changed()
+changed('v')
 return {0}
 """
 
@@ -287,7 +288,7 @@ end
 put(handle, {{t = token, r = '', a = false, s = NOW, p = 0}})
 to_box(m, handle, 'knock', blob)
 expire(tonumber(m.expires), {{handle}})
-changed()
+changed('b')
 return {{0}}
 """
 
@@ -307,7 +308,7 @@ if poll ~= '' then  -- by deadline: a process that dies mid-poll leaves nothing 
   redis.call('ZADD', POLLS, num(NOW + MAX_WAIT + 5), poll)
   redis.call('EXPIREAT', POLLS, math.floor(tonumber(m.expires)) + 60)
 end
-changed()  -- this client's previous poll, if any, ends now
+changed('v')  -- this client's previous poll, if any, ends now
 return {{0, handle, c.p}}
 """
 
@@ -343,7 +344,7 @@ if mine >= MAX_QUEUE then refuse(429, 'queue-full') end
 to_box(m, handle, 'message', ARGV[5])
 -- the box's queue may have been emptied (and deleted, expiry and all): again
 expire(tonumber(m.expires), {handle})
-changed()
+changed('b')
 return {0}
 """
 
