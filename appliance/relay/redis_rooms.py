@@ -26,7 +26,7 @@ from typing import Any
 
 from ..vocab import told
 from .redis_bell import RedisBell, chime_key
-from .redis_scripts import INDEX_LIFE, UNKNOWN_CLIENT, register
+from .redis_scripts import INDEX_LIFE, UNKNOWN_CLIENT, register, thread_client
 from .rooms import room_hash as sha
 from .store import (
     MAX_EXPIRY,
@@ -63,7 +63,8 @@ class RedisRooms(Polls):
 
     def _step(self, script: Any, h: str, *args: object, client: Any = None) -> list[Any]:
         """``script`` on room ``h`` (one round trip): what it read, or its refusal raised."""
-        got = script(args=[self._p, h, repr(time.time()), *args], client=client)
+        sent = thread_client(self._r) if client is None else client
+        got = script(args=[self._p, h, repr(time.time()), *args], client=sent)
         if client is not None:  # queued in a pipeline: answered by its execute()
             return []
         if got[0]:
@@ -75,7 +76,7 @@ class RedisRooms(Polls):
     # -- the bell --------------------------------------------------------------------------------
 
     def version(self, room: str) -> str:
-        return str(self._r.hget(self._k("room", sha(room)), "v"))
+        return str(thread_client(self._r).hget(self._k("room", sha(room)), "v"))
 
     def wait(self, room: str, seen: str, timeout: float) -> None:
         self._bell.wait(self.version, room, seen, max(0.0, min(timeout, MAX_WAIT)))
@@ -121,7 +122,7 @@ class RedisRooms(Polls):
 
     def box_end(self, ticket: Ticket) -> None:
         if ticket.waiting:
-            self._r.zrem(self._k("boxpolls", ticket.handle), ticket.poll_id)
+            thread_client(self._r).zrem(self._k("boxpolls", ticket.handle), ticket.poll_id)
 
     def box_send(self, box: str, room: str, handle: str, blob: object, seat: bool) -> None:
         sealed = json.dumps(check_blob(blob))
@@ -158,7 +159,7 @@ class RedisRooms(Polls):
 
     def viewer_end(self, ticket: Ticket) -> None:
         if ticket.waiting:
-            self._r.zrem(self._k("polls", sha(ticket.room)), ticket.poll_id)
+            thread_client(self._r).zrem(self._k("polls", sha(ticket.room)), ticket.poll_id)
 
     def viewer_send(self, room: str, token: str, blob: object) -> None:
         sealed = json.dumps(check_blob(blob))
