@@ -33,7 +33,8 @@ from .viewer import VIEWER_CSP
 
 logger = logging.getLogger(__name__)
 
-#: Threads that talk to Redis for a Redis store (polls waiting hold none of them).
+#: Threads that talk to Redis for a Redis store (polls waiting hold none of them; each step is
+#: one round trip, and 16 measured faster than 2 or 4 under load: docs/performance.md).
 STEP_THREADS = 16
 #: How long stopping waits for requests in progress (the long polls were woken already).
 SHUTDOWN = 3.0

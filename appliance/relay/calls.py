@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from . import checks, paths
 from .context import Answer, RelayContext, Req
 from .rooms import room_hash
-from .store import RelayError, Run, box_take, wait_for, wait_for_async
+from .store import RelayError, Run, Side, box_take, wait_for, wait_for_async
 from .turn import mint_turn
 from .viewer import LANG_DIR, VIEWER_DIR, languages
 
@@ -41,6 +41,7 @@ class Poll:
     wait: float
     take: Callable[[bool], Answer | None]
     end: Callable[[], None]
+    side: Side | None = None  # whose poll: the changes that wake it
 
 
 Call = Callable[[RelayContext, Req], "Answer | Poll"]
@@ -53,6 +54,8 @@ class Route:
     method: str
     path: str
     call: Call
+    #: whether the call asks the store (an asynchronous server then runs it through ``run``)
+    stored: bool = True
 
     @property
     def name(self) -> str:
@@ -106,7 +109,7 @@ def box_messages(relay: RelayContext, req: Req) -> Poll:
         listed = [{"n": n, "client": c, "kind": k, "blob": b} for n, c, k, b in messages]
         return Answer(200, {"messages": listed})
 
-    return Poll(room, wait, answer, lambda: relay.rooms.box_end(ticket))
+    return Poll(room, wait, answer, lambda: relay.rooms.box_end(ticket), Side.BOX)
 
 
 def box_send(relay: RelayContext, req: Req) -> Answer:
@@ -186,7 +189,7 @@ def viewer_messages(relay: RelayContext, req: Req) -> Poll:
             if seconds > 0:
                 polls.release(client)
 
-    return Poll(room, seconds, answer, end)
+    return Poll(room, seconds, answer, end, Side.VIEWERS)
 
 
 def viewer_send(relay: RelayContext, req: Req) -> Answer:
@@ -194,6 +197,16 @@ def viewer_send(relay: RelayContext, req: Req) -> Answer:
     relay.limited(req, relay.limits.viewers)
     relay.rooms.viewer_send(room, relay.viewer_token(req), relay.body(req).get("blob"))
     return Answer(204)
+
+
+# -- the proxy's health check ----------------------------------------------------------------
+
+
+def health(relay: RelayContext, req: Req) -> Answer:
+    """Whether this process answers: the store is not asked (nor a bucket, which lives in it),
+    so a slow or busy store never makes the proxy take a live process out (docs/relay.md). It
+    costs what a 404 costs, so it needs no bucket of its own."""
+    return Answer(200, {"ok": True})
 
 
 # -- the viewer page: its packaged files, in a bucket of their own ---------------------------
@@ -243,6 +256,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", paths.room_knock(ROOM), knock),
     Route("GET", paths.room_messages(ROOM), viewer_messages),
     Route("POST", paths.room_messages(ROOM), viewer_send),
+    Route("GET", paths.HEALTH, health, stored=False),
 )
 
 
@@ -280,7 +294,10 @@ def serve(relay: RelayContext, route: Route, req: Req) -> Answer:
 async def serve_async(relay: RelayContext, route: Route, req: Req, run: Run) -> Answer:
     """A call in a task (aiohttp): each step through ``run``, a long poll awaiting its room's
     bell with no thread of its own."""
-    got = await run(attempt, relay, route, route.call, relay, req)
+    if route.stored:
+        got = await run(attempt, relay, route, route.call, relay, req)
+    else:  # answered on the loop: never queued behind the store's steps
+        got = attempt(relay, route, route.call, relay, req)
     if not isinstance(got, Poll):
         answer: Answer = got
         return answer
@@ -290,7 +307,9 @@ async def serve_async(relay: RelayContext, route: Route, req: Req, run: Run) -> 
         return attempt(relay, route, poll.take, final)
 
     try:
-        waited: Answer = await wait_for_async(relay.rooms, poll.room, poll.wait, take, run)
+        waited: Answer = await wait_for_async(
+            relay.rooms, poll.room, poll.wait, take, run, poll.side
+        )
         return waited
     finally:
         await run(attempt, relay, route, poll.end)

@@ -10,6 +10,9 @@ BOX = "/api/box"
 #: The viewers' side (anonymous, rate-limited).
 ROOMS = "/api/rooms"
 
+#: The reverse proxy's health check: answered by the process itself, never by its store.
+HEALTH = "/api/health"
+
 #: Every prefix the relay answers, for a server that mounts it beside other apps.
 PREFIXES = (VIEWER + "/", ROOMS + "/", BOX + "/")
 
@@ -73,4 +76,5 @@ def every_path(room: str) -> tuple[str, ...]:
         room_messages(room),
         viewer_page(room),
         viewer_languages(),
+        HEALTH,
     )

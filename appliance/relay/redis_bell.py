@@ -7,7 +7,9 @@ Pub/sub delivers at most once: a thread's wait also reads the version again at l
 An asynchronous poll (``listen``) waits on a future for its own room only, resolved by the
 listener when that room's channel speaks; every such future is resolved when the subscription
 fails or comes back (its polls take again), and the poll takes again every RECHECK_ASYNC (20 s)
-anyway.
+anyway. A message says whose polls the change concerns (``b``: the box's, ``v``: the viewers',
+anything else: all), so a box's send does not wake its own poll to take nothing, nor a viewer's
+its own.
 """
 
 from __future__ import annotations
@@ -18,11 +20,17 @@ import time
 from typing import Any
 
 from .chimes import Chimes
+from .store import Side
 
 logger = logging.getLogger(__name__)
 
 #: The longest a waiting poll goes without reading its room's version again.
 RECHECK = 1.0
+
+
+def chime_key(room: str, side: Side | None) -> str:
+    """Where an asynchronous poll of ``side`` (None: any) listens for room hash ``room``."""
+    return room if side is None else f"{room}:{side}"
 
 
 class RedisBell:
@@ -67,7 +75,14 @@ class RedisBell:
                 with self._cond:
                     self._rings += 1
                     self._cond.notify_all()
-                self.chimes.ring(str(message.get("channel", "")).removeprefix(self._channel))
+                self._ring(str(message.get("channel", "")), str(message.get("data", "")))
+
+    def _ring(self, channel: str, side: str) -> None:
+        room = channel.removeprefix(self._channel)
+        self.chimes.ring(room)
+        for concerned in Side:
+            if side in (concerned, "*"):
+                self.chimes.ring(chime_key(room, concerned))
 
     def wait(self, read_version: Any, room: str, seen: str, timeout: float) -> None:
         """Until ``read_version(room)`` is not ``seen``, the bell stops, or ``timeout``."""

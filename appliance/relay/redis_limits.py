@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from ..httpd.addresses import address_key
+from .redis_scripts import thread_client
 
 #: How long the address key lives (a new one then: the buckets of the day before are forgotten).
 ADDRESS_KEY_LIFE = 24 * 3600
@@ -70,4 +71,7 @@ class RedisBuckets:
     def take(self, address: str) -> bool:
         mac = hmac.new(self._address_key(), address_key(address).encode(), hashlib.sha256)
         key = mac.hexdigest()
-        return bool(self._take(keys=[self._prefix + key], args=[self._rate, self._burst]))
+        client = thread_client(self._client)
+        return bool(
+            self._take(keys=[self._prefix + key], args=[self._rate, self._burst], client=client)
+        )

@@ -37,6 +37,7 @@ from .store import (
     BoxMessage,
     Polls,
     RelayError,
+    Side,
     Ticket,
     UnknownClient,
     ViewerMessage,
@@ -163,10 +164,11 @@ class Rooms(Polls):
                 timeout=max(0.0, min(timeout, MAX_WAIT)),
             )
 
-    def listen(self, room: str) -> asyncio.Future[None]:
+    def listen(self, room: str, side: Side | None = None) -> asyncio.Future[None]:
+        """Any change rings every poll of the room here (a ring costs a dictionary look-up)."""
         return self._chimes.listen(room)
 
-    def forget(self, room: str, future: asyncio.Future[None]) -> None:
+    def forget(self, room: str, future: asyncio.Future[None], side: Side | None = None) -> None:
         self._chimes.forget(room, future)
 
     @property

@@ -17,6 +17,7 @@ rooms' logic is written twice, and the store never needs to know which kind of s
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -51,6 +52,14 @@ BoxMessage = tuple[int, str, str, str]
 ViewerMessage = tuple[int, str]
 
 T = TypeVar("T")
+
+
+class Side(enum.StrEnum):
+    """Whose poll a change concerns: a store may wake only that side's polls (Redis: a box's
+    own send need not make its waiting poll take again for nothing)."""
+
+    BOX = "b"
+    VIEWERS = "v"
 
 
 class RelayError(ApplianceError):
@@ -105,12 +114,13 @@ class Bell(Protocol):
         ``timeout`` seconds passed (may return early: the caller takes again)."""
         ...
 
-    def listen(self, room: str) -> asyncio.Future[None]:
-        """A future of the running loop, resolved when the room next changes (or the store
-        stops); the caller takes after listening, and ``forget``s it when done."""
+    def listen(self, room: str, side: Side | None = None) -> asyncio.Future[None]:
+        """A future of the running loop, resolved when the room next changes in a way that
+        concerns ``side`` (None: any change), or the store stops; the caller takes after
+        listening, and ``forget``s it when done."""
         ...
 
-    def forget(self, room: str, future: asyncio.Future[None]) -> None: ...
+    def forget(self, room: str, future: asyncio.Future[None], side: Side | None = None) -> None: ...
 
 
 class RoomStore(Bell, Protocol):
@@ -189,13 +199,18 @@ Run = Callable[..., Awaitable[Any]]
 
 
 async def wait_for_async(
-    bell: Bell, room: str, wait: float, take: Callable[[bool], T | None], run: Run
+    bell: Bell,
+    room: str,
+    wait: float,
+    take: Callable[[bool], T | None],
+    run: Run,
+    side: Side | None = None,
 ) -> T:
     """:func:`wait_for` without a thread: listen, ``take(final)``, and if there is nothing yet
     await the ring (at most RECHECK_ASYNC at a time); the last try is ``final``."""
     deadline = time.monotonic() + max(0.0, min(wait, MAX_WAIT))
     while True:
-        chime = bell.listen(room)
+        chime = bell.listen(room, side)
         try:
             got: T | None = await run(take, False)
             if got is not None:
@@ -211,7 +226,7 @@ async def wait_for_async(
             except TimeoutError:
                 pass
         finally:
-            bell.forget(room, chime)
+            bell.forget(room, chime, side)
 
 
 def box_take(

@@ -209,3 +209,54 @@ async def test_the_thread_free_wait_wakes_on_the_other_side_s_change(
         assert 0.25 < time.monotonic() - started < 2, "nothing to say: ends at its wait"
     finally:
         await asyncio.to_thread(lambda: [None for _ in made])  # closes them (off the loop)
+
+
+@pytest.mark.parametrize("server", ["redis"], indirect=True)
+async def test_the_proxy_s_health_check_is_answered_while_redis_is_stalled(
+    server: AsyncRelayServer, redis_client: Any
+) -> None:
+    """HAProxy's check (docs/relay.md) never waits behind the store: with Redis answering no
+    one for 2 s and every thread that talks to it taken, the check is answered at once while
+    the requests that need Redis wait."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        assert await call(http, "GET", f"{server.url}/api/health") == (200, {"ok": True})
+        redis_client.execute_command("CLIENT", "PAUSE", "2000", "ALL")
+        started = time.monotonic()
+        pages = [  # each takes from its address's bucket, in Redis
+            asyncio.create_task(call(http, "GET", f"{server.url}/v/viewer.css"))
+            for _ in range(STEP_THREADS * 2)
+        ]
+        await asyncio.sleep(0.2)
+        assert await call(http, "GET", f"{server.url}/api/health") == (200, {"ok": True})
+        assert time.monotonic() - started < 1.0, "the check waited for Redis"
+        assert not any(page.done() for page in pages), "the requests that ask Redis wait"
+        assert [status for status, _ in await asyncio.gather(*pages)] == [200] * len(pages)
+        assert time.monotonic() - started > 1.5
+
+
+async def test_with_redis_a_side_s_own_change_does_not_wake_its_poll(
+    request: pytest.FixtureRequest,
+) -> None:
+    """Every change publishes, but a box's send wakes the viewers' polls, not the box's own
+    (which would take nothing), and a viewer's send or new poll the box's only."""
+    made = maker(request, "redis")
+    make = next(made)
+    box_side, viewer_side = await asyncio.to_thread(lambda: (make().rooms, make().rooms))
+    try:
+        await asyncio.to_thread(box_side.open, BOX, ROOM, time.time() + 60)
+        token, handle = await asyncio.to_thread(seated, box_side)
+        box_poll = box_side.listen(ROOM, store_mod.Side.BOX)
+        viewer_poll = viewer_side.listen(ROOM, store_mod.Side.VIEWERS)
+        await asyncio.to_thread(box_side.box_send, BOX, ROOM, handle, "answer", False)
+        await asyncio.wait_for(viewer_poll, 5)
+        await asyncio.sleep(0.3)  # the same message reached the box's process by now
+        assert not box_poll.done(), "the box's own send woke its poll"
+        viewer_poll = viewer_side.listen(ROOM, store_mod.Side.VIEWERS)
+        await asyncio.to_thread(viewer_side.viewer_send, ROOM, token, "ice")
+        await asyncio.wait_for(box_poll, 5)
+        await asyncio.sleep(0.3)
+        assert not viewer_poll.done(), "the viewer's own send woke its poll"
+        box_side.forget(ROOM, box_poll, store_mod.Side.BOX)
+        viewer_side.forget(ROOM, viewer_poll, store_mod.Side.VIEWERS)
+    finally:
+        await asyncio.to_thread(lambda: [None for _ in made])

@@ -5,6 +5,7 @@ and every key expires."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -41,6 +42,58 @@ def test_two_relay_processes_give_an_address_one_budget(shared) -> None:
     assert taken.count(True) == KNOCK_BURST, "the two processes share one bucket"
     v6 = [(first, second)[i % 2].viewers.take(f"2001:db8::{i:x}") for i in range(BURST + 5)]
     assert v6.count(True) == BURST, "an IPv6 client by its /64, across processes"
+
+
+def test_each_step_of_a_room_is_one_round_trip(shared, redis_client, monkeypatch) -> None:
+    """Every step is one command to Redis (a script, atomic there), a refusal too; counted
+    the second time round (the first may load the scripts)."""
+    import redis.connection
+
+    rooms = shared().rooms
+    sent: list[str] = []
+    kinds: set[str] = set()
+    send = redis.connection.AbstractConnection.send_command
+    here = threading.current_thread()
+
+    def counted_send(connection: Any, *args: Any, **options: Any) -> Any:
+        if threading.current_thread() is here:  # not the listener's
+            sent.append(str(args[0]))
+            kinds.add(str(args[0]))
+        return send(connection, *args, **options)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_command", counted_send)
+
+    def commands(step: Any, *args: Any) -> int:
+        sent.clear()
+        with contextlib.suppress(RelayError):
+            step(*args)
+        return len(sent)
+
+    for _ in range(2):
+        redis_client.flushdb()
+        kinds.clear()
+        counted = [
+            commands(rooms.open, BOX, ROOM, time.time() + 60),
+            commands(rooms.extend, BOX, ROOM, time.time() + 120),
+            commands(rooms.check, ROOM),
+            commands(rooms.expiry, BOX, ROOM),
+            commands(rooms.knock, ROOM, "knock"),
+            commands(rooms.box_take, BOX, ROOM, 0),
+        ]
+        handle = rooms.box_take(BOX, ROOM, 0)[-1][1]
+        token = rooms.knock(ROOM, "another")
+        second = rooms.box_take(BOX, ROOM, 0)[-1][1]
+        counted += [
+            commands(rooms.box_send, BOX, ROOM, handle, "answer", False),
+            commands(rooms.box_refuse, BOX, ROOM, handle, "refused"),
+            commands(rooms.box_begin, BOX, ROOM, True),
+            commands(rooms.viewer_begin, ROOM, token, True),
+            commands(rooms.viewer_send, ROOM, token, "no seat: refused"),
+            commands(rooms.close, BOX, ROOM),
+            commands(rooms.knock, ROOM, "a closed room: refused"),
+        ]
+    assert second and counted == [1] * len(counted)
+    assert kinds == {"EVALSHA"}
 
 
 def test_a_box_on_one_process_and_a_viewer_on_another_share_the_room(shared) -> None:

@@ -90,7 +90,8 @@ def relay_process(
     config = workdir / "relay.toml"
     config.write_text(relay_toml(port, redis_url, boxes, list(turn_urls)))
     log = workdir / "relay.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "appliance", "relay", "serve", "--config", str(config)],
@@ -140,7 +141,7 @@ defaults
     retries 2
     option redispatch 1
     option forwardfor
-    option httpchk GET /v/viewer.css
+    option httpchk GET /api/health
     http-check expect status 200
     default-server check inter 500ms fall 2 rise 2
 
