@@ -10,6 +10,8 @@ size, arrival on the browser's clock or lost), the bytes sent, the RTT from rece
   adaptive threshold, AIMD: the queue is seen *growing*, before anything is lost.
 * **Loss-based bound** (GCC's): loss over the last >= 20 packets above 10 % multiplies it by
   ``1 - 0.5 x loss`` (once per RTT + 300 ms); below 2 % it grows 8 %/s; between, it holds.
+  Only packets sent since the delay-based estimate's last cut count: those lost before it went
+  to the queue that cut answered (at a capacity drop the two would otherwise cut twice).
 * **Probing**: while the estimate is under the maximum and nothing has overused for a while, a
   short burst at twice the estimate (:meth:`take_probe`: the peer sends retransmissions of recent
   packets through the pacer); the rate the browser received the burst at, when higher, becomes
@@ -293,6 +295,11 @@ class TwccController:
 
     def _count_loss(self, results: Sequence[PacketResult], now: float) -> None:
         p = self.params
+        # packets sent before the delay-based estimate's last cut were lost to the queue that
+        # cut answered: counting them would cut a second time for the same overuse
+        cut = self._aimd.last_decrease
+        if cut is not None:
+            results = [r for r in results if r.sent.sent_at >= cut]
         self._expected += len(results)
         self._lost += sum(1 for r in results if r.arrival is None)
         if self._expected < LOSS_MIN_PACKETS:
