@@ -98,7 +98,14 @@ class Pacer:
     """A token bucket: packets leave at up to ``factor`` x the target rate, ``burst_s`` of it
     (at least ``min_burst`` bytes) at once. It spreads bursts and never becomes the bottleneck:
     no packet waits more than ``max_delay_s`` (a debt beyond that is forgiven), and the caller
-    gives it the larger of the target and the rate really sent."""
+    gives it the larger of the target and the rate really sent.
+
+    Below ``full_at_bps`` the factor shrinks with the target, to ``low_factor`` at least (8 x
+    at 4 Mbit/s, 4 x at 2, 2.5 x from 1.25 down): a slow bottleneck's queue holds few bytes
+    (300 ms at 0.6 Mbit/s is 22.5 kB, about a keyframe at that rate), so a keyframe sent at
+    8 x the rate into it loses its tail, whose retransmissions the budget refuses and ask for
+    the next keyframe (RFC 8867's drop at 720p: six keyframes in 2.5 s and a 2.8 s freeze).
+    On a fast link the latency of 8 x is kept (docs/rate-control.md)."""
 
     def __init__(
         self,
@@ -108,8 +115,12 @@ class Pacer:
         min_burst: int = 2500,
         max_delay_s: float = 0.010,
         clock: Callable[[], float] = time.monotonic,
+        low_factor: float = 2.5,
+        full_at_bps: float = 4_000_000,
     ) -> None:
         self.factor = factor
+        self.low_factor = min(low_factor, factor)
+        self.full_at_bps = full_at_bps
         self.burst_s = burst_s
         self.min_burst = min_burst
         self.max_delay_s = max_delay_s
@@ -122,7 +133,8 @@ class Pacer:
         self.delayed = 0  # packets held back
 
     def set_target(self, target_bps: int) -> None:
-        self._rate = max(1.0, self.factor * target_bps / 8)
+        factor = max(self.low_factor, self.factor * min(1.0, target_bps / self.full_at_bps))
+        self._rate = max(1.0, factor * target_bps / 8)
         self._burst = max(float(self.min_burst), self._rate * self.burst_s)
 
     def delay(self, nbytes: int) -> float:
