@@ -15,7 +15,8 @@ size, arrival on the browser's clock or lost), the bytes sent, the RTT from rece
 * **Probing**: while the estimate is under the maximum and nothing has overused for a while, a
   short burst at twice the estimate (:meth:`take_probe`: the peer sends retransmissions of recent
   packets through the pacer); the rate the browser received the burst at, when higher, becomes
-  the estimate: after a drop the rate comes back in seconds, not at 8 %/s.
+  the estimate (unless the delay rose since it was sent and 1.5 x the acknowledged bitrate is
+  below it: the capacity dropped meanwhile): after a drop the rate comes back in seconds.
 * **Stall**: no feedback showing a packet received for ``stall_after_s`` since the first packet
   sent after the last one (a box sending nothing hears nothing, and is not stalled): the same
   dead path as the receiver-report controller's (target halved, ``stalled``); the first
@@ -228,6 +229,11 @@ class TwccController:
             del self._probes[cluster]
             rate = _probe_rate(results)
             if rate is None:
+                continue
+            acked = self._acked.bps()
+            if self._last_overuse >= at and (acked is None or rate > 1.5 * acked):
+                # the queue grew since it was sent and what gets through now is far below what
+                # it found: the capacity dropped meanwhile, and its rate is gone
                 continue
             if rate >= 0.7 * probe.rate_bps:
                 self._probe_due = min(self._probe_due, now + PROBE_AGAIN_S)

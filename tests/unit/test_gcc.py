@@ -222,6 +222,23 @@ def test_after_a_drop_it_falls_at_once_and_comes_back_in_seconds() -> None:
     assert run.ticks[-1].step == "full"
 
 
+def test_a_probe_sent_before_the_delay_rose_does_not_raise_the_estimate() -> None:
+    """RFC 8867's drop in a bench run: a probe at 4 Mbit/s left just before it, was judged
+    after the delay-based cut and set the estimate from 0.49 to 2.2 Mbit/s for a round."""
+    ctl = TwccController(RateParams(start_bps=2 * M, max_bps=4 * M), now=0.0)
+    ctl.on_feedback([PacketResult(SentPacket(0, 1200, 0.0), 1.0)], 0.05)
+    ctl.update(2.0)
+    probe = ctl.take_probe()
+    assert probe is not None
+    ctl._probes[probe.cluster][2].extend(_cluster(4 * M, 10 * M))  # it got through at 4
+    ctl._last_overuse = 2.1  # then the queue grew (the capacity dropped)
+    ctl._aimd.set_estimate(0.5 * M, 2.1)
+    for i in range(50):  # and what gets through is 0.58 Mbit/s
+        ctl._acked.add(1.5 + i * 0.01, 725)
+    assert ctl.update(3.0).target_bps == pytest.approx(0.5 * M, rel=0.01)
+    assert ctl.probes_raised == 0
+
+
 RFC8867_DROP = Scenario(
     "rfc8867_drop",
     "RFC 8867 5.1's drop: 2.5 -> 0.6 Mbit/s at 20 s, 50 ms each way, 300 ms queues",
