@@ -189,6 +189,9 @@ class SenderFeedback:
         self.nacked = 0  # packets the viewer asked for again
         self.rtx_packets = 0  # retransmissions sent
         self.rtx_refused = 0  # over the retransmission budget
+        #: not sent: of a packet sent before the last keyframe (which the viewer decodes from)
+        self.rtx_stale = 0
+        self._keyframe_at: float | None = None
         self._refused_taken = 0
         self._rtx_tokens = 0.0
         self._rtx_at = clock()
@@ -290,8 +293,12 @@ class SenderFeedback:
         if newest is not None:
             self._early_loss(newest)
 
-    def on_sent(self, nbytes: int, rtx: bool = False, seq: int | None = None) -> None:
+    def on_sent(
+        self, nbytes: int, rtx: bool = False, seq: int | None = None, keyframe: bool = False
+    ) -> None:
         now = self._clock()
+        if keyframe and not rtx:
+            self._keyframe_at = now
         self._bytes_total += nbytes
         self.bytes_sent += nbytes
         if rtx:
@@ -325,11 +332,19 @@ class SenderFeedback:
     #: retransmissions may use this share of the target rate (a bucket of half a second)
     RTX_SHARE = 0.25
 
-    def allow_rtx(self, nbytes: int) -> bool:
-        """Whether a retransmission of ``nbytes`` fits the budget (RTX_SHARE of the target)."""
+    def allow_rtx(self, nbytes: int, original: int | None = None) -> bool:
+        """Whether a retransmission of ``nbytes`` (of the packet numbered ``original``) fits the
+        budget (RTX_SHARE of the target). One of a packet sent before the last keyframe is
+        never sent, and is not refused either: the viewer decodes from that keyframe, and a
+        refusal would ask for another (at a capacity drop, a keyframe every half second while
+        the first was still on its way)."""
         if self._probe_credit >= nbytes:
             self._probe_credit -= nbytes
             return True
+        sent = self._sent_at.get(original) if original is not None else None
+        if sent is not None and self._keyframe_at is not None and sent < self._keyframe_at:
+            self.rtx_stale += 1
+            return False
         now = self._clock()
         rate = self.RTX_SHARE * self.controller.target_bps / 8
         self._rtx_tokens = min(rate * 0.5, self._rtx_tokens + (now - self._rtx_at) * rate)

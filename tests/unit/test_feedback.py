@@ -109,6 +109,25 @@ def test_pacer_spreads_a_burst_and_never_holds_a_packet_long() -> None:
     assert pacer.delay(1200) == 0 and pacer.delay(1200) == 0 and pacer.delay(1200) > 0
 
 
+def test_a_retransmission_from_before_the_last_keyframe_is_neither_sent_nor_refused() -> None:
+    """At a capacity drop the viewer NACKs what the overflowing queue lost; once a keyframe has
+    left, those packets are of no use to it (it decodes from the keyframe), and their refusal
+    asked for another keyframe every half second while the first was still on its way."""
+    clock = Clock()
+    fb = SenderFeedback(RateParams(start_bps=500_000), clock=clock)
+    for seq in range(100):  # P-frames, lost at the drop
+        fb.on_sent(1200, seq=seq)
+        clock.now += 0.002
+    fb.on_sent(1200, seq=100, keyframe=True)
+    for seq in range(101, 120):  # the keyframe's other packets
+        fb.on_sent(1200, seq=seq)
+    assert not any(fb.allow_rtx(1200, seq) for seq in range(100))
+    assert fb.rtx_stale == 100 and fb.take_refused() == 0, "no keyframe asked for them"
+    assert fb.allow_rtx(1200, 110), "the keyframe's own packets are retransmitted"
+    assert not all(fb.allow_rtx(1200, 111) for _ in range(50)), "within the budget"
+    assert fb.take_refused() > 0
+
+
 def _leaves_over(pacer: Pacer, clock: Clock, nbytes: int) -> float:
     """How long a frame of ``nbytes`` takes to leave, its packets sent one after another (as
     aiortc's sender does: each waits for the one before)."""
