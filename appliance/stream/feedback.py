@@ -101,11 +101,11 @@ class Pacer:
     gives it the larger of the target and the rate really sent.
 
     Below ``full_at_bps`` the factor shrinks with the target, to ``low_factor`` at least (8 x
-    at 4 Mbit/s, 4 x at 2, 2.5 x from 1.25 down): a slow bottleneck's queue holds few bytes
-    (300 ms at 0.6 Mbit/s is 22.5 kB, about a keyframe at that rate), so a keyframe sent at
-    8 x the rate into it loses its tail, whose retransmissions the budget refuses and ask for
-    the next keyframe (RFC 8867's drop at 720p: six keyframes in 2.5 s and a 2.8 s freeze).
-    On a fast link the latency of 8 x is kept (docs/rate-control.md)."""
+    from 2.5 Mbit/s up, the start rate; 2.5 x from 0.78 down): a slow bottleneck's queue holds
+    few bytes (300 ms at 0.6 Mbit/s is 22.5 kB, about a keyframe at that rate), so a keyframe
+    sent at 8 x the rate into it loses its tail, whose retransmissions the budget refuses and
+    ask for the next keyframe (RFC 8867's drop at 720p: six keyframes in 2.5 s and a 2.8 s freeze).
+    On a fast link, and at the start, the latency of 8 x is kept (docs/rate-control.md)."""
 
     def __init__(
         self,
@@ -116,7 +116,7 @@ class Pacer:
         max_delay_s: float = 0.010,
         clock: Callable[[], float] = time.monotonic,
         low_factor: float = 2.5,
-        full_at_bps: float = 4_000_000,
+        full_at_bps: float = 2_500_000,
     ) -> None:
         self.factor = factor
         self.low_factor = min(low_factor, factor)
