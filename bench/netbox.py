@@ -53,10 +53,21 @@ def instrument(path: str) -> None:
             "nacked": fb.nacked if fb else 0,
             "rtx": fb.rtx_packets if fb else 0,
             "mode": fb.mode.value if fb else "",
+            "rtx_refused": fb.rtx_refused if fb else 0,
+            **_keyframes(self),
         }
         out.write(json.dumps(line) + "\n")
 
     Viewers.control_once = logged  # type: ignore[method-assign]
+
+
+def _keyframes(viewers: Any) -> dict[str, Any]:
+    """The pipeline's IDRs so far and the keyframe requests by reason (what a freeze waited for)."""
+    pipeline = getattr(getattr(viewers, "_media", None), "pipeline", None)
+    if pipeline is None:
+        return {}
+    asked = {r.name.lower(): n for r, n in pipeline.keyframes.asked.items() if n}
+    return {"idr": pipeline.keyframes_encoded, "asked": asked}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -211,7 +211,10 @@ def run_window(
 
 
 def box_series(decisions: list[dict[str, Any]], s: Scenario, t0: float) -> list[dict[str, Any]]:
-    keys = ("sent", "target", "step", "stalled", "rtt", "remb", "loss_limit", "delay_limit")
+    keys = (
+        *("sent", "target", "step", "stalled", "rtt", "remb", "loss_limit", "delay_limit"),
+        *("nacked", "rtx", "rtx_refused", "idr", "asked"),
+    )
     return [
         {"t": round(d["t"] - t0, 2), **{k: d.get(k) for k in keys}, "mode": d.get("mode", "")}
         for d in decisions

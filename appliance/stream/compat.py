@@ -52,7 +52,7 @@ from aiortc.rtp import (
 )
 
 from ..errors import SignallingError
-from . import compat_turn
+from . import compat_turn, rtpinfo
 
 logger = logging.getLogger(__name__)
 
@@ -224,18 +224,19 @@ PaceDelay = Callable[[int], float]
 
 def tap_rtp_out(
     sender: Any,
-    on_sent: Callable[[int, bool, int], None],
+    on_sent: Callable[[int, bool, int, bool], None],
     pace: PaceDelay | None = None,
-    allow_rtx: Callable[[int], bool] = lambda n: True,
+    allow_rtx: Callable[[int, int | None], bool] = lambda n, seq: True,
     playout_delay_id: int = 0,
     playout_delay: Callable[[], bytes] = lambda: b"\x00\x00\x00",
 ) -> None:
     """Count the RTP bytes ``sender`` hands its DTLS transport before SRTP (``on_sent(nbytes, rtx,
-    seq)``: retransmissions flagged, the packet's sequence number) and, with ``pace``, hold each
-    packet as long as it says, so a frame's packets leave spread out instead of in one burst. aiortc
-    stamps abs-send-time before the send; a paced packet gets it again as it leaves (Chrome's
-    bandwidth estimate reads it). A retransmission ``allow_rtx(nbytes)`` refuses is dropped (a NACK
-    storm on a lossy link must not take the bandwidth the picture needs). With ``playout_delay_id``,
+    seq, keyframe)``: retransmissions flagged, the packet's sequence number, whether it starts a
+    keyframe of ``sender``'s) and, with ``pace``, hold each packet as long as it says, so a frame's
+    packets leave spread out instead of in one burst. aiortc stamps abs-send-time before the send;
+    a paced packet gets it again as it leaves (Chrome's bandwidth estimate reads it). A
+    retransmission ``allow_rtx(nbytes, original seq)`` refuses is dropped (a NACK storm on a lossy
+    link must not take the bandwidth the picture needs). With ``playout_delay_id``,
     every packet carries the playout-delay extension (its 3 bytes from ``playout_delay()``: min and
     max in 10 ms units, 12 bits each)."""
     transport = sender.transport
@@ -243,9 +244,11 @@ def tap_rtp_out(
 
     async def send_rtp(data: bytes) -> None:
         if not is_rtcp(data):
-            rtx = int.from_bytes(data[8:12], "big") == sender._rtx_ssrc
-            if rtx and not allow_rtx(len(data)):
+            ssrc = int.from_bytes(data[8:12], "big")
+            rtx = ssrc == sender._rtx_ssrc
+            if rtx and not allow_rtx(len(data), rtpinfo.original_seq(data)):
                 return
+            key = ssrc == sender._ssrc and rtpinfo.starts_keyframe(data)
             if pace is not None:
                 delay = pace(len(data))
                 if delay > 0.001:
@@ -255,7 +258,7 @@ def tap_rtp_out(
                         data = _restamp_abs_send_time(data, ext_id)
             if playout_delay_id:
                 data = add_extension(data, playout_delay_id, playout_delay())
-            on_sent(len(data), rtx, int.from_bytes(data[2:4], "big"))
+            on_sent(len(data), rtx, int.from_bytes(data[2:4], "big"), key)
         await original(data)
 
     transport._send_rtp = send_rtp

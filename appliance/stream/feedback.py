@@ -98,7 +98,14 @@ class Pacer:
     """A token bucket: packets leave at up to ``factor`` x the target rate, ``burst_s`` of it
     (at least ``min_burst`` bytes) at once. It spreads bursts and never becomes the bottleneck:
     no packet waits more than ``max_delay_s`` (a debt beyond that is forgiven), and the caller
-    gives it the larger of the target and the rate really sent."""
+    gives it the larger of the target and the rate really sent.
+
+    Below ``full_at_bps`` the factor shrinks with the target, to ``low_factor`` at least (8 x
+    from 2.5 Mbit/s up, the start rate; 2.5 x from 0.78 down): a slow bottleneck's queue holds
+    few bytes (300 ms at 0.6 Mbit/s is 22.5 kB, about a keyframe at that rate), so a keyframe
+    sent at 8 x the rate into it loses its tail, whose retransmissions the budget refuses and
+    ask for the next keyframe (RFC 8867's drop at 720p: six keyframes in 2.5 s and a 2.8 s freeze).
+    On a fast link, and at the start, the latency of 8 x is kept (docs/rate-control.md)."""
 
     def __init__(
         self,
@@ -108,8 +115,12 @@ class Pacer:
         min_burst: int = 2500,
         max_delay_s: float = 0.010,
         clock: Callable[[], float] = time.monotonic,
+        low_factor: float = 2.5,
+        full_at_bps: float = 2_500_000,
     ) -> None:
         self.factor = factor
+        self.low_factor = min(low_factor, factor)
+        self.full_at_bps = full_at_bps
         self.burst_s = burst_s
         self.min_burst = min_burst
         self.max_delay_s = max_delay_s
@@ -122,7 +133,8 @@ class Pacer:
         self.delayed = 0  # packets held back
 
     def set_target(self, target_bps: int) -> None:
-        self._rate = max(1.0, self.factor * target_bps / 8)
+        factor = max(self.low_factor, self.factor * min(1.0, target_bps / self.full_at_bps))
+        self._rate = max(1.0, factor * target_bps / 8)
         self._burst = max(float(self.min_burst), self._rate * self.burst_s)
 
     def delay(self, nbytes: int) -> float:
@@ -177,6 +189,9 @@ class SenderFeedback:
         self.nacked = 0  # packets the viewer asked for again
         self.rtx_packets = 0  # retransmissions sent
         self.rtx_refused = 0  # over the retransmission budget
+        #: not sent: of a packet sent before the last keyframe (which the viewer decodes from)
+        self.rtx_stale = 0
+        self._keyframe_at: float | None = None
         self._refused_taken = 0
         self._rtx_tokens = 0.0
         self._rtx_at = clock()
@@ -278,8 +293,12 @@ class SenderFeedback:
         if newest is not None:
             self._early_loss(newest)
 
-    def on_sent(self, nbytes: int, rtx: bool = False, seq: int | None = None) -> None:
+    def on_sent(
+        self, nbytes: int, rtx: bool = False, seq: int | None = None, keyframe: bool = False
+    ) -> None:
         now = self._clock()
+        if keyframe and not rtx:
+            self._keyframe_at = now
         self._bytes_total += nbytes
         self.bytes_sent += nbytes
         if rtx:
@@ -313,11 +332,19 @@ class SenderFeedback:
     #: retransmissions may use this share of the target rate (a bucket of half a second)
     RTX_SHARE = 0.25
 
-    def allow_rtx(self, nbytes: int) -> bool:
-        """Whether a retransmission of ``nbytes`` fits the budget (RTX_SHARE of the target)."""
+    def allow_rtx(self, nbytes: int, original: int | None = None) -> bool:
+        """Whether a retransmission of ``nbytes`` (of the packet numbered ``original``) fits the
+        budget (RTX_SHARE of the target). One of a packet sent before the last keyframe is
+        never sent, and is not refused either: the viewer decodes from that keyframe, and a
+        refusal would ask for another (at a capacity drop, a keyframe every half second while
+        the first was still on its way)."""
         if self._probe_credit >= nbytes:
             self._probe_credit -= nbytes
             return True
+        sent = self._sent_at.get(original) if original is not None else None
+        if sent is not None and self._keyframe_at is not None and sent < self._keyframe_at:
+            self.rtx_stale += 1
+            return False
         now = self._clock()
         rate = self.RTX_SHARE * self.controller.target_bps / 8
         self._rtx_tokens = min(rate * 0.5, self._rtx_tokens + (now - self._rtx_at) * rate)

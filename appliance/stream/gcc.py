@@ -10,9 +10,9 @@ it (``modules/congestion_controller/goog_cc``): pure, no I/O, times in seconds.
   12.5 ms to start, between 6 and 600: it follows the signal up slowly and down quickly, so a
   competing TCP flow's steady queue does not starve the stream).
 * :class:`AimdRate`: on overuse, 0.85 x the acknowledged bitrate; on normal, +8 %/s far from
-  the link's capacity (an average of the rates where overuse was seen), about a packet per
-  response time near it; on underuse, hold (the queue drains). Never above 1.5 x the
-  acknowledged bitrate + 10 kbit/s.
+  the link's capacity (an average of the rates where overuse was seen, started again when an
+  overuse comes below its spread), about a packet per response time near it; on underuse,
+  hold (the queue drains). Never above 1.5 x the acknowledged bitrate + 10 kbit/s.
 """
 
 from __future__ import annotations
@@ -283,6 +283,11 @@ class AimdRate:
         if cut > self.bps and self.link.estimate is not None:
             cut = self.BETA * self.link.estimate * 1000
         if acked_bps is not None:
+            if self.link.estimate is not None and acked_bps < self.link.lower_bps():
+                # far below where overuse used to be seen (a capacity drop, or a cut the
+                # receiver's jitter caused): start the average again from here, so that once
+                # the rate is above it the increase is multiplicative, not a packet at a time
+                self.link.reset()
             self.link.on_overuse(acked_bps)
         self.bps = min(max(min(self.bps, cut), self.min_bps), self.max_bps)
         self._increasing = False

@@ -235,9 +235,9 @@ class ViewerPeer:
         pacer = self.pacer
         compat.tap_rtp_out(
             sender,
-            feedback.on_sent if feedback is not None else lambda n, rtx, seq: None,
+            feedback.on_sent if feedback is not None else lambda n, rtx, seq, key: None,
             pacer.delay if pacer is not None else None,
-            feedback.allow_rtx if feedback is not None else lambda n: True,
+            feedback.allow_rtx if feedback is not None else lambda n, seq: True,
             playout_delay,
             (lambda: feedback.playout_delay) if feedback is not None else lambda: b"\x00" * 3,
         )

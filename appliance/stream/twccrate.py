@@ -10,10 +10,13 @@ size, arrival on the browser's clock or lost), the bytes sent, the RTT from rece
   adaptive threshold, AIMD: the queue is seen *growing*, before anything is lost.
 * **Loss-based bound** (GCC's): loss over the last >= 20 packets above 10 % multiplies it by
   ``1 - 0.5 x loss`` (once per RTT + 300 ms); below 2 % it grows 8 %/s; between, it holds.
+  Only packets sent since the delay-based estimate's last cut count: those lost before it went
+  to the queue that cut answered (at a capacity drop the two would otherwise cut twice).
 * **Probing**: while the estimate is under the maximum and nothing has overused for a while, a
   short burst at twice the estimate (:meth:`take_probe`: the peer sends retransmissions of recent
   packets through the pacer); the rate the browser received the burst at, when higher, becomes
-  the estimate: after a drop the rate comes back in seconds, not at 8 %/s.
+  the estimate (unless the delay rose since it was sent and 1.5 x the acknowledged bitrate is
+  below it: the capacity dropped meanwhile): after a drop the rate comes back in seconds.
 * **Stall**: no feedback showing a packet received for ``stall_after_s`` since the first packet
   sent after the last one (a box sending nothing hears nothing, and is not stalled): the same
   dead path as the receiver-report controller's (target halved, ``stalled``); the first
@@ -227,6 +230,11 @@ class TwccController:
             rate = _probe_rate(results)
             if rate is None:
                 continue
+            acked = self._acked.bps()
+            if self._last_overuse >= at and (acked is None or rate > 1.5 * acked):
+                # the queue grew since it was sent and what gets through now is far below what
+                # it found: the capacity dropped meanwhile, and its rate is gone
+                continue
             if rate >= 0.7 * probe.rate_bps:
                 self._probe_due = min(self._probe_due, now + PROBE_AGAIN_S)
             if rate > self._aimd.bps:
@@ -293,6 +301,11 @@ class TwccController:
 
     def _count_loss(self, results: Sequence[PacketResult], now: float) -> None:
         p = self.params
+        # packets sent before the delay-based estimate's last cut were lost to the queue that
+        # cut answered: counting them would cut a second time for the same overuse
+        cut = self._aimd.last_decrease
+        if cut is not None:
+            results = [r for r in results if r.sent.sent_at >= cut]
         self._expected += len(results)
         self._lost += sum(1 for r in results if r.arrival is None)
         if self._expected < LOSS_MIN_PACKETS:

@@ -50,8 +50,7 @@ class _Link:
 
     def send(self, t: float, nbytes: int) -> float | None:
         """When a packet sent at ``t`` arrives, or None (lost)."""
-        cap = self.s.capacity_at(t)
-        self.queue = max(0.0, self.queue - cap / 8 * (t - self.at))
+        self.queue = max(0.0, self.queue - self._drained(self.at, t))
         self.at = t
         if self.s.dark(t):
             self.queue = 0.0
@@ -61,11 +60,37 @@ class _Link:
         self.queue += nbytes
         if self.rng.random() < self.s.random_loss:
             return None
-        return t + self.owd + self.queue * 8 / cap
+        return self._empty_at(t, self.queue) + self.owd
+
+    def _drained(self, start: float, end: float) -> float:
+        """Bytes the link can pass from ``start`` to ``end`` (the capacity changes in steps)."""
+        total, at = 0.0, start
+        while at < end:
+            until = min(end, self._next_step(at))
+            total += self.s.capacity_at(at) / 8 * (until - at)
+            at = until
+        return total
+
+    def _empty_at(self, t: float, nbytes: float) -> float:
+        """When ``nbytes`` queued at ``t`` have left: the queue drains at each step's capacity,
+        so a drop slows what is already queued too (a gap-free FIFO, as a real one)."""
+        at = t
+        while True:
+            rate = self.s.capacity_at(at) / 8
+            until = self._next_step(at)
+            if rate <= 0 and until == math.inf:
+                return math.inf
+            if rate * (until - at) >= nbytes:
+                return at + nbytes / rate
+            nbytes -= rate * (until - at)
+            at = until
+
+    def _next_step(self, t: float) -> float:
+        return min((start for start, _ in self.s.capacity if start > t), default=math.inf)
 
     def delay(self, t: float) -> float:
-        cap = self.s.capacity_at(t)
-        return max(0.0, self.queue - cap / 8 * (t - self.at)) * 8 / cap
+        left = max(0.0, self.queue - self._drained(self.at, t))
+        return self._empty_at(t, left) - t
 
 
 class _Receiver:

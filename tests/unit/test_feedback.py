@@ -109,6 +109,54 @@ def test_pacer_spreads_a_burst_and_never_holds_a_packet_long() -> None:
     assert pacer.delay(1200) == 0 and pacer.delay(1200) == 0 and pacer.delay(1200) > 0
 
 
+def test_a_retransmission_from_before_the_last_keyframe_is_neither_sent_nor_refused() -> None:
+    """At a capacity drop the viewer NACKs what the overflowing queue lost; once a keyframe has
+    left, those packets are of no use to it (it decodes from the keyframe), and their refusal
+    asked for another keyframe every half second while the first was still on its way."""
+    clock = Clock()
+    fb = SenderFeedback(RateParams(start_bps=500_000), clock=clock)
+    for seq in range(100):  # P-frames, lost at the drop
+        fb.on_sent(1200, seq=seq)
+        clock.now += 0.002
+    fb.on_sent(1200, seq=100, keyframe=True)
+    for seq in range(101, 120):  # the keyframe's other packets
+        fb.on_sent(1200, seq=seq)
+    assert not any(fb.allow_rtx(1200, seq) for seq in range(100))
+    assert fb.rtx_stale == 100 and fb.take_refused() == 0, "no keyframe asked for them"
+    assert fb.allow_rtx(1200, 110), "the keyframe's own packets are retransmitted"
+    assert not all(fb.allow_rtx(1200, 111) for _ in range(50)), "within the budget"
+    assert fb.take_refused() > 0
+
+
+def _leaves_over(pacer: Pacer, clock: Clock, nbytes: int) -> float:
+    """How long a frame of ``nbytes`` takes to leave, its packets sent one after another (as
+    aiortc's sender does: each waits for the one before)."""
+    start = clock.now
+    for _ in range(nbytes // 1200):
+        clock.now += pacer.delay(1200)
+    return clock.now - start
+
+
+def test_at_a_low_rate_a_keyframe_leaves_slowly_enough_for_a_short_queue() -> None:
+    """At 0.48 Mbit/s (RFC 8867's 0.6 Mbit/s link after the estimator's cut) a 24 kB keyframe
+    into a 300 ms queue (22.5 kB at 0.6 Mbit/s): at 8 x it arrived in 45 ms, the link drained
+    3.4 kB of it meanwhile and the queue had to hold 20.6 kB, with the frames and sound already
+    in it more than it could; paced at 2.5 x it leaves over 140 ms and the queue holds at
+    most 13.3 kB of it."""
+    clock = Clock()
+    took = _leaves_over(Pacer(480_000, clock=clock), clock, 24_000)
+    assert took >= 0.14
+    assert 24_000 - 0.6e6 / 8 * took <= 13_500, "little room left in the queue"
+    clock.now += 1.0
+    old = _leaves_over(Pacer(480_000, factor=8.0, low_factor=8.0, clock=clock), clock, 24_000)
+    assert 24_000 - 0.6e6 / 8 * old >= 20_000, "the old pacing, for comparison"
+    # on a fast link, and at the start rate, frames still leave at 8 x (a clean link's latency)
+    for rate in (4_000_000, 2_500_000):
+        clock.now += 1.0
+        took = _leaves_over(Pacer(rate, clock=clock), clock, 24_000)
+        assert took <= 24_000 * 8 / (8 * rate) + 0.002
+
+
 def test_link_settings_from_config() -> None:
     link = LinkSettings.from_config(StreamConfig(), 4_000_000, (1920, 1080, 30.0))
     assert link.rate is not None and link.rate.max_bps == 4_000_000

@@ -14,6 +14,7 @@ import pytest
 
 from appliance.stream import twccrate
 from appliance.stream.gcc import AimdRate, GroupDelta, InterArrival, Trendline, Usage
+from appliance.stream.ladder import LADDER_720P30
 from appliance.stream.rateparams import RateParams
 from appliance.stream.twcc import (
     ArrivalClock,
@@ -106,6 +107,44 @@ def test_aimd_cuts_to_0_85_of_what_got_through_and_grows_8_percent_a_second() ->
     assert aimd.bps <= 0.85 * M * 1.05
 
 
+def test_an_overuse_far_below_the_capacity_it_knew_starts_the_average_again() -> None:
+    """libwebrtc's rule: the link's capacity is the average of the rates overuse was seen at,
+    unless the rate that got through is below its spread (a capacity drop, or a cut the
+    receiver's jitter caused); then it starts again from there, and once the rate is back
+    above it the increase is multiplicative (8 %/s) rather than a packet at a time."""
+    aimd = AimdRate(2.5 * M, 0.1 * M, 4 * M)
+    for i in range(10):  # a link of 2.5 Mbit/s, found again and again
+        aimd.update(Usage.OVERUSING, 2.5 * M, float(i))
+        aimd.update(Usage.NORMAL, 2.5 * M, i + 0.5)
+    assert aimd.link.estimate == pytest.approx(2500, rel=0.01)
+    aimd.update(Usage.OVERUSING, 0.6 * M, 20.0)  # the capacity dropped to 0.6
+    assert aimd.bps == pytest.approx(0.85 * 0.6 * M)
+    assert aimd.link.estimate == pytest.approx(600, rel=0.01), "not an average with 2.5"
+    aimd.update(Usage.NORMAL, 0.6 * M, 20.5)
+    # the rate that gets through goes past the new capacity's spread: search fast again
+    for t in range(21, 26):
+        aimd.update(Usage.NORMAL, 0.75 * M, float(t))
+    assert aimd.bps >= 0.85 * 0.6 * M * 1.08**4, "still adding a packet at a time"
+
+
+def test_losses_the_delay_cut_answered_do_not_cut_the_rate_again() -> None:
+    """Packets lost to a queue that overflowed before the delay-based estimate's cut could act
+    are that cut's business; the loss bound counts only the packets sent after it."""
+    ctl = TwccController(RateParams(start_bps=2 * M, max_bps=4 * M), now=0.0)
+    ctl._aimd.update(Usage.OVERUSING, 0.6 * M, 10.0)  # the delay detector's cut at 10 s
+
+    def half_lost(first: int, sent_from: float) -> list[PacketResult]:
+        return [
+            PacketResult(SentPacket(first + i, 1200, sent_from + i * 0.005), None if i % 2 else 1.0)
+            for i in range(40)
+        ]
+
+    ctl._count_loss(half_lost(0, 9.7), 10.2)  # half lost, all sent before the cut
+    assert ctl.update(10.2).target_bps == pytest.approx(0.85 * 0.6 * M, rel=0.01)
+    ctl._count_loss(half_lost(100, 10.1), 10.6)  # the loss goes on after the cut: it acts
+    assert ctl.update(10.6).target_bps <= 0.8 * 0.85 * 0.6 * M
+
+
 def _cluster(rate_bps: float, link_bps: float, n: int = 10) -> list[PacketResult]:
     results, arrival = [], 5.0
     for i in range(n):
@@ -181,6 +220,51 @@ def test_after_a_drop_it_falls_at_once_and_comes_back_in_seconds() -> None:
     back = run.first(lambda k: k.target >= 3 * M, after=20)
     assert back is not None and back - 20 <= 8, f"back to 3 Mbit/s at {back}"
     assert run.ticks[-1].step == "full"
+
+
+def test_a_probe_sent_before_the_delay_rose_does_not_raise_the_estimate() -> None:
+    """RFC 8867's drop in a bench run: a probe at 4 Mbit/s left just before it, was judged
+    after the delay-based cut and set the estimate from 0.49 to 2.2 Mbit/s for a round."""
+    ctl = TwccController(RateParams(start_bps=2 * M, max_bps=4 * M), now=0.0)
+    ctl.on_feedback([PacketResult(SentPacket(0, 1200, 0.0), 1.0)], 0.05)
+    ctl.update(2.0)
+    probe = ctl.take_probe()
+    assert probe is not None
+    ctl._probes[probe.cluster][2].extend(_cluster(4 * M, 10 * M))  # it got through at 4
+    ctl._last_overuse = 2.1  # then the queue grew (the capacity dropped)
+    ctl._aimd.set_estimate(0.5 * M, 2.1)
+    for i in range(50):  # and what gets through is 0.58 Mbit/s
+        ctl._acked.add(1.5 + i * 0.01, 725)
+    assert ctl.update(3.0).target_bps == pytest.approx(0.5 * M, rel=0.01)
+    assert ctl.probes_raised == 0
+
+
+RFC8867_DROP = Scenario(
+    "rfc8867_drop",
+    "RFC 8867 5.1's drop: 2.5 -> 0.6 Mbit/s at 20 s, 50 ms each way, 300 ms queues",
+    40,
+    ((0, 2.5 * M), (20, 0.6 * M)),
+    base_rtt=0.1,
+    queue_ref_bps=1 * M,
+    params={"start_bps": 1 * M},
+)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_at_rfc_8867s_drop_a_720p_picture_keeps_its_size(seed: int) -> None:
+    """0.6 Mbit/s is above the 720p ladder's 0.4 for a smaller picture: the drop must not take
+    the target below it (the loss the drop's overflowing queue caused cut it a second time,
+    which shrank the picture: an IDR at the worst moment, and another on the way back)."""
+    run = simulate_twcc(
+        dataclasses.replace(RFC8867_DROP, seed=seed),
+        TwccController(RFC8867_DROP.rate_params(), LADDER_720P30, 0.0),
+    )
+    below = run.first(lambda k: k.target <= 0.6 * M, after=20)
+    assert below is not None and below - 20 <= 1.0, f"below the new capacity at {below}"
+    low = min(k.target for k in run.window(20, 40))
+    assert low >= LADDER_720P30.scale_below_bps, f"down to {low} bit/s"
+    assert "smaller" not in {k.step for k in run.window(20, 40)}, "the picture shrank"
+    assert run.delivered_bps(25, 40) >= 0.8 * 0.6 * M
 
 
 def test_without_probing_the_rate_comes_back_slowly(monkeypatch: pytest.MonkeyPatch) -> None:
