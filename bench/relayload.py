@@ -353,7 +353,15 @@ async def drive(args: argparse.Namespace, rig: relayrig.Rig) -> dict[str, Any]:
     )
     timeout = aiohttp.ClientTimeout(total=POLL_WAIT + 20)
     result: dict[str, Any] = {"killed_at": None}
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+    traced = aiohttp.TraceConfig()  # each new connection (a TLS handshake through HAProxy)
+
+    async def connected(*_: Any) -> None:
+        stats.connects.append(round(time.monotonic() - stats.origin, 3))
+
+    traced.on_connection_create_end.append(connected)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, trace_configs=[traced]
+    ) as http:
         client = Client(http, rig.url, stats)
         every = [Room(i, client, stats, args.blob) for i in range(args.rooms)]
         probes = [Room(args.rooms + p, client, stats, args.blob) for p in range(args.probes)]

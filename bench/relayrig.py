@@ -168,6 +168,7 @@ class Stats:
     sessions_lost: set[int] = field(default_factory=set)
     probes: list[dict[str, float]] = field(default_factory=list)
     retry_events: list[tuple[float, str, str]] = field(default_factory=list)  # (t, why, method)
+    connects: list[float] = field(default_factory=list)  # when each new connection was made
     answered: dict[str, float] = field(default_factory=dict)  # a message's send answered at
     # per message delivered: (key, sent, delivered, its poll's first and last attempt), s
     traces: list[tuple[str, float, float, float, float]] = field(default_factory=list)
@@ -363,6 +364,7 @@ def report(
         peak_rss_mib=sampler.peak_rss(),
         latencies=[(round(t, 3), round(ms, 2)) for t, ms in stats.latencies],
         retry_events=stats.retry_events,
+        connects=stats.connects,
         slow_breakdown=breakdown(stats),
         traces=[(k, *(round(v, 4) for v in rest)) for k, *rest in stats.traces],
     )
