@@ -51,6 +51,22 @@ def address(i: int) -> str:
     return f"198.18.{i // 250}.{i % 250 + 1}"
 
 
+def box_pause(n: int) -> float:
+    """The box's client after its poll's n-th failure (signalling/client.py): 0.5 s doubling
+    to 15 s, jittered to 50-100 %."""
+    return min(0.5 * 2**n, 15.0) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
+
+
+def viewer_pause(n: int) -> float:
+    """The viewer page after its poll failed (viewer.js, ``notices``): 2 s."""
+    return 2.0
+
+
+def send_pause(n: int) -> float:
+    """Any other call tried again (a send, an open, a knock): 0.5 s."""
+    return 0.5
+
+
 class Client:
     """HTTP as the box's client and the viewer page do it: a connection refused or a 502-504
     (a relay process gone) is tried again shortly; anything else is the caller's."""
@@ -59,26 +75,34 @@ class Client:
         self.http, self.base, self.stats = http, base, stats
 
     async def call(
-        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        tries: list[float] | None = None,
+        pause: Any = send_pause,
     ) -> tuple[int, Any]:
-        for _ in range(20):
+        """``tries``, if given, gets each attempt's start (s since the rig started); a failed
+        attempt waits ``pause(n)`` s before the next, as the real client of that call does."""
+        for n in range(20):
+            if tries is not None:
+                tries.append(time.monotonic() - self.stats.origin)
             try:
                 async with self.http.request(
                     method, self.base + path, json=body, headers=headers
                 ) as r:
                     if r.status in RETRY_STATUSES:
-                        self.stats.retries += 1
-                        self.stats.retried[str(r.status)] += 1
-                        await asyncio.sleep(0.5)
+                        self.stats.retry(str(r.status), method)
+                        await asyncio.sleep(pause(n))
                         continue
                     if r.content_type == "application/json":
                         return r.status, await r.json()
                     return r.status, None
             except (aiohttp.ClientError, TimeoutError) as exc:
-                self.stats.retries += 1
-                self.stats.retried[type(exc).__name__] += 1
+                self.stats.retry(type(exc).__name__, method)
                 if not isinstance(exc, aiohttp.ServerDisconnectedError):
-                    await asyncio.sleep(0.5)  # a kept-alive connection the proxy had closed
+                    await asyncio.sleep(pause(n))  # a kept-alive connection the proxy had closed
                     # is tried again at once, as browsers and the box's client do
         self.stats.errors["gave up after retries"] += 1
         return 0, None
@@ -114,7 +138,8 @@ class Room:
         head = f"{kind}:{self.i}:{k}:{time.monotonic():.6f}:"
         return head + "A" * max(0, self.blob - len(head))
 
-    def heard(self, blob: str) -> None:
+    def heard(self, blob: str, tries: list[float]) -> None:
+        """A message delivered by the poll whose attempts started at ``tries``."""
         kind, _, k, sent, _ = blob.split(":", 4)
         key = f"{kind}:{k}"
         if key in self.seen:
@@ -124,6 +149,7 @@ class Room:
         now = time.monotonic()
         self.stats.delivered += 1
         self.stats.latencies.append((now - self.stats.origin, (now - float(sent)) * 1000))
+        self.stats.traced(f"{kind}:{self.i}:{k}", float(sent), now, tries)
 
     async def open(self) -> None:
         expires = {"expires": time.time() + 3600}
@@ -136,8 +162,9 @@ class Room:
         after, path = 0, f"/api/box/rooms/{self.room}/messages"
         wait = random.uniform(5, POLL_WAIT)  # noqa: S311 - boxes start at different times
         while not self.closing:
+            tries: list[float] = []
             status, got = await self.client.call(
-                "GET", f"{path}?after={after}&wait={wait:.1f}", None, self.box
+                "GET", f"{path}?after={after}&wait={wait:.1f}", None, self.box, tries, box_pause
             )
             wait = POLL_WAIT
             if status == 200:
@@ -146,7 +173,7 @@ class Room:
                     if message["kind"] == "knock":
                         await self.knocked(message)
                     else:
-                        self.heard(message["blob"])
+                        self.heard(message["blob"], tries)
             elif status in (404, 410) and not self.closing:
                 self.stats.rooms_lost.add(self.i)
                 return
@@ -183,8 +210,14 @@ class Room:
         after, path = 0, f"/api/rooms/{self.room}/messages"
         wait = random.uniform(5, POLL_WAIT)  # noqa: S311 - phones arrive at different times
         while not self.closing:
+            tries: list[float] = []
             status, got = await self.client.call(
-                "GET", f"{path}?after={after}&wait={wait:.1f}", None, self.viewer
+                "GET",
+                f"{path}?after={after}&wait={wait:.1f}",
+                None,
+                self.viewer,
+                tries,
+                viewer_pause,
             )
             wait = POLL_WAIT
             if status == 200:
@@ -194,7 +227,7 @@ class Room:
                         self.seen.add("seat:0")
                         self.seated.set()
                     else:
-                        self.heard(message["blob"])
+                        self.heard(message["blob"], tries)
             elif status in (403, 404, 410) and not self.closing:
                 self.stats.sessions_lost.add(self.i)
                 return
@@ -213,12 +246,14 @@ class Room:
             status, _ = await self.client.call(
                 "POST", to_box, {"blob": self.stamped("v2b", k)}, self.viewer
             )
+            self.stats.answered[f"v2b:{self.i}:{k}"] = time.monotonic()
             if status != 204:
                 self.stats.errors[f"viewer send {status}"] += 1
             await pacer.slot()
             self.stats.sent += 1
             body = {"client": self.handle, "blob": self.stamped("b2v", k)}
             status, _ = await self.client.call("POST", to_viewer, body, self.box)
+            self.stats.answered[f"b2v:{self.i}:{k}"] = time.monotonic()
             if status != 204:
                 self.stats.errors[f"box send {status}"] += 1
 
@@ -318,7 +353,15 @@ async def drive(args: argparse.Namespace, rig: relayrig.Rig) -> dict[str, Any]:
     )
     timeout = aiohttp.ClientTimeout(total=POLL_WAIT + 20)
     result: dict[str, Any] = {"killed_at": None}
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+    traced = aiohttp.TraceConfig()  # each new connection (a TLS handshake through HAProxy)
+
+    async def connected(*_: Any) -> None:
+        stats.connects.append(round(time.monotonic() - stats.origin, 3))
+
+    traced.on_connection_create_end.append(connected)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, trace_configs=[traced]
+    ) as http:
         client = Client(http, rig.url, stats)
         every = [Room(i, client, stats, args.blob) for i in range(args.rooms)]
         probes = [Room(args.rooms + p, client, stats, args.blob) for p in range(args.probes)]

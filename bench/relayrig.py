@@ -167,6 +167,44 @@ class Stats:
     rooms_lost: set[int] = field(default_factory=set)
     sessions_lost: set[int] = field(default_factory=set)
     probes: list[dict[str, float]] = field(default_factory=list)
+    retry_events: list[tuple[float, str, str]] = field(default_factory=list)  # (t, why, method)
+    connects: list[float] = field(default_factory=list)  # when each new connection was made
+    answered: dict[str, float] = field(default_factory=dict)  # a message's send answered at
+    # per message delivered: (key, sent, delivered, its poll's first and last attempt), s
+    traces: list[tuple[str, float, float, float, float]] = field(default_factory=list)
+
+    def retry(self, why: str, method: str) -> None:
+        self.retries += 1
+        self.retried[why] += 1
+        self.retry_events.append((round(time.monotonic() - self.origin, 3), why, method))
+
+    def traced(self, key: str, sent: float, now: float, tries: list[float]) -> None:
+        o = self.origin
+        self.traces.append((key, sent - o, now - o, tries[0], tries[-1]))
+
+
+def breakdown(stats: Stats, slower_ms: float = 150.0) -> dict[str, Any]:
+    """Where the time of the messages slower than ``slower_ms`` went, summed (s) and counted:
+    the send's own answer (``send``: queued at the relay), the message stored with no poll of
+    its receiver at the relay (``no_poll``: that poll cut, retried, or answering the previous
+    batch), and the receiver's poll answering it (``answer``: woken, taken, back through the
+    proxy); ``retried_polls``: how many came by a poll that had been retried."""
+    parts = {"count": 0, "send": 0.0, "no_poll": 0.0, "answer": 0.0, "retried_polls": 0}
+    per_second: Counter[int] = Counter()
+    for key, sent, delivered, first, last in stats.traces:
+        if (delivered - sent) * 1000 <= slower_ms:
+            continue
+        stored = stats.answered.get(key, delivered) - stats.origin
+        stored = min(stored, delivered)
+        parts["count"] += 1
+        parts["send"] += stored - sent
+        parts["no_poll"] += max(0.0, last - stored)
+        parts["answer"] += delivered - max(stored, last)
+        parts["retried_polls"] += first != last
+        per_second[int(sent)] += 1
+    out: dict[str, Any] = {k: round(v, 3) if isinstance(v, float) else v for k, v in parts.items()}
+    out["sent_per_second"] = dict(sorted(per_second.items()))
+    return out
 
 
 class Sampler:
@@ -325,5 +363,9 @@ def report(
         worst_probe=worst,
         peak_rss_mib=sampler.peak_rss(),
         latencies=[(round(t, 3), round(ms, 2)) for t, ms in stats.latencies],
+        retry_events=stats.retry_events,
+        connects=stats.connects,
+        slow_breakdown=breakdown(stats),
+        traces=[(k, *(round(v, 4) for v in rest)) for k, *rest in stats.traces],
     )
     return result

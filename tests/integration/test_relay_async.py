@@ -260,3 +260,51 @@ async def test_with_redis_a_side_s_own_change_does_not_wake_its_poll(
         viewer_side.forget(ROOM, viewer_poll, store_mod.Side.VIEWERS)
     finally:
         await asyncio.to_thread(lambda: [None for _ in made])
+
+
+async def test_a_poll_answered_at_once_or_woken_frees_its_place(server: AsyncRelayServer) -> None:
+    """A poll that finds its message at once, or is woken by one, ends in the step that answers
+    it: a box polling again and again never reaches its token's cap of polls."""
+    base, cap = server.url, store_mod.MAX_POLLS_PER_BOX
+    polled = f"{base}/api/box/rooms/{room(0)}/messages"
+    async with aiohttp.ClientSession() as http:
+        expires = {"expires": time.time() + 60}
+        assert (await call(http, "PUT", f"{base}/api/box/rooms/{room(0)}", expires, **box(0)))[
+            0
+        ] == 201
+        knocked = f"{base}/api/rooms/{room(0)}/knock"
+        headers = {"X-Forwarded-For": "198.18.0.1"}
+        assert (await call(http, "POST", knocked, {"blob": "k"}, **headers))[0] == 202
+        for _ in range(2 * cap):  # the knock is there: each answered at once
+            status, got = await call(http, "GET", f"{polled}?after=0&wait=10", **box(0))
+            assert status == 200
+            assert [m["kind"] for m in got["messages"]] == ["knock"]
+        after = 1
+        for i in range(2 * cap):  # each woken by a knock of its own, which the box refuses
+            waiting = asyncio.create_task(
+                call(http, "GET", f"{polled}?after={after}&wait=10", **box(0))
+            )
+            await asyncio.sleep(0.05)
+            headers = {"X-Forwarded-For": f"198.18.1.{i + 1}"}
+            assert (await call(http, "POST", knocked, {"blob": "k"}, **headers))[0] == 202
+            status, got = await asyncio.wait_for(waiting, 5)
+            assert status == 200
+            (message,) = got["messages"]
+            after = message["n"]
+            refusal = {"client": message["client"], "reason": "refused"}
+            refused = f"{base}/api/box/rooms/{room(0)}/refuse"
+            assert (await call(http, "POST", refused, refusal, **box(0)))[0] == 204
+        held = [
+            asyncio.create_task(call(http, "GET", f"{polled}?after=999&wait=10", **box(0)))
+            for _ in range(cap)
+        ]
+        await asyncio.sleep(1.0)
+        assert not any(p.done() for p in held)  # every place free again
+        assert await call(http, "GET", f"{polled}?after=999&wait=10", **box(0)) == (
+            429,
+            {
+                "error": "slow-down",
+            },
+        )
+        await call(http, "DELETE", f"{base}/api/box/rooms/{room(0)}", **box(0))
+        assert all(s == 410 for s, _ in await asyncio.wait_for(asyncio.gather(*held), 5))

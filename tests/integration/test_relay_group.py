@@ -208,3 +208,44 @@ def test_the_sample_proxy_configuration_in_docs_relay_md_is_one_haproxy_accepts(
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert not re.search(r"^\s*(log|option httplog)\b", sample, re.M), "no access log"
+
+
+async def test_a_poll_cut_by_its_process_s_death_is_answered_through_the_other_without_error(
+    documented_group: Group,
+) -> None:
+    """Behind docs/relay.md's configuration, long polls wait on both processes when A is killed:
+    HAProxy sends those on A again to B itself (a GET only reads), so the box hears the next
+    knock through B with no error and no pause."""
+    import ssl
+    import time
+
+    import httpx
+
+    group, rooms = documented_group, [f"room-{i}-" + "r" * 20 for i in range(4)]
+    box = {"Authorization": f"Bearer {TOKEN}"}
+    trusted = ssl.create_default_context(cafile=group.proxy.cafile)
+    async with httpx.AsyncClient(base_url=group.proxy.url, verify=trusted) as http:
+        for room in rooms:
+            opened = await http.put(
+                f"/api/box/rooms/{room}", json={"expires": time.time() + 600}, headers=box
+            )
+            assert opened.status_code == 201
+        polls = [
+            asyncio.create_task(
+                http.get(f"/api/box/rooms/{room}/messages?after=0&wait=20", headers=box)
+            )
+            for room in rooms
+        ]
+        await asyncio.sleep(1.0)
+        assert not any(p.done() for p in polls)
+        await asyncio.to_thread(group.a.kill)
+        await asyncio.sleep(0.5)
+        for i, room in enumerate(rooms):  # through B (the viewer's routes)
+            forwarded = {"X-Forwarded-For": f"198.18.0.{i + 1}"}
+            knocked = await http.post(
+                f"/api/rooms/{room}/knock", json={"blob": "k"}, headers=forwarded
+            )
+            assert knocked.status_code == 202
+        for answer in await asyncio.wait_for(asyncio.gather(*polls), 10):
+            assert answer.status_code == 200, "no 502: the poll went on through B"
+            assert [m["kind"] for m in answer.json()["messages"]] == ["knock"]

@@ -140,6 +140,7 @@ defaults
     timeout queue 5s
     retries 2
     option redispatch 1
+    retry-on conn-failure empty-response
     option forwardfor
     option httpchk GET /api/health
     http-check expect status 200
@@ -152,10 +153,12 @@ frontend relay
     default_backend viewers
 
 backend boxes
+    http-request disable-l7-retry unless METH_GET
     server a 127.0.0.1:{a}
     server b 127.0.0.1:{b} backup
 
 backend viewers
+    http-request disable-l7-retry unless METH_GET
     server b 127.0.0.1:{b}
     server a 127.0.0.1:{a} backup
 """
