@@ -67,24 +67,26 @@ def judge(samples: list[dict[str, Any]], warmup: float) -> dict[str, Any]:
     settled = [s for s in samples if s["t"] >= warmup] or samples
     first, last = settled[0], settled[-1]
     rss_growth = (last["rss_mb"] - first["rss_mb"]) / first["rss_mb"]
+    # the first minute after the warm-up against the last minute
+    window = max(1, min(6, len(settled) // 4))
+    head, tail = settled[:window], settled[-window:]
     out = {
         "rss_first_mb": first["rss_mb"],
         "rss_last_mb": last["rss_mb"],
         "rss_max_mb": max(s["rss_mb"] for s in settled),
         "rss_growth": rss_growth,
-        "fds_first": first["fds"],
-        "fds_last": last["fds"],
+        # fds and threads by the most open within each minute: a worker that comes and goes
+        # (an executor's, an encoder restart's) is not growth; one that stays is
+        "fds_first": max(s["fds"] for s in head),
+        "fds_last": max(s["fds"] for s in tail),
         "fds_max": max(s["fds"] for s in settled),
-        "threads_first": first["threads"],
-        "threads_last": last["threads"],
+        "threads_first": max(s["threads"] for s in head),
+        "threads_last": max(s["threads"] for s in tail),
         "threads_max": max(s["threads"] for s in settled),
         "fps": (last["presented"] - first["presented"]) / max(1.0, last["t"] - first["t"]),
     }
-    # where it went: the first minute after the warm-up against the last minute
-    window = max(1, min(6, len(settled) // 4))
-    out.update(
-        memprobe.split(memprobe.typical(settled[:window]), memprobe.typical(settled[-window:]))
-    )
+    # where it went
+    out.update(memprobe.split(memprobe.typical(head), memprobe.typical(tail)))
     out["verdict"] = (
         "PASS"
         if rss_growth <= 0.05
