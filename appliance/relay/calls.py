@@ -13,9 +13,7 @@ id or an address.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,15 +23,7 @@ from typing import Any, TypeVar
 from . import checks, paths
 from .context import Answer, RelayContext, Req
 from .rooms import room_hash
-from .store import (
-    MAX_WAIT,
-    RECHECK_ASYNC,
-    RelayError,
-    Run,
-    Side,
-    box_take,
-    wait_for,
-)
+from .store import RelayError, Run, Side, box_take, wait_for, wait_for_async
 from .turn import mint_turn
 from .viewer import LANG_DIR, VIEWER_DIR, languages
 
@@ -66,8 +56,6 @@ class Route:
     call: Call
     #: whether the call asks the store (an asynchronous server then runs it through ``run``)
     stored: bool = True
-    #: a long poll's: whose poll it is (the changes that wake it)
-    side: Side | None = None
 
     @property
     def name(self) -> str:
@@ -260,13 +248,13 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", paths.box_room(ROOM), open_room),
     Route("PUT", paths.box_expiry(ROOM), extend_room),
     Route("DELETE", paths.box_room(ROOM), close_room),
-    Route("GET", paths.box_messages(ROOM), box_messages, side=Side.BOX),
+    Route("GET", paths.box_messages(ROOM), box_messages),
     Route("POST", paths.box_messages(ROOM), box_send),
     Route("POST", paths.box_refuse(ROOM), box_refuse),
     Route("POST", paths.box_turn(), turn),
     Route("GET", paths.room_status(ROOM), room_status),
     Route("POST", paths.room_knock(ROOM), knock),
-    Route("GET", paths.room_messages(ROOM), viewer_messages, side=Side.VIEWERS),
+    Route("GET", paths.room_messages(ROOM), viewer_messages),
     Route("POST", paths.room_messages(ROOM), viewer_send),
     Route("GET", paths.HEALTH, health, stored=False),
 )
@@ -306,87 +294,22 @@ def serve(relay: RelayContext, route: Route, req: Req) -> Answer:
 async def serve_async(relay: RelayContext, route: Route, req: Req, run: Run) -> Answer:
     """A call in a task (aiohttp): each step through ``run``, a long poll awaiting its room's
     bell with no thread of its own."""
-    if route.side is not None:
-        return await serve_poll(relay, route, req, run)
     if route.stored:
         got = await run(attempt, relay, route, route.call, relay, req)
     else:  # answered on the loop: never queued behind the store's steps
         got = attempt(relay, route, route.call, relay, req)
-    assert not isinstance(got, Poll)
-    answer: Answer = got
-    return answer
-
-
-class Once:
-    """A poll's end, run once by whichever step gets there first: the take that answers it, or
-    the poll's own ``finally`` (a task cancelled while its take ran in a thread)."""
-
-    def __init__(self, end: Callable[[], object]) -> None:
-        self._end, self._lock, self._done = end, threading.Lock(), False
-
-    @property
-    def done(self) -> bool:
-        return self._done
-
-    def __call__(self) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self._done = True
-        self._end()
-
-
-def begin_and_take(
-    relay: RelayContext, route: Route, req: Req
-) -> tuple[Poll | None, Once | None, Answer | None]:
-    """One step: the poll's call (its checks and its begin), and its first take; answered at
-    once, it is ended in the same step. A refusal: ``(None, None, answer)``."""
-    got = attempt(relay, route, route.call, relay, req)
     if not isinstance(got, Poll):
-        return None, None, got
-    end = Once(lambda: attempt(relay, route, got.end))
-    return got, end, take_and_end(relay, route, got, end, False)
-
-
-def take_and_end(
-    relay: RelayContext, route: Route, poll: Poll, end: Once, final: bool
-) -> Answer | None:
-    """One step: a take, and the poll's end with it if it answers."""
-    answer = attempt(relay, route, poll.take, final)
-    if answer is not None:
-        end()
-    return answer
-
-
-async def serve_poll(relay: RelayContext, route: Route, req: Req, run: Run) -> Answer:
-    """A long poll served in as few steps as it can be (a thread's hop and a round trip to a
-    shared store each cost, and a process that takes over a dead one's polls gets them all at
-    once): it listens to its room's bell first (a ring during the steps is never lost), then
-    begins and takes in one step; woken, it takes and ends in one; the last take is ``final``."""
-    bell, room, side = relay.rooms, req.params.get("room", ""), route.side
-    chime = bell.listen(room, side)
-    end: Once | None = None
-    try:
-        poll, end, answer = await run(begin_and_take, relay, route, req)
-        if poll is None or end is None:
-            assert answer is not None
-            return answer
-        deadline = time.monotonic() + max(0.0, min(poll.wait, MAX_WAIT))
-        recheck = getattr(bell, "recheck", RECHECK_ASYNC)
-        while answer is None:
-            left = deadline - time.monotonic()
-            if left > 0 and not getattr(bell, "stopped", False):
-                try:
-                    async with asyncio.timeout(min(left, recheck)):
-                        await chime
-                except TimeoutError:
-                    pass
-                bell.forget(room, chime, side)
-                chime = bell.listen(room, side)
-            final = time.monotonic() >= deadline or getattr(bell, "stopped", False)
-            answer = await run(take_and_end, relay, route, poll, end, final)
+        answer: Answer = got
         return answer
+    poll = got
+
+    def take(final: bool) -> Answer | None:
+        return attempt(relay, route, poll.take, final)
+
+    try:
+        waited: Answer = await wait_for_async(
+            relay.rooms, poll.room, poll.wait, take, run, poll.side
+        )
+        return waited
     finally:
-        bell.forget(room, chime, side)
-        if end is not None and not end.done:
-            await run(end)
+        await run(attempt, relay, route, poll.end)
