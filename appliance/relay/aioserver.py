@@ -2,10 +2,12 @@
 poll is a task awaiting its room's bell and holds no thread (docs/relay.md says why aiohttp).
 
 Its event loop runs in a thread of its own (started and stopped from outside, like the Flask
-relay's cheroot server), so the CLI, the tests and the load test drive both alike. A store in
-memory is called on the loop itself (each step is a few dictionary operations under a lock no one
-holds for long); a Redis store's steps wait on the network, so they run in a small pool of
-threads, and only while they talk to Redis, never while a poll waits.
+relay's cheroot server), so the CLI, the tests and the load test drive both alike. Every step of
+the store runs on the loop: a store in memory's at once (a few dictionary operations under a lock
+no one holds for long), a Redis store's through redis-py's asyncio client, made on this loop, each
+round trip awaited (no thread waits on Redis: a pool of threads did, and above a few hundred
+steps a second their handing the interpreter's lock to and fro cost more than the steps,
+docs/performance.md).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import logging
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Self
 
 from aiohttp import web
@@ -28,14 +29,11 @@ from .config import RelayConfig
 from .context import Answer, RelayContext, Req
 from .limits import ASYNC_POLLS_TOTAL
 from .server import REOPEN_WINDOW, RelayRooms
-from .stores import Store
+from .stores import OnLoop, Store
 from .viewer import VIEWER_CSP
 
 logger = logging.getLogger(__name__)
 
-#: Threads that talk to Redis for a Redis store (polls waiting hold none of them; each step is
-#: one round trip, and 16 measured faster than 2 or 4 under load: docs/performance.md).
-STEP_THREADS = 16
 #: How long stopping waits for requests in progress (the long polls were woken already).
 SHUTDOWN = 3.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -46,10 +44,8 @@ class AsyncRelayServer(RelayRooms):
 
     def __init__(self, config: RelayConfig, store: Store | None = None) -> None:
         super().__init__(config, store)
-        self.context = RelayContext(
-            config, self.rooms, REOPEN_WINDOW, self.store.buckets, ASYNC_POLLS_TOTAL
-        )
-        self._pool = ThreadPoolExecutor(STEP_THREADS, "relay-step") if self.store.blocking else None
+        self._on_loop: OnLoop | None = None
+        self.context: RelayContext | None = None  # made on the loop, with the store's side there
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -81,14 +77,10 @@ class AsyncRelayServer(RelayRooms):
                 remote=request.remote or "",
                 body=body,
             )
-            return respond(await serve_async(self.context, route, req, self._run))
+            assert self.context is not None
+            return respond(await serve_async(self.context, route, req))
 
         return handle
-
-    async def _run(self, step: Callable[..., Any], *args: Any) -> Any:
-        if self._pool is None:
-            return step(*args)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, step, *args)
 
     # -- serving ---------------------------------------------------------------------------------
 
@@ -128,6 +120,10 @@ class AsyncRelayServer(RelayRooms):
         return self
 
     async def _open(self) -> None:
+        on_loop = self._on_loop = self.store.asynchronous()
+        self.context = RelayContext(
+            self.config, on_loop.rooms, REOPEN_WINDOW, on_loop.buckets, ASYNC_POLLS_TOTAL
+        )
         self._runner = web.AppRunner(self.build_app(), access_log=None, shutdown_timeout=SHUTDOWN)
         await self._runner.setup()
         context = None
@@ -146,6 +142,9 @@ class AsyncRelayServer(RelayRooms):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._on_loop is not None:
+            await self._on_loop.close()
+            self._on_loop = None
 
     def stop(self) -> None:
         """Wake every long poll, stop serving, forget a store in memory. Idempotent."""
@@ -155,8 +154,6 @@ class AsyncRelayServer(RelayRooms):
                 self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=SHUTDOWN + 5)
         self._loop = self._thread = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def respond(answer: Answer) -> web.StreamResponse:

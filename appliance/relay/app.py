@@ -1,7 +1,8 @@
 """The relay's calls (calls.py) served by Flask: the relay built into a box, mounted beside its
 pairing page in the box's web server (one port, one certificate), where each long poll waits in
-one of its server's threads. `appliance relay serve` serves the same calls with aiohttp
-(aioserver.py)."""
+one of its server's threads and the store's steps (coroutines that never suspend here: the store
+in memory, or Redis through its plain client) run in the request's thread. `appliance relay
+serve` serves the same calls with aiohttp (aioserver.py)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from werkzeug.exceptions import HTTPException
 
 from ..httpd.headers import security_headers
 from ..httpd.request import MAX_BODY
+from .awaitable import Immediate
 from .calls import ROUTES, Route, serve
 from .config import RelayConfig
 from .context import Answer, RelayContext, Req
 from .limits import BucketFactory, memory_buckets
-from .store import RoomStore
+from .store import Bell, RoomStore
+from .stores import immediate
 from .viewer import VIEWER_CSP
 
 logger = logging.getLogger(__name__)
@@ -37,10 +40,10 @@ def create_relay_app(
     ``buckets`` makes its rate-limit buckets (in memory unless the store is shared)."""
     app = Flask(__name__, static_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
-    relay = RelayContext(config, rooms, reopen_window, buckets)
+    relay = RelayContext(config, Immediate(rooms), reopen_window, immediate(buckets))
     for route in ROUTES:
         app.add_url_rule(
-            flask_path(route.path), route.name, view(relay, route), methods=[route.method]
+            flask_path(route.path), route.name, view(relay, route, rooms), methods=[route.method]
         )
     app.errorhandler(413)(too_large)
     app.errorhandler(HTTPException)(http_error)
@@ -54,7 +57,7 @@ def flask_path(pattern: str) -> str:
     return re.sub(r"\{(\w+)\}", r"<\1>", pattern)
 
 
-def view(relay: RelayContext, route: Route) -> Any:
+def view(relay: RelayContext, route: Route, bell: Bell) -> Any:
     def handle(**params: str) -> Response:
         req = Req(
             params=params,
@@ -64,7 +67,7 @@ def view(relay: RelayContext, route: Route) -> Any:
             remote=request.remote_addr or "",
             body=request.get_data(cache=True),
         )
-        return flask_response(serve(relay, route, req))
+        return flask_response(serve(relay, route, req, bell))
 
     return handle
 

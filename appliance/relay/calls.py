@@ -1,9 +1,11 @@
 """The relay's calls, written once (docs/protocol.md, "Relay transport"): each takes the parsed
 request (:class:`~.context.Req`) and returns its :class:`~.context.Answer` (status and JSON body),
-or for a long poll a :class:`Poll` (what to take and when it is over). Two servers serve them:
-Flask under cheroot (app.py: the relay built into a box, one port and one certificate with the
-pairing page) with :func:`serve`, and aiohttp (aioserver.py: `appliance relay serve`, no thread
-per waiting poll) with :func:`serve_async`. Neither holds any of the protocol's logic.
+or for a long poll a :class:`Poll` (what to take and when it is over). Each is a coroutine over
+the store's coroutines (awaitable.py). Two servers serve them: Flask under cheroot (app.py: the
+relay built into a box, one port and one certificate with the pairing page) with :func:`serve`,
+which drives them in its threads (they never suspend there), and aiohttp (aioserver.py:
+`appliance relay serve`, no thread per waiting poll, Redis awaited on its loop) with
+:func:`serve_async`. Neither holds any of the protocol's logic.
 
 The box authenticates with its token (compared by hash, in constant time); viewers are anonymous
 and rate-limited per address (the one a trusted reverse proxy forwarded, behind one). Every
@@ -15,15 +17,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from . import checks, paths
+from .awaitable import drive
 from .context import Answer, RelayContext, Req
 from .rooms import room_hash
-from .store import RelayError, Run, Side, box_take, wait_for, wait_for_async
+from .store import Bell, BoxMessage, RelayError, Side, wait_for, wait_for_async
 from .turn import mint_turn
 from .viewer import LANG_DIR, VIEWER_DIR, languages
 
@@ -39,12 +42,12 @@ class Poll:
 
     room: str
     wait: float
-    take: Callable[[bool], Answer | None]
-    end: Callable[[], None]
+    take: Callable[[bool], Awaitable[Answer | None]]
+    end: Callable[[], Awaitable[None]]
     side: Side | None = None  # whose poll: the changes that wake it
 
 
-Call = Callable[[RelayContext, Req], "Answer | Poll"]
+Call = Callable[[RelayContext, Req], Awaitable["Answer | Poll"]]
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,6 @@ class Route:
     method: str
     path: str
     call: Call
-    #: whether the call asks the store (an asynchronous server then runs it through ``run``)
-    stored: bool = True
 
     @property
     def name(self) -> str:
@@ -65,78 +66,81 @@ class Route:
 # -- the box's side (authenticated by its token) ---------------------------------------------
 
 
-def ping(relay: RelayContext, req: Req) -> Answer:
+async def ping(relay: RelayContext, req: Req) -> Answer:
     relay.box(req)
     return Answer(200, {"ok": True})
 
 
-def open_room(relay: RelayContext, req: Req) -> Answer:
+async def open_room(relay: RelayContext, req: Req) -> Answer:
     owner = relay.box(req)
     expires = checks.seconds(relay.body(req).get("expires"))
     room = checks.room(req.params["room"])
-    relay.rooms.open(owner, room, expires)
-    logger.info("room %s opened (%d open)", room_hash(room)[:8], relay.rooms.count())
+    await relay.rooms.open(owner, room, expires)
+    logger.info("room %s opened (%d open)", room_hash(room)[:8], await relay.rooms.count())
     return Answer(201, {})
 
 
-def extend_room(relay: RelayContext, req: Req) -> Answer:
+async def extend_room(relay: RelayContext, req: Req) -> Answer:
     owner = relay.box(req)
     expires = checks.seconds(relay.body(req).get("expires"))
-    relay.rooms.extend(owner, checks.room(req.params["room"]), expires)
+    await relay.rooms.extend(owner, checks.room(req.params["room"]), expires)
     return Answer(204)
 
 
-def close_room(relay: RelayContext, req: Req) -> Answer:
+async def close_room(relay: RelayContext, req: Req) -> Answer:
     owner = relay.box(req)
     reason = checks.close_reason(req.query.get("reason", "ended"))
     room = checks.room(req.params["room"])
-    relay.rooms.close(owner, room, reason)
+    await relay.rooms.close(owner, room, reason)
     logger.info("room %s closed (%s)", room_hash(room)[:8], reason)
     return Answer(204)
 
 
-def box_messages(relay: RelayContext, req: Req) -> Poll:
+async def box_messages(relay: RelayContext, req: Req) -> Poll:
     owner = relay.box(req)
     room = checks.room(req.params["room"])
     after, wait = relay.after(req), relay.wait(req)
-    ticket = relay.rooms.box_begin(owner, room, wait > 0)
-    take = box_take(relay.rooms, owner, room, after)
+    rooms = relay.rooms
+    ticket = await rooms.box_begin(owner, room, wait > 0)
 
-    def answer(final: bool) -> Answer | None:
-        messages = take(final)
-        if messages is None:
+    async def answer(final: bool) -> Answer | None:
+        messages: list[BoxMessage] = await rooms.box_take(owner, room, after)
+        if not messages and not final:
             return None
         listed = [{"n": n, "client": c, "kind": k, "blob": b} for n, c, k, b in messages]
         return Answer(200, {"messages": listed})
 
-    return Poll(room, wait, answer, lambda: relay.rooms.box_end(ticket), Side.BOX)
+    async def end() -> None:
+        await rooms.box_end(ticket)
+
+    return Poll(room, wait, answer, end, Side.BOX)
 
 
-def box_send(relay: RelayContext, req: Req) -> Answer:
+async def box_send(relay: RelayContext, req: Req) -> Answer:
     owner = relay.box(req)
     data = relay.body(req)
     room = checks.room(req.params["room"])
     client, seat = str(data.get("client", "")), bool(data.get("seat"))
-    relay.rooms.box_send(owner, room, client, data.get("blob"), seat)
+    await relay.rooms.box_send(owner, room, client, data.get("blob"), seat)
     return Answer(204)
 
 
-def box_refuse(relay: RelayContext, req: Req) -> Answer:
+async def box_refuse(relay: RelayContext, req: Req) -> Answer:
     owner = relay.box(req)
     data = relay.body(req)
     reason = checks.refusal_reason(data.get("reason", "refused"))
     room = checks.room(req.params["room"])
-    relay.rooms.box_refuse(owner, room, str(data.get("client", "")), reason)
+    await relay.rooms.box_refuse(owner, room, str(data.get("client", "")), reason)
     if reason == "bad":
         logger.warning("room %s: the box refused an invalid knock", room_hash(room)[:8])
     return Answer(204)
 
 
-def turn(relay: RelayContext, req: Req) -> Answer:
+async def turn(relay: RelayContext, req: Req) -> Answer:
     owner = relay.box(req)
     data = relay.body(req)
     room = checks.room(str(data.get("room", "")))
-    left = relay.rooms.expiry(owner, room) - time.time()
+    left = await relay.rooms.expiry(owner, room) - time.time()
     config = relay.config
     ttl = min(checks.seconds(data.get("ttl", config.turn.ttl)), left)
     return Answer(200, {"ice_servers": mint_turn(config, room, ttl)})
@@ -145,46 +149,46 @@ def turn(relay: RelayContext, req: Req) -> Answer:
 # -- the viewers' side (anonymous, rate-limited per address) ---------------------------------
 
 
-def room_status(relay: RelayContext, req: Req) -> Answer:
+async def room_status(relay: RelayContext, req: Req) -> Answer:
     """Whether the room is open (204), unknown (404) or over (410): nothing sealed, nothing
     secret, so a phone can say at once that a link is dead before asking for a name."""
-    relay.known(req)
-    relay.limited(req, relay.limits.viewers)
+    await relay.known(req)
+    await relay.limited(req, relay.limits.viewers)
     return Answer(204)
 
 
-def knock(relay: RelayContext, req: Req) -> Answer:
-    room = relay.known(req)
-    relay.limited(req, relay.limits.viewers)
-    relay.limited(req, relay.limits.knocks)
-    token = relay.rooms.knock(room, relay.body(req).get("blob"))
+async def knock(relay: RelayContext, req: Req) -> Answer:
+    room = await relay.known(req)
+    await relay.limited(req, relay.limits.viewers)
+    await relay.limited(req, relay.limits.knocks)
+    token = await relay.rooms.knock(room, relay.body(req).get("blob"))
     return Answer(202, {"client": token})
 
 
-def viewer_messages(relay: RelayContext, req: Req) -> Poll:
-    room = relay.known(req)
-    relay.limited(req, relay.limits.viewers)
+async def viewer_messages(relay: RelayContext, req: Req) -> Poll:
+    room = await relay.known(req)
+    await relay.limited(req, relay.limits.viewers)
     token, since, seconds = relay.viewer_token(req), relay.after(req), relay.wait(req)
     client, polls, rooms = relay.address(req), relay.limits.polls, relay.rooms
     if seconds > 0 and not polls.acquire(client):
         raise RelayError(429, "slow-down")
     try:
-        ticket = rooms.viewer_begin(room, token, seconds > 0)
+        ticket = await rooms.viewer_begin(room, token, seconds > 0)
     except BaseException:
         if seconds > 0:
             polls.release(client)
         raise
 
-    def answer(final: bool) -> Answer | None:
-        got = rooms.viewer_take(ticket, since, final)
+    async def answer(final: bool) -> Answer | None:
+        got = await rooms.viewer_take(ticket, since, final)
         if got is None:
             return None
         messages, seat = got
         return Answer(200, {"messages": [{"n": n, "blob": b} for n, b in messages], "seat": seat})
 
-    def end() -> None:
+    async def end() -> None:
         try:
-            rooms.viewer_end(ticket)
+            await rooms.viewer_end(ticket)
         finally:
             if seconds > 0:
                 polls.release(client)
@@ -192,17 +196,17 @@ def viewer_messages(relay: RelayContext, req: Req) -> Poll:
     return Poll(room, seconds, answer, end, Side.VIEWERS)
 
 
-def viewer_send(relay: RelayContext, req: Req) -> Answer:
-    room = relay.known(req)
-    relay.limited(req, relay.limits.viewers)
-    relay.rooms.viewer_send(room, relay.viewer_token(req), relay.body(req).get("blob"))
+async def viewer_send(relay: RelayContext, req: Req) -> Answer:
+    room = await relay.known(req)
+    await relay.limited(req, relay.limits.viewers)
+    await relay.rooms.viewer_send(room, relay.viewer_token(req), relay.body(req).get("blob"))
     return Answer(204)
 
 
 # -- the proxy's health check ----------------------------------------------------------------
 
 
-def health(relay: RelayContext, req: Req) -> Answer:
+async def health(relay: RelayContext, req: Req) -> Answer:
     """Whether this process answers: the store is not asked (nor a bucket, which lives in it),
     so a slow or busy store never makes the proxy take a live process out (docs/relay.md). It
     costs what a 404 costs, so it needs no bucket of its own."""
@@ -212,16 +216,22 @@ def health(relay: RelayContext, req: Req) -> Answer:
 # -- the viewer page: its packaged files, in a bucket of their own ---------------------------
 
 
+#: The packaged files, listed once (a request then costs no look at the disk on the event loop).
+PACKAGED = {
+    folder: frozenset(p.name for p in folder.iterdir() if p.is_file() and p.name[0] != ".")
+    for folder in (VIEWER_DIR, LANG_DIR)
+}
+
+
 def packaged(folder: Path, name: str) -> Answer:
     """One of the packaged files in ``folder`` by its plain name; 404 for anything else."""
-    path = folder / name
-    if "/" in name or "\\" in name or name.startswith(".") or not path.is_file():
+    if name not in PACKAGED[folder]:
         raise RelayError(404, "not-found")
-    return Answer(200, file=path)
+    return Answer(200, file=folder / name)
 
 
-def viewer_page(relay: RelayContext, req: Req) -> Answer:
-    relay.limited(req, relay.limits.files)
+async def viewer_page(relay: RelayContext, req: Req) -> Answer:
+    await relay.limited(req, relay.limits.files)
     name = req.params["name"]
     if "." in name:
         return packaged(VIEWER_DIR, name)
@@ -229,13 +239,13 @@ def viewer_page(relay: RelayContext, req: Req) -> Answer:
     return Answer(200, file=VIEWER_DIR / "index.html")
 
 
-def viewer_languages(relay: RelayContext, req: Req) -> Answer:
-    relay.limited(req, relay.limits.files)
+async def viewer_languages(relay: RelayContext, req: Req) -> Answer:
+    await relay.limited(req, relay.limits.files)
     return Answer(200, LANGUAGES)
 
 
-def viewer_language(relay: RelayContext, req: Req) -> Answer:
-    relay.limited(req, relay.limits.files)
+async def viewer_language(relay: RelayContext, req: Req) -> Answer:
+    await relay.limited(req, relay.limits.files)
     return packaged(LANG_DIR, req.params["name"])
 
 
@@ -256,21 +266,21 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", paths.room_knock(ROOM), knock),
     Route("GET", paths.room_messages(ROOM), viewer_messages),
     Route("POST", paths.room_messages(ROOM), viewer_send),
-    Route("GET", paths.HEALTH, health, stored=False),
+    Route("GET", paths.HEALTH, health),
 )
 
 
 # -- serving them ----------------------------------------------------------------------------
 
 
-def attempt(relay: RelayContext, route: Route, step: Callable[..., T], *args: Any) -> T | Answer:
-    """``step(*args)``, a refusal turned into its answer, anything else into 503 (the shared
+async def attempt(relay: RelayContext, route: Route, step: Awaitable[T]) -> T | Answer:
+    """``await step``, a refusal turned into its answer, anything else into 503 (the shared
     store restarting, say), logged by its type and the route's pattern only (the path holds
     the room's id)."""
     try:
-        return step(*args)
+        return await step
     except RelayError as exc:
-        return relay.refused(exc)
+        return await relay.refused(exc)
     except Exception as exc:  # noqa: BLE001 - answered as 503: try again shortly
         logger.error(
             "the relay could not answer %s %s: %s", route.method, route.path, type(exc).__name__
@@ -278,38 +288,40 @@ def attempt(relay: RelayContext, route: Route, step: Callable[..., T], *args: An
         return Answer(503, {"error": "unavailable"}, {"Retry-After": "2"})
 
 
-def serve(relay: RelayContext, route: Route, req: Req) -> Answer:
-    """A call in a server thread (Flask): a long poll waits in this thread."""
-    got = attempt(relay, route, route.call, relay, req)
+def serve(relay: RelayContext, route: Route, req: Req, bell: Bell) -> Answer:
+    """A call in a server thread (Flask), its store's steps never suspending (driven here): a
+    long poll waits in this thread on ``bell``, the store's."""
+    got = drive(attempt(relay, route, route.call(relay, req)))
     if not isinstance(got, Poll):
         return got
+    poll = got
+
+    def take(final: bool) -> Answer | None:
+        return drive(attempt(relay, route, poll.take(final)))
+
+    async def waited() -> Answer:
+        return wait_for(bell, poll.room, poll.wait, take)
+
     try:
-        waited = attempt(relay, route, wait_for, relay.rooms, got.room, got.wait, got.take)
-        assert waited is not None
-        return waited
+        return drive(attempt(relay, route, waited()))
     finally:
-        attempt(relay, route, got.end)
+        drive(attempt(relay, route, poll.end()))
 
 
-async def serve_async(relay: RelayContext, route: Route, req: Req, run: Run) -> Answer:
-    """A call in a task (aiohttp): each step through ``run``, a long poll awaiting its room's
-    bell with no thread of its own."""
-    if route.stored:
-        got = await run(attempt, relay, route, route.call, relay, req)
-    else:  # answered on the loop: never queued behind the store's steps
-        got = attempt(relay, route, route.call, relay, req)
+async def serve_async(relay: RelayContext, route: Route, req: Req) -> Answer:
+    """A call in a task (aiohttp): each step of the store awaited on the loop, a long poll
+    awaiting its room's bell with no thread of its own."""
+    got = await attempt(relay, route, route.call(relay, req))
     if not isinstance(got, Poll):
         answer: Answer = got
         return answer
     poll = got
 
-    def take(final: bool) -> Answer | None:
-        return attempt(relay, route, poll.take, final)
+    async def take(final: bool) -> Answer | None:
+        return await attempt(relay, route, poll.take(final))
 
     try:
-        waited: Answer = await wait_for_async(
-            relay.rooms, poll.room, poll.wait, take, run, poll.side
-        )
+        waited: Answer = await wait_for_async(relay.rooms, poll.room, poll.wait, take, poll.side)
         return waited
     finally:
-        await run(attempt, relay, route, poll.end)
+        await attempt(relay, route, poll.end())

@@ -11,9 +11,11 @@ from typing import Any
 
 from ..httpd.addresses import client_address, parse_networks
 from . import checks
+from .awaitable import AsyncBucket, AsyncRoomStore
 from .config import RelayConfig
-from .limits import POLLS_TOTAL, Bucket, BucketFactory, RelayLimits, memory_buckets
-from .store import RelayError, RoomStore, UnknownClient
+from .limits import POLLS_TOTAL, RelayLimits
+from .store import RelayError, UnknownClient
+from .stores import AsyncBucketFactory
 
 
 @dataclass(frozen=True)
@@ -39,19 +41,21 @@ class Answer:
 
 
 class RelayContext:
-    """The relay's shared state and its request helpers; every refusal is a RelayError."""
+    """The relay's shared state and its request helpers; every refusal is a RelayError. The
+    store's steps are coroutines (awaitable.py): awaited on an event loop, or never suspending
+    (the Flask relay drives them in its threads)."""
 
     def __init__(
         self,
         config: RelayConfig,
-        rooms: RoomStore,
+        rooms: AsyncRoomStore,
         reopen_window: float,
-        buckets: BucketFactory = memory_buckets,
+        buckets: AsyncBucketFactory,
         polls_total: int = POLLS_TOTAL,
     ) -> None:
         self.config = config
         self.rooms = rooms
-        self.limits = RelayLimits(buckets, polls_total)
+        self.limits: RelayLimits[AsyncBucket] = RelayLimits(buckets, polls_total)
         self._reopen_window = reopen_window
         self._token_hashes = [bytes.fromhex(h) for h in config.boxes]
         self._trusted = parse_networks(config.trusted_proxies)
@@ -67,8 +71,8 @@ class RelayContext:
     def viewer_token(self, req: Req) -> str:
         return checks.viewer_token(req.authorization)
 
-    def limited(self, req: Req, bucket: Bucket) -> None:
-        if not bucket.take(self.address(req)):
+    async def limited(self, req: Req, bucket: AsyncBucket) -> None:
+        if not await bucket.take(self.address(req)):
             raise RelayError(429, "slow-down")
 
     def body(self, req: Req) -> dict[str, Any]:
@@ -80,28 +84,29 @@ class RelayContext:
     def wait(self, req: Req) -> float:
         return checks.wait(req.query.get("wait", "0"))
 
-    def known(self, req: Req) -> str:
+    async def known(self, req: Req) -> str:
         """The request's room if it is open; a request to one that is not spends from its own
         bucket, so it cannot use up the requests of a viewer who shares the address."""
         room = req.params.get("room", "")
         try:
-            self.rooms.check(checks.room(room))
+            await self.rooms.check(checks.room(room))
         except RelayError:
-            self.limited(req, self.limits.misses)
+            await self.limited(req, self.limits.misses)
             raise
         return room
 
-    def restarted(self) -> bool:
+    async def restarted(self) -> bool:
         """Whether the relay's rooms are so new that its boxes may reopen rooms it forgot: the
         process's, in memory; with Redis, the shared rooms' (a relay process that restarted on a
         Redis that kept them has forgotten nothing; a Redis that restarted has)."""
-        return self._reopen_window > 0 and self.rooms.age() < self._reopen_window
+        return self._reopen_window > 0 and await self.rooms.age() < self._reopen_window
 
-    def refused(self, exc: RelayError) -> Answer:
+    async def refused(self, exc: RelayError) -> Answer:
         """A refusal as the protocol answers it (``{"error": code}``, 4xx)."""
-        if isinstance(exc, UnknownClient) and self.restarted():
+        if isinstance(exc, UnknownClient) and await self.restarted():
             # a phone's token from before its room was lost and opened again (a restart): the
             # room as it knew it is gone, and its page knocks again (its seat lets it back in)
             exc = RelayError(404, "unknown")
-        answer, status, headers = checks.refusal(exc, exc.code == "unknown" and self.restarted())
+        restarted = exc.code == "unknown" and await self.restarted()
+        answer, status, headers = checks.refusal(exc, restarted)
         return Answer(status, answer, headers)

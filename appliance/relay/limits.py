@@ -9,7 +9,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from ..httpd.addresses import address_key
 
@@ -117,12 +117,15 @@ POLLS_PER_ADDRESS, POLLS_TOTAL = 4, 24
 ASYNC_POLLS_TOTAL = 20_000
 
 
-class RelayLimits:
+B = TypeVar("B")
+
+
+class RelayLimits(Generic[B]):
     """Every limit the relay keeps per client address, made once per app; ``buckets`` makes the
-    token buckets (in memory by default, or shared in Redis)."""
+    token buckets (in memory, or shared in Redis; taken at once, or awaited: awaitable.py)."""
 
     def __init__(
-        self, buckets: BucketFactory = memory_buckets, polls_total: int = POLLS_TOTAL
+        self, buckets: Callable[[str, float, float], B], polls_total: int = POLLS_TOTAL
     ) -> None:
         self.viewers = buckets("viewers", RATE, BURST)
         self.knocks = buckets("knocks", KNOCK_RATE, KNOCK_BURST)

@@ -18,7 +18,8 @@ import time
 from typing import Any
 
 from ..httpd.addresses import address_key
-from .redis_scripts import thread_client
+from .awaitable import drive
+from .redis_io import BlockingIO
 
 #: How long the address key lives (a new one then: the buckets of the day before are forgotten).
 ADDRESS_KEY_LIFE = 24 * 3600
@@ -42,36 +43,44 @@ return allowed
 """
 
 
-class RedisBuckets:
-    """Token buckets per client address, named ``name``, in Redis (same API as ``Buckets``)."""
+class AsyncRedisBuckets:
+    """Token buckets per client address, named ``name``, in Redis, taken through ``io``
+    (redis_rooms.BlockingIO or AsyncIO): the take as a coroutine."""
 
-    def __init__(self, client: Any, name: str, rate: float, burst: float, prefix: str) -> None:
-        self._client = client
+    def __init__(self, io: Any, name: str, rate: float, burst: float, prefix: str) -> None:
+        self._io = io
         self._rate, self._burst = rate, burst
         self._prefix = f"{prefix}bucket:{name}:"
         self._key_name = f"{prefix}address-key"
         self._key: bytes | None = None
         self._key_read = 0.0
-        self._take = client.register_script(_TAKE)
+        self._take = io.client.register_script(_TAKE)
 
-    def _address_key(self) -> bytes:
+    async def _address_key(self) -> bytes:
         """The key every process hashes addresses with (made by the first to need it; read
         again at most once a minute)."""
         now = time.monotonic()
         if self._key is None or now - self._key_read > 60:
             value = None
             while value is None:
-                self._client.set(
-                    self._key_name, secrets.token_hex(32), nx=True, ex=ADDRESS_KEY_LIFE
-                )
-                value = self._client.get(self._key_name)
+                made = secrets.token_hex(32)
+                await self._io.command("set", self._key_name, made, nx=True, ex=ADDRESS_KEY_LIFE)
+                value = await self._io.command("get", self._key_name)
             self._key, self._key_read = bytes.fromhex(str(value)), now
         return self._key
 
-    def take(self, address: str) -> bool:
-        mac = hmac.new(self._address_key(), address_key(address).encode(), hashlib.sha256)
+    async def take(self, address: str) -> bool:
+        mac = hmac.new(await self._address_key(), address_key(address).encode(), hashlib.sha256)
         key = mac.hexdigest()
-        client = thread_client(self._client)
-        return bool(
-            self._take(keys=[self._prefix + key], args=[self._rate, self._burst], client=client)
-        )
+        args: list[object] = [self._rate, self._burst]
+        return bool(await self._io.script(self._take, args, keys=[self._prefix + key]))
+
+
+class RedisBuckets:
+    """The same buckets for a thread (``client``: a redis.Redis; same API as ``Buckets``)."""
+
+    def __init__(self, client: Any, name: str, rate: float, burst: float, prefix: str) -> None:
+        self._buckets = AsyncRedisBuckets(BlockingIO(client), name, rate, burst, prefix)
+
+    def take(self, address: str) -> bool:
+        return drive(self._buckets.take(address))

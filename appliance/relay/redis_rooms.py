@@ -14,6 +14,12 @@ atomically, the process's clock passed in), so any two steps of one room, from a
 are serialised: the seat is granted, refused and released atomically. Every change bumps the
 room's version and publishes on its channel (redis_bell.py). This is single-instance Redis
 (docs/relay.md), not a Redis Cluster: the scripts touch one room's keys and the shared indexes.
+
+The steps are written once, as coroutines over a client (:class:`RedisSteps`): redis-py's asyncio
+client for the asynchronous relay (:class:`AsyncRedisRooms`: a step awaits its round trip on the
+event loop), or its plain client for everything that runs in threads (:class:`RedisRooms`: the
+Flask relay, the reaper, the tests), whose coroutines never suspend and are driven to their end
+in the calling thread (awaitable.drive).
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ import time
 from typing import Any
 
 from ..vocab import told
+from .awaitable import drive
 from .redis_bell import RedisBell, chime_key
+from .redis_io import AsyncIO, BlockingIO
 from .redis_scripts import INDEX_LIFE, UNKNOWN_CLIENT, register, thread_client
 from .rooms import room_hash as sha
 from .store import (
@@ -43,43 +51,139 @@ from .store import (
     check_blob,
 )
 
-__all__ = ["INDEX_LIFE", "PREFIX", "RedisRooms", "sha"]
+__all__ = ["INDEX_LIFE", "PREFIX", "AsyncRedisRooms", "RedisRooms", "sha"]
 
 PREFIX = "appliance:relay:"
 
 
-class RedisRooms(Polls):
-    """Rooms shared by every relay process on one Redis (``client``: a redis.Redis)."""
+class RedisSteps:
+    """Every step of the rooms in Redis, each one script (one round trip) through ``io``."""
 
-    def __init__(self, client: Any, prefix: str = PREFIX) -> None:
-        self._r = client
+    def __init__(self, io: BlockingIO | AsyncIO, prefix: str) -> None:
+        self._io = io
         self._p = prefix
-        self._s = register(client)
-        self._bell = RedisBell(client, f"{prefix}bell:*")
-        self._born()
+        self.scripts = self._s = register(io.client)
 
     def _k(self, kind: str, h: str) -> str:
         return f"{self._p}{kind}:{h}"
 
-    def _step(self, script: Any, h: str, *args: object, client: Any = None) -> list[Any]:
-        """``script`` on room ``h`` (one round trip): what it read, or its refusal raised."""
-        sent = thread_client(self._r) if client is None else client
-        got = script(args=[self._p, h, repr(time.time()), *args], client=sent)
-        if client is not None:  # queued in a pipeline: answered by its execute()
-            return []
+    async def _step(self, script: Any, h: str, *args: object) -> list[Any]:
+        """``script`` on room ``h``: what it read, or its refusal raised."""
+        got = await self._io.script(script, [self._p, h, repr(time.time()), *args])
         if got[0]:
             if got[1] == UNKNOWN_CLIENT:
                 raise UnknownClient()
             raise RelayError(int(got[0]), str(got[1]))
         return list(got[1:])
 
-    # -- the bell --------------------------------------------------------------------------------
+    # -- the box ---------------------------------------------------------------------------------
 
-    def version(self, room: str) -> str:
-        return str(thread_client(self._r).hget(self._k("room", sha(room)), "v"))
+    async def open(self, box: str, room: str, expires: float) -> None:
+        until = min(float(expires), time.time() + MAX_EXPIRY)
+        await self._step(self._s.open, sha(room), box, repr(until))
 
-    def wait(self, room: str, seen: str, timeout: float) -> None:
-        self._bell.wait(self.version, room, seen, max(0.0, min(timeout, MAX_WAIT)))
+    async def extend(self, box: str, room: str, expires: float) -> None:
+        until = min(float(expires), time.time() + MAX_EXPIRY)
+        await self._step(self._s.extend, sha(room), box, repr(until))
+
+    async def close(self, box: str, room: str, reason: str = "ended") -> None:
+        await self._step(self._s.close, sha(room), box, str(told(reason)))
+
+    async def expiry(self, box: str, room: str) -> float:
+        owner, expires = await self._step(self._s.read, sha(room))
+        if not secrets.compare_digest(str(owner), box):
+            raise RelayError(404, "unknown")
+        return float(expires)
+
+    async def box_take(self, box: str, room: str, after: int) -> list[BoxMessage]:
+        queue = await self._step(self._s.box_take, sha(room), box, after)
+        return [(int(n), c, k, b) for n, c, k, b in map(json.loads, queue)]
+
+    async def box_begin(self, box: str, room: str, waiting: bool) -> Ticket:
+        """Counted by deadline in ``boxpolls:<box>``, like a room's viewers' polls."""
+        poll_id = secrets.token_hex(8) if waiting else ""
+        await self._step(self._s.box_begin, sha(room), box, poll_id)
+        return Ticket(room, box, 0, waiting, poll_id)
+
+    async def box_end(self, ticket: Ticket) -> None:
+        if ticket.waiting:
+            await self._io.command("zrem", self._k("boxpolls", ticket.handle), ticket.poll_id)
+
+    async def box_send(self, box: str, room: str, handle: str, blob: object, seat: bool) -> None:
+        sealed = json.dumps(check_blob(blob))
+        await self._step(self._s.box_send, sha(room), box, handle, sealed, "1" if seat else "")
+
+    async def box_refuse(self, box: str, room: str, handle: str, reason: str) -> None:
+        why = reason if reason in REFUSALS else "refused"
+        await self._step(self._s.box_refuse, sha(room), box, handle, why)
+
+    # -- viewers ---------------------------------------------------------------------------------
+
+    async def check(self, room: str) -> None:
+        await self._step(self._s.read, sha(room))
+
+    async def knock(self, room: str, blob: object) -> str:
+        sealed = json.dumps(check_blob(blob))
+        token, handle = secrets.token_urlsafe(24), secrets.token_urlsafe(12)
+        await self._step(self._s.knock, sha(room), sealed, sha(token), handle)
+        return token
+
+    async def viewer_begin(self, room: str, token: str, waiting: bool) -> Ticket:
+        """Counted in ``polls:<room>`` as ``<handle>:<its number>`` while it waits."""
+        wait = "1" if waiting else ""
+        handle, mine, poll_id = await self._step(self._s.viewer_begin, sha(room), sha(token), wait)
+        return Ticket(room, str(handle), int(mine), waiting, str(poll_id))
+
+    async def viewer_take(
+        self, ticket: Ticket, after: int, final: bool
+    ) -> tuple[list[ViewerMessage], bool] | None:
+        args = (ticket.handle, ticket.mine, after, "1" if final else "")
+        ready, seated, *queue = await self._step(self._s.viewer_take, sha(ticket.room), *args)
+        if not ready:
+            return None
+        return [(int(n), b) for n, b in map(json.loads, queue)], bool(seated)
+
+    async def viewer_end(self, ticket: Ticket) -> None:
+        if ticket.waiting:
+            await self._io.command("zrem", self._k("polls", sha(ticket.room)), ticket.poll_id)
+
+    async def viewer_send(self, room: str, token: str, blob: object) -> None:
+        sealed = json.dumps(check_blob(blob))
+        await self._step(self._s.viewer_send, sha(room), sha(token), sealed)
+
+    # -- what the relay reports ------------------------------------------------------------------
+
+    async def count(self) -> int:
+        index = self._k("rooms", "all")
+        return int(await self._io.command("zcount", index, f"({time.time()}", "+inf"))
+
+    async def age(self) -> float:
+        """Since the shared rooms began: a relay process that restarted still knows them all."""
+        born = await self._io.command("get", self._k("epoch", "all"))
+        if born is None:
+            await self.born()
+            return 0.0
+        return max(0.0, time.time() - float(born))
+
+    async def born(self) -> None:
+        """Note when Redis began holding the rooms (first start, or a pass after Redis lost
+        everything), unless noted; renewed every pass, so it expires only with the relays."""
+        epoch = self._k("epoch", "all")
+        await self._io.command("set", epoch, repr(time.time()), nx=True, ex=INDEX_LIFE)
+        await self._io.command("expire", epoch, INDEX_LIFE)
+
+
+class AsyncRedisRooms(RedisSteps):
+    """The rooms in Redis for the asynchronous relay, on its event loop (``client``: a
+    redis.asyncio.Redis made on that loop), waking its polls by ``rooms``' bell."""
+
+    def __init__(self, client: Any, rooms: RedisRooms) -> None:
+        super().__init__(AsyncIO(client), rooms.prefix)
+        self._bell = rooms.bell
+
+    @property
+    def stopped(self) -> bool:
+        return self._bell.stopped
 
     def listen(self, room: str, side: Side | None = None) -> asyncio.Future[None]:
         return self._bell.chimes.listen(chime_key(sha(room), side))
@@ -87,83 +191,93 @@ class RedisRooms(Polls):
     def forget(self, room: str, future: asyncio.Future[None], side: Side | None = None) -> None:
         self._bell.chimes.forget(chime_key(sha(room), side), future)
 
+
+class RedisRooms(Polls):
+    """Rooms shared by every relay process on one Redis (``client``: a redis.Redis), step by
+    blocking step (:class:`RedisSteps` driven in the calling thread)."""
+
+    def __init__(self, client: Any, prefix: str = PREFIX) -> None:
+        self._r = client
+        self.prefix = prefix
+        self._steps = RedisSteps(BlockingIO(client), prefix)
+        self.bell = RedisBell(client, f"{prefix}bell:*")
+        self._born()
+
+    def _k(self, kind: str, h: str) -> str:
+        return f"{self.prefix}{kind}:{h}"
+
+    # -- the bell --------------------------------------------------------------------------------
+
+    def version(self, room: str) -> str:
+        return str(thread_client(self._r).hget(self._k("room", sha(room)), "v"))
+
+    def wait(self, room: str, seen: str, timeout: float) -> None:
+        self.bell.wait(self.version, room, seen, max(0.0, min(timeout, MAX_WAIT)))
+
+    def listen(self, room: str, side: Side | None = None) -> asyncio.Future[None]:
+        return self.bell.chimes.listen(chime_key(sha(room), side))
+
+    def forget(self, room: str, future: asyncio.Future[None], side: Side | None = None) -> None:
+        self.bell.chimes.forget(chime_key(sha(room), side), future)
+
     @property
     def stopped(self) -> bool:
-        return self._bell.stopped
+        return self.bell.stopped
 
-    # -- the box ---------------------------------------------------------------------------------
+    # -- the steps -------------------------------------------------------------------------------
 
     def open(self, box: str, room: str, expires: float) -> None:
-        until = min(float(expires), time.time() + MAX_EXPIRY)
-        self._step(self._s.open, sha(room), box, repr(until))
+        drive(self._steps.open(box, room, expires))
 
     def extend(self, box: str, room: str, expires: float) -> None:
-        until = min(float(expires), time.time() + MAX_EXPIRY)
-        self._step(self._s.extend, sha(room), box, repr(until))
+        drive(self._steps.extend(box, room, expires))
 
     def close(self, box: str, room: str, reason: str = "ended") -> None:
-        self._step(self._s.close, sha(room), box, str(told(reason)))
+        drive(self._steps.close(box, room, reason))
 
     def expiry(self, box: str, room: str) -> float:
-        owner, expires = self._step(self._s.read, sha(room))
-        if not secrets.compare_digest(str(owner), box):
-            raise RelayError(404, "unknown")
-        return float(expires)
+        return drive(self._steps.expiry(box, room))
 
     def box_take(self, box: str, room: str, after: int) -> list[BoxMessage]:
-        queue = self._step(self._s.box_take, sha(room), box, after)
-        return [(int(n), c, k, b) for n, c, k, b in map(json.loads, queue)]
+        return drive(self._steps.box_take(box, room, after))
 
     def box_begin(self, box: str, room: str, waiting: bool) -> Ticket:
-        """Counted by deadline in ``boxpolls:<box>``, like a room's viewers' polls."""
-        poll_id = secrets.token_hex(8) if waiting else ""
-        self._step(self._s.box_begin, sha(room), box, poll_id)
-        return Ticket(room, box, 0, waiting, poll_id)
+        return drive(self._steps.box_begin(box, room, waiting))
 
     def box_end(self, ticket: Ticket) -> None:
-        if ticket.waiting:
-            thread_client(self._r).zrem(self._k("boxpolls", ticket.handle), ticket.poll_id)
+        drive(self._steps.box_end(ticket))
 
     def box_send(self, box: str, room: str, handle: str, blob: object, seat: bool) -> None:
-        sealed = json.dumps(check_blob(blob))
-        self._step(self._s.box_send, sha(room), box, handle, sealed, "1" if seat else "")
+        drive(self._steps.box_send(box, room, handle, blob, seat))
 
     def box_refuse(self, box: str, room: str, handle: str, reason: str) -> None:
-        why = reason if reason in REFUSALS else "refused"
-        self._step(self._s.box_refuse, sha(room), box, handle, why)
-
-    # -- viewers ---------------------------------------------------------------------------------
+        drive(self._steps.box_refuse(box, room, handle, reason))
 
     def check(self, room: str) -> None:
-        self._step(self._s.read, sha(room))
+        drive(self._steps.check(room))
 
     def knock(self, room: str, blob: object) -> str:
-        sealed = json.dumps(check_blob(blob))
-        token, handle = secrets.token_urlsafe(24), secrets.token_urlsafe(12)
-        self._step(self._s.knock, sha(room), sealed, sha(token), handle)
-        return token
+        return drive(self._steps.knock(room, blob))
 
     def viewer_begin(self, room: str, token: str, waiting: bool) -> Ticket:
-        poll_id = secrets.token_hex(8) if waiting else ""
-        handle, mine = self._step(self._s.viewer_begin, sha(room), sha(token), poll_id)
-        return Ticket(room, str(handle), int(mine), waiting, poll_id)
+        return drive(self._steps.viewer_begin(room, token, waiting))
 
     def viewer_take(
         self, ticket: Ticket, after: int, final: bool
     ) -> tuple[list[ViewerMessage], bool] | None:
-        args = (ticket.handle, ticket.mine, after, "1" if final else "")
-        ready, seated, *queue = self._step(self._s.viewer_take, sha(ticket.room), *args)
-        if not ready:
-            return None
-        return [(int(n), b) for n, b in map(json.loads, queue)], bool(seated)
+        return drive(self._steps.viewer_take(ticket, after, final))
 
     def viewer_end(self, ticket: Ticket) -> None:
-        if ticket.waiting:
-            thread_client(self._r).zrem(self._k("polls", sha(ticket.room)), ticket.poll_id)
+        drive(self._steps.viewer_end(ticket))
 
     def viewer_send(self, room: str, token: str, blob: object) -> None:
-        sealed = json.dumps(check_blob(blob))
-        self._step(self._s.viewer_send, sha(room), sha(token), sealed)
+        drive(self._steps.viewer_send(room, token, blob))
+
+    def count(self) -> int:
+        return drive(self._steps.count())
+
+    def age(self) -> float:
+        return drive(self._steps.age())
 
     # -- housekeeping ----------------------------------------------------------------------------
 
@@ -172,8 +286,9 @@ class RedisRooms(Polls):
         expired = self._r.zrangebyscore(self._k("rooms", "all"), "-inf", time.time())
         if expired:
             pipe = self._r.pipeline(transaction=False)
+            reap = self._steps.scripts.reap  # queued in the pipeline: one round trip for all
             for h in expired:
-                self._step(self._s.reap, h, client=pipe)
+                reap(args=[self.prefix, h, repr(time.time())], client=pipe)
             pipe.execute()
         self._trim_gone()
         self._born()
@@ -187,22 +302,7 @@ class RedisRooms(Polls):
 
     def close_all(self) -> None:
         """This process stops: wake its polls. The rooms stay (other processes serve them)."""
-        self._bell.close()
-
-    def count(self) -> int:
-        return int(self._r.zcount(self._k("rooms", "all"), f"({time.time()}", "+inf"))
+        self.bell.close()
 
     def _born(self) -> None:
-        """Note when Redis began holding the rooms (first start, or a pass after Redis lost
-        everything), unless noted; renewed every pass, so it expires only with the relays."""
-        epoch = self._k("epoch", "all")
-        self._r.set(epoch, repr(time.time()), nx=True, ex=INDEX_LIFE)
-        self._r.expire(epoch, INDEX_LIFE)
-
-    def age(self) -> float:
-        """Since the shared rooms began: a relay process that restarted still knows them all."""
-        born = self._r.get(self._k("epoch", "all"))
-        if born is None:
-            self._born()
-            return 0.0
-        return max(0.0, time.time() - float(born))
+        drive(self._steps.born())

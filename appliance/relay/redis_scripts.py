@@ -293,24 +293,29 @@ changed('b')
 return {{0}}
 """
 
-# ARGV[4..]: token hash, poll id ("": not waiting) -> {0, handle, polls}
+# ARGV[4..]: token hash, waiting ("1" or "") -> {0, handle, polls, poll id ("": not waiting)}
 _VIEWER_BEGIN = f"""
 local m = meta()
 local handle, c = by_token(ARGV[4])
-local poll = ARGV[5]
-if poll ~= '' and redis.call('ZCOUNT', POLLS, '(' .. ARGV[3], '+inf') >= {MAX_POLLS_PER_ROOM} then
+local waiting = ARGV[5] ~= ''
+if waiting and redis.call('ZCOUNT', POLLS, '(' .. ARGV[3], '+inf') >= {MAX_POLLS_PER_ROOM} then
   refuse(429, 'slow-down')
 end
+local previous = handle .. ':' .. c.p
 c.p = c.p + 1
 c.s = NOW
 put(handle, c)
-if poll ~= '' then  -- by deadline: a process that dies mid-poll leaves nothing counted
+local poll = ''
+if waiting then  -- by deadline: a process that dies mid-poll leaves nothing counted
+  poll = handle .. ':' .. c.p
   redis.call('ZREMRANGEBYSCORE', POLLS, '-inf', ARGV[3])
   redis.call('ZADD', POLLS, num(NOW + MAX_WAIT + 5), poll)
   redis.call('EXPIREAT', POLLS, math.floor(tonumber(m.expires)) + 60)
 end
-changed('v')  -- this client's previous poll, if any, ends now
-return {{0, handle, c.p}}
+-- this client's previous poll ends now, if it still waits (on any process): told only then
+-- (a poll that answered has ended, and telling every process of every poll costs them all)
+if redis.call('ZSCORE', POLLS, previous) then changed('v') end
+return {{0, handle, c.p, poll}}
 """
 
 # ARGV[4..]: handle, its poll's number, after, final ("1" or "")

@@ -21,7 +21,7 @@ import enum
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from ..errors import ApplianceError
 from ..vocab import Refusal
@@ -193,31 +193,35 @@ def wait_for(bell: Bell, room: str, wait: float, take: Callable[[bool], T | None
         stopped = getattr(bell, "stopped", False)
 
 
-#: Runs one of the store's steps for an asynchronous server, ``run(step, *args)``: on the loop
-#: itself (a store in memory) or in a thread (Redis: the step's round trips block).
-Run = Callable[..., Awaitable[Any]]
+class AsyncBell(Protocol):
+    """The asynchronous side of a bell (an asynchronous store's, awaitable.py)."""
+
+    @property
+    def stopped(self) -> bool: ...
+    def listen(self, room: str, side: Side | None = None) -> asyncio.Future[None]: ...
+    def forget(self, room: str, future: asyncio.Future[None], side: Side | None = None) -> None: ...
 
 
 async def wait_for_async(
-    bell: Bell,
+    bell: AsyncBell,
     room: str,
     wait: float,
-    take: Callable[[bool], T | None],
-    run: Run,
+    take: Callable[[bool], Awaitable[T | None]],
     side: Side | None = None,
 ) -> T:
-    """:func:`wait_for` without a thread: listen, ``take(final)``, and if there is nothing yet
-    await the ring (at most RECHECK_ASYNC at a time); the last try is ``final``."""
+    """:func:`wait_for` without a thread: listen, ``await take(final)``, and if there is nothing
+    yet await the ring (at most RECHECK_ASYNC at a time, or the bell's ``recheck``); the last
+    try is ``final``."""
     deadline = time.monotonic() + max(0.0, min(wait, MAX_WAIT))
     while True:
         chime = bell.listen(room, side)
         try:
-            got: T | None = await run(take, False)
+            got: T | None = await take(False)
             if got is not None:
                 return got
             left = deadline - time.monotonic()
-            if left <= 0 or getattr(bell, "stopped", False):
-                final: T | None = await run(take, True)
+            if left <= 0 or bell.stopped:
+                final: T | None = await take(True)
                 assert final is not None
                 return final
             try:

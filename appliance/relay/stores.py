@@ -4,24 +4,59 @@ The redis package is imported only when Redis is chosen."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from .awaitable import AsyncBucket, AsyncRoomStore, Immediate, ImmediateBucket
 from .config import RelayConfig, StoreKind
 from .limits import BucketFactory, memory_buckets
 from .rooms import Rooms
 from .store import ThreadedRoomStore
 
+#: Makes the table of buckets called ``name`` (its rate per second, its burst), taken by await.
+AsyncBucketFactory = Callable[[str, float, float], AsyncBucket]
+
+
+@dataclass(frozen=True)
+class OnLoop:
+    """The store as an event loop's calls use it: its rooms and buckets as coroutines, and what
+    to await when that loop's server stops."""
+
+    rooms: AsyncRoomStore
+    buckets: AsyncBucketFactory
+    close: Callable[[], Awaitable[None]]
+
 
 @dataclass(frozen=True)
 class Store:
-    """What the relay's app shares: its rooms and how its token buckets are made; ``blocking``:
-    its steps wait on the network (Redis), so an asynchronous server runs them in threads."""
+    """What the relay's app shares: its rooms and how its token buckets are made, for servers
+    that call them from threads; ``on_loop`` makes them for an event loop (on that loop: Redis's
+    asyncio client), None where a step returns at once (in memory)."""
 
     rooms: ThreadedRoomStore
     buckets: BucketFactory = memory_buckets
-    blocking: bool = False
+    on_loop: Callable[[], OnLoop] | None = None
+
+    def immediate(self) -> OnLoop:
+        """The store's steps as coroutines that never suspend (the Flask relay's threads)."""
+        return OnLoop(Immediate(self.rooms), immediate(self.buckets), _nothing)
+
+    def asynchronous(self) -> OnLoop:
+        """The store for the running event loop."""
+        return self.on_loop() if self.on_loop is not None else self.immediate()
+
+
+def immediate(buckets: BucketFactory) -> AsyncBucketFactory:
+    def made(name: str, rate: float, burst: float) -> AsyncBucket:
+        return ImmediateBucket(buckets(name, rate, burst))
+
+    return made
+
+
+async def _nothing() -> None:
+    return None
 
 
 def memory_store() -> Store:
@@ -30,15 +65,26 @@ def memory_store() -> Store:
 
 def redis_store(client: Any, prefix: str | None = None) -> Store:
     """Rooms and buckets on ``client`` (a redis.Redis with ``decode_responses=True``)."""
-    from .redis_limits import RedisBuckets
-    from .redis_rooms import PREFIX, RedisRooms
+    from .redis_io import AsyncIO, async_client
+    from .redis_limits import AsyncRedisBuckets, RedisBuckets
+    from .redis_rooms import PREFIX, AsyncRedisRooms, RedisRooms
 
     chosen = PREFIX if prefix is None else prefix
+    rooms = RedisRooms(client, chosen)
 
     def buckets(name: str, rate: float, burst: float) -> RedisBuckets:
         return RedisBuckets(client, name, rate, burst, chosen)
 
-    return Store(RedisRooms(client, chosen), buckets, blocking=True)
+    def on_loop() -> OnLoop:
+        on = async_client(client)
+        io = AsyncIO(on)
+
+        def loop_buckets(name: str, rate: float, burst: float) -> AsyncBucket:
+            return AsyncRedisBuckets(io, name, rate, burst, chosen)
+
+        return OnLoop(AsyncRedisRooms(on, rooms), loop_buckets, on.aclose)
+
+    return Store(rooms, buckets, on_loop)
 
 
 def build_store(config: RelayConfig) -> Store:

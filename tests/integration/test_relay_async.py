@@ -15,8 +15,9 @@ import aiohttp
 import pytest
 
 from appliance.relay import store as store_mod
-from appliance.relay.aioserver import STEP_THREADS, AsyncRelayServer
+from appliance.relay.aioserver import AsyncRelayServer
 from appliance.relay.config import RedisConfig, RelayConfig, StoreKind, hash_token
+from appliance.relay.limits import FILES_BURST
 from appliance.relay.server import THREADS
 from tests.support.room_stores import BOX, ROOM, maker, seated
 
@@ -116,9 +117,8 @@ async def test_polls_beyond_the_threads_wait_and_a_knock_and_the_staff_are_answe
         await asyncio.sleep(1.5)
         assert not any(p.done() for p in polls), "every poll is waiting"
         assert 2 * BOXES > THREADS
-        # its loop and its reaper (with Redis: its bell's listener and the threads that talk
-        # to Redis while a step runs, none of them held by a waiting poll)
-        most = 2 + (1 + STEP_THREADS if server.store.blocking else 0)
+        # its loop and its reaper (with Redis: its bell's listener; Redis is awaited on the loop)
+        most = 2 + (1 if server.store.on_loop is not None else 0)
         assert relay_threads() <= most < 2 * BOXES, "no thread per poll"
 
         # at that load: a staff action (the box extends a room) and a new knock, at once
@@ -185,17 +185,22 @@ async def test_the_thread_free_wait_wakes_on_the_other_side_s_change(
 ) -> None:
     made = maker(request, kind)
     make = next(made)
-    # with Redis: two processes
-    box_side, viewer_side = await asyncio.to_thread(lambda: (make().rooms, make().rooms))
+    # with Redis: two processes, the box's served on this loop (its asyncio client)
+    box_store, viewer_side = await asyncio.to_thread(lambda: (make(), make().rooms))
+    on_loop = box_store.asynchronous()
+    box_side = on_loop.rooms
 
-    async def run(step: Any, *args: Any) -> Any:
-        return await asyncio.to_thread(step, *args)
+    def taking(after: int) -> Any:
+        async def take(final: bool) -> list[store_mod.BoxMessage] | None:
+            messages = await box_side.box_take(BOX, ROOM, after)
+            return messages if messages or final else None
+
+        return take
 
     try:
-        await asyncio.to_thread(box_side.open, BOX, ROOM, time.time() + 60)
-        viewer_token, _ = await asyncio.to_thread(seated, box_side)
-        take = store_mod.box_take(box_side, BOX, ROOM, 1)
-        waiting = asyncio.create_task(store_mod.wait_for_async(box_side, ROOM, 10, take, run))
+        await box_side.open(BOX, ROOM, time.time() + 60)
+        viewer_token, _ = await asyncio.to_thread(seated, box_store.rooms)
+        waiting = asyncio.create_task(store_mod.wait_for_async(box_side, ROOM, 10, taking(1)))
         await asyncio.sleep(0.3)
         assert not waiting.done()
         sent = time.monotonic()
@@ -204,10 +209,10 @@ async def test_the_thread_free_wait_wakes_on_the_other_side_s_change(
         assert [m[3] for m in messages if m[2] == "message"] == ["offer"]
         assert time.monotonic() - sent < 0.5, "woken, not timed out"
         started = time.monotonic()
-        take = store_mod.box_take(box_side, BOX, ROOM, 3)
-        assert await store_mod.wait_for_async(box_side, ROOM, 0.3, take, run) == []
+        assert await store_mod.wait_for_async(box_side, ROOM, 0.3, taking(3)) == []
         assert 0.25 < time.monotonic() - started < 2, "nothing to say: ends at its wait"
     finally:
+        await on_loop.close()
         await asyncio.to_thread(lambda: [None for _ in made])  # closes them (off the loop)
 
 
@@ -216,15 +221,14 @@ async def test_the_proxy_s_health_check_is_answered_while_redis_is_stalled(
     server: AsyncRelayServer, redis_client: Any
 ) -> None:
     """HAProxy's check (docs/relay.md) never waits behind the store: with Redis answering no
-    one for 2 s and every thread that talks to it taken, the check is answered at once while
-    the requests that need Redis wait."""
+    one for 2 s and fifty requests waiting for it, the check is answered at once."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         assert await call(http, "GET", f"{server.url}/api/health") == (200, {"ok": True})
         redis_client.execute_command("CLIENT", "PAUSE", "2000", "ALL")
         started = time.monotonic()
         pages = [  # each takes from its address's bucket, in Redis
             asyncio.create_task(call(http, "GET", f"{server.url}/v/viewer.css"))
-            for _ in range(STEP_THREADS * 2)
+            for _ in range(FILES_BURST - 10)  # within their address's bucket
         ]
         await asyncio.sleep(0.2)
         assert await call(http, "GET", f"{server.url}/api/health") == (200, {"ok": True})

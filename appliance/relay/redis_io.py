@@ -1,0 +1,67 @@
+"""How the Redis store's steps reach Redis (redis_rooms.py, redis_limits.py): written once as
+coroutines over one of these. :class:`AsyncIO` is redis-py's asyncio client, awaited on the
+asynchronous relay's event loop (a step holds no thread while Redis answers); :class:`BlockingIO`
+is its plain client, for the threads (the Flask relay's, the reaper's, the tests'), whose
+coroutines never suspend (awaitable.drive runs them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .redis_scripts import thread_client
+
+#: Connections the asynchronous relay opens to Redis at most; a step past it waits for one (in
+#: order) up to WAIT_CONNECTION, then is answered 503. A step holds one from sending its command
+#: until its task runs again with the answer, a turn of the event loop: a pool much smaller than
+#: the steps in flight becomes their queue, and a busy loop then holds every connection longer, a
+#: queue that feeds itself (measured: a pool of 64 fell seconds behind at a load one process
+#: carries, docs/performance.md). Connections are kept and used again; Redis takes ten thousand.
+ASYNC_CONNECTIONS = 1024
+WAIT_CONNECTION = 10.0
+
+
+def async_client(client: Any) -> Any:
+    """A redis.asyncio.Redis on the same server as ``client`` (a redis.Redis), to be used on one
+    event loop only (its connections are made on the loop that first uses them)."""
+    from redis.asyncio import BlockingConnectionPool, Redis
+
+    kwargs = client.connection_pool.connection_kwargs
+    keep = ("host", "port", "db", "username", "password", "decode_responses", "path")
+    options = {name: kwargs[name] for name in keep if kwargs.get(name) is not None}
+    if "path" in options:
+        from redis.asyncio import UnixDomainSocketConnection
+
+        options["connection_class"] = UnixDomainSocketConnection
+        options.pop("host", None)
+        options.pop("port", None)
+    pool = BlockingConnectionPool(
+        max_connections=ASYNC_CONNECTIONS, timeout=WAIT_CONNECTION, **options
+    )
+    return Redis(connection_pool=pool)
+
+
+class BlockingIO:
+    """Redis's plain client (a redis.Redis): each command blocks the calling thread, through a
+    connection of its own (redis_scripts.thread_client); the coroutines never suspend."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def script(self, script: Any, args: list[object], keys: list[str] | None = None) -> Any:
+        return script(keys=keys, args=args, client=thread_client(self.client))
+
+    async def command(self, name: str, *args: object, **options: object) -> Any:
+        return getattr(thread_client(self.client), name)(*args, **options)
+
+
+class AsyncIO:
+    """redis-py's asyncio client (a redis.asyncio.Redis): a command awaits its answer."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def script(self, script: Any, args: list[object], keys: list[str] | None = None) -> Any:
+        return await script(keys=keys, args=args)
+
+    async def command(self, name: str, *args: object, **options: object) -> Any:
+        return await getattr(self.client, name)(*args, **options)
