@@ -139,6 +139,8 @@ class AsyncRelayServer(RelayRooms):
         self.port = sockets[0].getsockname()[1] if sockets else self.config.port
 
     async def _close(self) -> None:
+        if self._on_loop is not None:
+            await self._on_loop.wake()  # the polls answer while the server stops
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

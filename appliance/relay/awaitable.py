@@ -14,7 +14,15 @@ from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
 from .limits import Bucket
-from .store import RECHECK_ASYNC, BoxMessage, RoomStore, Side, Ticket, ViewerMessage
+from .store import (
+    RECHECK_ASYNC,
+    BoxMessage,
+    RoomStore,
+    Side,
+    Ticket,
+    ViewerMessage,
+    box_take,
+)
 
 T = TypeVar("T")
 
@@ -50,6 +58,23 @@ class AsyncRoomStore(Protocol):
     ) -> None: ...
     async def box_refuse(self, box: str, room: str, handle: str, reason: str) -> None: ...
     async def check(self, room: str) -> None: ...
+
+    # a long poll in as few steps as the store can: begun with its first take, ended by the take
+    # that answers it. A poll answered (messages, not None) is over: nothing to end; otherwise
+    # its ticket is taken again after the bell rings, and ended if it never answers.
+    async def box_poll(
+        self, box: str, room: str, waiting: bool, after: int
+    ) -> tuple[Ticket, list[BoxMessage] | None]: ...
+    async def box_answer(
+        self, ticket: Ticket, after: int, final: bool
+    ) -> list[BoxMessage] | None: ...
+    async def viewer_poll(
+        self, room: str, token: str, waiting: bool, after: int
+    ) -> tuple[Ticket, tuple[list[ViewerMessage], bool] | None]: ...
+    async def viewer_answer(
+        self, ticket: Ticket, after: int, final: bool
+    ) -> tuple[list[ViewerMessage], bool] | None: ...
+
     async def knock(self, room: str, blob: object) -> str: ...
     async def viewer_begin(self, room: str, token: str, waiting: bool) -> Ticket: ...
     async def viewer_take(
@@ -105,6 +130,23 @@ class Immediate:
     async def box_end(self, ticket: Ticket) -> None:
         self.store.box_end(ticket)
 
+    async def box_poll(
+        self, box: str, room: str, waiting: bool, after: int
+    ) -> tuple[Ticket, list[BoxMessage] | None]:
+        ticket = self.store.box_begin(box, room, waiting)
+        try:
+            return ticket, await self.box_answer(ticket, after, not waiting)
+        except BaseException:
+            self.store.box_end(ticket)
+            raise
+
+    async def box_answer(self, ticket: Ticket, after: int, final: bool) -> list[BoxMessage] | None:
+        store = self.store
+        messages = box_take(store, ticket.handle, ticket.room, after)(final)
+        if messages is not None:
+            store.box_end(ticket)
+        return messages
+
     async def box_send(self, box: str, room: str, handle: str, blob: object, seat: bool) -> None:
         self.store.box_send(box, room, handle, blob, seat)
 
@@ -127,6 +169,24 @@ class Immediate:
 
     async def viewer_end(self, ticket: Ticket) -> None:
         self.store.viewer_end(ticket)
+
+    async def viewer_poll(
+        self, room: str, token: str, waiting: bool, after: int
+    ) -> tuple[Ticket, tuple[list[ViewerMessage], bool] | None]:
+        ticket = self.store.viewer_begin(room, token, waiting)
+        try:
+            return ticket, await self.viewer_answer(ticket, after, not waiting)
+        except BaseException:
+            self.store.viewer_end(ticket)
+            raise
+
+    async def viewer_answer(
+        self, ticket: Ticket, after: int, final: bool
+    ) -> tuple[list[ViewerMessage], bool] | None:
+        got = self.store.viewer_take(ticket, after, final)
+        if got is not None:
+            self.store.viewer_end(ticket)
+        return got
 
     async def viewer_send(self, room: str, token: str, blob: object) -> None:
         self.store.viewer_send(room, token, blob)

@@ -26,7 +26,7 @@ from . import checks, paths
 from .awaitable import drive
 from .context import Answer, RelayContext, Req
 from .rooms import room_hash
-from .store import Bell, BoxMessage, RelayError, Side, wait_for, wait_for_async
+from .store import Bell, BoxMessage, RelayError, Side, ViewerMessage, wait_for, wait_for_async
 from .turn import mint_turn
 from .viewer import LANG_DIR, VIEWER_DIR, languages
 
@@ -37,8 +37,10 @@ LANGUAGES = {"languages": languages()}
 
 @dataclass(frozen=True)
 class Poll:
-    """A long poll begun: ``take(final)`` answers, or None while there is nothing to say (unless
-    ``final``), after waiting on ``room``'s bell at most ``wait`` s; ``end()`` always follows."""
+    """A long poll begun and taken once, with nothing to say yet: after its room's bell rings
+    (waiting at most ``wait`` s), ``take(final)`` answers, or None while there is still nothing
+    (unless ``final``); ``end()`` always follows. A server listens for the bell (or reads its
+    version) before the call that begins it, so no ring after that first take is missed."""
 
     room: str
     wait: float
@@ -57,6 +59,8 @@ class Route:
     method: str
     path: str
     call: Call
+    #: a long poll's: whose poll it is (the changes that wake it)
+    side: Side | None = None
 
     @property
     def name(self) -> str:
@@ -96,24 +100,34 @@ async def close_room(relay: RelayContext, req: Req) -> Answer:
     return Answer(204)
 
 
-async def box_messages(relay: RelayContext, req: Req) -> Poll:
+async def box_messages(relay: RelayContext, req: Req) -> Answer | Poll:
     owner = relay.box(req)
     room = checks.room(req.params["room"])
     after, wait = relay.after(req), relay.wait(req)
     rooms = relay.rooms
-    ticket = await rooms.box_begin(owner, room, wait > 0)
+    ticket, first = await rooms.box_poll(owner, room, wait > 0, after)
+    if first is not None:
+        return box_answer(first)
+    ended = False
 
     async def answer(final: bool) -> Answer | None:
-        messages: list[BoxMessage] = await rooms.box_take(owner, room, after)
-        if not messages and not final:
+        nonlocal ended
+        messages = await rooms.box_answer(ticket, after, final)
+        if messages is None:
             return None
-        listed = [{"n": n, "client": c, "kind": k, "blob": b} for n, c, k, b in messages]
-        return Answer(200, {"messages": listed})
+        ended = True
+        return box_answer(messages)
 
     async def end() -> None:
-        await rooms.box_end(ticket)
+        if not ended:
+            await rooms.box_end(ticket)
 
     return Poll(room, wait, answer, end, Side.BOX)
+
+
+def box_answer(messages: list[BoxMessage]) -> Answer:
+    listed = [{"n": n, "client": c, "kind": k, "blob": b} for n, c, k, b in messages]
+    return Answer(200, {"messages": listed})
 
 
 async def box_send(relay: RelayContext, req: Req) -> Answer:
@@ -165,35 +179,53 @@ async def knock(relay: RelayContext, req: Req) -> Answer:
     return Answer(202, {"client": token})
 
 
-async def viewer_messages(relay: RelayContext, req: Req) -> Poll:
+async def viewer_messages(relay: RelayContext, req: Req) -> Answer | Poll:
     room = await relay.known(req)
     await relay.limited(req, relay.limits.viewers)
     token, since, seconds = relay.viewer_token(req), relay.after(req), relay.wait(req)
     client, polls, rooms = relay.address(req), relay.limits.polls, relay.rooms
     if seconds > 0 and not polls.acquire(client):
         raise RelayError(429, "slow-down")
-    try:
-        ticket = await rooms.viewer_begin(room, token, seconds > 0)
-    except BaseException:
-        if seconds > 0:
+    released = seconds <= 0
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
             polls.release(client)
+
+    try:
+        ticket, first = await rooms.viewer_poll(room, token, seconds > 0, since)
+    except BaseException:
+        release()
         raise
+    if first is not None:
+        release()
+        return viewer_answer(first)
+    ended = False
 
     async def answer(final: bool) -> Answer | None:
-        got = await rooms.viewer_take(ticket, since, final)
+        nonlocal ended
+        got = await rooms.viewer_answer(ticket, since, final)
         if got is None:
             return None
-        messages, seat = got
-        return Answer(200, {"messages": [{"n": n, "blob": b} for n, b in messages], "seat": seat})
+        ended = True
+        release()
+        return viewer_answer(got)
 
     async def end() -> None:
         try:
-            await rooms.viewer_end(ticket)
+            if not ended:
+                await rooms.viewer_end(ticket)
         finally:
-            if seconds > 0:
-                polls.release(client)
+            release()
 
     return Poll(room, seconds, answer, end, Side.VIEWERS)
+
+
+def viewer_answer(got: tuple[list[ViewerMessage], bool]) -> Answer:
+    messages, seat = got
+    return Answer(200, {"messages": [{"n": n, "blob": b} for n, b in messages], "seat": seat})
 
 
 async def viewer_send(relay: RelayContext, req: Req) -> Answer:
@@ -258,13 +290,13 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", paths.box_room(ROOM), open_room),
     Route("PUT", paths.box_expiry(ROOM), extend_room),
     Route("DELETE", paths.box_room(ROOM), close_room),
-    Route("GET", paths.box_messages(ROOM), box_messages),
+    Route("GET", paths.box_messages(ROOM), box_messages, Side.BOX),
     Route("POST", paths.box_messages(ROOM), box_send),
     Route("POST", paths.box_refuse(ROOM), box_refuse),
     Route("POST", paths.box_turn(), turn),
     Route("GET", paths.room_status(ROOM), room_status),
     Route("POST", paths.room_knock(ROOM), knock),
-    Route("GET", paths.room_messages(ROOM), viewer_messages),
+    Route("GET", paths.room_messages(ROOM), viewer_messages, Side.VIEWERS),
     Route("POST", paths.room_messages(ROOM), viewer_send),
     Route("GET", paths.HEALTH, health),
 )
@@ -290,7 +322,9 @@ async def attempt(relay: RelayContext, route: Route, step: Awaitable[T]) -> T | 
 
 def serve(relay: RelayContext, route: Route, req: Req, bell: Bell) -> Answer:
     """A call in a server thread (Flask), its store's steps never suspending (driven here): a
-    long poll waits in this thread on ``bell``, the store's."""
+    long poll waits in this thread on ``bell``, the store's, whose version it reads first."""
+    room = req.params.get("room", "")
+    seen = bell.version(room) if route.side is not None else None
     got = drive(attempt(relay, route, route.call(relay, req)))
     if not isinstance(got, Poll):
         return got
@@ -300,7 +334,7 @@ def serve(relay: RelayContext, route: Route, req: Req, bell: Bell) -> Answer:
         return drive(attempt(relay, route, poll.take(final)))
 
     async def waited() -> Answer:
-        return wait_for(bell, poll.room, poll.wait, take)
+        return wait_for(bell, poll.room, poll.wait, take, seen)
 
     try:
         return drive(attempt(relay, route, waited()))
@@ -310,18 +344,24 @@ def serve(relay: RelayContext, route: Route, req: Req, bell: Bell) -> Answer:
 
 async def serve_async(relay: RelayContext, route: Route, req: Req) -> Answer:
     """A call in a task (aiohttp): each step of the store awaited on the loop, a long poll
-    awaiting its room's bell with no thread of its own."""
-    got = await attempt(relay, route, route.call(relay, req))
-    if not isinstance(got, Poll):
-        answer: Answer = got
-        return answer
-    poll = got
-
-    async def take(final: bool) -> Answer | None:
-        return await attempt(relay, route, poll.take(final))
-
+    awaiting its room's bell with no thread of its own, listened for before the call."""
+    rooms, room, side = relay.rooms, req.params.get("room", ""), route.side
+    chime = rooms.listen(room, side) if side is not None else None
     try:
-        waited: Answer = await wait_for_async(relay.rooms, poll.room, poll.wait, take, poll.side)
-        return waited
+        got = await attempt(relay, route, route.call(relay, req))
+        if not isinstance(got, Poll):
+            answer: Answer = got
+            return answer
+        poll, heard, chime = got, chime, None  # wait_for_async forgets it
+
+        async def take(final: bool) -> Answer | None:
+            return await attempt(relay, route, poll.take(final))
+
+        try:
+            waited: Answer = await wait_for_async(rooms, room, poll.wait, take, side, heard)
+            return waited
+        finally:
+            await attempt(relay, route, poll.end())
     finally:
-        await attempt(relay, route, poll.end())
+        if chime is not None:
+            rooms.forget(room, chime, side)

@@ -14,6 +14,8 @@ its own.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -44,10 +46,20 @@ class RedisBell:
         self.chimes = Chimes()  # asynchronous polls, by room hash
         self._channel = pattern.removesuffix("*")
         self._stop = threading.Event()
-        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.psubscribe(pattern)  # subscribed before any poll reads a version
-        self._thread = threading.Thread(target=self._listen, name="relay-bell", daemon=True)
-        self._thread.start()
+        self._start = threading.Lock()
+        self._pubsub: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Subscribe and start listening, once (the first poll to wait here: a store served on
+        an event loop listens there instead, :class:`AsyncRedisBell`, and never starts this)."""
+        with self._start:
+            if self._thread is not None or self._stop.is_set():
+                return
+            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            self._pubsub.psubscribe(self._pattern)  # subscribed before the poll reads a version
+            self._thread = threading.Thread(target=self._listen, name="relay-bell", daemon=True)
+            self._thread.start()
 
     @property
     def stopped(self) -> bool:
@@ -78,14 +90,11 @@ class RedisBell:
                 self._ring(str(message.get("channel", "")), str(message.get("data", "")))
 
     def _ring(self, channel: str, side: str) -> None:
-        room = channel.removeprefix(self._channel)
-        self.chimes.ring(room)
-        for concerned in Side:
-            if side in (concerned, "*"):
-                self.chimes.ring(chime_key(room, concerned))
+        ring(self.chimes, channel.removeprefix(self._channel), side)
 
     def wait(self, read_version: Any, room: str, seen: str, timeout: float) -> None:
         """Until ``read_version(room)`` is not ``seen``, the bell stops, or ``timeout``."""
+        self.start()
         deadline = time.monotonic() + timeout
         while not self._stop.is_set():
             with self._cond:
@@ -105,6 +114,74 @@ class RedisBell:
         with self._cond:
             self._cond.notify_all()
         self.chimes.ring_all()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2)
-        self._pubsub.close()
+        with self._start:
+            thread, pubsub = self._thread, self._pubsub
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=2)
+        if pubsub is not None:
+            pubsub.close()
+
+
+def ring(chimes: Chimes, room: str, side: str) -> None:
+    """A message on room hash ``room``'s channel: wake the polls it concerns."""
+    chimes.ring(room)
+    for concerned in Side:
+        if side in (concerned, "*"):
+            chimes.ring(chime_key(room, concerned))
+
+
+class AsyncRedisBell:
+    """The same wake-ups for a store served on an event loop: its subscription (redis-py's
+    asyncio client) is a task of that loop, which resolves the polls' futures itself (no thread,
+    and no hand-over to the loop per message)."""
+
+    def __init__(self, client: Any, pattern: str) -> None:
+        self._client = client
+        self._pattern = pattern
+        self._channel = pattern.removesuffix("*")
+        self.chimes = Chimes()
+        self.stopped = False
+        self._failed = False  # told in the log: once per outage
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Listen, on the running loop."""
+        self._task = asyncio.get_running_loop().create_task(self._listen(), name="relay-bell")
+
+    async def _listen(self) -> None:
+        failing = True  # until subscribed: what was published before is the polls' to take
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            while not self.stopped:
+                try:
+                    if not pubsub.subscribed:
+                        await pubsub.psubscribe(self._pattern)
+                    if failing:
+                        if self._failed:
+                            logger.warning("the relay's Redis subscription is back")
+                        failing = self._failed = False
+                        self.chimes.ring_all()  # what was published meanwhile is lost: take again
+                    message = await pubsub.get_message(True, timeout=RECHECK)
+                except Exception:  # noqa: BLE001 - the connection dropped: subscribe again
+                    if not self._failed:
+                        logger.warning("the relay's Redis subscription failed; retrying")
+                    failing = self._failed = True
+                    self.chimes.ring_all()
+                    await pubsub.reset()
+                    await asyncio.sleep(RECHECK)
+                    continue
+                if message is not None:
+                    channel, side = str(message.get("channel", "")), str(message.get("data", ""))
+                    ring(self.chimes, channel.removeprefix(self._channel), side)
+        finally:
+            await pubsub.aclose()
+
+    async def close(self) -> None:
+        """Stop listening and wake every poll. Idempotent."""
+        self.stopped = True
+        self.chimes.ring_all()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

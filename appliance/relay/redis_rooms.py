@@ -32,7 +32,7 @@ from typing import Any
 
 from ..vocab import told
 from .awaitable import drive
-from .redis_bell import RedisBell, chime_key
+from .redis_bell import AsyncRedisBell, RedisBell, chime_key
 from .redis_io import AsyncIO, BlockingIO
 from .redis_scripts import INDEX_LIFE, UNKNOWN_CLIENT, register, thread_client
 from .rooms import room_hash as sha
@@ -96,14 +96,30 @@ class RedisSteps:
         return float(expires)
 
     async def box_take(self, box: str, room: str, after: int) -> list[BoxMessage]:
-        queue = await self._step(self._s.box_take, sha(room), box, after)
-        return [(int(n), c, k, b) for n, c, k, b in map(json.loads, queue)]
+        return _to_box(await self._step(self._s.box_take, sha(room), box, after))
 
     async def box_begin(self, box: str, room: str, waiting: bool) -> Ticket:
         """Counted by deadline in ``boxpolls:<box>``, like a room's viewers' polls."""
         poll_id = secrets.token_hex(8) if waiting else ""
         await self._step(self._s.box_begin, sha(room), box, poll_id)
         return Ticket(room, box, 0, waiting, poll_id)
+
+    async def box_poll(
+        self, box: str, room: str, waiting: bool, after: int
+    ) -> tuple[Ticket, list[BoxMessage] | None]:
+        """:meth:`box_begin` and the poll's first take, one round trip (awaitable.py)."""
+        poll_id = secrets.token_hex(8) if waiting else ""
+        counted, *queue = await self._step(self._s.box_begin, sha(room), box, poll_id, after)
+        if counted:
+            return Ticket(room, box, 0, True, poll_id), None
+        return Ticket(room, box, 0, False), _to_box(queue)
+
+    async def box_answer(self, ticket: Ticket, after: int, final: bool) -> list[BoxMessage] | None:
+        """:meth:`box_take`, ending the poll if it answers (awaitable.py)."""
+        poll_id, last = (ticket.poll_id if ticket.waiting else ""), "1" if final else ""
+        args = (ticket.handle, after, poll_id, last)
+        messages = _to_box(await self._step(self._s.box_take, sha(ticket.room), *args))
+        return messages if messages or final else None
 
     async def box_end(self, ticket: Ticket) -> None:
         if ticket.waiting:
@@ -139,9 +155,26 @@ class RedisSteps:
     ) -> tuple[list[ViewerMessage], bool] | None:
         args = (ticket.handle, ticket.mine, after, "1" if final else "")
         ready, seated, *queue = await self._step(self._s.viewer_take, sha(ticket.room), *args)
-        if not ready:
-            return None
-        return [(int(n), b) for n, b in map(json.loads, queue)], bool(seated)
+        return (_to_viewer(queue), bool(seated)) if ready else None
+
+    async def viewer_poll(
+        self, room: str, token: str, waiting: bool, after: int
+    ) -> tuple[Ticket, tuple[list[ViewerMessage], bool] | None]:
+        """:meth:`viewer_begin` and the poll's first take, one round trip (awaitable.py)."""
+        wait = "1" if waiting else ""
+        got = await self._step(self._s.viewer_begin, sha(room), sha(token), wait, after)
+        handle, mine, poll_id, ready, seated, *queue = got
+        ticket = Ticket(room, str(handle), int(mine), bool(poll_id), str(poll_id))
+        return ticket, (_to_viewer(queue), bool(seated)) if ready else None
+
+    async def viewer_answer(
+        self, ticket: Ticket, after: int, final: bool
+    ) -> tuple[list[ViewerMessage], bool] | None:
+        """:meth:`viewer_take`, ending the poll if it answers (awaitable.py)."""
+        poll_id = ticket.poll_id if ticket.waiting else ""
+        args = (ticket.handle, ticket.mine, after, "1" if final else "", poll_id)
+        ready, seated, *queue = await self._step(self._s.viewer_take, sha(ticket.room), *args)
+        return (_to_viewer(queue), bool(seated)) if ready else None
 
     async def viewer_end(self, ticket: Ticket) -> None:
         if ticket.waiting:
@@ -173,13 +206,28 @@ class RedisSteps:
         await self._io.command("expire", epoch, INDEX_LIFE)
 
 
+def _to_box(queue: list[str]) -> list[BoxMessage]:
+    return [(int(n), c, k, b) for n, c, k, b in map(json.loads, queue)]
+
+
+def _to_viewer(queue: list[str]) -> list[ViewerMessage]:
+    return [(int(n), b) for n, b in map(json.loads, queue)]
+
+
 class AsyncRedisRooms(RedisSteps):
     """The rooms in Redis for the asynchronous relay, on its event loop (``client``: a
-    redis.asyncio.Redis made on that loop), waking its polls by ``rooms``' bell."""
+    redis.asyncio.Redis made on that loop), waking its polls by a subscription on that loop
+    (:meth:`start` it there, :meth:`stop` it)."""
 
-    def __init__(self, client: Any, rooms: RedisRooms) -> None:
-        super().__init__(AsyncIO(client), rooms.prefix)
-        self._bell = rooms.bell
+    def __init__(self, client: Any, prefix: str = PREFIX) -> None:
+        super().__init__(AsyncIO(client), prefix)
+        self._bell = AsyncRedisBell(client, f"{prefix}bell:*")
+
+    def start(self) -> None:
+        self._bell.start()
+
+    async def stop(self) -> None:
+        await self._bell.close()
 
     @property
     def stopped(self) -> bool:
@@ -209,12 +257,14 @@ class RedisRooms(Polls):
     # -- the bell --------------------------------------------------------------------------------
 
     def version(self, room: str) -> str:
+        self.bell.start()  # subscribed before a poll reads what it will wait past
         return str(thread_client(self._r).hget(self._k("room", sha(room)), "v"))
 
     def wait(self, room: str, seen: str, timeout: float) -> None:
         self.bell.wait(self.version, room, seen, max(0.0, min(timeout, MAX_WAIT)))
 
     def listen(self, room: str, side: Side | None = None) -> asyncio.Future[None]:
+        self.bell.start()
         return self.bell.chimes.listen(chime_key(sha(room), side))
 
     def forget(self, room: str, future: asyncio.Future[None], side: Side | None = None) -> None:

@@ -126,6 +126,31 @@ local function finish(m, outcome)
   redis.call('PUBLISH', key('bell', H), '*')
 end
 
+-- the box's messages after ``after`` (those up to it acknowledged: dropped): {{0, message...}}
+local function box_take(after)
+  local queue = redis.call('LRANGE', TOBOX, 0, -1)
+  local acked = 0
+  while acked < #queue and n_of(queue[acked + 1]) <= after do acked = acked + 1 end
+  if acked > 0 then redis.call('LTRIM', TOBOX, acked, -1) end
+  local out = {{0}}
+  for i = acked + 1, #queue do out[#out + 1] = queue[i] end
+  return out
+end
+
+-- a viewer's take: {{0, ready, seated, message...}}; ready 0 while there is nothing to say
+local function viewer_take(m, handle, c, mine, after, final)
+  local queue = redis.call('LRANGE', inbox(handle), 0, -1)
+  local acked = 0
+  while acked < #queue and n_of(queue[acked + 1]) <= after do acked = acked + 1 end
+  local ready = c.r ~= '' or c.p ~= mine or acked < #queue
+  if not ready and not final then return {{0, 0, 0}} end
+  if c.r ~= '' and acked == #queue then refuse(403, c.r) end
+  if acked > 0 then redis.call('LTRIM', inbox(handle), acked, -1) end
+  local out = {{0, 1, (m.seat or '') == handle and 1 or 0}}
+  for i = acked + 1, #queue do out[#out + 1] = queue[i] end
+  return out
+end
+
 -- a message to the box: [n, "client", "kind", blob] (blob: already JSON)
 local function to_box(m, handle, kind, blob)
   redis.call('RPUSH', TOBOX, '[' .. m.n .. ',"' .. handle .. '","' .. kind .. '",' .. blob .. ']')
@@ -196,33 +221,43 @@ local m = meta()
 return {0, m.box, m.expires}
 """
 
-# ARGV[4..]: box, after -> {0, message...} (JSON)
+# ARGV[4..]: box, after[, its poll's id, final ("1" or "")] -> {0, message...} (JSON); a poll
+# that this take answers (messages, or final) ends with it
 _BOX_TAKE = """
-local m = owned(ARGV[4])
-local after = tonumber(ARGV[5])
-local queue = redis.call('LRANGE', TOBOX, 0, -1)
-local acked = 0
-while acked < #queue and n_of(queue[acked + 1]) <= after do acked = acked + 1 end
-if acked > 0 then redis.call('LTRIM', TOBOX, acked, -1) end
-local out = {0}
-for i = acked + 1, #queue do out[#out + 1] = queue[i] end
+owned(ARGV[4])
+local out = box_take(tonumber(ARGV[5]))
+if (ARGV[6] or '') ~= '' and (#out > 1 or ARGV[7] == '1') then
+  redis.call('ZREM', key('boxpolls', ARGV[4]), ARGV[6])
+end
 return out
 """
 
-# ARGV[4..]: box, poll id ("": not waiting)
+# ARGV[4..]: box, poll id ("": not waiting)[, after] -> {0, waiting[, message...]}: with
+# ``after``, the poll's first take too, and a poll it answers (or not waiting) is never counted
 _BOX_BEGIN = f"""
 owned(ARGV[4])
 local poll = ARGV[5]
-if poll ~= '' then
-  local polls = key('boxpolls', ARGV[4])
-  if redis.call('ZCOUNT', polls, '(' .. ARGV[3], '+inf') >= {MAX_POLLS_PER_BOX} then
-    refuse(429, 'slow-down')
+local polls = key('boxpolls', ARGV[4])
+if poll ~= '' and redis.call('ZCOUNT', polls, '(' .. ARGV[3], '+inf') >= {MAX_POLLS_PER_BOX} then
+  refuse(429, 'slow-down')
+end
+local out = {{0, 0}}
+if (ARGV[6] or '') ~= '' then
+  out = box_take(tonumber(ARGV[6]))
+  if #out > 1 or poll == '' then
+    out[1] = 0
+    table.insert(out, 2, 0)
+    return out
   end
+  out = {{0, 0}}
+end
+if poll ~= '' then
   redis.call('ZREMRANGEBYSCORE', polls, '-inf', ARGV[3])
   redis.call('ZADD', polls, num(NOW + MAX_WAIT + 5), poll)
   redis.call('EXPIRE', polls, math.floor(MAX_WAIT) + 60)
+  out[2] = 1
 end
-return {{0}}
+return out
 """
 
 # ARGV[4..]: box, handle, blob (JSON), seat ("1" or "")
@@ -293,7 +328,9 @@ changed('b')
 return {{0}}
 """
 
-# ARGV[4..]: token hash, waiting ("1" or "") -> {0, handle, polls, poll id ("": not waiting)}
+# ARGV[4..]: token hash, waiting ("1" or "")[, after] -> {0, handle, polls, poll id ("": not
+# counted)[, ready, seated, message...]}: with ``after``, the poll's first take too (final
+# unless waiting), and a poll it answers is never counted
 _VIEWER_BEGIN = f"""
 local m = meta()
 local handle, c = by_token(ARGV[4])
@@ -305,35 +342,33 @@ local previous = handle .. ':' .. c.p
 c.p = c.p + 1
 c.s = NOW
 put(handle, c)
-local poll = ''
+local out = {{0, handle, c.p, ''}}
+if (ARGV[6] or '') ~= '' then
+  local took = viewer_take(m, handle, c, c.p, tonumber(ARGV[6]), not waiting)
+  for i = 2, #took do out[#out + 1] = took[i] end
+  if took[2] == 1 then waiting = false end
+end
 if waiting then  -- by deadline: a process that dies mid-poll leaves nothing counted
-  poll = handle .. ':' .. c.p
+  out[4] = handle .. ':' .. c.p
   redis.call('ZREMRANGEBYSCORE', POLLS, '-inf', ARGV[3])
-  redis.call('ZADD', POLLS, num(NOW + MAX_WAIT + 5), poll)
+  redis.call('ZADD', POLLS, num(NOW + MAX_WAIT + 5), out[4])
   redis.call('EXPIREAT', POLLS, math.floor(tonumber(m.expires)) + 60)
 end
 -- this client's previous poll ends now, if it still waits (on any process): told only then
 -- (a poll that answered has ended, and telling every process of every poll costs them all)
 if redis.call('ZSCORE', POLLS, previous) then changed('v') end
-return {{0, handle, c.p, poll}}
+return out
 """
 
-# ARGV[4..]: handle, its poll's number, after, final ("1" or "")
-#   -> {0, ready, seated, message...} (JSON)
+# ARGV[4..]: handle, its poll's number, after, final ("1" or "")[, its poll's id]
+#   -> {0, ready, seated, message...} (JSON); a poll that this take answers ends with it
 _VIEWER_TAKE = f"""
 local m = meta()
-local handle, mine, after, final = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] ~= ''
+local handle = ARGV[4]
 local c = client(handle)
 if not c then refuse(403, '{UNKNOWN_CLIENT}') end
-local queue = redis.call('LRANGE', inbox(handle), 0, -1)
-local acked = 0
-while acked < #queue and n_of(queue[acked + 1]) <= after do acked = acked + 1 end
-local ready = c.r ~= '' or c.p ~= mine or acked < #queue
-if not ready and not final then return {{0, 0, 0}} end
-if c.r ~= '' and acked == #queue then refuse(403, c.r) end
-if acked > 0 then redis.call('LTRIM', inbox(handle), acked, -1) end
-local out = {{0, 1, (m.seat or '') == handle and 1 or 0}}
-for i = acked + 1, #queue do out[#out + 1] = queue[i] end
+local out = viewer_take(m, handle, c, tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] ~= '')
+if out[2] == 1 and (ARGV[8] or '') ~= '' then redis.call('ZREM', POLLS, ARGV[8]) end
 return out
 """
 

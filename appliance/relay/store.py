@@ -174,22 +174,32 @@ class RoomStore(Bell, Protocol):
         ...
 
 
-def wait_for(bell: Bell, room: str, wait: float, take: Callable[[bool], T | None]) -> T:
+def wait_for(
+    bell: Bell,
+    room: str,
+    wait: float,
+    take: Callable[[bool], T | None],
+    seen: str | None = None,
+) -> T:
     """A long poll in a thread: ``take(final)`` until it has something, waiting on ``bell``
-    between tries, for at most ``wait`` seconds (and MAX_WAIT); the last try is ``final``."""
+    between tries, for at most ``wait`` seconds (and MAX_WAIT); the last try is ``final``.
+    ``seen``: the room's version read before a take that had nothing (the poll's first, in its
+    begin): waited past first."""
     deadline = time.monotonic() + max(0.0, min(wait, MAX_WAIT))
     stopped = getattr(bell, "stopped", False)
     while True:
-        seen = bell.version(room)
-        got = take(False)
-        if got is not None:
-            return got
+        if seen is None:
+            seen = bell.version(room)
+            got = take(False)
+            if got is not None:
+                return got
         left = deadline - time.monotonic()
         if left <= 0 or stopped:
             final = take(True)
             assert final is not None
             return final
         bell.wait(room, seen, left)
+        seen = None
         stopped = getattr(bell, "stopped", False)
 
 
@@ -208,17 +218,21 @@ async def wait_for_async(
     wait: float,
     take: Callable[[bool], Awaitable[T | None]],
     side: Side | None = None,
+    heard: asyncio.Future[None] | None = None,
 ) -> T:
     """:func:`wait_for` without a thread: listen, ``await take(final)``, and if there is nothing
     yet await the ring (at most RECHECK_ASYNC at a time, or the bell's ``recheck``); the last
-    try is ``final``."""
+    try is ``final``. ``heard``: listened for before a take that had nothing (the poll's first,
+    in its begin): awaited first; forgotten here either way."""
     deadline = time.monotonic() + max(0.0, min(wait, MAX_WAIT))
+    chime = heard
     while True:
-        chime = bell.listen(room, side)
         try:
-            got: T | None = await take(False)
-            if got is not None:
-                return got
+            if chime is None:
+                chime = bell.listen(room, side)
+                got: T | None = await take(False)
+                if got is not None:
+                    return got
             left = deadline - time.monotonic()
             if left <= 0 or bell.stopped:
                 final: T | None = await take(True)
@@ -230,7 +244,9 @@ async def wait_for_async(
             except TimeoutError:
                 pass
         finally:
-            bell.forget(room, chime, side)
+            if chime is not None:
+                bell.forget(room, chime, side)
+            chime = None
 
 
 def box_take(

@@ -22,10 +22,13 @@ AsyncBucketFactory = Callable[[str, float, float], AsyncBucket]
 @dataclass(frozen=True)
 class OnLoop:
     """The store as an event loop's calls use it: its rooms and buckets as coroutines, and what
-    to await when that loop's server stops."""
+    to await when that loop's server stops (in memory: nothing, the rooms' own stop wakes its
+    polls)."""
 
     rooms: AsyncRoomStore
     buckets: AsyncBucketFactory
+    #: the loop's server stops: wake every poll (they answer), then let go of the store
+    wake: Callable[[], Awaitable[None]]
     close: Callable[[], Awaitable[None]]
 
 
@@ -41,7 +44,7 @@ class Store:
 
     def immediate(self) -> OnLoop:
         """The store's steps as coroutines that never suspend (the Flask relay's threads)."""
-        return OnLoop(Immediate(self.rooms), immediate(self.buckets), _nothing)
+        return OnLoop(Immediate(self.rooms), immediate(self.buckets), _nothing, _nothing)
 
     def asynchronous(self) -> OnLoop:
         """The store for the running event loop."""
@@ -78,11 +81,13 @@ def redis_store(client: Any, prefix: str | None = None) -> Store:
     def on_loop() -> OnLoop:
         on = async_client(client)
         io = AsyncIO(on)
+        served = AsyncRedisRooms(on, chosen)
+        served.start()
 
         def loop_buckets(name: str, rate: float, burst: float) -> AsyncBucket:
             return AsyncRedisBuckets(io, name, rate, burst, chosen)
 
-        return OnLoop(AsyncRedisRooms(on, rooms), loop_buckets, on.aclose)
+        return OnLoop(served, loop_buckets, served.stop, on.aclose)
 
     return Store(rooms, buckets, on_loop)
 

@@ -191,11 +191,7 @@ async def test_the_thread_free_wait_wakes_on_the_other_side_s_change(
     box_side = on_loop.rooms
 
     def taking(after: int) -> Any:
-        async def take(final: bool) -> list[store_mod.BoxMessage] | None:
-            messages = await box_side.box_take(BOX, ROOM, after)
-            return messages if messages or final else None
-
-        return take
+        return box_take(box_side, after)
 
     try:
         await box_side.open(BOX, ROOM, time.time() + 60)
@@ -214,6 +210,46 @@ async def test_the_thread_free_wait_wakes_on_the_other_side_s_change(
     finally:
         await on_loop.close()
         await asyncio.to_thread(lambda: [None for _ in made])  # closes them (off the loop)
+
+
+def box_take(rooms: Any, after: int) -> Any:
+    """The box's poll's take on an asynchronous store (None while there is nothing)."""
+
+    async def take(final: bool) -> list[store_mod.BoxMessage] | None:
+        messages: list[store_mod.BoxMessage] = await rooms.box_take(BOX, ROOM, after)
+        return messages if messages or final else None
+
+    return take
+
+
+async def test_an_asynchronous_poll_still_wakes_when_its_subscription_drops(
+    request: pytest.FixtureRequest, redis_client: Any
+) -> None:
+    """The asynchronous relay's subscription (a task on its loop) cut by Redis: the poll
+    waiting on it takes again when the listener sees it fail, without waiting its recheck."""
+    made = maker(request, "redis")
+    make = next(made)
+    box_store, viewer_side = await asyncio.to_thread(lambda: (make(), make().rooms))
+    on_loop = box_store.asynchronous()
+    box_side = on_loop.rooms
+    try:
+        await box_side.open(BOX, ROOM, time.time() + 60)
+        viewer_token, _ = await asyncio.to_thread(seated, box_store.rooms)
+        waiting = asyncio.create_task(
+            store_mod.wait_for_async(box_side, ROOM, 20, box_take(box_side, 1))
+        )
+        await asyncio.sleep(0.3)
+        killed = await asyncio.to_thread(redis_client.client_kill_filter, _type="pubsub")
+        assert killed >= 1, "its listener cut off"
+        sent = time.monotonic()
+        await asyncio.to_thread(viewer_side.viewer_send, ROOM, viewer_token, "offer")
+        messages = await asyncio.wait_for(waiting, 10)
+        assert [m[3] for m in messages if m[2] == "message"] == ["offer"]
+        assert time.monotonic() - sent < 2.5, "within a recheck, not at the poll's end"
+    finally:
+        await on_loop.wake()
+        await on_loop.close()
+        await asyncio.to_thread(lambda: [None for _ in made])
 
 
 @pytest.mark.parametrize("server", ["redis"], indirect=True)
@@ -246,6 +282,7 @@ async def test_with_redis_a_side_s_own_change_does_not_wake_its_poll(
     made = maker(request, "redis")
     make = next(made)
     box_side, viewer_side = await asyncio.to_thread(lambda: (make().rooms, make().rooms))
+    await asyncio.to_thread(lambda: (box_side.bell.start(), viewer_side.bell.start()))
     try:
         await asyncio.to_thread(box_side.open, BOX, ROOM, time.time() + 60)
         token, handle = await asyncio.to_thread(seated, box_side)
