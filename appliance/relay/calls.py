@@ -46,7 +46,6 @@ class Poll:
     wait: float
     take: Callable[[bool], Awaitable[Answer | None]]
     end: Callable[[], Awaitable[None]]
-    side: Side | None = None  # whose poll: the changes that wake it
 
 
 Call = Callable[[RelayContext, Req], Awaitable["Answer | Poll"]]
@@ -122,7 +121,7 @@ async def box_messages(relay: RelayContext, req: Req) -> Answer | Poll:
         if not ended:
             await rooms.box_end(ticket)
 
-    return Poll(room, wait, answer, end, Side.BOX)
+    return Poll(room, wait, answer, end)
 
 
 def box_answer(messages: list[BoxMessage]) -> Answer:
@@ -220,7 +219,7 @@ async def viewer_messages(relay: RelayContext, req: Req) -> Answer | Poll:
         finally:
             release()
 
-    return Poll(room, seconds, answer, end, Side.VIEWERS)
+    return Poll(room, seconds, answer, end)
 
 
 def viewer_answer(got: tuple[list[ViewerMessage], bool]) -> Answer:

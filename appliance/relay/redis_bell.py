@@ -167,7 +167,7 @@ class AsyncRedisBell:
                         logger.warning("the relay's Redis subscription failed; retrying")
                     failing = self._failed = True
                     self.chimes.ring_all()
-                    await pubsub.reset()
+                    await pubsub.aclose()  # forgets the connection: subscribe anew
                     await asyncio.sleep(RECHECK)
                     continue
                 if message is not None:
