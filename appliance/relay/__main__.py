@@ -14,6 +14,14 @@ from ..errors import ConfigError
 from . import config as relay_config
 from .aioserver import AsyncRelayServer
 
+#: The collector's thresholds for `appliance relay serve` (Python's: 700, 10, 10). A long poll's
+#: objects live seconds, so the default young passes promote them by the thousand, and a process
+#: holding 2,000 polls ran a full pass (235-270 ms: every poll and connection walked) every 1.5 s
+#: while it took over a killed process's polls, and every 5-7 s after (gc.callbacks, one run).
+#: A young pass every 50,000 allocations lets a request's objects die by their count first: no
+#: full pass in that run's two minutes; cycles are still collected (docs/performance.md).
+GC_THRESHOLDS = (50_000, 20, 20)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="appliance relay", description=__doc__)
@@ -42,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     # which then walk only the connections and polls (a pause of 100-150 ms at 2,000 polls
     # otherwise, measured by bench/relayload.py: docs/performance.md)
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
