@@ -13,6 +13,7 @@ docs/performance.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import ssl
@@ -101,6 +102,9 @@ class AsyncRelayServer(RelayRooms):
                 loop.run_until_complete(self._open())
             except BaseException as exc:  # noqa: BLE001 - told to start(), which raises it
                 failed.append(exc)
+                with contextlib.suppress(Exception):  # what it made: the store's side, the app
+                    loop.run_until_complete(self._close())
+                loop.close()
                 started.set()
                 return
             started.set()

@@ -322,8 +322,16 @@ async def attempt(relay: RelayContext, route: Route, step: Awaitable[T]) -> T | 
 def serve(relay: RelayContext, route: Route, req: Req, bell: Bell) -> Answer:
     """A call in a server thread (Flask), its store's steps never suspending (driven here): a
     long poll waits in this thread on ``bell``, the store's, whose version it reads first."""
-    room = req.params.get("room", "")
-    seen = bell.version(room) if route.side is not None else None
+    room, seen = req.params.get("room", ""), None
+
+    async def version() -> str:
+        return bell.version(room)
+
+    if route.side is not None:  # a long poll: what it waits past, read before it begins
+        read = drive(attempt(relay, route, version()))
+        if isinstance(read, Answer):
+            return read
+        seen = read
     got = drive(attempt(relay, route, route.call(relay, req)))
     if not isinstance(got, Poll):
         return got

@@ -150,12 +150,13 @@ class AsyncRedisBell:
 
     async def _listen(self) -> None:
         failing = True  # until subscribed: what was published before is the polls' to take
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._client.pubsub()
         try:
             while not self.stopped:
                 try:
                     if not pubsub.subscribed:
                         await pubsub.psubscribe(self._pattern)
+                        await self._confirmed(pubsub)
                     if failing:
                         if self._failed:
                             logger.warning("the relay's Redis subscription is back")
@@ -175,6 +176,19 @@ class AsyncRedisBell:
                     ring(self.chimes, channel.removeprefix(self._channel), side)
         finally:
             await pubsub.aclose()
+
+    async def _confirmed(self, pubsub: Any) -> None:
+        """Until Redis confirms the subscription (psubscribe only sends it): a poll woken
+        before would take, then wait on a ring that could still be lost."""
+        while True:
+            message = await pubsub.get_message(False, timeout=RECHECK)
+            if message is None:
+                raise ConnectionError("no confirmation of the subscription")
+            if message.get("type") == "psubscribe":
+                return
+            if message.get("type") == "pmessage":
+                channel, side = str(message.get("channel", "")), str(message.get("data", ""))
+                ring(self.chimes, channel.removeprefix(self._channel), side)
 
     async def close(self) -> None:
         """Stop listening and wake every poll. Idempotent."""

@@ -20,24 +20,22 @@ ASYNC_CONNECTIONS = 1024
 WAIT_CONNECTION = 10.0
 
 
-def async_client(client: Any) -> Any:
-    """A redis.asyncio.Redis on the same server as ``client`` (a redis.Redis), to be used on one
-    event loop only (its connections are made on the loop that first uses them)."""
+def async_client(client: Any, url: str | None = None) -> Any:
+    """A redis.asyncio.Redis on the same server as ``client`` (a redis.Redis), at ``url`` when
+    given (``redis://``, ``rediss://`` with its TLS options, ``unix://``), to be used on one event
+    loop only (its connections are made on the loop that first uses them). It owns its pool:
+    closing it closes every connection."""
     from redis.asyncio import BlockingConnectionPool, Redis
 
-    kwargs = client.connection_pool.connection_kwargs
-    keep = ("host", "port", "db", "username", "password", "decode_responses", "path")
-    options = {name: kwargs[name] for name in keep if kwargs.get(name) is not None}
-    if "path" in options:
-        from redis.asyncio import UnixDomainSocketConnection
-
-        options["connection_class"] = UnixDomainSocketConnection
-        options.pop("host", None)
-        options.pop("port", None)
-    pool = BlockingConnectionPool(
-        max_connections=ASYNC_CONNECTIONS, timeout=WAIT_CONNECTION, **options
-    )
-    return Redis(connection_pool=pool)
+    limits: dict[str, Any] = {"max_connections": ASYNC_CONNECTIONS, "timeout": WAIT_CONNECTION}
+    if url is not None:
+        pool = BlockingConnectionPool.from_url(url, decode_responses=True, **limits)
+    else:  # a client made in code (the tests): a TCP connection to its host and port
+        kwargs = client.connection_pool.connection_kwargs
+        keep = ("host", "port", "db", "username", "password", "decode_responses")
+        options = {name: kwargs[name] for name in keep if kwargs.get(name) is not None}
+        pool = BlockingConnectionPool(**limits, **options)
+    return Redis.from_pool(pool)
 
 
 class BlockingIO:

@@ -66,8 +66,9 @@ def memory_store() -> Store:
     return Store(Rooms())
 
 
-def redis_store(client: Any, prefix: str | None = None) -> Store:
-    """Rooms and buckets on ``client`` (a redis.Redis with ``decode_responses=True``)."""
+def redis_store(client: Any, prefix: str | None = None, url: str | None = None) -> Store:
+    """Rooms and buckets on ``client`` (a redis.Redis with ``decode_responses=True``), made
+    from ``url`` if given (the asynchronous relay's own client is made from it too)."""
     from .redis_io import AsyncIO, async_client
     from .redis_limits import AsyncRedisBuckets, RedisBuckets
     from .redis_rooms import PREFIX, AsyncRedisRooms, RedisRooms
@@ -79,7 +80,7 @@ def redis_store(client: Any, prefix: str | None = None) -> Store:
         return RedisBuckets(client, name, rate, burst, chosen)
 
     def on_loop() -> OnLoop:
-        on = async_client(client)
+        on = async_client(client, url)
         io = AsyncIO(on)
         served = AsyncRedisRooms(on, chosen)
         served.start()
@@ -100,7 +101,7 @@ def build_store(config: RelayConfig) -> Store:
 
     client = redis.Redis.from_url(config.redis.url, decode_responses=True)
     check_nothing_persisted(client)
-    return redis_store(client)
+    return redis_store(client, url=config.redis.url)
 
 
 def check_nothing_persisted(client: Any) -> None:

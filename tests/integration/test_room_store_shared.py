@@ -243,6 +243,38 @@ def test_redis_holds_no_room_id_token_or_address_and_every_key_expires(
     assert sha("198.51.100.7") not in everything
 
 
+def test_a_relay_whose_redis_is_gone_answers_503_and_retry_after(shared, monkeypatch) -> None:
+    """Redis unreachable: a long poll (what it waits past is read first), a send and a status
+    are each answered 503 with Retry-After, never a crash or a dropped connection."""
+    import redis.connection
+
+    from appliance.relay.app import create_relay_app
+    from appliance.relay.config import RelayConfig
+
+    store = shared()
+    store.rooms.open(BOX, ROOM, time.time() + 60)
+    token, _ = seated(store.rooms)
+    app = create_relay_app(RelayConfig(boxes=(BOX,)), store.rooms, buckets=store.buckets)
+    client = app.test_client()
+
+    def gone(*_: Any, **__: Any) -> None:
+        raise redis.ConnectionError("Redis went away")
+
+    box = {"Authorization": f"Bearer {BOX_TOKEN}"}
+    viewer = {"Authorization": f"Bearer {token}"}
+    with monkeypatch.context() as patched:
+        patched.setattr(redis.connection.AbstractConnection, "send_command", gone)
+        for method, path, headers in (
+            ("GET", f"/api/box/rooms/{ROOM}/messages?after=0&wait=5", box),
+            ("GET", f"/api/rooms/{ROOM}/messages?after=0&wait=5", viewer),
+            ("POST", f"/api/rooms/{ROOM}/messages", viewer),
+            ("GET", f"/api/rooms/{ROOM}", {}),
+        ):
+            answer = client.open(path, method=method, headers=headers, json={"blob": "x"})
+            assert (answer.status_code, answer.get_json()) == (503, {"error": "unavailable"})
+            assert answer.headers["Retry-After"] == "2", path
+
+
 def test_two_relay_apps_on_one_redis_serve_one_room_and_one_knock_budget(shared) -> None:
     from appliance.relay.app import create_relay_app
     from appliance.relay.config import RelayConfig
