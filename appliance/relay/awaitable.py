@@ -51,7 +51,6 @@ class AsyncRoomStore(Protocol):
     async def close(self, box: str, room: str, reason: str = "ended") -> None: ...
     async def expiry(self, box: str, room: str) -> float: ...
     async def box_take(self, box: str, room: str, after: int) -> list[BoxMessage]: ...
-    async def box_begin(self, box: str, room: str, waiting: bool) -> Ticket: ...
     async def box_end(self, ticket: Ticket) -> None: ...
     async def box_send(
         self, box: str, room: str, handle: str, blob: object, seat: bool
@@ -76,10 +75,6 @@ class AsyncRoomStore(Protocol):
     ) -> tuple[list[ViewerMessage], bool] | None: ...
 
     async def knock(self, room: str, blob: object) -> str: ...
-    async def viewer_begin(self, room: str, token: str, waiting: bool) -> Ticket: ...
-    async def viewer_take(
-        self, ticket: Ticket, after: int, final: bool
-    ) -> tuple[list[ViewerMessage], bool] | None: ...
     async def viewer_end(self, ticket: Ticket) -> None: ...
     async def viewer_send(self, room: str, token: str, blob: object) -> None: ...
     async def count(self) -> int: ...
@@ -124,9 +119,6 @@ class Immediate:
     async def box_take(self, box: str, room: str, after: int) -> list[BoxMessage]:
         return self.store.box_take(box, room, after)
 
-    async def box_begin(self, box: str, room: str, waiting: bool) -> Ticket:
-        return self.store.box_begin(box, room, waiting)
-
     async def box_end(self, ticket: Ticket) -> None:
         self.store.box_end(ticket)
 
@@ -158,14 +150,6 @@ class Immediate:
 
     async def knock(self, room: str, blob: object) -> str:
         return self.store.knock(room, blob)
-
-    async def viewer_begin(self, room: str, token: str, waiting: bool) -> Ticket:
-        return self.store.viewer_begin(room, token, waiting)
-
-    async def viewer_take(
-        self, ticket: Ticket, after: int, final: bool
-    ) -> tuple[list[ViewerMessage], bool] | None:
-        return self.store.viewer_take(ticket, after, final)
 
     async def viewer_end(self, ticket: Ticket) -> None:
         self.store.viewer_end(ticket)
