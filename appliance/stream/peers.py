@@ -43,6 +43,14 @@ MAX_SDP_BYTES = 16_384
 MAX_AUDIO_LINES = 2
 #: The largest message the phone may send on the data channel (a talk button's state).
 MAX_MESSAGE_BYTES = 256
+#: Seconds a connection's close is waited for. Its media stop at once (aiortc stops the senders
+#: and shuts the DTLS transport down before the ICE transport); what can take longer is giving
+#: back a TURN allocation whose server has gone, a request aioice retransmits for about 31 s.
+#: The core must not wait that long (the staff's buttons, the next session): the rest finishes in
+#: the background (the connection, and its DTLS state, let go when it ends), and the server frees
+#: the allocation when it expires anyway.
+CLOSE_WAIT = 2.0
+_closing: set[asyncio.Future[None]] = set()
 
 
 def h264_codecs() -> list[Any]:
@@ -360,5 +368,24 @@ class ViewerPeer:
         for audio in (self._audio, self._room_track):
             if audio is not None:
                 audio.stop()
-        await self._pc.close()
+        await close_connection(self._pc, self.short_id)
         self._on_closed(self)
+
+
+async def close_connection(pc: RTCPeerConnection, viewer: str) -> None:
+    """Close ``pc``, waiting :data:`CLOSE_WAIT` at most: what is left of it (a TURN server's
+    unanswered release) goes on without the caller."""
+    closing = asyncio.ensure_future(pc.close())
+    _closing.add(closing)  # held, even if the caller is cancelled
+    closing.add_done_callback(_closing.discard)
+    done, _ = await asyncio.wait({closing}, timeout=CLOSE_WAIT)
+    if closing in done:
+        closing.result()
+    else:
+        logger.info("viewer %s: its TURN allocation is being released in the background", viewer)
+        closing.add_done_callback(_closed_late)
+
+
+def _closed_late(closing: asyncio.Future[None]) -> None:
+    if not closing.cancelled() and closing.exception() is not None:  # retrieved: logged once
+        logger.warning("a connection's close failed late: %s", type(closing.exception()).__name__)

@@ -9,6 +9,7 @@ import asyncio
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceTransportPolicy, RTCPeerConnection
 
@@ -17,6 +18,7 @@ from appliance.relay.config import RelayConfig, TurnConfig
 from appliance.relay.turn import mint_turn
 from appliance.stream.peers import ice_configuration
 from tests.support import turn
+from tests.support.viewer_client import AiortcViewer
 from tests.support.wait import until_async
 
 
@@ -111,3 +113,31 @@ async def test_a_turn_server_that_never_answers_does_not_hold_up_the_box(tmp_pat
         finally:
             await box.close()
             await viewer.close()
+
+
+async def test_a_turn_server_gone_mid_call_does_not_hold_up_the_end_of_the_session(
+    box_factory: Any, tmp_path: Path
+) -> None:
+    """The box's TURN server dies during a call (the box allocated on it): when the sonographer
+    ends the session, the box is idle again at once and opens the next one; it does not wait
+    for aioice's ~31 s of retransmitted requests to give the dead server its allocation back."""
+    with turn.coturn_process(tmp_path / "a") as (port, process):
+        url = f"turn:127.0.0.1:{port}?transport=udp"
+        (minted,) = mint_turn(RelayConfig(turn=TurnConfig(turn.SECRET, (url,))), "r" * 22, 600)
+        box = box_factory(stream={"ice_servers": [minted]})
+        viewer = AiortcViewer(box.viewer_url)
+        try:
+            await viewer.connect()
+            await asyncio.to_thread(box.press)
+            assert await viewer.frames(5, timeout=20), "no frame"
+            allocated = box.call(lambda: relay_candidate_ports(box.box.viewers.peers[0]._pc))
+            assert allocated & set(turn.relay_ports(port)), "the box allocated on the server"
+            process.kill()
+            process.wait(5)
+            await asyncio.to_thread(box.long_press)
+            # END_GRACE and CLOSE_WAIT (2.3 s) with room to spare; without the bound: ~31 s
+            await asyncio.to_thread(box.wait_state, "idle", 10.0)
+        finally:
+            await viewer.close()
+    await asyncio.to_thread(box.press)  # a short press opens the next session
+    await asyncio.to_thread(box.wait_state, "ready")
