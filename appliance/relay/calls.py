@@ -7,10 +7,10 @@ which drives them in its threads (they never suspend there), and aiohttp (aioser
 `appliance relay serve`, no thread per waiting poll, Redis awaited on its loop) with
 :func:`serve_async`. Neither holds any of the protocol's logic.
 
-The box authenticates with its token (compared by hash, in constant time); viewers are anonymous
-and rate-limited per address (the one a trusted reverse proxy forwarded, behind one). Every
-refusal is a JSON ``{"error": ...}`` with a 4xx status. Nothing here logs a blob, a token, a room
-id or an address.
+The box authenticates with its token (its hash looked up among the known ones); viewers are
+anonymous and rate-limited per address (the one a trusted reverse proxy forwarded, behind one).
+Every refusal is a JSON ``{"error": ...}`` with a 4xx status. Nothing here logs a blob, a token, a
+room id or an address.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ class RelayContext:
         self.rooms = rooms
         self.limits: RelayLimits[AsyncBucket] = RelayLimits(buckets, polls_total)
         self._reopen_window = reopen_window
-        self._token_hashes = [bytes.fromhex(h) for h in config.boxes]
+        self._token_hashes = frozenset(bytes.fromhex(h) for h in config.boxes)
         self._trusted = parse_networks(config.trusted_proxies)
 
     def address(self, req: Req) -> str:
