@@ -25,6 +25,7 @@ in the calling thread (awaitable.drive).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
@@ -33,7 +34,7 @@ from typing import Any
 from ..vocab import told
 from .awaitable import drive
 from .redis_bell import AsyncRedisBell, RedisBell, chime_key
-from .redis_io import AsyncIO, BlockingIO
+from .redis_io import AsyncIO, BlockingIO, warm
 from .redis_scripts import INDEX_LIFE, UNKNOWN_CLIENT, register, thread_client
 from .rooms import room_hash as sha
 from .store import (
@@ -221,12 +222,19 @@ class AsyncRedisRooms(RedisSteps):
 
     def __init__(self, client: Any, prefix: str = PREFIX) -> None:
         super().__init__(AsyncIO(client), prefix)
+        self._client = client
         self._bell = AsyncRedisBell(client, f"{prefix}bell:*")
+        self._warming: asyncio.Task[int] | None = None
 
     def start(self) -> None:
         self._bell.start()
+        self._warming = asyncio.get_running_loop().create_task(warm(self._client), name="warm")
 
     async def stop(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._warming
         await self._bell.close()
 
     @property

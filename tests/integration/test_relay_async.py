@@ -14,12 +14,14 @@ from typing import Any
 import aiohttp
 import pytest
 
+from appliance.relay import paths
 from appliance.relay import store as store_mod
 from appliance.relay.aioserver import AsyncRelayServer
 from appliance.relay.config import RedisConfig, RelayConfig, StoreKind, hash_token
 from appliance.relay.limits import FILES_BURST
 from appliance.relay.server import THREADS
 from tests.support.room_stores import BOX, ROOM, maker, seated
+from tests.support.wait import until
 
 BOXES = 70  # each with a room and its poll waiting, and a viewer polling it: 140 > THREADS
 
@@ -348,3 +350,32 @@ async def test_a_poll_answered_at_once_or_woken_frees_its_place(server: AsyncRel
         )
         await call(http, "DELETE", f"{base}/api/box/rooms/{room(0)}", **box(0))
         assert all(s == 410 for s, _ in await asyncio.wait_for(asyncio.gather(*held), 5))
+
+
+@pytest.mark.parametrize("server", ["redis"], indirect=True)
+async def test_with_redis_a_burst_of_requests_finds_its_connections_already_open(
+    server: AsyncRelayServer, redis_client: Any
+) -> None:
+    """A failover lands a dead process's polls here at once: the relay opened its Redis
+    connections ahead (half its pool), so two hundred requests at once open none of their own
+    (each would cost the loop a connect while the burst is served)."""
+    from appliance.relay.redis_io import WARM_CONNECTIONS
+
+    def count() -> int:
+        return int(redis_client.info("clients")["connected_clients"])
+
+    async def clients() -> int:
+        return await asyncio.to_thread(count)
+
+    await asyncio.to_thread(
+        until, lambda: count() >= WARM_CONNECTIONS, 30.0, 0.1, "the connections opened ahead"
+    )
+    before = await clients()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        asked = [
+            call(http, "GET", server.url + paths.room_status(room(i)), **viewer(i, "x"))
+            for i in range(200)
+        ]
+        statuses = [status for status, _ in await asyncio.gather(*asked)]
+    assert statuses == [404] * 200, "each asked Redis (its room is unknown there)"
+    assert await clients() == before, "the burst opened connections of its own"
