@@ -25,7 +25,6 @@ in the calling thread (awaitable.drive).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import secrets
 import time
@@ -233,8 +232,7 @@ class AsyncRedisRooms(RedisSteps):
     async def stop(self) -> None:
         if self._warming is not None:
             self._warming.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._warming
+            await asyncio.wait({self._warming})  # its own end, not a cancellation of stop()
         await self._bell.close()
 
     @property

@@ -44,7 +44,8 @@ MAX_AUDIO_LINES = 2
 #: The largest message the phone may send on the data channel (a talk button's state).
 MAX_MESSAGE_BYTES = 256
 #: Seconds a connection's close is waited for. Its media stop at once (aiortc stops the senders
-#: and shuts the DTLS transport down before the ICE transport); what can take longer is giving
+#: and, with BUNDLE as every browser offers it, shuts the one DTLS transport down before the ICE
+#: transport); what can take longer is giving
 #: back a TURN allocation whose server has gone, a request aioice retransmits for about 31 s.
 #: The core must not wait that long (the staff's buttons, the next session): the rest finishes in
 #: the background (the connection, and its DTLS state, let go when it ends), and the server frees
@@ -368,8 +369,10 @@ class ViewerPeer:
         for audio in (self._audio, self._room_track):
             if audio is not None:
                 audio.stop()
-        await close_connection(self._pc, self.short_id)
-        self._on_closed(self)
+        try:
+            await close_connection(self._pc, self.short_id)
+        finally:  # closed for the box even if its caller was cancelled meanwhile
+            self._on_closed(self)
 
 
 async def close_connection(pc: RTCPeerConnection, viewer: str) -> None:
@@ -378,11 +381,15 @@ async def close_connection(pc: RTCPeerConnection, viewer: str) -> None:
     closing = asyncio.ensure_future(pc.close())
     _closing.add(closing)  # held, even if the caller is cancelled
     closing.add_done_callback(_closing.discard)
-    done, _ = await asyncio.wait({closing}, timeout=CLOSE_WAIT)
+    try:
+        done, _ = await asyncio.wait({closing}, timeout=CLOSE_WAIT)
+    except asyncio.CancelledError:
+        closing.add_done_callback(_closed_late)  # it goes on without its caller
+        raise
     if closing in done:
         closing.result()
     else:
-        logger.info("viewer %s: its TURN allocation is being released in the background", viewer)
+        logger.info("viewer %s: its connection finishes closing in the background", viewer)
         closing.add_done_callback(_closed_late)
 
 

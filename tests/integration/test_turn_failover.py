@@ -134,6 +134,9 @@ async def test_a_turn_server_gone_mid_call_does_not_hold_up_the_end_of_the_sessi
             assert allocated & set(turn.relay_ports(port)), "the box allocated on the server"
             process.kill()
             process.wait(5)
+            # still connected (host to host): the close below is the box's, not ICE's failure
+            state = box.call(lambda: box.box.viewers.peers[0].connection_state)
+            assert state == "connected", state
             await asyncio.to_thread(box.long_press)
             # END_GRACE and CLOSE_WAIT (2.3 s) with room to spare; without the bound: ~31 s
             await asyncio.to_thread(box.wait_state, "idle", 10.0)
