@@ -25,6 +25,9 @@ class FileSound:
         self._played = 0.0  # seconds of sound handed out since open
         self._start = 0.0
         self._closed = threading.Event()
+        # close() comes from the stopping thread while read() may be decoding in the sound
+        # thread: FFmpeg must not see its container closed under a decode (a segfault, seen)
+        self._lock = threading.Lock()
 
     def open(self) -> None:
         try:
@@ -57,15 +60,18 @@ class FileSound:
         wait = self._start + self._played - time.monotonic()
         if wait > timeout or (wait > 0 and self._closed.wait(wait)):
             return None
-        frame = next(self._frames, None)
+        with self._lock:
+            frames = self._frames
+            frame = next(frames, None) if frames is not None else None
         if frame is None:
             return None
         self._played += frame.samples / frame.sample_rate
         return CapturedSound(frame, time.time())
 
     def close(self) -> None:
-        self._closed.set()
-        self._frames = None
-        if self._container is not None:
-            self._container.close()
-            self._container = None
+        self._closed.set()  # a read waiting for its time returns at once
+        with self._lock:
+            self._frames = None
+            if self._container is not None:
+                self._container.close()
+                self._container = None
