@@ -221,13 +221,12 @@ class AsyncRedisRooms(RedisSteps):
 
     def __init__(self, client: Any, prefix: str = PREFIX) -> None:
         super().__init__(AsyncIO(client), prefix)
-        self._client = client
         self._bell = AsyncRedisBell(client, f"{prefix}bell:*")
         self._warming: asyncio.Task[int] | None = None
 
     def start(self) -> None:
         self._bell.start()
-        self._warming = asyncio.get_running_loop().create_task(warm(self._client), name="warm")
+        self._warming = asyncio.get_running_loop().create_task(warm(self._io.client), name="warm")
 
     async def stop(self) -> None:
         if self._warming is not None:

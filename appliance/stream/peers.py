@@ -45,11 +45,10 @@ MAX_AUDIO_LINES = 2
 MAX_MESSAGE_BYTES = 256
 #: Seconds a connection's close is waited for. Its media stop at once (aiortc stops the senders
 #: and, with BUNDLE as every browser offers it, shuts the one DTLS transport down before the ICE
-#: transport); what can take longer is giving
-#: back a TURN allocation whose server has gone, a request aioice retransmits for about 31 s.
-#: The core must not wait that long (the staff's buttons, the next session): the rest finishes in
-#: the background (the connection, and its DTLS state, let go when it ends), and the server frees
-#: the allocation when it expires anyway.
+#: transport); what can take longer is giving back a TURN allocation whose server has gone, a
+#: request aioice retransmits for about 31 s. The core must not wait that long (the staff's
+#: buttons, the next session): the rest finishes in the background (the connection, and its
+#: DTLS state, let go when it ends), and the server frees the allocation when it expires anyway.
 CLOSE_WAIT = 2.0
 _closing: set[asyncio.Future[None]] = set()
 
@@ -382,15 +381,14 @@ async def close_connection(pc: RTCPeerConnection, viewer: str) -> None:
     _closing.add(closing)  # held, even if the caller is cancelled
     closing.add_done_callback(_closing.discard)
     try:
-        done, _ = await asyncio.wait({closing}, timeout=CLOSE_WAIT)
-    except asyncio.CancelledError:
-        closing.add_done_callback(_closed_late)  # it goes on without its caller
-        raise
-    if closing in done:
+        await asyncio.wait({closing}, timeout=CLOSE_WAIT)
+    finally:
+        if not closing.done():  # it goes on without its caller (timed out, or cancelled)
+            closing.add_done_callback(_closed_late)
+    if closing.done():
         closing.result()
     else:
         logger.info("viewer %s: its connection finishes closing in the background", viewer)
-        closing.add_done_callback(_closed_late)
 
 
 def _closed_late(closing: asyncio.Future[None]) -> None:

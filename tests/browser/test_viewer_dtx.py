@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 
 from tests.support.browser import join, wait_js
+from tests.support.media import write_clip
 
 pytestmark = pytest.mark.browser
 
@@ -37,21 +37,7 @@ def _clip(path: Path) -> Path:
     t = np.arange(int(TONE_S * RATE)) / RATE
     tone = (np.sin(2 * np.pi * 1000 * t) * 10_000).astype(np.int16)
     mono = np.concatenate([tone, np.zeros(int(SILENCE_S * RATE), np.int16)])
-    stereo = np.stack([mono, mono], axis=1)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("pcm_s16le", rate=RATE, layout="stereo")
-        for i in range(0, len(stereo), 960):
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(stereo[i : i + 960]).reshape(1, -1),
-                format="s16",
-                layout="stereo",
-            )
-            frame.sample_rate = RATE
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    return write_clip(path, np.stack([mono, mono], axis=1), rate=RATE)
 
 
 def test_silence_sends_dtx_frames_and_the_tone_comes_back_at_once(

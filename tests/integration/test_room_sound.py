@@ -29,7 +29,7 @@ from appliance.core import Pause, Resume, SetSound
 from appliance.hearing import SoundSwitch
 from appliance.sound.file import FileSound
 from appliance.state import LED_MICROPHONE, LED_PATTERNS, State
-from tests.support.media import room_speaker
+from tests.support.media import room_speaker, write_clip
 from tests.support.viewer_client import AiortcViewer
 from tests.support.wait import until_async
 
@@ -54,12 +54,7 @@ def room_clip(tmp_path: Path) -> Any:
     path = tmp_path / "room.wav"
     t = np.arange(RATE * 2) / RATE
     tone = (np.sin(2 * np.pi * ROOM_HZ * t) * 12_000).astype(np.int16)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("pcm_s16le", rate=RATE, layout="mono")
-        frame = av.AudioFrame.from_ndarray(tone.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = RATE
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            container.mux(packet)
+    write_clip(path, tone, rate=RATE)
     return functools.partial(FileSound, str(path))
 
 

@@ -10,10 +10,10 @@ import threading
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 
 from appliance.sound.file import FileSound
+from tests.support.media import write_clip
 
 RATE = 48_000
 
@@ -21,19 +21,7 @@ RATE = 48_000
 def clip(path: Path) -> Path:
     """Ten seconds of noise in Opus (decoding it takes real work) in an Ogg file."""
     noise = (np.random.default_rng(1).standard_normal(RATE * 10) * 8_000).astype(np.int16)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libopus", rate=RATE, layout="mono")
-        for start in range(0, len(noise), 960):
-            block = noise[start : start + 960]
-            if len(block) < 960:
-                break
-            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")
-            frame.sample_rate = RATE
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
+    return write_clip(path, noise, codec="libopus", rate=RATE)
 
 
 def test_closing_the_file_source_while_its_thread_decodes_never_crashes(tmp_path: Path) -> None:

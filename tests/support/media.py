@@ -1,11 +1,12 @@
 """A stand-in for the media port (:class:`appliance.stream.ports.MediaControl`) that records
-what it is asked."""
+what it is asked; the room's speaker as a file; sound clips written for the ``file`` source."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import av
 import numpy as np
 
 from appliance.encode.keyframes import KeyframeReason
@@ -69,3 +70,23 @@ def room_speaker(tmp_path: Path, monkeypatch: Any) -> Path:
     )
     monkeypatch.setenv("ALSA_CONFIG_PATH", str(conf))
     return played
+
+
+def write_clip(path: Path, samples: Any, codec: str = "pcm_s16le", rate: int = 48_000) -> Path:
+    """``samples`` (int16; one column per channel, or one dimension for mono) as a sound file,
+    in 20 ms frames (the only size Opus takes; a tail shorter than a frame is left out)."""
+    block = rate // 50
+    channels = 1 if samples.ndim == 1 else samples.shape[1]
+    layout = "mono" if channels == 1 else "stereo"
+    columns = samples.reshape(len(samples), channels)
+    with av.open(str(path), "w") as out:
+        stream = cast(av.AudioStream, out.add_stream(codec, rate=rate, layout=layout))
+        for start in range(0, len(columns) - block + 1, block):
+            interleaved = np.ascontiguousarray(columns[start : start + block]).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(interleaved, format="s16", layout=layout)
+            frame.sample_rate = rate
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
