@@ -19,6 +19,7 @@ from appliance.relay import store as store_mod
 from appliance.relay.aioserver import AsyncRelayServer
 from appliance.relay.config import RedisConfig, RelayConfig, StoreKind, hash_token
 from appliance.relay.limits import FILES_BURST
+from appliance.relay.rooms import room_hash as sha
 from appliance.relay.server import THREADS
 from tests.support.room_stores import BOX, ROOM, maker, seated
 
@@ -274,6 +275,15 @@ async def test_the_proxy_s_health_check_is_answered_while_redis_is_stalled(
         assert time.monotonic() - started > 1.5
 
 
+async def heard_so_far(client: Any, *processes: Any) -> None:
+    """Until every process's bell has heard what Redis published before: a mark published
+    after it is heard (Redis delivers a subscriber its messages in order)."""
+    for rooms in processes:
+        mark = rooms.listen("mark")
+        await asyncio.to_thread(client.publish, f"{rooms.prefix}bell:{sha('mark')}", "*")
+        await asyncio.wait_for(mark, 5)
+
+
 async def test_with_redis_a_side_s_own_change_does_not_wake_its_poll(
     request: pytest.FixtureRequest,
 ) -> None:
@@ -286,6 +296,8 @@ async def test_with_redis_a_side_s_own_change_does_not_wake_its_poll(
     try:
         await asyncio.to_thread(box_side.open, BOX, ROOM, time.time() + 60)
         token, handle = await asyncio.to_thread(seated, box_side)
+        # the seat's own changes (the knock wakes the box's side) reach both processes first
+        await heard_so_far(request.getfixturevalue("redis_client"), box_side, viewer_side)
         box_poll = box_side.listen(ROOM, store_mod.Side.BOX)
         viewer_poll = viewer_side.listen(ROOM, store_mod.Side.VIEWERS)
         await asyncio.to_thread(box_side.box_send, BOX, ROOM, handle, "answer", False)
