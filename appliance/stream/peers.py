@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -39,8 +41,10 @@ logger = logging.getLogger(__name__)
 #: Constrained Baseline first: what every phone decodes in hardware.
 _H264_ORDER = ("42e01f", "42001f")
 MAX_SDP_BYTES = 16_384
-#: The offer's audio m-lines: the scanner's sound and the room's line (talk-back); no more.
-MAX_AUDIO_LINES = 2
+#: The m-lines an offer may hold, by kind: the picture; the scanner's sound and the room's line
+#: (talk-back); the data channel. No more, and no other kind: each would cost the box a
+#: transceiver (a video one a decoder, were the phone to send on it).
+MAX_LINES = {"video": 1, "audio": 2, "application": 1}
 #: The largest message the phone may send on the data channel (a talk button's state).
 MAX_MESSAGE_BYTES = 256
 #: Seconds a connection's close is waited for. Its media stop at once (aiortc stops the senders
@@ -181,12 +185,11 @@ class ViewerPeer:
 
     async def answer(self, offer_sdp: str) -> str:
         """Apply the viewer's offer and return the box's answer (ICE gathered, non-trickle)."""
-        if (
-            len(offer_sdp) > MAX_SDP_BYTES
-            or "m=video" not in offer_sdp
-            or offer_sdp.count("m=audio") > MAX_AUDIO_LINES
-        ):
+        lines = Counter(re.findall(r"^m=(\S+)", offer_sdp, re.MULTILINE))
+        if len(offer_sdp) > MAX_SDP_BYTES or not lines["video"]:
             raise SignallingError("the offer is not a video offer")
+        if any(count > MAX_LINES.get(kind, 0) for kind, count in lines.items()):
+            raise SignallingError("the offer asks for more media lines than the box serves")
         self._track = EncodedVideoTrack(self._fanout)
         # The transceiver and codec preferences go in before the remote description: aiortc
         # matches the offer's m-line to this transceiver, and ignores preferences set later.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import functools
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -253,7 +254,25 @@ async def test_a_box_without_room_sound_answers_the_room_line_inactive(box_facto
         await viewer.close()
 
 
-async def test_an_offer_with_a_third_audio_line_is_refused() -> None:
+def chromium_offer_with(kind: str, copies: int) -> str:
+    """Chromium's own offer (a fixture) with ``copies`` more of its ``kind`` m-line (new mids,
+    in the bundle): an offer aiortc would answer, a transceiver for each."""
+    offer = (Path(__file__).parents[1] / "fixtures" / "chromium-156-offer.sdp").read_text()
+    head, *sections = offer.strip().split("\nm=")
+    line = next(section for section in sections if section.startswith(kind))
+    mids = [str(9 + n) for n in range(copies)]
+    extra = [re.sub(r"a=mid:\S+", f"a=mid:{mid}", line) for mid in mids]
+    head = head.replace("a=group:BUNDLE 0 1 2", " ".join(["a=group:BUNDLE 0 1 2", *mids]))
+    return "\nm=".join([head, *sections, *extra]).replace("\n", "\r\n") + "\r\n"
+
+
+@pytest.mark.parametrize(
+    ("kind", "copies"),
+    [("audio", 2), ("video", 1)],  # a third sound line; a second picture (a decoder each)
+)
+async def test_an_offer_with_more_media_lines_than_the_box_serves_is_refused(
+    kind: str, copies: int
+) -> None:
     from appliance.encode.keyframes import KeyframePolicy
     from appliance.errors import SignallingError
     from appliance.stream.fanout import PacketFanout
@@ -261,7 +280,7 @@ async def test_an_offer_with_a_third_audio_line_is_refused() -> None:
 
     peer = ViewerPeer(PacketFanout(KeyframePolicy()), None, (), lambda: None, lambda p: None)
     try:
-        with pytest.raises(SignallingError):
-            await peer.answer("v=0\r\nm=video 9\r\nm=audio 9\r\nm=audio 9\r\nm=audio 9\r\n")
+        with pytest.raises(SignallingError, match="more media lines"):
+            await peer.answer(chromium_offer_with(kind, copies))
     finally:
         await peer.close()
