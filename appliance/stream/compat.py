@@ -224,21 +224,22 @@ PaceDelay = Callable[[int], float]
 
 def tap_rtp_out(
     sender: Any,
-    on_sent: Callable[[int, bool, int, bool], None],
+    on_sent: Callable[[int, bool, int | None, bool], None],
     pace: PaceDelay | None = None,
     allow_rtx: Callable[[int, int | None], bool] = lambda n, seq: True,
     playout_delay_id: int = 0,
     playout_delay: Callable[[], bytes] = lambda: b"\x00\x00\x00",
 ) -> None:
     """Count the RTP bytes ``sender`` hands its DTLS transport before SRTP (``on_sent(nbytes, rtx,
-    seq, keyframe)``: retransmissions flagged, the packet's sequence number, whether it starts a
-    keyframe of ``sender``'s) and, with ``pace``, hold each packet as long as it says, so a frame's
-    packets leave spread out instead of in one burst. aiortc stamps abs-send-time before the send;
-    a paced packet gets it again as it leaves (Chrome's bandwidth estimate reads it). A
-    retransmission ``allow_rtx(nbytes, original seq)`` refuses is dropped (a NACK storm on a lossy
-    link must not take the bandwidth the picture needs). With ``playout_delay_id``,
-    every packet carries the playout-delay extension (its 3 bytes from ``playout_delay()``: min and
-    max in 10 ms units, 12 bits each)."""
+    seq, keyframe)``: retransmissions flagged, the sequence number of ``sender``'s own packets
+    (None for the other lines' packets, which share the transport under BUNDLE: the sound's
+    numbers are another sequence), whether it starts a keyframe of ``sender``'s) and, with
+    ``pace``, hold each packet as long as it says, so a frame's packets leave spread out instead
+    of in one burst. aiortc stamps abs-send-time before the send; a paced packet gets it again
+    as it leaves (Chrome's bandwidth estimate reads it). A retransmission ``allow_rtx(nbytes,
+    original seq)`` refuses is dropped (a NACK storm on a lossy link must not take the bandwidth
+    the picture needs). With ``playout_delay_id``, every packet carries the playout-delay
+    extension (its 3 bytes from ``playout_delay()``: min and max in 10 ms units, 12 bits each)."""
     transport = sender.transport
     original: Callable[[bytes], Awaitable[None]] = transport._send_rtp
 
@@ -258,7 +259,8 @@ def tap_rtp_out(
                         data = _restamp_abs_send_time(data, ext_id)
             if playout_delay_id:
                 data = add_extension(data, playout_delay_id, playout_delay())
-            on_sent(len(data), rtx, int.from_bytes(data[2:4], "big"), key)
+            seq = int.from_bytes(data[2:4], "big") if ssrc == sender._ssrc else None
+            on_sent(len(data), rtx, seq, key)
         await original(data)
 
     transport._send_rtp = send_rtp

@@ -62,6 +62,30 @@ async def test_rtcp_taps_see_reports_and_nacks_for_our_ssrc_only() -> None:
         await pc.close()
 
 
+async def test_the_send_tap_numbers_only_the_picture_s_own_packets() -> None:
+    """Under BUNDLE the sound's packets pass the picture's transport too: counted (they take
+    the link), but their sequence numbers (another sequence) are not the picture's."""
+    pc, sender = await _sender()
+    try:
+        out: list[bytes] = []
+
+        async def send(data: bytes) -> None:
+            out.append(data)
+
+        sender.transport._send_rtp = send  # type: ignore[attr-defined]
+        seen: list[tuple[int, bool, int | None, bool]] = []
+        compat.tap_rtp_out(sender, lambda *sent: seen.append(sent))
+        ssrc = sender._ssrc  # type: ignore[attr-defined]
+        picture = RtpPacket(payload_type=96, sequence_number=7, ssrc=ssrc).serialize()
+        sound = RtpPacket(payload_type=111, sequence_number=9, ssrc=4242).serialize()
+        for data in (picture, sound):
+            await sender.transport._send_rtp(data)  # type: ignore[attr-defined]
+        assert out == [picture, sound]
+        assert seen == [(len(picture), False, 7, False), (len(sound), False, None, False)]
+    finally:
+        await pc.close()
+
+
 async def test_history_keeps_packets_by_time_and_by_full_sequence_number() -> None:
     pc, sender = await _sender()
     try:
