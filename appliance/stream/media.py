@@ -49,6 +49,9 @@ class Media:
         self._share = SoundShare(sound.bitrate) if sound is not None else None
         self.room = room
         self._talkback = talkback
+        #: the rate last set, and which sounds were sending then (their shares taken from it)
+        self._rate: tuple[int, LadderStep] | None = None
+        self._shared = (False, False)
         self._masks = masks
         self._apply(masks.rects())
 
@@ -58,9 +61,15 @@ class Media:
         self.pipeline.keyframe(reason)
 
     def set_rate(self, bitrate: int, step: LadderStep) -> None:
-        """The encoders' bitrate: the sound's share first (:mod:`.soundshare`), the rest to the
-        picture."""
-        if self.sound is None or self._share is None:
+        """The encoders' bitrate, shared by what is sending: the room microphone's first (its
+        own fixed bitrate, ``room.bitrate``), then the scanner sound's share
+        (:mod:`.soundshare`), the rest to the picture. A sound that is not sending (muted,
+        switched off, paused) leaves its share to the picture."""
+        self._rate = (bitrate, step)
+        self._shared = scanner, room = self._sending()
+        if room and self.room is not None:
+            bitrate = max(bitrate - self.room.bitrate, 0)
+        if not scanner or self.sound is None or self._share is None:
             self.pipeline.set_rate(bitrate, step)
             return
         share = self._share.split(bitrate)
@@ -73,11 +82,13 @@ class Media:
         self.pipeline.set_viewers(count)
         for sound in self._sounds():
             sound.set_viewers(count)
+        self._reshare()
 
     def set_mode(self, mode: Mode) -> None:
         self.pipeline.set_mode(mode)
         for sound in self._sounds():
             sound.set_mode(mode)
+        self._reshare()
 
     def set_hearing(self, hearing: Hearing) -> None:
         if self.sound is not None:
@@ -86,6 +97,20 @@ class Media:
             self.room.set_enabled(hearing.microphone)
         if self._talkback is not None:
             self._talkback.set_playing(hearing.talkback)
+        self._reshare()
+
+    def _sending(self) -> tuple[bool, bool]:
+        """Whether the scanner's sound and the room microphone are sending now."""
+        return (
+            self.sound is not None and self.sound.sending,
+            self.room is not None and self.room.sending,
+        )
+
+    def _reshare(self) -> None:
+        """A sound started or stopped sending: the picture takes, or gives back, its share at
+        once (not at the rate controller's next step)."""
+        if self._rate is not None and self._sending() != self._shared:
+            self.set_rate(*self._rate)
 
     @property
     def sound_fanout(self) -> SoundFanout | None:

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from appliance.capture.masks import MaskStore
+from appliance.hearing import Hearing
 from appliance.sound import synthetic
 from appliance.sound.opus import OpusEncoder
 from appliance.stream.ladder import LadderStep
 from appliance.stream.media import Media
+from appliance.stream.pipeline import Mode
 from appliance.stream.sound import SoundFanout, SoundPipeline
 from appliance.stream.soundshare import SQUEEZED_BPS, SoundShare
 
@@ -47,6 +49,12 @@ class Picture:
     def set_frame_filter(self, apply: object) -> None:
         pass
 
+    def set_mode(self, mode: Mode) -> None:
+        pass
+
+    def set_viewers(self, count: int) -> None:
+        pass
+
 
 def _bytes_per_second(encoder: OpusEncoder, start: int) -> int:
     blocks = [synthetic.render(start + i * 960, 960) for i in range(50)]
@@ -63,6 +71,8 @@ def test_the_media_port_sets_both_encoders_and_the_sound_shrinks(tmp_path: Path)
         media = Media(picture, MaskStore(tmp_path / "mask.json", ()), sound)  # type: ignore[arg-type]
         full = _bytes_per_second(encoder, 0)
         assert 6_000 <= full <= 10_000  # about 64 kbit/s
+        media.set_mode(Mode.LIVE)
+        media.set_viewers(1)  # the sound is sending
         media.set_rate(2_000_000, FULL)
         assert picture.rates[-1] == (2_000_000 - 64_000, FULL)
         assert sound.bitrate == 64_000
@@ -76,6 +86,39 @@ def test_the_media_port_sets_both_encoders_and_the_sound_shrinks(tmp_path: Path)
         spectrum = np.abs(np.fft.rfft(decoded))
         hz = (np.argmax(spectrum[1:]) + 1) * 48_000 / len(decoded)
         assert synthetic.BAND[0] - 50 <= hz <= synthetic.BAND[1] + 50
+
+    asyncio.run(run())
+
+
+def test_only_the_sounds_sending_take_their_share_and_at_once(tmp_path: Path) -> None:
+    """The room microphone's bitrate is taken off the picture while the staff have it on; the
+    scanner's sound gives its share back while muted; each change applies at once."""
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        scanner = SoundPipeline(synthetic.SyntheticSound, OpusEncoder(64_000), SoundFanout(), loop)
+        room = SoundPipeline(
+            synthetic.SyntheticSound, OpusEncoder(32_000), SoundFanout(), loop, enabled=False
+        )
+        picture = Picture()
+        masks = MaskStore(tmp_path / "mask.json", ())
+        media = Media(picture, masks, scanner, room=room)  # type: ignore[arg-type]
+        media.set_rate(2_000_000, FULL)  # nobody watching: nothing is sent but the picture
+        assert picture.rates[-1][0] == 2_000_000
+        media.set_mode(Mode.LIVE)
+        media.set_viewers(1)
+        media.set_hearing(Hearing(scanner=True))
+        assert picture.rates[-1][0] == 2_000_000 - 64_000  # at once, not at the next step
+        media.set_hearing(Hearing(scanner=True, microphone=True))
+        assert picture.rates[-1][0] == 2_000_000 - 64_000 - 32_000
+        media.set_rate(1_000_000, FULL)
+        assert picture.rates[-1][0] == 1_000_000 - 64_000 - 32_000
+        media.set_hearing(Hearing(microphone=True))  # the scanner muted
+        assert picture.rates[-1][0] == 1_000_000 - 32_000
+        media.set_mode(Mode.PAUSED)
+        assert picture.rates[-1][0] == 1_000_000
+        for pipeline in (scanner, room):
+            pipeline.stop()
 
     asyncio.run(run())
 
