@@ -48,6 +48,8 @@ class ProbeResult:
     jitter_ms: float = 0.0  # RFC 3550 interarrival jitter
     #: (arrival s since the first send, sequence, one-way delay ms) per datagram, in arrival order
     arrivals: list[tuple[float, int, float]] = field(default_factory=list, repr=False)
+    #: time.monotonic() of the first send: arrivals' 0 (to place the rig's changes on them)
+    started: float = field(default=0.0, repr=False)
 
     def series(self, bin_s: float = 1.0) -> list[float]:
         """Delivered Mbit/s (IP bytes) in consecutive bins of ``bin_s`` from the first send."""
@@ -60,7 +62,7 @@ class ProbeResult:
 
     def summary(self) -> dict[str, float | int]:
         """The numbers without the per-datagram arrivals."""
-        return {k: v for k, v in asdict(self).items() if k != "arrivals"}
+        return {k: v for k, v in asdict(self).items() if k not in ("arrivals", "started")}
 
 
 class _Receiver(threading.Thread):
@@ -118,6 +120,7 @@ def run_probe(
         receiver.start()
         result = ProbeResult(rate_mbit=rate_mbit, seconds=seconds, size=size)
         t0_ns = time.monotonic_ns()
+        result.started = t0_ns / 1e9
         result.sent = _send(tx, rx.getsockname(), rate_mbit, seconds, size)
         receiver.stop_at = time.monotonic() + drain_s
         receiver.join(drain_s + 1.0)
