@@ -151,8 +151,9 @@ class Viewers:
         await peer.close()  # reports through _closed
 
     async def close_all(self) -> None:
-        for peer in [*self._pending, *self._adopted]:
-            await peer.close()  # the last one schedules the release
+        # together: each close may take its CLOSE_WAIT (a TURN server gone); the last one to
+        # finish schedules the release
+        await asyncio.gather(*(peer.close() for peer in [*self._pending, *self._adopted]))
         control, self._control = self._control, None
         if control is not None:
             control.cancel()

@@ -3,6 +3,9 @@ refused gets a fresh keyframe instead; what the last viewer leaves is collected 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from appliance.config import StreamConfig
 from appliance.encode.keyframes import KeyframePolicy, KeyframeReason
 from appliance.stream.fanout import PacketFanout
@@ -72,3 +75,31 @@ async def test_what_the_last_viewer_leaves_is_collected_and_given_back(monkeypat
         assert released == [1]
     finally:
         await viewers.close_all()
+
+
+async def test_the_viewers_are_closed_together() -> None:
+    """Each close may wait its CLOSE_WAIT (a TURN server gone): the box's stop and the end of
+    a session wait for the slowest, not for their sum."""
+    import asyncio
+
+    viewers = Viewers((), RecordingMedia(), PacketFanout(KeyframePolicy()), on_left=lambda p: None)
+    peers = [viewers.make(), viewers.make()]
+    closing: set[int] = set()
+    both = asyncio.Event()
+
+    def slow(peer: Any) -> Callable[[], Coroutine[Any, Any, None]]:
+        close = peer.close
+
+        async def closed() -> None:
+            closing.add(id(peer))
+            if len(closing) == len(peers):
+                both.set()
+            await asyncio.wait_for(both.wait(), 5)  # only if the other is closing meanwhile
+            await close()
+
+        return closed
+
+    for peer in peers:
+        peer.close = slow(peer)  # type: ignore[method-assign]
+    await viewers.close_all()
+    assert closing == {id(peer) for peer in peers}
