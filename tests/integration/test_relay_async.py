@@ -135,7 +135,7 @@ async def test_polls_beyond_the_threads_wait_and_a_knock_and_the_staff_are_answe
         )[0] == 202
         status, got = await asyncio.wait_for(polls[1], 5)  # box 1's waiting poll hears it
         assert status == 200 and [m["blob"] for m in got["messages"]] == ["k2"]
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 3.0  # the poll would wait 20 s
 
         # a box answers its viewer: that viewer's waiting poll hears it
         started = time.monotonic()
@@ -145,7 +145,7 @@ async def test_polls_beyond_the_threads_wait_and_a_knock_and_the_staff_are_answe
         )[0] == 204
         status, got = await asyncio.wait_for(polls[BOXES + 2], 5)
         assert got == {"messages": [{"n": 2, "blob": "answer"}], "seat": True}
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 3.0  # the poll would wait 20 s
 
         for i in range(BOXES):  # the rooms close: every poll still waiting hears it
             await call(http, "DELETE", f"{base}/api/box/rooms/{room(i)}", **box(i))
@@ -204,7 +204,7 @@ async def test_the_thread_free_wait_wakes_on_the_other_side_s_change(
         await asyncio.to_thread(viewer_side.viewer_send, ROOM, viewer_token, "offer")
         messages = await asyncio.wait_for(waiting, 5)
         assert [m[3] for m in messages if m[2] == "message"] == ["offer"]
-        assert time.monotonic() - sent < 0.5, "woken, not timed out"
+        assert time.monotonic() - sent < 3.0, "woken, not timed out (10 s)"
         started = time.monotonic()
         assert await store_mod.wait_for_async(box_side, ROOM, 0.3, taking(3)) == []
         assert 0.25 < time.monotonic() - started < 2, "nothing to say: ends at its wait"
@@ -246,7 +246,7 @@ async def test_an_asynchronous_poll_still_wakes_when_its_subscription_drops(
         await asyncio.to_thread(viewer_side.viewer_send, ROOM, viewer_token, "offer")
         messages = await asyncio.wait_for(waiting, 10)
         assert [m[3] for m in messages if m[2] == "message"] == ["offer"]
-        assert time.monotonic() - sent < 2.5, "within a recheck, not at the poll's end"
+        assert time.monotonic() - sent < 5.0, "within a recheck, not at the poll's end (20 s)"
     finally:
         await on_loop.wake()
         await on_loop.close()
@@ -258,10 +258,10 @@ async def test_the_proxy_s_health_check_is_answered_while_redis_is_stalled(
     server: AsyncRelayServer, redis_client: Any
 ) -> None:
     """HAProxy's check (docs/relay.md) never waits behind the store: with Redis answering no
-    one for 2 s and fifty requests waiting for it, the check is answered at once."""
+    one for 4 s and fifty requests waiting for it, the check is answered at once."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         assert await call(http, "GET", f"{server.url}/api/health") == (200, {"ok": True})
-        redis_client.execute_command("CLIENT", "PAUSE", "2000", "ALL")
+        redis_client.execute_command("CLIENT", "PAUSE", "4000", "ALL")
         started = time.monotonic()
         pages = [  # each takes from its address's bucket, in Redis
             asyncio.create_task(call(http, "GET", f"{server.url}/v/viewer.css"))
@@ -269,10 +269,10 @@ async def test_the_proxy_s_health_check_is_answered_while_redis_is_stalled(
         ]
         await asyncio.sleep(0.2)
         assert await call(http, "GET", f"{server.url}/api/health") == (200, {"ok": True})
-        assert time.monotonic() - started < 1.0, "the check waited for Redis"
+        assert time.monotonic() - started < 2.5, "the check waited for Redis (4 s)"
         assert not any(page.done() for page in pages), "the requests that ask Redis wait"
         assert [status for status, _ in await asyncio.gather(*pages)] == [200] * len(pages)
-        assert time.monotonic() - started > 1.5
+        assert time.monotonic() - started > 3.5
 
 
 async def heard_so_far(client: Any, *processes: Any) -> None:
