@@ -106,7 +106,8 @@ def test_the_fake_microphone_reaches_the_speaker_only_while_allowed_and_held(
     until(lambda: talkback.played > 75, 10, what="the voice played in the room")
     page.mouse.up()  # let go
     wait_js(page, "document.body.dataset.talk === 'allowed'")
-    time.sleep(0.5)
+    until(lambda: not talkback.playing, 5, what="the box took the release")
+    time.sleep(0.3)  # the block the speaker thread may be writing
     released = talkback.played
     time.sleep(1.0)
     assert talkback.played == released, "nothing played once the button is let go"

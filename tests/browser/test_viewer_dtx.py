@@ -51,7 +51,9 @@ def test_silence_sends_dtx_frames_and_the_tone_comes_back_at_once(
     page.click("#sound")
     seen: list[tuple[float, dict[str, float]]] = []
     start = time.monotonic()
-    while time.monotonic() - start < TONE_S + SILENCE_S + 2.0:  # the tone, silence, the tone
+    # the clip started at admission, before this clock: its silence is found in what is heard
+    # (its start, the first quiet sample after the tone), and the windows placed on it
+    while time.monotonic() - start < TONE_S + SILENCE_S + 3.0:  # the tone, silence, the tone
         stats = page.evaluate(STATS)
         if stats:
             seen.append((time.monotonic() - start, stats))
@@ -63,11 +65,15 @@ def test_silence_sends_dtx_frames_and_the_tone_comes_back_at_once(
         (t0, a), (t1, b) = inside[0], inside[-1]
         return t1 - t0, {k: b[k] - a[k] for k in ("packets", "concealed")}
 
-    seconds, loud = window(0.5, TONE_S - 0.5)
-    assert loud["packets"] / seconds > 40, seen  # a packet every 20 ms while the tone plays
-    seconds, quiet = window(TONE_S + 1.0, TONE_S + SILENCE_S - 0.5)
+    loud_at = min(t for t, s in seen if s["level"] > 0.1)
+    silent_at = min(t for t, s in seen if t > loud_at and s["level"] < 0.01)
+    seconds, loud = window(max(loud_at, silent_at - TONE_S + 0.5), silent_at - 0.5)
+    assert seconds >= 1.0 and loud["packets"] / seconds > 40, seen  # one every 20 ms: the tone
+    # the level lags the packets (the jitter buffer, the sampling): the window ends a second
+    # before the tone's packets come back
+    seconds, quiet = window(silent_at + 1.0, silent_at + SILENCE_S - 1.0)
     assert quiet["packets"] / seconds < 4.5, seen  # one every 400 ms (2.5/s) while silent
     assert quiet["concealed"] < 0.1 * RATE, seen  # DTX, not losses concealed
-    quiet_until = max(t for t, s in seen if t < TONE_S + SILENCE_S + 1.5 and s["level"] < 0.01)
-    heard = min(t for t, s in seen if t > quiet_until and s["level"] > 0.1)
-    assert heard - quiet_until < 0.75, seen  # the tone is heard again at once
+    heard = min(t for t, s in seen if t > silent_at and s["level"] > 0.1)
+    # the tone is heard again at once: when the clip brings it back, within a sample or two
+    assert heard - (silent_at + SILENCE_S) < 0.75, seen

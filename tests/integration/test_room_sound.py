@@ -213,7 +213,8 @@ async def test_talkback_reaches_the_speaker_only_while_allowed_live_and_held(
         viewer.talk(True)
         await until_async(lambda: talkback.played > 50, timeout=5)
         viewer.talk(False)
-        await asyncio.sleep(0.3)
+        await until_async(lambda: not talkback.playing, timeout=5)  # the box took the message
+        await asyncio.sleep(0.3)  # the block the speaker thread may be writing
         released = talkback.played
         await asyncio.sleep(1.0)
         assert talkback.played == released, "nothing played once the button is let go"
