@@ -42,7 +42,14 @@ def test_viewer_plays_h264_with_an_advancing_time_strip_and_pause_stops_it(
     running_box.press()  # pause
     wait_js(page, "window.viewer.state === 'paused'")
     assert page.locator("#message").inner_text() == "Paused"
-    time.sleep(0.5)
+    # a scan frame in flight as the pause came may still be presented: until the slate is
+    # (frames come in order)
+    wait_js(
+        page,
+        "(() => { const f = window.probe.frames; return f.length && "
+        "f[f.length - 1].stamp === null; })()",
+        timeout=10,
+    )
     before = page.evaluate("window.probe.stamped")
     time.sleep(2.0)
     assert page.evaluate("window.probe.stamped") == before, "no scan frames while paused"
