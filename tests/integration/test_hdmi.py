@@ -138,7 +138,8 @@ def test_timeout_without_event_gives_a_slate_within_a_second_of_the_timeout(
     t0 = time.monotonic()
     rig.slate(timeout=3)
     took = time.monotonic() - t0
-    assert 0.9 < took < 2.0, took  # the 1 s timeout, then the slate at once
+    # the 1 s timeout (counted from the last frame, read a moment before t0), then the slate
+    assert 0.7 < took < 2.0, took
     assert rig.src.signal is SignalState.NO_SIGNAL
     rig.dev.stall(False)
     rig.live(timeout=3)
@@ -202,6 +203,14 @@ def test_fast_inputs_keep_every_other_frame_for_the_hardware_encoder(
 ) -> None:
     rig = rigs("pi4", mode, max_fps=30)
     rig.live()
+    for _ in range(100):  # until a read waits for the device: what queued up is behind us
+        started = time.monotonic()
+        if (
+            (f := rig.src.read(0.5)) is not None
+            and not f.slate
+            and time.monotonic() - started > 0.005
+        ):
+            break
     n0, got, t0 = rig.dev.frames_delivered, 0, time.monotonic()
     while got < 12:
         if (f := rig.src.read(0.5)) is not None and not f.slate:
@@ -358,7 +367,7 @@ def test_pipeline_keeps_one_stream_through_loss_and_size_changes(encoder: str) -
         took = wait_for(lambda s: s[3] and not s[4], t)  # a slate keyframe, no time strip
         assert took < 1.0
         t2 = time.monotonic()
-        time.sleep(2.2)
+        time.sleep(2.6)  # the next two due at about +1 and +2 s, a third not before +3
         with lock:
             slates = [s for s in seen if s[0] >= t2 and not s[4]]
         assert 2 <= len(slates) <= 3 and all(s[3] for s in slates)  # one keyframe a second
