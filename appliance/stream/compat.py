@@ -231,15 +231,16 @@ def tap_rtp_out(
     playout_delay: Callable[[], bytes] = lambda: b"\x00\x00\x00",
 ) -> None:
     """Count the RTP bytes ``sender`` hands its DTLS transport before SRTP (``on_sent(nbytes, rtx,
-    seq, keyframe)``: retransmissions flagged, the sequence number of ``sender``'s own packets
-    (None for the other lines' packets, which share the transport under BUNDLE: the sound's
-    numbers are another sequence), whether it starts a keyframe of ``sender``'s) and, with
-    ``pace``, hold each packet as long as it says, so a frame's packets leave spread out instead
-    of in one burst. aiortc stamps abs-send-time before the send; a paced packet gets it again
-    as it leaves (Chrome's bandwidth estimate reads it). A retransmission ``allow_rtx(nbytes,
-    original seq)`` refuses is dropped (a NACK storm on a lossy link must not take the bandwidth
-    the picture needs). With ``playout_delay_id``, every packet carries the playout-delay
-    extension (its 3 bytes from ``playout_delay()``: min and max in 10 ms units, 12 bits each)."""
+    seq, keyframe)``: retransmissions flagged, the sequence number of the packets on ``sender``'s
+    media SSRC (None for its retransmissions and for the other lines' packets, which share the
+    transport under BUNDLE: the sound's numbers are another sequence), whether it starts a
+    keyframe of ``sender``'s) and, with ``pace``, hold each packet as long as it says, so a
+    frame's packets leave spread out instead of in one burst. aiortc stamps abs-send-time before
+    the send; a paced packet gets it again as it leaves (Chrome's bandwidth estimate reads it).
+    A retransmission ``allow_rtx(nbytes, original seq)`` refuses is dropped (a NACK storm on a
+    lossy link must not take the bandwidth the picture needs). With ``playout_delay_id``, every
+    packet carries the playout-delay extension (its 3 bytes from ``playout_delay()``: min and
+    max in 10 ms units, 12 bits each)."""
     transport = sender.transport
     original: Callable[[bytes], Awaitable[None]] = transport._send_rtp
 

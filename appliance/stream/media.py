@@ -69,10 +69,13 @@ class Media:
         self._shared = scanner, room = self._sending()
         if room and self.room is not None:
             bitrate = max(bitrate - self.room.bitrate, 0)
-        if not scanner or self.sound is None or self._share is None:
+        if self.sound is None or self._share is None:
             self.pipeline.set_rate(bitrate, step)
             return
-        share = self._share.split(bitrate)
+        share = self._share.split(bitrate)  # its squeeze follows every decision, sent or not
+        if not scanner:
+            self.pipeline.set_rate(bitrate, step)
+            return
         self.pipeline.set_rate(share.picture_bps, step)
         if share.sound_bps != self.sound.bitrate:
             logger.info("sound at %d kbit/s", share.sound_bps // 1000)

@@ -199,7 +199,7 @@ class ViewerPeer:
         compat.hook_keyframe_requests(sender, self._keyframe_requested)
         compat.keep_rtp_history(sender, self._link.rtx_history_s)
         self.sync = [lipsync.sync_to_capture(sender, lipsync.VIDEO_CLOCK)]
-        audio, room = self._add_sound(offer_sdp)
+        audio, room = self._add_sound(lines["audio"])
         feedback = self.feedback
         if feedback is not None:
             compat.tap_rtcp(sender, feedback.on_report, feedback.on_remb, feedback.on_nack)
@@ -254,12 +254,11 @@ class ViewerPeer:
         )
         return str(self._pc.localDescription.sdp)
 
-    def _add_sound(self, offer_sdp: str) -> tuple[Any, Any]:
+    def _add_sound(self, lines: int) -> tuple[Any, Any]:
         """The scanner's transceiver (the offer's first audio m-line) and the room's (its second:
-        the room microphone out, the phone's voice in), as this box has them; a line the box has
-        nothing for is inactive (never received: aiortc would otherwise receive on it, into a
-        queue nobody reads)."""
-        lines = offer_sdp.count("m=audio")
+        the room microphone out, the phone's voice in), as this box has them, for an offer of
+        ``lines`` audio m-lines; a line the box has nothing for is inactive (never received:
+        aiortc would otherwise receive on it, into a queue nobody reads)."""
         audio = room = None
         if lines >= 1:
             if self._sound is not None:

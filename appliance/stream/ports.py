@@ -9,7 +9,8 @@ and ``set_mode`` start, pause and stop them all, in one call; ``set_hearing`` fo
 switches;
 ``sound_fanout`` is what the viewers' audio tracks read (None: the box sends no sound).
 ``keyframe``, the mask and the preview stay the picture's. ``set_rate`` shares the encoders'
-bitrate: the sound's first (:mod:`~appliance.stream.soundshare`), the rest to the picture.
+bitrate among what is sending: the room microphone's and the scanner sound's first
+(:mod:`~appliance.stream.soundshare`), the rest to the picture.
 """
 
 from __future__ import annotations
@@ -28,14 +29,17 @@ from .talkback import TalkBack
 
 
 class MediaControl(Protocol):
-    """Control of the media side, from any thread."""
+    """Control of the media side: ``keyframe``, the mask and the preview from any thread;
+    ``set_rate``, ``set_viewers``, ``set_mode`` and ``set_hearing`` on the event loop (the
+    viewers' rate control, the core's listeners), where the sounds' shares are kept."""
 
     def keyframe(self, reason: KeyframeReason) -> None:
         """Ask for a keyframe; the policy (:mod:`appliance.encode.keyframes`) says when."""
 
     def set_rate(self, bitrate: int, step: LadderStep) -> None:
-        """The rate controller's decision (the slowest viewer's) for both encoders: the sound
-        keeps its share first, the picture gets the rest; applied before the next frame."""
+        """The rate controller's decision (the slowest viewer's) for the encoders: the sounds
+        that are sending keep their share first, the picture gets the rest; applied before the
+        next frame."""
 
     def set_viewers(self, count: int) -> None:
         """How many viewers are adopted: nothing is encoded for nobody."""

@@ -152,13 +152,24 @@ class Viewers:
 
     async def close_all(self) -> None:
         # together: each close may take its CLOSE_WAIT (a TURN server gone); the last one to
-        # finish schedules the release
-        await asyncio.gather(*(peer.close() for peer in [*self._pending, *self._adopted]))
-        control, self._control = self._control, None
-        if control is not None:
-            control.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await control
+        # finish schedules the release. One that fails is logged and the others still close:
+        # the core's end of a session, and the box's stop, must go on.
+        peers = [*self._pending, *self._adopted]
+        try:
+            results = await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
+            for peer, result in zip(peers, results, strict=True):
+                if isinstance(result, Exception):  # its kind only: no address in the log
+                    logger.warning(
+                        "viewer %s: closing its connection failed (%s)",
+                        peer.short_id,
+                        type(result).__name__,
+                    )
+        finally:
+            control, self._control = self._control, None
+            if control is not None:
+                control.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await control
 
     def tell(self, status: dict[str, Any]) -> None:
         """Send ``status`` to every adopted viewer (over its DTLS-protected data channel), with

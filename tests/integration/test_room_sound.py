@@ -267,6 +267,22 @@ def chromium_offer_with(kind: str, copies: int) -> str:
     return "\nm=".join([head, *sections, *extra]).replace("\n", "\r\n") + "\r\n"
 
 
+async def test_the_viewer_page_s_own_offer_is_answered_line_for_line() -> None:
+    """The page's offer: one video line, the scanner's and the room's audio lines, the data
+    channel (Chromium's own offer given the room's line): within the limits, answered whole."""
+    from appliance.encode.keyframes import KeyframePolicy
+    from appliance.stream.fanout import PacketFanout
+    from appliance.stream.peers import ViewerPeer
+
+    peer = ViewerPeer(PacketFanout(KeyframePolicy()), None, (), lambda: None, lambda p: None)
+    try:
+        answer = await peer.answer(chromium_offer_with("audio", 1))
+        kinds = re.findall(r"^m=(\S+)", answer, re.MULTILINE)
+        assert kinds == ["video", "audio", "application", "audio"]
+    finally:
+        await peer.close()
+
+
 @pytest.mark.parametrize(
     ("kind", "copies"),
     [("audio", 2), ("video", 1)],  # a third sound line; a second picture (a decoder each)

@@ -78,10 +78,16 @@ async def test_the_send_tap_numbers_only_the_picture_s_own_packets() -> None:
         ssrc = sender._ssrc  # type: ignore[attr-defined]
         picture = RtpPacket(payload_type=96, sequence_number=7, ssrc=ssrc).serialize()
         sound = RtpPacket(payload_type=111, sequence_number=9, ssrc=4242).serialize()
-        for data in (picture, sound):
+        rtx_ssrc = sender._rtx_ssrc  # type: ignore[attr-defined]
+        resent = RtpPacket(payload_type=97, sequence_number=3, ssrc=rtx_ssrc).serialize()
+        for data in (picture, sound, resent):
             await sender.transport._send_rtp(data)  # type: ignore[attr-defined]
-        assert out == [picture, sound]
-        assert seen == [(len(picture), False, 7, False), (len(sound), False, None, False)]
+        assert out == [picture, sound, resent]
+        assert seen == [
+            (len(picture), False, 7, False),
+            (len(sound), False, None, False),
+            (len(resent), True, None, False),  # a retransmission: counted, not numbered
+        ]
     finally:
         await pc.close()
 

@@ -115,8 +115,13 @@ def test_only_the_sounds_sending_take_their_share_and_at_once(tmp_path: Path) ->
         assert picture.rates[-1][0] == 1_000_000 - 64_000 - 32_000
         media.set_hearing(Hearing(microphone=True))  # the scanner muted
         assert picture.rates[-1][0] == 1_000_000 - 32_000
+        media.set_rate(280_000, FULL)  # a very low estimate while the scanner is muted
+        media.set_rate(362_000, FULL)  # back, but within the squeeze's band (less the room's)
+        media.set_hearing(Hearing(scanner=True, microphone=True))
+        assert scanner.bitrate == SQUEEZED_BPS, "the squeeze followed while muted"
+        assert picture.rates[-1][0] == 362_000 - 32_000 - SQUEEZED_BPS
         media.set_mode(Mode.PAUSED)
-        assert picture.rates[-1][0] == 1_000_000
+        assert picture.rates[-1][0] == 362_000
         for pipeline in (scanner, room):
             pipeline.stop()
 

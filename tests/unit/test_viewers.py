@@ -103,3 +103,26 @@ async def test_the_viewers_are_closed_together() -> None:
         peer.close = slow(peer)  # type: ignore[method-assign]
     await viewers.close_all()
     assert closing == {id(peer) for peer in peers}
+
+
+async def test_a_close_that_fails_is_logged_and_the_others_still_close(caplog) -> None:
+    """The end of a session and the box's stop go on past one connection whose close failed:
+    the other closes, the rate control stops, and the log names the failure's kind only."""
+    import asyncio
+
+    viewers = Viewers((), RecordingMedia(), PacketFanout(KeyframePolicy()), on_left=lambda p: None)
+    failing, other = viewers.make(), viewers.make()
+    assert await viewers.adopt(other)
+    control = viewers._control
+    assert control is not None and not control.done()
+
+    async def fails() -> None:
+        raise OSError("198.51.100.7:3478 unreachable")
+
+    failing.close = fails  # type: ignore[method-assign]
+    await viewers.close_all()
+    assert other.connection_state == "closed"
+    assert control.done(), "the rate control stopped"
+    assert "closing its connection failed (OSError)" in caplog.text
+    assert "198.51.100.7" not in caplog.text, "no address in the log"
+    await asyncio.sleep(0)
