@@ -73,11 +73,8 @@ class Media:
             self.pipeline.set_rate(bitrate, step)
             return
         share = self._share.split(bitrate)  # its squeeze follows every decision, sent or not
-        if not scanner:
-            self.pipeline.set_rate(bitrate, step)
-            return
-        self.pipeline.set_rate(share.picture_bps, step)
-        if share.sound_bps != self.sound.bitrate:
+        self.pipeline.set_rate(share.picture_bps if scanner else bitrate, step)
+        if scanner and share.sound_bps != self.sound.bitrate:
             logger.info("sound at %d kbit/s", share.sound_bps // 1000)
             self.sound.set_bitrate(share.sound_bps)
 

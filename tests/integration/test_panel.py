@@ -31,20 +31,34 @@ class PanelUnderTest(Panel):
 
 
 @pytest.fixture
-def panel(factory):
-    presses: list[bool] = []
-    event = threading.Event()
+def make_panel(factory):
+    """Panels on the mock pins, each with what its callback heard; closed after the test."""
+    made: list[Panel] = []
 
-    def on_press(long: bool) -> None:
-        presses.append(long)
-        event.set()
+    def make(hold_time: float = 0.3, bounce_time: float = 0.02) -> PanelUnderTest:
+        presses: list[bool] = []
+        event = threading.Event()
 
-    p = PanelUnderTest(PanelConfig(hold_time=0.3, bounce_time=0.02), on_press, pin_factory=factory)
-    p.presses, p.event = presses, event
+        def on_press(long: bool) -> None:
+            presses.append(long)
+            event.set()
+
+        config = PanelConfig(hold_time=hold_time, bounce_time=bounce_time)
+        p = PanelUnderTest(config, on_press, pin_factory=factory)
+        p.presses, p.event = presses, event
+        made.append(p)
+        return p
+
     try:
-        yield p
+        yield make
     finally:
-        p.close()
+        for p in made:
+            p.close()
+
+
+@pytest.fixture
+def panel(make_panel):
+    return make_panel()
 
 
 def press(factory, hold: float) -> None:
@@ -66,26 +80,21 @@ def test_long_press_is_reported_once_and_its_release_is_not_a_short_press(panel,
     assert panel.presses == [True]
 
 
-def test_contact_bounce_is_one_press(factory) -> None:
-    presses: list[bool] = []
+def test_contact_bounce_is_one_press(make_panel, factory) -> None:
     # a bounce time far above the edges' 2 ms: a sleep that overshoots on a busy machine stays
     # a bounce (the fixture's 20 ms is the shipped order of magnitude)
-    config = PanelConfig(hold_time=1.0, bounce_time=0.25)
-    panel = Panel(config, presses.append, pin_factory=factory)
-    try:
-        pin = factory.pin(17)
-        for _ in range(4):  # a bouncing contact: edges within the bounce time
-            pin.drive_low()
-            time.sleep(0.002)
-            pin.drive_high()
-            time.sleep(0.002)
+    panel = make_panel(hold_time=1.0, bounce_time=0.25)
+    pin = factory.pin(17)
+    for _ in range(4):  # a bouncing contact: edges within the bounce time
         pin.drive_low()
-        time.sleep(0.4)
+        time.sleep(0.002)
         pin.drive_high()
-        time.sleep(0.1)
-        assert presses == [False]
-    finally:
-        panel.close()
+        time.sleep(0.002)
+    pin.drive_low()
+    time.sleep(0.4)
+    pin.drive_high()
+    time.sleep(0.1)
+    assert panel.presses == [False]
 
 
 def test_led_patterns_follow_the_state(panel, factory) -> None:

@@ -267,14 +267,19 @@ def chromium_offer_with(kind: str, copies: int) -> str:
     return "\nm=".join([head, *sections, *extra]).replace("\n", "\r\n") + "\r\n"
 
 
-async def test_the_viewer_page_s_own_offer_is_answered_line_for_line() -> None:
-    """The page's offer: one video line, the scanner's and the room's audio lines, the data
-    channel (Chromium's own offer given the room's line): within the limits, answered whole."""
+def bare_peer() -> Any:
+    """A viewer's peer with nothing behind it (no sound, no ICE servers): what an offer makes."""
     from appliance.encode.keyframes import KeyframePolicy
     from appliance.stream.fanout import PacketFanout
     from appliance.stream.peers import ViewerPeer
 
-    peer = ViewerPeer(PacketFanout(KeyframePolicy()), None, (), lambda: None, lambda p: None)
+    return ViewerPeer(PacketFanout(KeyframePolicy()), None, (), lambda: None, lambda p: None)
+
+
+async def test_the_viewer_page_s_own_offer_is_answered_line_for_line() -> None:
+    """The page's offer: one video line, the scanner's and the room's audio lines, the data
+    channel (Chromium's own offer given the room's line): within the limits, answered whole."""
+    peer = bare_peer()
     try:
         answer = await peer.answer(chromium_offer_with("audio", 1))
         kinds = re.findall(r"^m=(\S+)", answer, re.MULTILINE)
@@ -290,12 +295,9 @@ async def test_the_viewer_page_s_own_offer_is_answered_line_for_line() -> None:
 async def test_an_offer_with_more_media_lines_than_the_box_serves_is_refused(
     kind: str, copies: int
 ) -> None:
-    from appliance.encode.keyframes import KeyframePolicy
     from appliance.errors import SignallingError
-    from appliance.stream.fanout import PacketFanout
-    from appliance.stream.peers import ViewerPeer
 
-    peer = ViewerPeer(PacketFanout(KeyframePolicy()), None, (), lambda: None, lambda p: None)
+    peer = bare_peer()
     try:
         with pytest.raises(SignallingError, match="more media lines"):
             await peer.answer(chromium_offer_with(kind, copies))

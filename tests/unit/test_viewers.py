@@ -108,8 +108,6 @@ async def test_the_viewers_are_closed_together() -> None:
 async def test_a_close_that_fails_is_logged_and_the_others_still_close(caplog) -> None:
     """The end of a session and the box's stop go on past one connection whose close failed:
     the other closes, the rate control stops, and the log names the failure's kind only."""
-    import asyncio
-
     viewers = Viewers((), RecordingMedia(), PacketFanout(KeyframePolicy()), on_left=lambda p: None)
     failing, other = viewers.make(), viewers.make()
     assert await viewers.adopt(other)
@@ -125,4 +123,3 @@ async def test_a_close_that_fails_is_logged_and_the_others_still_close(caplog) -
     assert control.done(), "the rate control stopped"
     assert "closing its connection failed (OSError)" in caplog.text
     assert "198.51.100.7" not in caplog.text, "no address in the log"
-    await asyncio.sleep(0)
